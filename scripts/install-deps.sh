@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages caliprox needs to build, test and run its demo.
+# Idempotent: only missing packages are installed; waits for the apt lock held by
+# other sessions instead of failing. Installs by package name only.
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential meson ninja-build cmake pkg-config
+  libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libfmt-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler
+  libdnnl-dev ocl-icd-opencl-dev opencl-headers zlib1g-dev doctest-dev
+)
+DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
+# (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers.)
+# The benchmark drives ONNX Runtime from Node; the model trainer needs torch.
+EXTRA_PKGS=()
+for arg in "$@"; do
+  case "$arg" in
+    --bench) EXTRA_PKGS+=(nodejs npm) ;;
+    --train) EXTRA_PKGS+=(python3-torch python3-onnx python3-numpy) ;;
+    *) echo "install-deps: unknown option '$arg' (expected --bench or --train)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${BUILD_PKGS[@]}" "${DATA_PKGS[@]}" "${EXTRA_PKGS[@]}"; do
+  # node/npm may come from outside Debian on some machines; a working binary is enough.
+  if [[ "$pkg" == nodejs || "$pkg" == npm ]] && command -v "${pkg/nodejs/node}" >/dev/null 2>&1; then
+    continue
+  fi
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all packages present" >&2
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"

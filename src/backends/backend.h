@@ -1,0 +1,60 @@
+#pragma once
+// The small backend interface (DESIGN: "Backends declare which (op, knob,
+// dtype) they support; the executor falls back per node to the reference").
+// A backend prepares one kernel per node once, at session creation; running
+// a kernel must not allocate or build primitives.
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/graph.h"
+#include "engine/tensor.h"
+#include "util/status.h"
+
+namespace caliprox {
+
+// Everything a backend may look at when deciding on and preparing a node.
+struct NodeContext {
+  const Node& node;
+  std::vector<TensorType> input_types;    // dtype undefined for omitted optional inputs
+  std::vector<const Tensor*> constants;   // per input: non-null when constant (e.g. weights)
+  std::vector<TensorType> output_types;   // inferred; outputs arrive allocated with these
+  int threads = 1;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // inputs[i] is null for an omitted optional input; outputs[j] is null for an
+  // omitted optional output. Output tensors are allocated by the executor with
+  // the inferred types (memory may be reused across nodes: do not keep pointers).
+  virtual Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) = 0;
+};
+
+struct BackendOptions {
+  int threads = 1;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // True when prepare() will succeed for this node (op, attributes, dtypes).
+  virtual bool supports(const NodeContext& ctx) const = 0;
+  virtual Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) = 0;
+};
+
+// Explicit registry (src/backends/registry.cc): no static-initializer magic.
+std::vector<std::string_view> backend_names();
+// Errc::invalid_input for an unknown name (listing the known ones).
+Result<std::unique_ptr<Backend>> create_backend(std::string_view name, const BackendOptions& options);
+
+// Constructors of the built-in backends (each in its own folder).
+std::unique_ptr<Backend> make_reference_backend(const BackendOptions& options);
+#ifdef CALIPROX_HAVE_ONEDNN
+std::unique_ptr<Backend> make_onednn_backend(const BackendOptions& options);
+#endif
+
+}  // namespace caliprox

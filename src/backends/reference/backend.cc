@@ -1,0 +1,54 @@
+#include <algorithm>
+
+#include "backends/reference/reference.h"
+
+namespace caliprox {
+namespace reference {
+namespace {
+
+const std::vector<KernelEntry>& kernel_table() {
+  static const std::vector<KernelEntry> t = [] {
+    std::vector<KernelEntry> k;
+    register_tensor_kernels(k);
+    register_nn_kernels(k);
+    std::sort(k.begin(), k.end(), [](const KernelEntry& a, const KernelEntry& b) { return a.op_type < b.op_type; });
+    return k;
+  }();
+  return t;
+}
+
+const KernelEntry* find_kernel(std::string_view op_type) {
+  const auto& t = kernel_table();
+  auto it = std::lower_bound(t.begin(), t.end(), op_type,
+                             [](const KernelEntry& e, std::string_view s) { return e.op_type < s; });
+  return (it != t.end() && it->op_type == op_type) ? &*it : nullptr;
+}
+
+class ReferenceBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "reference"; }
+  bool supports(const NodeContext& ctx) const override {
+    const KernelEntry* e = find_kernel(ctx.node.op_type);
+    return e != nullptr && e->supports(ctx);
+  }
+  Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) override {
+    const KernelEntry* e = find_kernel(ctx.node.op_type);
+    if (e == nullptr) return unsupported("{}: the reference backend has no kernel for {}", ctx.node.describe(), ctx.node.op_type);
+    if (!e->supports(ctx)) {
+      std::vector<std::string_view> types;
+      for (const auto& t : ctx.input_types) types.push_back(dtype_name(t.dtype));
+      return unsupported("{}: input types ({}) or attributes are not supported", ctx.node.describe(),
+                         fmt::join(types, ", "));
+    }
+    return e->make(ctx);
+  }
+};
+
+}  // namespace
+}  // namespace reference
+
+std::unique_ptr<Backend> make_reference_backend(const BackendOptions&) {
+  return std::make_unique<reference::ReferenceBackend>();
+}
+
+}  // namespace caliprox

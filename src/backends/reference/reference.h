@@ -1,0 +1,23 @@
+#pragma once
+// The reference backend: plain, readable, single-threaded C++ for every op.
+// It is the oracle for every other backend and the per-node fallback.
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace caliprox::reference {
+
+struct KernelEntry {
+  std::string_view op_type;
+  // False when this node's dtypes/attributes are outside what the kernel does.
+  bool (*supports)(const NodeContext& ctx);
+  Result<std::unique_ptr<Kernel>> (*make)(const NodeContext& ctx);
+};
+
+// One registration function per kernel family file in this folder.
+void register_tensor_kernels(std::vector<KernelEntry>& table);  // tensor_*.cc
+void register_nn_kernels(std::vector<KernelEntry>& table);      // nn_*.cc
+
+}  // namespace caliprox::reference

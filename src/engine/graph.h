@@ -1,0 +1,73 @@
+#pragma once
+// Graph IR: what the ONNX importer produces and what sessions execute.
+// It holds no backend state; sessions own kernels and buffers.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace caliprox {
+
+struct Attribute {
+  enum class Kind { f, i, s, t, floats, ints, strings };
+  Kind kind = Kind::i;
+  float f = 0;
+  int64_t i = 0;
+  std::string s;
+  Tensor t;
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+  std::vector<std::string> strings;
+};
+
+struct Node {
+  std::string name;     // ONNX name, or a stable generated one ("<op>_<index>") when empty
+  std::string op_type;  // "Conv"
+  std::string domain;   // "" for the default ONNX domain
+  std::vector<std::string> inputs;   // value names; "" marks an omitted optional input
+  std::vector<std::string> outputs;  // value names; "" marks an omitted optional output
+  std::map<std::string, Attribute> attrs;
+  int index = 0;  // position in the ONNX file's node list (for error messages)
+
+  bool has(const std::string& key) const { return attrs.count(key) != 0; }
+  int64_t attr_int(const std::string& key, int64_t fallback) const;
+  float attr_float(const std::string& key, float fallback) const;
+  std::string attr_string(const std::string& key, const std::string& fallback) const;
+  std::vector<int64_t> attr_ints(const std::string& key, std::vector<int64_t> fallback = {}) const;
+  std::vector<float> attr_floats(const std::string& key, std::vector<float> fallback = {}) const;
+  // "node 'conv1' (Conv, #3)": for error messages.
+  std::string describe() const;
+};
+
+// A dimension as declared in the model: a fixed size or a symbol ("N", "batch")
+// or unknown (neither). Resolved from actual input shapes at session creation.
+struct Dim {
+  int64_t value = -1;  // >= 0 when fixed
+  std::string symbol;  // non-empty when symbolic
+  bool fixed() const { return value >= 0; }
+};
+
+struct ValueInfo {
+  std::string name;
+  DType dtype = DType::undefined;
+  std::optional<std::vector<Dim>> dims;  // nullopt when the rank is unknown
+};
+
+struct Graph {
+  std::string name;
+  std::string source_path;  // the .onnx file (for error messages)
+  int64_t opset = 0;        // default-domain opset version
+  std::vector<Node> nodes;  // in file order (topologically sorted by ONNX rule)
+  std::map<std::string, Tensor> initializers;  // includes folded Constant nodes
+  std::vector<ValueInfo> inputs;   // graph inputs that are not initializers
+  std::vector<ValueInfo> outputs;
+
+  const ValueInfo* find_input(const std::string& name) const;
+  const Node* find_node(const std::string& name) const;
+};
+
+}  // namespace caliprox

@@ -1,0 +1,184 @@
+#include "engine/passes.h"
+
+#include <cmath>
+#include <optional>
+
+#include "engine/op_registry.h"
+
+namespace caliprox {
+
+namespace {
+
+// Who reads each value, as indices into `nodes`.
+std::map<std::string, std::vector<size_t>> consumers_of(const std::vector<Node>& nodes) {
+  std::map<std::string, std::vector<size_t>> readers;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (const auto& in : nodes[i].inputs)
+      if (!in.empty()) readers[in].push_back(i);
+  return readers;
+}
+
+bool is_f32_const(const std::map<std::string, Tensor>& constants, const std::string& name) {
+  auto it = constants.find(name);
+  return it != constants.end() && it->second.dtype() == DType::f32;
+}
+
+// The single node reading `value`, when fusing it away is allowed.
+std::optional<size_t> sole_consumer(const std::string& value, const std::map<std::string, std::vector<size_t>>& readers,
+                                    const std::set<std::string>& keep) {
+  if (keep.count(value)) return std::nullopt;
+  auto it = readers.find(value);
+  if (it == readers.end() || it->second.size() != 1) return std::nullopt;
+  return it->second.front();
+}
+
+bool only_first_output_used(const Node& n, const std::map<std::string, std::vector<size_t>>& readers,
+                            const std::set<std::string>& keep) {
+  for (size_t i = 1; i < n.outputs.size(); ++i)
+    if (!n.outputs[i].empty() && (readers.count(n.outputs[i]) || keep.count(n.outputs[i]))) return false;
+  return true;
+}
+
+// Folds BN(conv(x, W, b)) into conv(x, W', b'): W' = W*s, b' = (b - mean)*s + beta, s = gamma/sqrt(var + eps).
+bool fold_batchnorm(Node& conv, const Node& bn, std::map<std::string, Tensor>& constants) {
+  if (bn.inputs.size() < 5 || bn.attr_int("training_mode", 0) != 0) return false;
+  for (size_t i = 1; i < 5; ++i)
+    if (!is_f32_const(constants, bn.inputs[i])) return false;
+  const Tensor& w = constants.at(conv.inputs[1]);
+  const int64_t oc = w.dim(0);
+  const Tensor& gamma = constants.at(bn.inputs[1]);
+  const Tensor& beta = constants.at(bn.inputs[2]);
+  const Tensor& mean = constants.at(bn.inputs[3]);
+  const Tensor& var = constants.at(bn.inputs[4]);
+  if (gamma.numel() != oc || beta.numel() != oc || mean.numel() != oc || var.numel() != oc) return false;
+  const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
+  if (has_bias && (!is_f32_const(constants, conv.inputs[2]) || constants.at(conv.inputs[2]).numel() != oc))
+    return false;
+  const float eps = bn.attr_float("epsilon", 1e-5f);
+
+  Tensor new_w = w.clone();
+  Tensor new_b(DType::f32, {oc});
+  const int64_t per_oc = w.numel() / oc;
+  float* pw = new_w.data<float>();
+  for (int64_t o = 0; o < oc; ++o) {
+    const double s = gamma.data<float>()[o] / std::sqrt(static_cast<double>(var.data<float>()[o]) + eps);
+    for (int64_t k = 0; k < per_oc; ++k) pw[o * per_oc + k] = static_cast<float>(pw[o * per_oc + k] * s);
+    const double b = has_bias ? constants.at(conv.inputs[2]).data<float>()[o] : 0.0;
+    new_b.data<float>()[o] = static_cast<float>((b - mean.data<float>()[o]) * s + beta.data<float>()[o]);
+  }
+  const std::string w_name = conv.name + "::folded_weight";
+  const std::string b_name = conv.name + "::folded_bias";
+  constants[w_name] = std::move(new_w);
+  constants[b_name] = std::move(new_b);
+  conv.inputs.resize(3);
+  conv.inputs[1] = w_name;
+  conv.inputs[2] = b_name;
+  conv.outputs = {bn.outputs[0]};
+  return true;
+}
+
+// Activation op -> (alpha, beta) for the fused attributes, when fusable.
+std::optional<std::pair<float, float>> activation_params(const Node& act, const std::map<std::string, Tensor>& constants) {
+  const std::string& op = act.op_type;
+  if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "HardSwish") return std::make_pair(0.f, 0.f);
+  if (op == "LeakyRelu") return std::make_pair(act.attr_float("alpha", 0.01f), 0.f);
+  if (op == "HardSigmoid") return std::make_pair(act.attr_float("alpha", 0.2f), act.attr_float("beta", 0.5f));
+  if (op == "Clip") {
+    float lo = -INFINITY, hi = INFINITY;
+    if (act.has("min") || act.has("max")) {  // opset < 11
+      lo = act.attr_float("min", lo);
+      hi = act.attr_float("max", hi);
+    }
+    for (size_t i = 1; i < act.inputs.size() && i < 3; ++i) {
+      if (act.inputs[i].empty()) continue;
+      if (!is_f32_const(constants, act.inputs[i]) || constants.at(act.inputs[i]).numel() != 1) return std::nullopt;
+      (i == 1 ? lo : hi) = constants.at(act.inputs[i]).data<float>()[0];
+    }
+    return std::make_pair(lo, hi);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+PassStats fuse_conv_chains(std::vector<Node>& nodes, std::map<std::string, Tensor>& constants,
+                           const std::map<std::string, TensorType>& types, const std::set<std::string>& keep) {
+  PassStats stats;
+  std::vector<bool> removed(nodes.size(), false);
+  for (size_t ci = 0; ci < nodes.size(); ++ci) {
+    if (removed[ci] || nodes[ci].op_type != "Conv" || nodes[ci].has(kAttrActivation) || nodes[ci].has(kAttrResidual))
+      continue;
+    if (nodes[ci].inputs.size() < 2 || !is_f32_const(constants, nodes[ci].inputs[1])) continue;
+    auto out_type = types.find(nodes[ci].outputs[0]);
+    if (out_type == types.end() || out_type->second.dtype != DType::f32) continue;
+
+    // The fused node moves to the position of the last node of its chain so
+    // that every value it reads is computed before it runs.
+    size_t pos = ci;
+    Node fused = nodes[ci];
+    auto readers = consumers_of(nodes);
+    auto next = [&](const std::string& op_family) -> std::optional<size_t> {
+      auto c = sole_consumer(fused.outputs[0], readers, keep);
+      if (!c || removed[*c] || nodes[*c].inputs.empty()) return std::nullopt;
+      const std::string& op = nodes[*c].op_type;
+      if (op_family == "bn" && op == "BatchNormalization" && nodes[*c].inputs[0] == fused.outputs[0]) return c;
+      if (op_family == "add" && op == "Add") return c;
+      if (op_family == "act" && activation_params(nodes[*c], constants) && nodes[*c].inputs[0] == fused.outputs[0]) return c;
+      return std::nullopt;
+    };
+
+    if (auto bn = next("bn"); bn && only_first_output_used(nodes[*bn], readers, keep) &&
+                              fold_batchnorm(fused, nodes[*bn], constants)) {
+      removed[*bn] = true;
+      pos = *bn;
+      ++stats.batchnorms_folded;
+    }
+    if (auto add = next("add")) {
+      const Node& a = nodes[*add];
+      const std::string& other = a.inputs[0] == fused.outputs[0] ? a.inputs[1] : a.inputs[0];
+      auto ot = types.find(other);
+      bool same_shape = ot != types.end() && ot->second == out_type->second && a.inputs.size() == 2 &&
+                        other != fused.outputs[0];
+      if (same_shape) {
+        fused.inputs.resize(4);
+        fused.inputs[3] = other;
+        fused.attrs[kAttrResidual].kind = Attribute::Kind::i;
+        fused.attrs[kAttrResidual].i = 1;
+        fused.outputs = {a.outputs[0]};
+        removed[*add] = true;
+        pos = std::max(pos, *add);
+        ++stats.residuals_fused;
+      }
+    }
+    if (auto act = next("act")) {
+      auto params = activation_params(nodes[*act], constants);
+      Attribute kind;
+      kind.kind = Attribute::Kind::s;
+      kind.s = nodes[*act].op_type;
+      fused.attrs[kAttrActivation] = kind;
+      Attribute alpha, beta;
+      alpha.kind = beta.kind = Attribute::Kind::f;
+      alpha.f = params->first;
+      beta.f = params->second;
+      fused.attrs[kAttrAlpha] = alpha;
+      fused.attrs[kAttrBeta] = beta;
+      fused.outputs = {nodes[*act].outputs[0]};
+      removed[*act] = true;
+      pos = std::max(pos, *act);
+      ++stats.activations_fused;
+    }
+    if (pos != ci) {
+      removed[ci] = true;
+      nodes[pos] = std::move(fused);
+      removed[pos] = false;
+    }
+  }
+  std::vector<Node> kept;
+  kept.reserve(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (!removed[i]) kept.push_back(std::move(nodes[i]));
+  nodes = std::move(kept);
+  return stats;
+}
+
+}  // namespace caliprox

@@ -1,0 +1,30 @@
+#pragma once
+// Graph rewrites applied before a session prepares kernels. They change how a
+// graph is computed, never what it computes (up to float rounding).
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+
+namespace caliprox {
+
+struct PassStats {
+  int batchnorms_folded = 0;
+  int activations_fused = 0;
+  int residuals_fused = 0;
+};
+
+// Folds a BatchNormalization that directly follows a Conv with constant
+// weights into the Conv's weights and bias, then fuses a following residual
+// Add and activation into the Conv (attributes in op_registry.h). A value is
+// only fused away when nothing else reads it and it is not a graph output.
+// `nodes` is the list still to execute (constant-folded nodes removed), in
+// topological order; `constants` holds every constant value (folded weights
+// are added under new names); `types` the inferred type of every value.
+// `keep` names values that must stay materialised (graph outputs).
+PassStats fuse_conv_chains(std::vector<Node>& nodes, std::map<std::string, Tensor>& constants,
+                           const std::map<std::string, TensorType>& types, const std::set<std::string>& keep);
+
+}  // namespace caliprox

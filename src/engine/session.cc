@@ -1,0 +1,395 @@
+#include "engine/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "engine/op_registry.h"
+#include "engine/passes.h"
+#include "util/log.h"
+
+namespace caliprox {
+
+namespace {
+
+constexpr size_t kAlign = 64;
+size_t aligned_size(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+// Where a value lives at run time.
+struct ValueSlot {
+  enum class Where { constant, graph_input, arena, owned_output } where = Where::arena;
+  size_t index = 0;  // graph input index, arena slot or output index
+  TensorType type;
+};
+
+struct Step {
+  Node node;  // the node as executed (possibly fused)
+  std::unique_ptr<Kernel> kernel;
+  std::string backend;
+  std::vector<std::string> inputs;   // value names ("" omitted)
+  std::vector<std::string> outputs;  // value names ("" omitted)
+};
+
+// Arena slots: a value gets the smallest free slot that fits, or the largest
+// free one grown, or a new one; slots are freed after a value's last reader.
+class SlotPlanner {
+ public:
+  size_t acquire(size_t bytes) {
+    bytes = aligned_size(std::max<size_t>(bytes, 1));
+    std::optional<size_t> best, largest;
+    for (size_t s : free_) {
+      if (sizes_[s] >= bytes && (!best || sizes_[s] < sizes_[*best])) best = s;
+      if (!largest || sizes_[s] > sizes_[*largest]) largest = s;
+    }
+    size_t slot;
+    if (best) {
+      slot = *best;
+    } else if (largest) {
+      slot = *largest;
+      sizes_[slot] = bytes;
+    } else {
+      slot = sizes_.size();
+      sizes_.push_back(bytes);
+      return slot;
+    }
+    free_.erase(slot);
+    return slot;
+  }
+  void release(size_t slot) { free_.insert(slot); }
+  const std::vector<size_t>& sizes() const { return sizes_; }
+
+ private:
+  std::vector<size_t> sizes_;
+  std::set<size_t> free_;
+};
+
+Status resolve_input_type(const ValueInfo& info, const Shape& shape, std::map<std::string, int64_t>& symbols) {
+  if (!info.dims) return {};
+  const auto& dims = *info.dims;
+  if (dims.size() != shape.size())
+    return invalid_input("input '{}' has rank {} in the model, but a tensor of shape {} was given", info.name,
+                         dims.size(), shape_str(shape));
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i].fixed() && dims[i].value != shape[i])
+      return invalid_input("input '{}': dimension {} is {} in the model, but {} was given (shape {})", info.name, i,
+                           dims[i].value, shape[i], shape_str(shape));
+    if (!dims[i].symbol.empty()) {
+      auto [it, inserted] = symbols.emplace(dims[i].symbol, shape[i]);
+      if (!inserted && it->second != shape[i])
+        return invalid_input("input '{}': symbolic dimension '{}' is {} here but {} in another input", info.name,
+                             dims[i].symbol, shape[i], it->second);
+    }
+  }
+  return {};
+}
+
+// Shape's output computed from the input type alone (ONNX Shape with start/end, opset 15).
+Tensor shape_value(const Node& node, const Shape& in) {
+  const auto rank = static_cast<int64_t>(in.size());
+  auto clamp_axis = [rank](int64_t a) { return std::clamp(a < 0 ? a + rank : a, int64_t{0}, rank); };
+  int64_t start = clamp_axis(node.attr_int("start", 0));
+  int64_t end = clamp_axis(node.attr_int("end", rank));
+  int64_t n = std::max<int64_t>(0, end - start);
+  Tensor t(DType::i64, {n});
+  for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = in[static_cast<size_t>(start + i)];
+  return t;
+}
+
+}  // namespace
+
+struct Session::Impl {
+  std::vector<std::string> input_names;
+  std::vector<TensorType> input_types;
+  std::vector<std::string> output_names;
+  std::vector<TensorType> output_types;
+
+  std::map<std::string, Tensor> constants;
+  std::map<std::string, ValueSlot> values;
+  std::vector<Step> steps;
+  std::vector<Tensor> arena;          // one owned buffer per slot
+  std::vector<Tensor> owned_outputs;  // graph outputs computed by nodes
+  std::vector<Tensor> outputs;        // what output(i) returns
+  std::vector<NodeTiming> timings;
+  bool collect_timings = false;
+
+  // Per step: resolved pointers into constants / arena / outputs, refreshed per run for inputs.
+  struct StepIo {
+    std::vector<const Tensor*> in;
+    std::vector<Tensor*> out;
+    std::vector<int> in_graph_input;  // graph input index per input, or -1
+  };
+  std::vector<StepIo> io;
+  std::map<std::string, Tensor> value_views;
+  std::vector<Tensor> run_inputs;   // copies of the caller's tensor headers (views)
+};
+
+Session::Session() : impl_(std::make_unique<Impl>()) {}
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& backend,
+                                                 const std::map<std::string, Shape>& input_shapes,
+                                                 SessionOptions options) {
+  std::unique_ptr<Session> session(new Session());
+  Impl& s = *session->impl_;
+  s.collect_timings = options.collect_timings;
+  s.constants = graph.initializers;
+  std::map<std::string, TensorType> types;
+  for (const auto& [name, t] : s.constants) types[name] = t.type();
+
+  // Graph inputs: bound (constant) or fed at run time with the given shapes.
+  std::map<std::string, int64_t> symbols;
+  for (const auto& [name, tensor] : options.bound_inputs) {
+    const ValueInfo* info = graph.find_input(name);
+    if (!info) return invalid_input("bound input '{}' is not an input of the model", name);
+    if (info->dtype != DType::undefined && info->dtype != tensor.dtype())
+      return invalid_input("input '{}' expects {} but a {} tensor was given", name, dtype_name(info->dtype),
+                           dtype_name(tensor.dtype()));
+    CP_TRY(resolve_input_type(*info, tensor.shape(), symbols));
+    s.constants[name] = tensor;
+    types[name] = tensor.type();
+  }
+  for (const auto& [name, shape] : input_shapes) {
+    if (!graph.find_input(name)) {
+      std::vector<std::string> names;
+      for (const auto& v : graph.inputs) names.push_back(v.name);
+      return invalid_input("the model has no input named '{}' (its inputs: {})", name, fmt::join(names, ", "));
+    }
+  }
+  for (const auto& info : graph.inputs) {
+    if (options.bound_inputs.count(info.name)) continue;
+    auto it = input_shapes.find(info.name);
+    if (it == input_shapes.end()) return invalid_input("no tensor given for model input '{}'", info.name);
+    CP_TRY(check_shape(it->second, fmt::format("input '{}'", info.name)));
+    CP_TRY(resolve_input_type(info, it->second, symbols));
+    if (info.dtype == DType::undefined) return unsupported("input '{}' has no element type in the model", info.name);
+    s.values[info.name] = {ValueSlot::Where::graph_input, s.input_names.size(), {info.dtype, it->second}};
+    types[info.name] = {info.dtype, it->second};
+    s.input_names.push_back(info.name);
+    s.input_types.push_back(types[info.name]);
+  }
+
+  // Shape inference in node order; nodes whose inputs are all constant are
+  // evaluated now with the reference kernels (this folds shape subgraphs).
+  std::unique_ptr<Backend> reference = make_reference_backend({});
+  std::vector<Node> to_run;
+  for (const Node& node : graph.nodes) {
+    const OpDef* op = find_op(node.op_type);
+    if (!op || !(node.domain.empty() || node.domain == "ai.onnx"))
+      return unsupported("unsupported op '{}' ({}) in {}", node.op_type, node.describe(), graph.source_path);
+    std::vector<InferInput> inputs;
+    bool all_constant = true;
+    for (const auto& name : node.inputs) {
+      if (name.empty()) {
+        inputs.push_back({});
+        continue;
+      }
+      auto t = types.find(name);
+      if (t == types.end())
+        return invalid_input("{} reads '{}', which no node, initializer or input produces", node.describe(), name);
+      auto c = s.constants.find(name);
+      inputs.push_back({t->second, c == s.constants.end() ? nullptr : &c->second});
+      if (c == s.constants.end()) all_constant = false;
+    }
+    CP_ASSIGN_OR_RETURN(std::vector<TensorType> out_types, op->infer(node, inputs));
+    if (out_types.size() < node.outputs.size())
+      return runtime_error("{}: shape inference returned {} outputs for {} declared", node.describe(), out_types.size(),
+                           node.outputs.size());
+    for (size_t i = 0; i < node.outputs.size(); ++i) {
+      if (node.outputs[i].empty()) continue;
+      CP_TRY(check_shape(out_types[i].shape, fmt::format("{} output '{}'", node.describe(), node.outputs[i])));
+      types[node.outputs[i]] = out_types[i];
+    }
+
+    if (node.op_type == "Shape") {
+      s.constants[node.outputs[0]] = shape_value(node, inputs[0].type.shape);
+      continue;
+    }
+    if (all_constant && !node.inputs.empty()) {
+      NodeContext ctx{node, {}, {}, {}, 1};
+      std::vector<const Tensor*> in_ptrs;
+      for (const auto& in : inputs) {
+        ctx.input_types.push_back(in.type);
+        ctx.constants.push_back(in.value);
+        in_ptrs.push_back(in.value);
+      }
+      ctx.output_types.assign(out_types.begin(), out_types.begin() + static_cast<long>(node.outputs.size()));
+      auto kernel = reference->prepare(ctx);
+      if (!kernel.ok()) return kernel.status().with_context("while folding constants");
+      std::vector<Tensor> outs;
+      std::vector<Tensor*> out_ptrs;
+      outs.reserve(node.outputs.size());
+      for (size_t i = 0; i < node.outputs.size(); ++i) outs.emplace_back(ctx.output_types[i].dtype, ctx.output_types[i].shape);
+      for (size_t i = 0; i < node.outputs.size(); ++i) out_ptrs.push_back(node.outputs[i].empty() ? nullptr : &outs[i]);
+      CP_TRY((*kernel)->run(in_ptrs, out_ptrs).with_context(node.describe()));
+      for (size_t i = 0; i < node.outputs.size(); ++i)
+        if (!node.outputs[i].empty()) s.constants[node.outputs[i]] = std::move(outs[i]);
+      continue;
+    }
+    to_run.push_back(node);
+  }
+
+  std::set<std::string> graph_outputs;
+  for (const auto& o : graph.outputs) graph_outputs.insert(o.name);
+  if (options.optimize) {
+    PassStats st = fuse_conv_chains(to_run, s.constants, types, graph_outputs);
+    log_debug("graph passes: {} BatchNorm folded, {} residual Add and {} activations fused into Conv",
+              st.batchnorms_folded, st.residuals_fused, st.activations_fused);
+  }
+
+  // Graph outputs.
+  for (const auto& o : graph.outputs) {
+    auto t = types.find(o.name);
+    if (t == types.end()) return invalid_input("model output '{}' is not produced by any node", o.name);
+    s.output_names.push_back(o.name);
+    s.output_types.push_back(t->second);
+  }
+
+  // Prepare kernels and plan memory.
+  std::map<std::string, size_t> last_reader;
+  for (size_t i = 0; i < to_run.size(); ++i)
+    for (const auto& in : to_run[i].inputs)
+      if (!in.empty()) last_reader[in] = i;
+  SlotPlanner planner;
+  s.steps.reserve(to_run.size());
+  for (size_t i = 0; i < to_run.size(); ++i) {
+    Step step;
+    step.node = std::move(to_run[i]);
+    step.inputs = step.node.inputs;
+    step.outputs = step.node.outputs;
+    NodeContext ctx{step.node, {}, {}, {}, options.threads};
+    for (const auto& in : step.inputs) {
+      if (in.empty()) {
+        ctx.input_types.push_back({});
+        ctx.constants.push_back(nullptr);
+        continue;
+      }
+      ctx.input_types.push_back(types.at(in));
+      auto c = s.constants.find(in);
+      ctx.constants.push_back(c == s.constants.end() ? nullptr : &c->second);
+    }
+    for (const auto& out : step.outputs) ctx.output_types.push_back(out.empty() ? TensorType{} : types.at(out));
+
+    Backend* chosen = backend.supports(ctx) ? &backend : reference.get();
+    auto kernel = chosen->prepare(ctx);
+    if (!kernel.ok() && chosen != reference.get() && kernel.status().code() == Errc::unsupported) {
+      chosen = reference.get();
+      kernel = chosen->prepare(ctx);
+    }
+    if (!kernel.ok()) return kernel.status();
+    step.kernel = std::move(kernel).value();
+    step.backend = std::string(chosen->name());
+
+    for (const auto& out : step.outputs) {
+      if (out.empty()) continue;
+      const TensorType& t = types.at(out);
+      if (graph_outputs.count(out)) {
+        s.values[out] = {ValueSlot::Where::owned_output, s.owned_outputs.size(), t};
+        s.owned_outputs.emplace_back(t.dtype, t.shape);
+      } else {
+        s.values[out] = {ValueSlot::Where::arena, planner.acquire(shape_numel(t.shape) * dtype_size(t.dtype)), t};
+      }
+    }
+    // Free values whose last reader is this step (and outputs nobody reads).
+    auto release_if_dead = [&](const std::string& name) {
+      auto v = s.values.find(name);
+      if (v == s.values.end() || v->second.where != ValueSlot::Where::arena) return;
+      auto lr = last_reader.find(name);
+      if (lr == last_reader.end() || lr->second <= i) planner.release(v->second.index);
+    };
+    std::set<std::string> seen;
+    for (const auto& in : step.inputs)
+      if (!in.empty() && seen.insert(in).second) release_if_dead(in);
+    for (const auto& out : step.outputs)
+      if (!out.empty() && !last_reader.count(out)) release_if_dead(out);
+    s.steps.push_back(std::move(step));
+  }
+  for (size_t bytes : planner.sizes()) s.arena.emplace_back(DType::u8, Shape{static_cast<int64_t>(bytes)});
+
+  // Resolve every step's tensors once; graph inputs are re-pointed per run.
+  s.run_inputs.resize(s.input_names.size());
+  auto tensor_for = [&](const std::string& name, int& graph_input) -> const Tensor* {
+    graph_input = -1;
+    if (auto c = s.constants.find(name); c != s.constants.end()) return &c->second;
+    const ValueSlot& v = s.values.at(name);
+    switch (v.where) {
+      case ValueSlot::Where::graph_input: graph_input = static_cast<int>(v.index); return nullptr;
+      case ValueSlot::Where::owned_output: return &s.owned_outputs[v.index];
+      case ValueSlot::Where::arena:
+      case ValueSlot::Where::constant: break;
+    }
+    auto [it, inserted] = s.value_views.try_emplace(name);
+    if (inserted) it->second = Tensor::view(v.type.dtype, v.type.shape, s.arena[v.index].raw());
+    return &it->second;
+  };
+  for (const Step& step : s.steps) {
+    Impl::StepIo sio;
+    for (const auto& in : step.inputs) {
+      int gi = -1;
+      sio.in.push_back(in.empty() ? nullptr : tensor_for(in, gi));
+      sio.in_graph_input.push_back(gi);
+    }
+    for (const auto& out : step.outputs) {
+      int gi = -1;
+      sio.out.push_back(out.empty() ? nullptr : const_cast<Tensor*>(tensor_for(out, gi)));
+    }
+    s.io.push_back(std::move(sio));
+  }
+  s.outputs.resize(s.output_names.size());
+  log_debug("session: {} kernels, {} constants, arena of {} slots", s.steps.size(), s.constants.size(), s.arena.size());
+  return session;
+}
+
+const std::vector<std::string>& Session::input_names() const { return impl_->input_names; }
+const std::vector<TensorType>& Session::input_types() const { return impl_->input_types; }
+const std::vector<std::string>& Session::output_names() const { return impl_->output_names; }
+const std::vector<TensorType>& Session::output_types() const { return impl_->output_types; }
+const std::vector<NodeTiming>& Session::timings() const { return impl_->timings; }
+
+std::vector<std::pair<std::string, std::string>> Session::node_backends() const {
+  std::vector<std::pair<std::string, std::string>> r;
+  for (const auto& st : impl_->steps) r.emplace_back(st.node.name, st.backend);
+  return r;
+}
+
+Status Session::run(std::span<const Tensor> inputs) {
+  Impl& s = *impl_;
+  if (inputs.size() != s.input_names.size())
+    return invalid_input("expected {} input tensors ({}), got {}", s.input_names.size(), fmt::join(s.input_names, ", "),
+                         inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].type() != s.input_types[i])
+      return invalid_input("input '{}' is {} {} but the session was created for {} {}", s.input_names[i],
+                           dtype_name(inputs[i].dtype()), shape_str(inputs[i].shape()),
+                           dtype_name(s.input_types[i].dtype), shape_str(s.input_types[i].shape));
+    s.run_inputs[i] = inputs[i];
+  }
+  if (s.collect_timings) s.timings.clear();
+  for (size_t k = 0; k < s.steps.size(); ++k) {
+    Impl::StepIo& sio = s.io[k];
+    for (size_t j = 0; j < sio.in.size(); ++j)
+      if (sio.in_graph_input[j] >= 0) sio.in[j] = &s.run_inputs[static_cast<size_t>(sio.in_graph_input[j])];
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = s.steps[k].kernel->run(sio.in, sio.out);
+    if (!st.ok()) return st.with_context(s.steps[k].node.describe());
+    if (s.collect_timings) {
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      s.timings.push_back({s.steps[k].node.name, s.steps[k].node.op_type, s.steps[k].backend, ms});
+    }
+  }
+  for (size_t i = 0; i < s.output_names.size(); ++i) {
+    const std::string& name = s.output_names[i];
+    if (auto c = s.constants.find(name); c != s.constants.end()) {
+      s.outputs[i] = c->second;
+      continue;
+    }
+    const ValueSlot& v = s.values.at(name);
+    if (v.where == ValueSlot::Where::graph_input) s.outputs[i] = s.run_inputs[v.index].clone();
+    else s.outputs[i] = s.owned_outputs[v.index];
+  }
+  return {};
+}
+
+const Tensor& Session::output(size_t i) const { return impl_->outputs.at(i); }
+
+}  // namespace caliprox

@@ -1,0 +1,18 @@
+#include "util/status.h"
+
+namespace caliprox {
+
+int exit_code_for(Errc code) {
+  switch (code) {
+    case Errc::ok: return 0;
+    case Errc::runtime: return 1;
+    case Errc::invalid_input: return 2;
+    case Errc::unsupported: return 2;
+    case Errc::goal_not_met: return 3;
+    case Errc::unreachable: return 4;
+    case Errc::interrupted: return 130;
+  }
+  return 1;
+}
+
+}  // namespace caliprox
