@@ -264,8 +264,9 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
         ctx.constants.push_back(nullptr);
         continue;
       }
-      ctx.input_types.push_back(types.at(in));
+      // Constants made by the passes (folded weights) have no inferred type entry.
       auto c = s.constants.find(in);
+      ctx.input_types.push_back(c == s.constants.end() ? types.at(in) : c->second.type());
       ctx.constants.push_back(c == s.constants.end() ? nullptr : &c->second);
     }
     for (const auto& out : step.outputs) ctx.output_types.push_back(out.empty() ? TensorType{} : types.at(out));
