@@ -1,0 +1,281 @@
+#include "experiment/experiment.h"
+
+#include <array>
+#include <filesystem>
+#include <limits>
+#include <utility>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "experiment/schema_validator.h"
+#include "experiment/yaml_json.h"
+
+namespace caliprox {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// schemas/experiment.schema.json, embedded at build time by embed.py.
+static const char* kSchema =
+#include "experiment_schema.inc"
+    ;
+
+const Result<SchemaValidator>& experiment_validator() {
+  static const Result<SchemaValidator> validator = []() -> Result<SchemaValidator> {
+    json schema;
+    try {
+      schema = json::parse(kSchema);
+    } catch (const json::exception& e) {
+      return runtime_error("embedded experiment schema is not valid JSON: {}", e.what());
+    }
+    return SchemaValidator::create(std::move(schema));
+  }();
+  return validator;
+}
+
+// The spellings of the experiment file; the schema's enums list the same names.
+constexpr std::array<std::pair<std::string_view, Metric>, 8> kMetrics = {{
+    {"top1", Metric::top1},
+    {"topk", Metric::topk},
+    {"l1", Metric::l1},
+    {"l2", Metric::l2},
+    {"mse", Metric::mse},
+    {"agreement-top1", Metric::agreement_top1},
+    {"max-abs-error", Metric::max_abs_error},
+    {"mean-abs-error", Metric::mean_abs_error},
+}};
+
+constexpr std::array<DType, 7> kRawDTypes = {DType::u8,  DType::i8,  DType::i32, DType::i64,
+                                             DType::f16, DType::f32, DType::f64};
+
+bool compares_with_targets(Metric m) {
+  return m == Metric::l1 || m == Metric::l2 || m == Metric::mse;
+}
+
+// Converts a document the schema has accepted (so types and enums are known
+// to be right) into the typed struct, applying defaults and collecting the
+// problems the schema cannot express.
+class ExperimentReader {
+ public:
+  ExperimentReader(const YamlDocument& doc, const fs::path& source)
+      : doc_(doc), source_(source), base_dir_(source.parent_path()) {}
+
+  Result<Experiment> read() {
+    Experiment e;
+    e.source_path = source_.string();
+    const json& root = doc_.root;
+    KeyPath top;
+    e.name = root.at("name").get<std::string>();
+    read_network(root.at("network"), top.key("network"), e.network);
+    read_dataset(root.at("dataset"), top.key("dataset"), e.network, e.dataset);
+    read_qos(root.at("qos"), top.key("qos"), e.dataset, e.qos);
+    read_targets(root.at("targets"), top.key("targets"), e.targets);
+    CP_TRY(report_errors(doc_, problems_));
+    return e;
+  }
+
+ private:
+  void problem(const KeyPath& path, std::string message, bool at_key = false) {
+    problems_.push_back({path, path, at_key, std::move(message)});
+  }
+
+  int64_t integer(const json& j, const KeyPath& path, int64_t max = std::numeric_limits<int64_t>::max()) {
+    // The schema says "integer" without a C++ range; large values must not wrap.
+    if (j.is_number_unsigned() ? j.get<uint64_t>() > static_cast<uint64_t>(max)
+                               : j.get<double>() > static_cast<double>(max)) {
+      problem(path, fmt::format("expected an integer <= {}, found {}", max, describe_json_value(j)));
+      return 0;
+    }
+    return j.get<int64_t>();
+  }
+
+  // Resolves against the experiment file's folder and checks the file exists.
+  std::string existing_file(const json& j, const KeyPath& path) {
+    const std::string given = j.get<std::string>();
+    fs::path p(given);
+    if (p.is_relative()) p = base_dir_ / p;
+    p = p.lexically_normal();
+    std::string origin = fs::path(given).is_relative()
+                             ? fmt::format(" ('{}' relative to {})", given, base_dir_.string())
+                             : "";
+    std::error_code ec;
+    fs::file_status st = fs::status(p, ec);
+    if (!fs::exists(st)) {
+      problem(path, fmt::format("file not found: {}{}", p.string(), origin));
+    } else if (fs::is_directory(st)) {
+      problem(path, fmt::format("expected a file, found a directory: {}{}", p.string(), origin));
+    }
+    return p.string();
+  }
+
+  static std::vector<double> channel_values(const json& j) {
+    if (j.is_number()) return {j.get<double>()};
+    return j.get<std::vector<double>>();
+  }
+
+  void read_network(const json& j, const KeyPath& at, NetworkSpec& out) {
+    out.model_path = existing_file(j.at("model"), at.key("model"));
+    if (j.contains("input")) out.input = j.at("input").get<std::string>();
+    if (j.contains("output")) out.output = j.at("output").get<std::string>();
+    out.layout = j.value("layout", std::string("NCHW"));
+  }
+
+  void read_dataset(const json& j, const KeyPath& at, const NetworkSpec& network, DatasetSpec& out) {
+    const std::string format = j.at("format").get<std::string>();
+    out.format = format == "idx" ? DataFormat::idx : format == "npy" ? DataFormat::npy : DataFormat::raw;
+    out.samples_path = existing_file(j.at("samples"), at.key("samples"));
+    if (j.contains("labels")) out.labels_path = existing_file(j.at("labels"), at.key("labels"));
+    if (j.contains("raw") && out.format != DataFormat::raw) {
+      problem(at.key("raw"), fmt::format("only allowed with format raw, found format {}", format), true);
+    }
+    if (!j.contains("raw") && out.format == DataFormat::raw) {
+      problems_.push_back({at, at.key("format"), true, "missing required key 'raw' (format is raw)"});
+    }
+    if (j.contains("raw")) read_raw(j.at("raw"), at.key("raw"), out.raw);
+    read_preprocess(j.value("preprocess", json::object()), at.key("preprocess"), network, out.preprocess);
+    if (j.contains("raw") && !out.preprocess.source_layout.empty()) {
+      size_t rank = out.preprocess.source_layout.size();
+      if (out.raw.shape.size() != rank) {
+        problem(at.key("raw").key("shape"),
+                fmt::format("expected {} dimensions for source_layout {}, found {}", rank,
+                            out.preprocess.source_layout, out.raw.shape.size()));
+      }
+    }
+    for (const auto& [name, range] : j.at("splits").items()) {
+      KeyPath split_at = at.key("splits").key(name);
+      SplitRange r{integer(range.at(0), split_at.index(0)), integer(range.at(1), split_at.index(1))};
+      if (r.begin >= r.end) {
+        problem(split_at, fmt::format("expected [begin, end] with begin < end, found [{}, {}]", r.begin, r.end));
+      }
+      out.splits[name] = r;
+    }
+    out.batch = j.contains("batch") ? integer(j.at("batch"), at.key("batch")) : 64;
+  }
+
+  void read_raw(const json& j, const KeyPath& at, RawSpec& out) {
+    const std::string dtype = j.at("dtype").get<std::string>();
+    for (DType t : kRawDTypes) {
+      if (dtype_name(t) == dtype) out.dtype = t;
+    }
+    out.shape.clear();
+    const json& shape = j.at("shape");
+    for (size_t i = 0; i < shape.size(); ++i) out.shape.push_back(integer(shape[i], at.key("shape").index(i)));
+    // Catch an absurd shape here, with its position, rather than when allocating.
+    int64_t numel = 1;
+    for (int64_t d : out.shape) {
+      if (d <= 0) break;  // already reported as out of range
+      if (numel > kMaxTensorElements / d) {
+        problem(at.key("shape"), fmt::format("expected at most {} elements in total, found shape {}",
+                                             kMaxTensorElements, shape_str(out.shape)));
+        break;
+      }
+      numel *= d;
+    }
+    out.header_bytes = j.contains("header_bytes") ? integer(j.at("header_bytes"), at.key("header_bytes")) : 0;
+  }
+
+  void read_preprocess(const json& j, const KeyPath& at, const NetworkSpec& network, Preprocess& out) {
+    out.scale = j.value("scale", 1.0);
+    if (j.contains("mean")) out.mean = channel_values(j.at("mean"));
+    if (j.contains("std")) out.std = channel_values(j.at("std"));
+    if (out.mean.size() > 1 && out.std.size() > 1 && out.mean.size() != out.std.size()) {
+      problem(at.key("std"), fmt::format("expected {} values like mean (or one for all channels), found {}",
+                                         out.mean.size(), out.std.size()));
+    }
+    out.layout = network.layout;
+    if (j.contains("layout") && j.at("layout").get<std::string>() != network.layout) {
+      problem(at.key("layout"), fmt::format("expected {} like network.layout (the layout the network wants), found {}",
+                                            network.layout, j.at("layout").get<std::string>()));
+    }
+    out.source_layout = j.value("source_layout", std::string());
+  }
+
+  void read_qos(const json& j, const KeyPath& at, const DatasetSpec& dataset, QosSpec& out) {
+    const std::string metric = j.at("metric").get<std::string>();
+    for (const auto& [name, m] : kMetrics) {
+      if (name == metric) out.metric = m;
+    }
+    if (j.contains("k")) {
+      if (out.metric != Metric::topk) {
+        problem(at.key("k"), fmt::format("only used with metric topk, found metric {}", metric), true);
+      }
+      out.k = static_cast<int>(integer(j.at("k"), at.key("k"), std::numeric_limits<int>::max()));
+    }
+    if (j.contains("reference")) {
+      if (!compares_with_targets(out.metric)) {
+        problem(at.key("reference"), fmt::format("only used with metrics l1, l2 and mse, found metric {}", metric), true);
+      }
+      out.reference = j.at("reference") == "exact" ? MetricReference::exact : MetricReference::labels;
+    }
+    if (!dataset.labels_path) {
+      if (out.metric == Metric::top1 || out.metric == Metric::topk) {
+        problem(at.key("metric"), fmt::format("metric {} needs class labels, but dataset.labels is not set", metric));
+      } else if (compares_with_targets(out.metric) && out.reference == MetricReference::labels) {
+        problem(at.key("metric"),
+                fmt::format("metric {} compares with targets from dataset.labels, which is not set "
+                            "(set qos.reference: exact to compare with the exact network)", metric));
+      }
+    }
+    const json& goal = j.at("goal");
+    out.goal.max_loss = goal.at("max_loss").get<double>();
+    out.goal.kind = goal.value("kind", std::string("absolute")) == "relative" ? GoalKind::relative : GoalKind::absolute;
+    if (out.goal.kind == GoalKind::relative && out.goal.max_loss > 1.0) {
+      problem(at.key("goal").key("max_loss"),
+              fmt::format("expected a fraction of the baseline between 0 and 1 for kind relative "
+                          "(0.01 = 1 %), found {}", describe_json_value(goal.at("max_loss"))));
+    }
+  }
+
+  void read_targets(const json& j, const KeyPath& at, std::vector<TargetSpec>& out) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      const json& t = j[i];
+      KeyPath here = at.index(i);
+      TargetSpec target;
+      target.name = t.at("name").get<std::string>();
+      for (size_t prev = 0; prev < out.size(); ++prev) {
+        if (out[prev].name == target.name) {
+          SourceMark first = doc_.mark(at.index(prev).key("name"));
+          problem(here.key("name"), fmt::format("duplicate target name '{}' (also targets[{}], line {})",
+                                                target.name, prev, first.line));
+        }
+      }
+      target.backend = t.value("backend", std::string("onednn"));
+      target.threads = t.value("threads", 1);
+      if (t.contains("batch_sizes")) {
+        const json& sizes = t.at("batch_sizes");
+        for (size_t b = 0; b < sizes.size(); ++b) {
+          target.batch_sizes.push_back(integer(sizes[b], here.key("batch_sizes").index(b)));
+        }
+      }
+      out.push_back(std::move(target));
+    }
+  }
+
+  const YamlDocument& doc_;
+  fs::path source_;
+  fs::path base_dir_;
+  std::vector<SchemaError> problems_;
+};
+
+}  // namespace
+
+Result<Experiment> load_experiment(const std::string& path) {
+  CP_ASSIGN_OR_RETURN(YamlDocument doc, read_yaml_file(path));
+  const Result<SchemaValidator>& validator = experiment_validator();
+  if (!validator.ok()) return validator.status();
+  CP_TRY(validate_document(validator.value(), doc));
+  std::error_code ec;
+  fs::path source = fs::absolute(path, ec).lexically_normal();
+  if (ec) return invalid_input("{}: cannot make the path absolute: {}", path, ec.message());
+  try {
+    return ExperimentReader(doc, source).read();
+  } catch (const nlohmann::json::exception& e) {
+    // Only reachable if the schema and the reader disagree about a key's type.
+    return runtime_error("{}: experiment schema and reader disagree: {}", path, e.what());
+  }
+}
+
+}  // namespace caliprox
