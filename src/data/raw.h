@@ -1,0 +1,14 @@
+#pragma once
+// Headerless binary arrays: little-endian, C order, layout given by RawSpec
+// (dtype, full shape, bytes to skip at the start). The file size must match.
+#include <string>
+
+#include "data/dataset.h"
+#include "engine/tensor.h"
+#include "util/status.h"
+
+namespace caliprox {
+
+Result<Tensor> read_raw(const std::string& path, const RawSpec& spec);
+
+}  // namespace caliprox
