@@ -269,6 +269,17 @@ TEST_CASE("experiment schema: only implemented keywords, every key described") {
   CHECK(undescribed == std::vector<std::string>{});
 }
 
+TEST_CASE("experiment schema: metric names are exactly the ones the QoS module knows") {
+  json schema = json::parse(read_text(fs::path(CALIPROX_SOURCE_ROOT) / "schemas/experiment.schema.json"));
+  const json& names = schema["$defs"]["qos"]["properties"]["metric"]["enum"];
+  REQUIRE(names.size() == 8);
+  for (const auto& n : names) {
+    auto m = metric_from_name(n.get<std::string>());
+    REQUIRE_MESSAGE(m.has_value(), n);
+    CHECK(metric_name(*m) == n.get<std::string>());
+  }
+}
+
 TEST_CASE("load_experiment: a complete file loads with the right values") {
   ExperimentSandbox box;
   Result<Experiment> r = load_experiment(box.stage("good.yaml"));

@@ -48,7 +48,7 @@ TEST_CASE("metrics: names, units and direction") {
     REQUIRE(back.has_value());
     CHECK(*back == m);
   }
-  CHECK(metric_name(Metric::agreement_top1) == "agreement_top1");
+  CHECK(metric_name(Metric::agreement_top1) == "agreement-top1");
   CHECK(!metric_from_name("accuracy").has_value());
   CHECK(metric_higher_is_better(Metric::top1));
   CHECK(metric_higher_is_better(Metric::agreement_top1));
@@ -151,7 +151,7 @@ TEST_CASE("metrics: missing or mismatched inputs name the metric") {
   Status no_exact = agree.add(out, &labels, nullptr);
   REQUIRE(!no_exact.ok());
   CHECK(no_exact.code() == Errc::invalid_input);
-  CHECK(contains(no_exact.message(), "agreement_top1"));
+  CHECK(contains(no_exact.message(), "agreement-top1"));
 
   Tensor targets = floats({4, 3}, std::vector<float>(12, 0.f));
   Status float_labels = top1.add(out, &targets, nullptr);

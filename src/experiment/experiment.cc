@@ -36,17 +36,6 @@ const Result<SchemaValidator>& experiment_validator() {
   return validator;
 }
 
-// The spellings of the experiment file; the schema's enums list the same names.
-constexpr std::array<std::pair<std::string_view, Metric>, 8> kMetrics = {{
-    {"top1", Metric::top1},
-    {"topk", Metric::topk},
-    {"l1", Metric::l1},
-    {"l2", Metric::l2},
-    {"mse", Metric::mse},
-    {"agreement-top1", Metric::agreement_top1},
-    {"max-abs-error", Metric::max_abs_error},
-    {"mean-abs-error", Metric::mean_abs_error},
-}};
 
 constexpr std::array<DType, 7> kRawDTypes = {DType::u8,  DType::i8,  DType::i32, DType::i64,
                                              DType::f16, DType::f32, DType::f64};
@@ -195,9 +184,8 @@ class ExperimentReader {
 
   void read_qos(const json& j, const KeyPath& at, const DatasetSpec& dataset, QosSpec& out) {
     const std::string metric = j.at("metric").get<std::string>();
-    for (const auto& [name, m] : kMetrics) {
-      if (name == metric) out.metric = m;
-    }
+    // The schema's enum lists exactly the names metric_from_name() knows.
+    out.metric = metric_from_name(metric).value_or(Metric::top1);
     if (j.contains("k")) {
       if (out.metric != Metric::topk) {
         problem(at.key("k"), fmt::format("only used with metric topk, found metric {}", metric), true);

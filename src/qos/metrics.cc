@@ -38,9 +38,9 @@ constexpr MetricInfo kMetrics[] = {
     {Metric::l1, "l1", false},
     {Metric::l2, "l2", false},
     {Metric::mse, "mse", false},
-    {Metric::agreement_top1, "agreement_top1", true},
-    {Metric::max_abs_error, "max_abs_error", false},
-    {Metric::mean_abs_error, "mean_abs_error", false},
+    {Metric::agreement_top1, "agreement-top1", true},
+    {Metric::max_abs_error, "max-abs-error", false},
+    {Metric::mean_abs_error, "mean-abs-error", false},
 };
 
 const MetricInfo& info(Metric m) {

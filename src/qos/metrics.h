@@ -17,9 +17,9 @@ enum class Metric {
   l1,              // mean absolute error against targets (labels file) or exact outputs
   l2,              // mean Euclidean norm of the per-sample error vector
   mse,             // mean squared error
-  agreement_top1,  // percent of samples whose top-1 class equals the exact network's
-  max_abs_error,   // max |y - y_exact|
-  mean_abs_error,  // mean |y - y_exact|
+  agreement_top1,  // "agreement-top1": percent of samples whose top-1 class equals the exact network's
+  max_abs_error,   // "max-abs-error": max |y - y_exact|
+  mean_abs_error,  // "mean-abs-error": mean |y - y_exact|
 };
 
 std::string_view metric_name(Metric m);              // "top1", "topk", ...
