@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the caliprox binary: exit codes, error messages, that
+nothing is written on failure, and the JSON summaries' structure against
+golden files (tests/data/golden/*.json hold the keys and value types).
+
+Usage: cli_test.py CALIPROX_BINARY SOURCE_ROOT
+Prints one line per test and closes with "N passed, N failed, N skipped".
+"""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+CALIPROX = os.path.abspath(sys.argv[1])
+ROOT = os.path.abspath(sys.argv[2])
+LENET = os.path.join(ROOT, "models", "fashion_lenet.onnx")
+FIXTURES = os.path.join(ROOT, "tests", "data")
+ENV = dict(os.environ, OMP_WAIT_POLICY="passive")
+
+results = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def run(*args, cwd=None, timeout=300):
+    return subprocess.run([CALIPROX, *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=timeout)
+
+
+def npy_bytes(descr, shape, payload, fortran=False):
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        descr, "True" if fortran else "False", "".join(f"{d}, " for d in shape))
+    header = header.encode()
+    pad = 64 - (10 + len(header) + 1) % 64
+    header += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload
+
+
+def write(path, data):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return path
+
+
+def read_npy_shape(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    hlen = struct.unpack("<H", data[8:10])[0]
+    header = data[10:10 + hlen].decode()
+    shape = header.split("'shape': (")[1].split(")")[0]
+    return [int(x) for x in shape.split(",") if x.strip()]
+
+
+def structure(value):
+    """The golden form of a JSON value: keys kept, leaves replaced by type names."""
+    if isinstance(value, dict):
+        return {k: structure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [structure(value[0])] if value else []
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "null"
+
+
+def golden(name):
+    with open(os.path.join(FIXTURES, "golden", name)) as f:
+        return json.load(f)
+
+
+def test(fn):
+    name = fn.__name__
+    try:
+        fn()
+    except SkipTest as e:
+        results["skipped"] += 1
+        print(f"SKIP {name}: {e}")
+        return fn
+    except AssertionError as e:
+        results["failed"] += 1
+        print(f"FAIL {name}: {e}")
+        return fn
+    results["passed"] += 1
+    print(f"ok   {name}")
+    return fn
+
+
+class SkipTest(Exception):
+    pass
+
+
+def expect_error(proc, code, *needles):
+    assert proc.returncode == code, f"exit {proc.returncode}, expected {code}; stderr: {proc.stderr.strip()}"
+    for n in needles:
+        assert n in proc.stderr, f"stderr lacks {n!r}: {proc.stderr.strip()}"
+    assert proc.stdout == "", f"stdout should be empty on error, got {proc.stdout!r}"
+
+
+def lenet_input(tmp, batch=2, descr="<f4"):
+    size = {"<f4": 4, "<f8": 8, "<u2": 2}[descr]
+    return write(os.path.join(tmp, f"x{descr[1:]}.npy"),
+                 npy_bytes(descr, [batch, 1, 28, 28], b"\0" * (batch * 784 * size)))
+
+
+def experiment(tmp, **overrides):
+    """configs/fashion-lenet.yaml with absolute paths and some lines replaced."""
+    with open(os.path.join(ROOT, "configs", "fashion-lenet.yaml")) as f:
+        text = f.read().replace("../models/", os.path.join(ROOT, "models") + "/")
+    for old, new in overrides.items():
+        old = old.replace("__", " ")
+        assert old in text, old
+        text = text.replace(old, new)
+    return write(os.path.join(tmp, "exp.yaml"), text)
+
+
+# ---------------------------------------------------------------- usage
+@test
+def usage_errors_exit_2():
+    assert run().returncode == 2
+    assert run("frobnicate").returncode == 2
+    assert run("infer", LENET, "--bogus-option").returncode == 2
+    assert run("eval").returncode == 2  # missing experiment
+
+
+@test
+def help_and_version():
+    v = run("--version")
+    assert v.returncode == 0 and v.stdout.startswith("caliprox "), v
+    for sub in ("check", "infer", "eval"):
+        h = run(sub, "--help")
+        assert h.returncode == 0 and "--json" in h.stdout, (sub, h.stdout)
+
+
+# ---------------------------------------------------------------- infer
+@test
+def infer_writes_outputs_and_latency_json():
+    with tempfile.TemporaryDirectory() as tmp:
+        x = lenet_input(tmp)
+        outs = {}
+        for backend in ("reference", "onednn"):
+            out = os.path.join(tmp, backend)
+            p = run("infer", LENET, "-i", f"input={x}", "-o", out, "--backend", backend,
+                    "--repeat", "3", "--warmup", "1", "--json")
+            assert p.returncode == 0, p.stderr
+            summary = json.loads(p.stdout)
+            assert structure(summary) == golden("infer.json"), structure(summary)
+            path = summary["outputs"]["logits"]
+            assert read_npy_shape(path) == [2, 10]
+            lat = summary["latency_ms"]
+            assert 0 < lat["min"] <= lat["median"] <= lat["max"] and lat["count"] == 3, lat
+            with open(path, "rb") as f:
+                outs[backend] = f.read()
+        # Same input, same model: logits agree across backends to float32 rounding.
+        a = struct.unpack("<20f", outs["reference"][-80:])
+        b = struct.unpack("<20f", outs["onednn"][-80:])
+        assert max(abs(p - q) for p, q in zip(a, b)) < 1e-3, (a, b)
+
+
+@test
+def infer_single_input_shorthand_and_table():
+    with tempfile.TemporaryDirectory() as tmp:
+        p = run("infer", LENET, "-i", lenet_input(tmp), "-o", os.path.join(tmp, "o"))
+        assert p.returncode == 0, p.stderr
+        assert "logits" in p.stdout and "[2, 10]" in p.stdout, p.stdout
+
+
+def assert_nothing_written(out):
+    assert not os.path.exists(out), f"{out} was created although the command failed"
+
+
+@test
+def infer_unknown_input_name():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o")
+        p = run("infer", LENET, "-i", f"pixels={lenet_input(tmp)}", "-o", out)
+        expect_error(p, 2, "has no input 'pixels'", "input")
+        assert_nothing_written(out)
+
+
+@test
+def infer_fortran_order_npy():
+    with tempfile.TemporaryDirectory() as tmp:
+        x = write(os.path.join(tmp, "f.npy"), npy_bytes("<f4", [2, 1, 28, 28], b"\0" * 2 * 784 * 4, fortran=True))
+        out = os.path.join(tmp, "o")
+        expect_error(run("infer", LENET, "-i", f"input={x}", "-o", out), 2, "Fortran")
+        assert_nothing_written(out)
+
+
+@test
+def infer_unsupported_npy_dtype():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o")
+        expect_error(run("infer", LENET, "-i", f"input={lenet_input(tmp, descr='<u2')}", "-o", out), 2, "<u2")
+        assert_nothing_written(out)
+
+
+@test
+def infer_input_dtype_mismatch():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o")
+        expect_error(run("infer", LENET, "-i", f"input={lenet_input(tmp, descr='<f8')}", "-o", out), 2,
+                     "float32", "float64")
+        assert_nothing_written(out)
+
+
+@test
+def infer_input_shape_mismatch():
+    with tempfile.TemporaryDirectory() as tmp:
+        x = write(os.path.join(tmp, "x.npy"), npy_bytes("<f4", [1, 1, 32, 32], b"\0" * 1024 * 4))
+        out = os.path.join(tmp, "o")
+        expect_error(run("infer", LENET, "-i", f"input={x}", "-o", out), 2, "input")
+        assert_nothing_written(out)
+
+
+def bad_model_case(model, *needles):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o")
+        x = write(os.path.join(tmp, "x.npy"), npy_bytes("<f4", [2, 3], b"\0" * 24))
+        expect_error(run("infer", model, "-i", f"X={x}", "-o", out), 2, *needles)
+        assert_nothing_written(out)
+
+
+@test
+def infer_missing_model():
+    bad_model_case("/nonexistent/model.onnx", "/nonexistent/model.onnx")
+
+
+@test
+def infer_truncated_model():
+    bad_model_case(os.path.join(FIXTURES, "onnx", "truncated.onnx"), "truncated.onnx")
+
+
+@test
+def infer_corrupt_model():
+    with tempfile.TemporaryDirectory() as tmp:
+        junk = write(os.path.join(tmp, "junk.onnx"), bytes(range(256)) * 8)
+        bad_model_case(junk, "junk.onnx")
+
+
+@test
+def infer_unsupported_op():
+    bad_model_case(os.path.join(FIXTURES, "onnx", "unsupported_op.onnx"), "Det", "determinant")
+
+
+@test
+def infer_external_data_escaping():
+    bad_model_case(os.path.join(FIXTURES, "onnx", "external_escape", "model.onnx"), "../external_ok/weights.bin")
+
+
+@test
+def infer_negative_dimension():
+    bad_model_case(os.path.join(FIXTURES, "onnx", "negative_dim.onnx"), "-3")
+
+
+@test
+def infer_absurd_dimension():
+    bad_model_case(os.path.join(FIXTURES, "onnx", "absurd_dim.onnx"), "absurdly large")
+
+
+# ---------------------------------------------------------------- check / eval
+@test
+def check_bundled_experiments():
+    for name in ("fashion-lenet", "fashion-resnet", "fashion-mobilenet"):
+        path = os.path.join(ROOT, "configs", f"{name}.yaml")
+        model = os.path.join(ROOT, "models", name.replace("-", "_") + ".onnx")
+        if not os.path.exists(model):
+            raise SkipTest(f"{model} not trained yet")
+        p = run("check", path, "--json")
+        assert p.returncode == 0, p.stderr
+        assert structure(json.loads(p.stdout)) == golden("check.json"), p.stdout
+
+
+@test
+def check_malformed_yaml():
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = write(os.path.join(tmp, "bad.yaml"), "name: x\nnetwork: [unclosed\n")
+        expect_error(run("check", bad), 2, "bad.yaml:", "malformed YAML")
+
+
+@test
+def check_misspelt_key():
+    with tempfile.TemporaryDirectory() as tmp:
+        expect_error(run("check", experiment(tmp, **{"  labels:": "  lables:"})), 2,
+                     "exp.yaml:14:3:", "dataset", "unknown key 'lables'", "did you mean 'labels'")
+
+
+@test
+def check_wrong_type():
+    with tempfile.TemporaryDirectory() as tmp:
+        expect_error(run("check", experiment(tmp, **{"batch:__64": "batch: sixty-four"})), 2,
+                     "dataset.batch", "integer")
+
+
+@test
+def check_missing_data_file():
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp, **{"t10k-labels-idx1-ubyte.gz": "no-such-labels.gz"})
+        expect_error(run("check", exp), 2, "dataset.labels", "no-such-labels.gz")
+
+
+@test
+def check_and_eval_dataset_that_does_not_fit():
+    with tempfile.TemporaryDirectory() as tmp:
+        # 300 raw 32x32 images: valid data, wrong size for a 28x28 network.
+        write(os.path.join(tmp, "images.u8"), bytes(300 * 32 * 32))
+        exp = experiment(tmp, **{
+            "format: idx": "format: raw\n  raw: {dtype: uint8, shape: [300, 32, 32]}",
+            "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz": os.path.join(tmp, "images.u8"),
+            "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n": "",
+            "metric: top1": "metric: agreement-top1",
+            "calibrate: [0, 1000]": "calibrate: [0, 100]",
+            "tune: [1000, 5000]": "tune: [100, 200]",
+            "test: [5000, 10000]": "test: [200, 300]",
+        })
+        expect_error(run("check", exp), 2, "images.u8", "[64, 1, 32, 32]", "input")
+        out = os.path.join(tmp, "run")
+        expect_error(run("eval", exp, "-o", out), 2, "images.u8")
+        assert_nothing_written(out)
+
+
+@test
+def eval_writes_eval_json():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp, **{"test: [5000, 10000]": "test: [5000, 5640]"})
+        out = os.path.join(tmp, "run")
+        p = run("eval", exp, "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        summary = json.loads(p.stdout)
+        assert structure(summary) == golden("eval.json"), structure(summary)
+        with open(os.path.join(out, "eval.json")) as f:
+            on_disk = json.load(f)
+        assert on_disk["samples"] == 640 and on_disk["qos"]["metric"] == "top1"
+        assert 85.0 < on_disk["metrics"]["top1"] <= 100.0, on_disk["metrics"]
+        # Default run directory is runs/<experiment name>/ under the working directory.
+        p = run("eval", exp, "--quiet", cwd=tmp)
+        assert p.returncode == 0, p.stderr
+        assert os.path.exists(os.path.join(tmp, "runs", "fashion-lenet", "eval.json"))
+
+
+@test
+def eval_unknown_split():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run")
+        expect_error(run("eval", experiment(tmp), "--split", "validation", "-o", out), 2, "validation", "test")
+        assert_nothing_written(out)
+
+
+@test
+def eval_interrupted_exits_130_and_writes_nothing():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run")
+        # The reference backend takes seconds on the whole t10k set: time to interrupt it.
+        exp = experiment(tmp, **{"test: [5000, 10000]": "test: [0, 10000]"})
+        proc = subprocess.Popen([CALIPROX, "eval", exp, "-o", out, "--backend", "reference"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            raise SkipTest("eval finished before the signal arrived")
+        assert proc.returncode == 130, (proc.returncode, err)
+        assert "interrupted" in err, err
+        assert_nothing_written(os.path.join(out, "eval.json"))
+
+
+print(f"{results['passed']} passed, {results['failed']} failed, {results['skipped']} skipped")
+sys.exit(1 if results["failed"] else 0)
