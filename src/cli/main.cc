@@ -1,0 +1,104 @@
+// The caliprox command line: parse into a settings struct, call one
+// run_<subcommand>(), map the outcome to an exit code (DESIGN "CLI contract").
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/common.h"
+#include "app/settings.h"
+#include "util/log.h"
+
+using namespace caliprox;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void add_common(CLI::App* cmd, CommonSettings& c, bool with_backend = true) {
+  cmd->add_option("-o,--out", c.out_dir, "Output folder (default: runs/<experiment name>/)");
+  cmd->add_option("--threads", c.threads, "Threads (overrides the target's)")->check(CLI::PositiveNumber);
+  if (with_backend) cmd->add_option("--backend", c.backend, "Backend: onednn or reference (overrides the target's)");
+  cmd->add_flag("--json", c.json, "Print one JSON summary object on stdout");
+  cmd->add_flag("-q,--quiet", c.quiet, "Only warnings and errors on stderr");
+}
+
+// "-i NAME=FILE.npy" or "-i FILE.npy" (for a model with one input).
+std::pair<std::string, std::string> split_input_arg(const std::string& arg) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos) return {"", arg};
+  return {arg.substr(0, eq), arg.substr(eq + 1)};
+}
+
+int report(const Status& st) {
+  if (st.ok()) return 0;
+  fmt::print(stderr, "caliprox: {}{}\n", st.code() == Errc::interrupted ? "" : "error: ", st.message());
+  return exit_code_for(st.code());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"caliprox: application-aware tuning of neural-network approximations"};
+  app.set_version_flag("--version", fmt::format("caliprox {}", kVersion));
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  CheckSettings check;
+  auto* check_cmd = app.add_subcommand("check", "Validate an experiment file and everything it references");
+  check_cmd->add_option("experiment", check.experiment_path, "Experiment YAML file")->required();
+  add_common(check_cmd, check.common);
+
+  InferSettings infer;
+  std::vector<std::string> input_args;
+  auto* infer_cmd = app.add_subcommand("infer", "Run one ONNX model on .npy inputs and write .npy outputs");
+  infer_cmd->add_option("model", infer.model_path, "ONNX model file")->required();
+  infer_cmd->add_option("-i,--input", input_args, "Input as NAME=FILE.npy (or FILE.npy for a one-input model); repeatable")
+      ->required();
+  infer_cmd->add_option("--repeat", infer.repeat, "Timed runs after the warm-up; prints latency statistics")
+      ->check(CLI::NonNegativeNumber);
+  infer_cmd->add_option("--warmup", infer.warmup, "Untimed runs before the timed ones")->check(CLI::NonNegativeNumber);
+  add_common(infer_cmd, infer.common);
+
+  EvalSettings eval;
+  auto* eval_cmd = app.add_subcommand("eval", "QoS and latency of the exact network on a dataset split");
+  eval_cmd->add_option("experiment", eval.experiment_path, "Experiment YAML file")->required();
+  eval_cmd->add_option("--split", eval.split, "Dataset split to evaluate (default: test)");
+  add_common(eval_cmd, eval.common);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // usage error (DESIGN exit codes)
+  }
+
+  install_interrupt_handler();
+  Status st;
+  try {
+    if (*check_cmd) {
+      set_log_level(check.common.quiet ? LogLevel::warning : LogLevel::info);
+      st = run_check(check);
+    } else if (*infer_cmd) {
+      set_log_level(infer.common.quiet ? LogLevel::warning : LogLevel::info);
+      for (const auto& a : input_args) infer.inputs.push_back(split_input_arg(a));
+      st = run_infer(infer);
+    } else if (*eval_cmd) {
+      set_log_level(eval.common.quiet ? LogLevel::warning : LogLevel::info);
+      st = run_eval(eval);
+    }
+  } catch (const std::bad_alloc&) {
+    st = runtime_error("out of memory");
+  } catch (const std::exception& e) {
+    // Library exceptions are caught inside the modules; reaching here is a bug.
+    st = runtime_error("internal error: {}", e.what());
+  }
+  return report(st);
+}
