@@ -1,0 +1,173 @@
+// Generic helpers of the tensor-op family: attributes, inputs, axes,
+// broadcasting. The op-specific resolvers are in tensor_ops_params.cc.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "engine/ops/tensor_ops_util.h"
+
+namespace caliprox::tensor_ops {
+
+namespace {
+std::string_view kind_name(Attribute::Kind k) {
+  switch (k) {
+    case Attribute::Kind::f: return "float";
+    case Attribute::Kind::i: return "int";
+    case Attribute::Kind::s: return "string";
+    case Attribute::Kind::t: return "tensor";
+    case Attribute::Kind::floats: return "floats";
+    case Attribute::Kind::ints: return "ints";
+    case Attribute::Kind::strings: return "strings";
+  }
+  return "unknown";
+}
+
+Status wrong_kind(const Node& node, const std::string& key, std::string_view expected, const Attribute& a) {
+  return invalid_input("{}: attribute '{}' must be of kind {}, found {}", node.describe(), key, expected,
+                       kind_name(a.kind));
+}
+}  // namespace
+
+int64_t node_opset(const Node& node) {
+  auto it = node.attrs.find(kAttrOpset);
+  if (it == node.attrs.end() || it->second.kind != Attribute::Kind::i) return kNewestOpset;
+  return it->second.i;
+}
+
+Result<int64_t> attr_int(const Node& node, const std::string& key, int64_t fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return fallback;
+  if (it->second.kind != Attribute::Kind::i) return wrong_kind(node, key, "int", it->second);
+  return it->second.i;
+}
+
+Result<float> attr_float(const Node& node, const std::string& key, float fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return fallback;
+  // Exporters sometimes write integral values (Clip min=0) as ints.
+  if (it->second.kind == Attribute::Kind::i) return static_cast<float>(it->second.i);
+  if (it->second.kind != Attribute::Kind::f) return wrong_kind(node, key, "float", it->second);
+  return it->second.f;
+}
+
+Result<std::string> attr_string(const Node& node, const std::string& key, const std::string& fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return fallback;
+  if (it->second.kind != Attribute::Kind::s) return wrong_kind(node, key, "string", it->second);
+  return it->second.s;
+}
+
+Result<std::optional<std::vector<int64_t>>> attr_ints(const Node& node, const std::string& key) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return std::optional<std::vector<int64_t>>();
+  if (it->second.kind == Attribute::Kind::i) return std::optional(std::vector<int64_t>{it->second.i});
+  if (it->second.kind != Attribute::Kind::ints) return wrong_kind(node, key, "ints", it->second);
+  return std::optional(it->second.ints);
+}
+
+const InferInput* optional_input(std::span<const InferInput> inputs, size_t i) {
+  if (i >= inputs.size() || !inputs[i].present()) return nullptr;
+  return &inputs[i];
+}
+
+Status check_inputs(const Node& node, std::span<const InferInput> inputs, size_t min_count, size_t max_count) {
+  if (inputs.size() < min_count || inputs.size() > max_count) {
+    if (min_count == max_count)
+      return invalid_input("{}: expects {} input(s), found {}", node.describe(), min_count, inputs.size());
+    return invalid_input("{}: expects {} to {} inputs, found {}", node.describe(), min_count, max_count,
+                         inputs.size());
+  }
+  for (size_t i = 0; i < min_count; ++i)
+    if (!inputs[i].present())
+      return invalid_input("{}: input #{} is required but was omitted", node.describe(), i);
+  return {};
+}
+
+Result<std::vector<int64_t>> constant_ints(const Node& node, std::span<const InferInput> inputs, size_t i,
+                                           std::string_view name, std::string_view purpose) {
+  const InferInput* in = optional_input(inputs, i);
+  if (in == nullptr) return invalid_input("{}: input #{} '{}' is missing", node.describe(), i, name);
+  if (in->type.dtype != DType::i64 && in->type.dtype != DType::i32)
+    return invalid_input("{}: input #{} '{}' must be int64 (or int32), found {}", node.describe(), i, name,
+                         dtype_name(in->type.dtype));
+  if (in->value == nullptr)
+    return unsupported("{}: input #{} '{}' must be a constant (initializer or computable from constants) "
+                       "because {} depends on its values",
+                       node.describe(), i, name, purpose);
+  if (in->type.shape.size() > 1)
+    return invalid_input("{}: input #{} '{}' must be a 1-D tensor, found shape {}", node.describe(), i, name,
+                         shape_str(in->type.shape));
+  return in->value->to_int64_vector();
+}
+
+Result<std::vector<double>> constant_floats(const Node& node, std::span<const InferInput> inputs, size_t i,
+                                            std::string_view name, std::string_view purpose) {
+  const InferInput* in = optional_input(inputs, i);
+  if (in == nullptr) return invalid_input("{}: input #{} '{}' is missing", node.describe(), i, name);
+  if (!is_float_dtype(in->type.dtype))
+    return invalid_input("{}: input #{} '{}' must be a floating-point tensor, found {}", node.describe(), i, name,
+                         dtype_name(in->type.dtype));
+  if (in->value == nullptr)
+    return unsupported("{}: input #{} '{}' must be a constant (initializer or computable from constants) "
+                       "because {} depends on its values",
+                       node.describe(), i, name, purpose);
+  return in->value->to_double_vector();
+}
+
+bool is_float_dtype(DType t) { return t == DType::f32 || t == DType::f64 || t == DType::f16; }
+
+bool is_integer_dtype(DType t) {
+  return t == DType::i8 || t == DType::u8 || t == DType::i32 || t == DType::i64;
+}
+
+Result<int64_t> normalize_axis(const Node& node, int64_t axis, int64_t rank, std::string_view what) {
+  if (axis < -rank || axis >= rank)
+    return invalid_input("{}: {} {} is out of range for an input of rank {} (expected {} to {})", node.describe(),
+                         what, axis, rank, -rank, rank - 1);
+  return axis < 0 ? axis + rank : axis;
+}
+
+Result<std::vector<int64_t>> normalize_axes(const Node& node, std::span<const int64_t> axes, int64_t rank,
+                                            std::string_view what) {
+  std::vector<int64_t> out;
+  std::vector<bool> seen(static_cast<size_t>(rank), false);
+  for (int64_t a : axes) {
+    CP_ASSIGN_OR_RETURN(int64_t n, normalize_axis(node, a, rank, what));
+    if (seen[static_cast<size_t>(n)])
+      return invalid_input("{}: {} names axis {} more than once", node.describe(), what, n);
+    seen[static_cast<size_t>(n)] = true;
+    out.push_back(n);
+  }
+  return out;
+}
+
+Result<Shape> broadcast_shapes(const Node& node, std::span<const Shape> shapes) {
+  size_t rank = 0;
+  for (const auto& s : shapes) rank = std::max(rank, s.size());
+  Shape out(rank, 1);
+  for (const auto& s : shapes) {
+    size_t offset = rank - s.size();
+    for (size_t i = 0; i < s.size(); ++i) {
+      int64_t& o = out[offset + i];
+      int64_t d = s[i];
+      if (d == o || d == 1) continue;
+      if (o == 1) {
+        o = d;
+        continue;
+      }
+      std::vector<std::string> all;
+      for (const auto& t : shapes) all.push_back(shape_str(t));
+      return invalid_input("{}: input shapes {} cannot be broadcast together (dimension {} from the right: {} vs {})",
+                           node.describe(), fmt::join(all, ", "), rank - offset - i, o, d);
+    }
+  }
+  return out;
+}
+
+int64_t dims_product(const Shape& shape, size_t begin, size_t end) {
+  int64_t n = 1;
+  for (size_t i = begin; i < end && i < shape.size(); ++i) n *= shape[i];
+  return n;
+}
+
+}  // namespace caliprox::tensor_ops
