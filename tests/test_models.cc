@@ -50,6 +50,8 @@ TEST_CASE("bundled models match PyTorch logits on every backend") {
     const fs::path path = fs::path(CALIPROX_SOURCE_ROOT) / "models" / file;
     auto graph = load_onnx(path.string());
     REQUIRE_MESSAGE(graph.ok(), graph.status().message());
+    // Nodes carry the opset they were exported under (the models are opset 13).
+    for (const Node& node : graph->nodes) CHECK(node.opset == 13);
     for (std::string_view backend_name : backend_names()) {
       CAPTURE(file);
       CAPTURE(backend_name);

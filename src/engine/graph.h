@@ -32,6 +32,10 @@ struct Node {
   std::vector<std::string> outputs;  // value names; "" marks an omitted optional output
   std::map<std::string, Attribute> attrs;
   int index = 0;  // position in the ONNX file's node list (for error messages)
+  // Default-domain opset the node was imported under (0: unknown, newest
+  // semantics apply). A few ops changed meaning without a visible attribute
+  // or input difference (Softmax before 13, Dropout's mask before 10).
+  int64_t opset = 0;
 
   bool has(const std::string& key) const { return attrs.count(key) != 0; }
   int64_t attr_int(const std::string& key, int64_t fallback) const;

@@ -492,6 +492,7 @@ Result<Graph> import_model(const onnx::ModelProto& model, const std::string& pat
     node.op_type = n.op_type();
     node.domain = n.domain() == "ai.onnx" ? std::string() : n.domain();
     node.index = i;
+    node.opset = g.opset;
     node.name = n.name();
     if (node.name.empty()) {
       std::string base = fmt::format("{}_{}", lowercase(n.op_type()), i);

@@ -29,9 +29,7 @@ Status wrong_kind(const Node& node, const std::string& key, std::string_view exp
 }  // namespace
 
 int64_t node_opset(const Node& node) {
-  auto it = node.attrs.find(kAttrOpset);
-  if (it == node.attrs.end() || it->second.kind != Attribute::Kind::i) return kNewestOpset;
-  return it->second.i;
+  return node.opset > 0 ? node.opset : kNewestOpset;
 }
 
 Result<int64_t> attr_int(const Node& node, const std::string& key, int64_t fallback) {

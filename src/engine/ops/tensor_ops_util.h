@@ -19,12 +19,8 @@
 
 namespace caliprox::tensor_ops {
 
-// The default-domain opset a node was imported under, for the few ops whose
-// meaning changed without a visible attribute or input difference (Softmax
-// coerces its input to 2-D before opset 13; Dropout's mask is typed like the
-// data before opset 10). The importer may record it as this internal int
-// attribute; without it the newest semantics apply.
-inline constexpr const char* kAttrOpset = "caliprox.opset";
+// The default-domain opset a node was imported under (Node::opset), or the
+// newest when unknown (nodes built by hand in tests and passes).
 inline constexpr int64_t kNewestOpset = 17;
 int64_t node_opset(const Node& node);
 
