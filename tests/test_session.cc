@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
+#include "engine/layout.h"
 #include "engine/session.h"
 
 using namespace caliprox;
@@ -195,4 +197,130 @@ TEST_CASE("session: unsupported op and dangling input are named") {
   auto d = Session::create(g, *backend, {{"x", {2}}});
   REQUIRE(!d.ok());
   CHECK(d.status().message().find("'nowhere'") != std::string::npos);
+}
+
+namespace {
+
+// Runs Conv nodes "channels-last" by converting around the reference kernel:
+// exercises the executor's layout propagation without oneDNN.
+class NhwcConvBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "nhwc-test"; }
+  bool supports(const NodeContext& ctx) const override { return ctx.node.op_type == "Conv" && ref_->supports(ctx); }
+  bool supports_nhwc(const NodeContext& ctx) const override { return supports(ctx); }
+  Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) override {
+    CP_ASSIGN_OR_RETURN(auto inner, ref_->prepare(ctx));
+    if (ctx.layout == Layout::nchw) return inner;
+    return std::unique_ptr<Kernel>(std::make_unique<Wrapped>(std::move(inner), ctx));
+  }
+
+ private:
+  struct Wrapped final : Kernel {
+    Wrapped(std::unique_ptr<Kernel> k, const NodeContext& ctx) : inner(std::move(k)) {
+      for (size_t i = 0; i < ctx.input_types.size(); ++i)
+        to_plain.push_back(ctx.constants[i] == nullptr && ctx.input_types[i].shape.size() == 4);
+      for (const auto& t : ctx.output_types) outs.emplace_back(t.dtype, t.shape);
+    }
+    Status run(std::span<const Tensor* const> in, std::span<Tensor* const> out) override {
+      auto to_nchw = make_layout_kernel(Layout::nhwc, Layout::nchw);
+      auto to_nhwc = make_layout_kernel(Layout::nchw, Layout::nhwc);
+      std::vector<Tensor> plain;
+      std::vector<const Tensor*> args;
+      plain.reserve(in.size());
+      for (size_t i = 0; i < in.size(); ++i) {
+        if (!in[i] || !to_plain[i]) {
+          args.push_back(in[i]);
+          continue;
+        }
+        plain.emplace_back(in[i]->dtype(), in[i]->shape());
+        Tensor* dst = &plain.back();
+        CP_TRY(to_nchw->run(std::span<const Tensor* const>(&in[i], 1), std::span<Tensor* const>(&dst, 1)));
+        args.push_back(dst);
+      }
+      std::vector<Tensor*> o;
+      for (auto& t : outs) o.push_back(&t);
+      CP_TRY(inner->run(args, o));
+      for (size_t i = 0; i < out.size(); ++i) {
+        const Tensor* src = &outs[i];
+        CP_TRY(to_nhwc->run(std::span<const Tensor* const>(&src, 1), out.subspan(i, 1)));
+      }
+      return {};
+    }
+    std::unique_ptr<Kernel> inner;
+    std::vector<bool> to_plain;
+    std::vector<Tensor> outs;
+  };
+  std::unique_ptr<Backend> ref_ = make_reference_backend({});
+};
+
+}  // namespace
+
+TEST_CASE("session: channels-last nodes get conversions only at layout boundaries") {
+  const unsigned seed = 4242;
+  MESSAGE("seed " << seed);
+  std::mt19937 rng(seed);
+  Graph g = residual_graph(rng);
+  Tensor x = random_tensor({2, 4, 6, 6}, rng);
+  auto reference = make_reference_backend({});
+  NhwcConvBackend nhwc;
+  for (bool optimize : {true, false}) {
+    CAPTURE(optimize);
+    SessionOptions opt;
+    opt.optimize = optimize;
+    auto plain = Session::create(g, *reference, {{"x", x.shape()}}, opt);
+    auto cl = Session::create(g, nhwc, {{"x", x.shape()}}, opt);
+    REQUIRE(plain.ok());
+    REQUIRE_MESSAGE(cl.ok(), cl.status().message());
+    REQUIRE((*plain)->run(std::span<const Tensor>(&x, 1)).ok());
+    REQUIRE((*cl)->run(std::span<const Tensor>(&x, 1)).ok());
+    const Tensor& a = (*plain)->output(0);
+    const Tensor& b = (*cl)->output(0);
+    REQUIRE(a.shape() == b.shape());
+    for (int64_t i = 0; i < a.numel(); ++i) CHECK(a.data<float>()[i] == doctest::Approx(b.data<float>()[i]).epsilon(1e-6));
+
+    std::vector<std::string> conversions;
+    for (const auto& [node, be] : (*cl)->node_backends())
+      if (be == "engine") conversions.push_back(node);
+    if (optimize) {
+      // x is converted once for both convolutions; conv1 (with the shortcut
+      // fused in as its residual) feeds GlobalAveragePool on the reference
+      // backend, so it comes back to NCHW once.
+      CHECK(conversions == std::vector<std::string>{"x#nhwc", "act#nchw"});
+    } else {
+      // Unfused: BatchNorm runs on the reference backend (NCHW); Add then
+      // follows its first input (NCHW) and converts the shortcut's output.
+      CHECK(conversions == std::vector<std::string>{"x#nhwc", "c1#nchw", "sc#nchw"});
+    }
+  }
+}
+
+TEST_CASE("layout: neutral shapes and transparent ops") {
+  CHECK(layout_neutral({8, 1, 28, 28}));
+  CHECK(layout_neutral({8, 64, 1, 1}));
+  CHECK(!layout_neutral({8, 2, 2, 1}));
+  CHECK(!layout_neutral({8, 64}));
+  Tensor scalar(DType::f32, {});
+  Tensor per_channel(DType::f32, {1, 3, 1, 1});
+  Node mul = make_node("Mul", {"a", "b"}, {"c"});
+  NodeContext ctx{mul, {{DType::f32, {2, 3, 4, 4}}, {DType::f32, {}}}, {nullptr, &scalar}, {{DType::f32, {2, 3, 4, 4}}}};
+  CHECK(layout_transparent(ctx));
+  ctx.input_types[1] = {DType::f32, {1, 3, 1, 1}};
+  ctx.constants[1] = &per_channel;
+  CHECK(!layout_transparent(ctx));  // a per-channel constant pairs elements by NCHW position
+  Node conv = make_node("Conv", {"a", "b"}, {"c"});
+  NodeContext conv_ctx{conv, ctx.input_types, ctx.constants, ctx.output_types};
+  CHECK(!layout_transparent(conv_ctx));
+
+  // The conversion kernel round-trips.
+  std::mt19937 rng(1);
+  Tensor t = random_tensor({2, 3, 4, 5}, rng), u(DType::f32, {2, 3, 4, 5}), v(DType::f32, {2, 3, 4, 5});
+  const Tensor* pt = &t;
+  Tensor* pu = &u;
+  Tensor* pv = &v;
+  REQUIRE(make_layout_kernel(Layout::nchw, Layout::nhwc)->run({&pt, 1}, {&pu, 1}).ok());
+  // NHWC element (n=1, h=2, w=3, c=1) sits at ((1*4+2)*5+3)*3+1.
+  CHECK(u.data<float>()[((1 * 4 + 2) * 5 + 3) * 3 + 1] == t.data<float>()[((1 * 3 + 1) * 4 + 2) * 5 + 3]);
+  const Tensor* cu = &u;
+  REQUIRE(make_layout_kernel(Layout::nhwc, Layout::nchw)->run({&cu, 1}, {&pv, 1}).ok());
+  CHECK(std::memcmp(v.raw(), t.raw(), t.nbytes()) == 0);
 }

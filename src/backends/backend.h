@@ -15,6 +15,12 @@
 
 namespace caliprox {
 
+// Physical layout of 4-D activation tensors. Shapes stay logical (NCHW) in
+// every case; with nhwc the memory holds the same values channels-last.
+// Keeping activations channels-last between the nodes of a backend that
+// computes in that layout saves a conversion around every node.
+enum class Layout { nchw, nhwc };
+
 // Everything a backend may look at when deciding on and preparing a node.
 struct NodeContext {
   const Node& node;
@@ -22,6 +28,9 @@ struct NodeContext {
   std::vector<const Tensor*> constants;   // per input: non-null when constant (e.g. weights)
   std::vector<TensorType> output_types;   // inferred; outputs arrive allocated with these
   int threads = 1;
+  // Layout of every non-constant rank-4 input and every rank-4 output. Only
+  // nhwc when the backend said supports_nhwc() for this node.
+  Layout layout = Layout::nchw;
 };
 
 class Kernel {
@@ -44,6 +53,10 @@ class Backend {
   // True when prepare() will succeed for this node (op, attributes, dtypes).
   virtual bool supports(const NodeContext& ctx) const = 0;
   virtual Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) = 0;
+  // True when prepare() also succeeds with ctx.layout == Layout::nhwc, i.e.
+  // the kernel reads its non-constant rank-4 inputs and writes its rank-4
+  // outputs channels-last. The executor converts layouts at the boundaries.
+  virtual bool supports_nhwc(const NodeContext&) const { return false; }
 };
 
 // Explicit registry (src/backends/registry.cc): no static-initializer magic.

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "engine/layout.h"
 #include "engine/op_registry.h"
 #include "engine/passes.h"
 #include "util/log.h"
@@ -245,42 +246,105 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     s.output_types.push_back(t->second);
   }
 
-  // Prepare kernels and plan memory.
-  std::map<std::string, size_t> last_reader;
-  for (size_t i = 0; i < to_run.size(); ++i)
-    for (const auto& in : to_run[i].inputs)
-      if (!in.empty()) last_reader[in] = i;
-  SlotPlanner planner;
-  s.steps.reserve(to_run.size());
-  for (size_t i = 0; i < to_run.size(); ++i) {
-    Step step;
-    step.node = std::move(to_run[i]);
-    step.inputs = step.node.inputs;
-    step.outputs = step.node.outputs;
-    NodeContext ctx{step.node, {}, {}, {}, options.threads};
-    for (const auto& in : step.inputs) {
-      if (in.empty()) {
-        ctx.input_types.push_back({});
-        ctx.constants.push_back(nullptr);
-        continue;
-      }
-      // Constants made by the passes (folded weights) have no inferred type entry.
-      auto c = s.constants.find(in);
-      ctx.input_types.push_back(c == s.constants.end() ? types.at(in) : c->second.type());
+  // Prepare kernels, choosing each node's layout; layout conversions become
+  // steps of their own, shared by every consumer of the converted value.
+  std::map<std::string, Layout> layout_of;  // values that are not NCHW
+  std::map<std::string, std::string> converted;  // "<value>#<layout>" -> name of the converted value
+  auto current_layout = [&](const std::string& v) {
+    auto it = layout_of.find(v);
+    return it == layout_of.end() ? Layout::nchw : it->second;
+  };
+  auto type_of = [&](const std::string& v) {
+    auto c = s.constants.find(v);
+    return c == s.constants.end() ? types.at(v) : c->second.type();
+  };
+  // The name under which `v` is available in layout `want` (converting once).
+  auto in_layout = [&](const std::string& v, Layout want) -> std::string {
+    const Layout have = current_layout(v);
+    const TensorType t = type_of(v);
+    if (have == want || t.shape.size() != 4 || layout_neutral(t.shape)) return v;
+    const std::string key = fmt::format("{}#{}", v, layout_name(want));
+    if (auto it = converted.find(key); it != converted.end()) return it->second;
+    Step conv;
+    conv.node.name = key;
+    conv.node.op_type = "LayoutConversion";
+    conv.node.inputs = {v};
+    conv.node.outputs = {key};
+    conv.inputs = conv.node.inputs;
+    conv.outputs = conv.node.outputs;
+    conv.kernel = make_layout_kernel(have, want);
+    conv.backend = "engine";
+    types[key] = t;
+    if (want != Layout::nchw) layout_of[key] = want;
+    s.steps.push_back(std::move(conv));
+    converted[key] = key;
+    return key;
+  };
+
+  s.steps.reserve(to_run.size() * 2);
+  for (Node& node : to_run) {
+    NodeContext ctx{node, {}, {}, {}, options.threads};
+    for (const auto& in : node.inputs) {
+      auto c = in.empty() ? s.constants.end() : s.constants.find(in);
+      ctx.input_types.push_back(in.empty() ? TensorType{} : type_of(in));
       ctx.constants.push_back(c == s.constants.end() ? nullptr : &c->second);
     }
-    for (const auto& out : step.outputs) ctx.output_types.push_back(out.empty() ? TensorType{} : types.at(out));
+    for (const auto& out : node.outputs) ctx.output_types.push_back(out.empty() ? TensorType{} : types.at(out));
+    bool writes_graph_output = false;
+    for (const auto& out : node.outputs) writes_graph_output = writes_graph_output || graph_outputs.count(out);
 
     Backend* chosen = backend.supports(ctx) ? &backend : reference.get();
+    // Channels-last where the backend computes in it; element-wise ops follow
+    // their first activation input; graph outputs are always NCHW.
+    Layout layout = Layout::nchw;
+    if (!writes_graph_output) {
+      if (chosen == &backend && backend.supports_nhwc(ctx)) {
+        layout = Layout::nhwc;
+      } else if (layout_transparent(ctx)) {
+        for (size_t i = 0; i < node.inputs.size(); ++i)
+          if (!node.inputs[i].empty() && !ctx.constants[i]) {
+            layout = current_layout(node.inputs[i]);
+            break;
+          }
+      }
+    }
+    ctx.layout = layout;
+    for (size_t i = 0; i < node.inputs.size(); ++i)
+      if (!node.inputs[i].empty() && !ctx.constants[i]) node.inputs[i] = in_layout(node.inputs[i], layout);
+
     auto kernel = chosen->prepare(ctx);
     if (!kernel.ok() && chosen != reference.get() && kernel.status().code() == Errc::unsupported) {
+      // Only NCHW is guaranteed to have a reference kernel.
       chosen = reference.get();
+      if (layout != Layout::nchw && !layout_transparent(ctx)) {
+        ctx.layout = layout = Layout::nchw;
+        for (size_t i = 0; i < node.inputs.size(); ++i)
+          if (!node.inputs[i].empty() && !ctx.constants[i]) node.inputs[i] = in_layout(node.inputs[i], layout);
+      }
       kernel = chosen->prepare(ctx);
     }
     if (!kernel.ok()) return kernel.status();
+    for (size_t i = 0; i < node.outputs.size(); ++i)
+      if (!node.outputs[i].empty() && layout != Layout::nchw && ctx.output_types[i].shape.size() == 4)
+        layout_of[node.outputs[i]] = layout;
+
+    Step step;
+    step.node = std::move(node);
+    step.inputs = step.node.inputs;
+    step.outputs = step.node.outputs;
     step.kernel = std::move(kernel).value();
     step.backend = std::string(chosen->name());
+    s.steps.push_back(std::move(step));
+  }
 
+  // Memory plan: arena slots are reused once a value's last reader has run.
+  std::map<std::string, size_t> last_reader;
+  for (size_t i = 0; i < s.steps.size(); ++i)
+    for (const auto& in : s.steps[i].inputs)
+      if (!in.empty()) last_reader[in] = i;
+  SlotPlanner planner;
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    const Step& step = s.steps[i];
     for (const auto& out : step.outputs) {
       if (out.empty()) continue;
       const TensorType& t = types.at(out);
@@ -303,7 +367,6 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
       if (!in.empty() && seen.insert(in).second) release_if_dead(in);
     for (const auto& out : step.outputs)
       if (!out.empty() && !last_reader.count(out)) release_if_dead(out);
-    s.steps.push_back(std::move(step));
   }
   for (size_t bytes : planner.sizes()) s.arena.emplace_back(DType::u8, Shape{static_cast<int64_t>(bytes)});
 

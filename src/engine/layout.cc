@@ -1,0 +1,81 @@
+#include "engine/layout.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace caliprox {
+
+bool layout_neutral(const Shape& s) { return s.size() == 4 && (s[1] == 1 || s[2] * s[3] == 1); }
+
+std::string_view layout_name(Layout l) { return l == Layout::nhwc ? "nhwc" : "nchw"; }
+
+bool layout_transparent(const NodeContext& ctx) {
+  static constexpr std::array<std::string_view, 17> kElementwise = {
+      "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Sqrt", "Add",
+      "Sub",  "Mul",       "Div",  "Pow",     "Max",         "Min",       "Identity", "Dropout"};
+  if (std::find(kElementwise.begin(), kElementwise.end(), ctx.node.op_type) == kElementwise.end()) return false;
+  if (ctx.output_types.empty() || ctx.output_types[0].shape.size() != 4) return false;
+  // Dropout's optional mask output would be written in NCHW order.
+  for (size_t i = 1; i < ctx.output_types.size(); ++i)
+    if (ctx.output_types[i].dtype != DType::undefined) return false;
+  const Shape& out = ctx.output_types[0].shape;
+  for (size_t i = 0; i < ctx.input_types.size(); ++i) {
+    if (ctx.input_types[i].dtype == DType::undefined) continue;
+    if (ctx.constants[i] != nullptr) {
+      // Clip's min/max and scalar operands are layout-free; any other
+      // constant would be broadcast by NCHW position.
+      if (ctx.constants[i]->numel() != 1) return false;
+    } else if (ctx.input_types[i].shape != out) {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+class LayoutKernel final : public Kernel {
+ public:
+  LayoutKernel(Layout from, Layout to) : from_(from), to_(to) {}
+  Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
+    const Tensor& x = *inputs[0];
+    Tensor& y = *outputs[0];
+    const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+    const size_t es = dtype_size(x.dtype());
+    const auto* src = static_cast<const std::byte*>(x.raw());
+    auto* dst = static_cast<std::byte*>(y.raw());
+    if (from_ == to_) {
+      std::memcpy(dst, src, x.nbytes());
+      return {};
+    }
+    // Transpose each sample's [rows, cols] matrix: NCHW -> NHWC is [C, HW] ->
+    // [HW, C], the reverse swaps the roles.
+    const int64_t rows = from_ == Layout::nchw ? c : hw;
+    const int64_t cols = from_ == Layout::nchw ? hw : c;
+    for (int64_t b = 0; b < n; ++b) {
+      const std::byte* s = src + static_cast<size_t>(b * rows * cols) * es;
+      std::byte* d = dst + static_cast<size_t>(b * rows * cols) * es;
+      if (es == 4) {
+        const auto* sf = reinterpret_cast<const float*>(s);
+        auto* df = reinterpret_cast<float*>(d);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < cols; ++k) df[k * rows + r] = sf[r * cols + k];
+      } else {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < cols; ++k)
+            std::memcpy(d + static_cast<size_t>(k * rows + r) * es, s + static_cast<size_t>(r * cols + k) * es, es);
+      }
+    }
+    return {};
+  }
+
+ private:
+  Layout from_, to_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_layout_kernel(Layout from, Layout to) { return std::make_unique<LayoutKernel>(from, to); }
+
+}  // namespace caliprox
