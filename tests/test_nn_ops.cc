@@ -15,93 +15,23 @@
 #include "backends/backend.h"
 #include "engine/op_registry.h"
 #include "engine/ops/conv_geometry.h"
+#include "node_harness.h"
 
 using namespace caliprox;
+using namespace caliprox::test;
 
 namespace {
 
-Attribute ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::ints;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::i;
-  a.i = v;
-  return a;
-}
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::f;
-  a.f = v;
-  return a;
-}
-Attribute str(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::s;
-  a.s = std::move(v);
-  return a;
-}
+// Every input is a run-time input here (as the weights of the ONNX
+// conformance cases are): inference sees only types.
+std::vector<bool> no_constants(const std::vector<Tensor>& inputs) { return std::vector<bool>(inputs.size(), false); }
 
-// A node with inputs named in0.. ("" where `present` says omitted) and
-// `outputs` outputs.
-Node make_node(std::string op, size_t inputs, std::map<std::string, Attribute> attrs = {}, size_t outputs = 1) {
-  Node n;
-  n.name = "t_" + op;
-  n.op_type = std::move(op);
-  for (size_t i = 0; i < inputs; ++i) n.inputs.push_back("in" + std::to_string(i));
-  for (size_t i = 0; i < outputs; ++i) n.outputs.push_back("out" + std::to_string(i));
-  n.attrs = std::move(attrs);
-  return n;
-}
-
-Tensor f32(Shape shape, std::vector<float> values) {
-  REQUIRE(static_cast<int64_t>(values.size()) == shape_numel(shape));
-  return Tensor::copy_of(DType::f32, std::move(shape), values.data());
-}
-
-Tensor iota(Shape shape, float start = 0) {
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = start + static_cast<float>(i);
-  return f32(std::move(shape), v);
-}
-
-// Infers the node's output types from the inputs (an empty Tensor stands for
-// an omitted optional input).
 Result<std::vector<TensorType>> infer(const Node& node, const std::vector<Tensor>& inputs) {
-  const OpDef* def = find_op(node.op_type);
-  REQUIRE(def != nullptr);
-  std::vector<InferInput> in;
-  for (const auto& t : inputs) in.push_back(t.empty() ? InferInput{} : InferInput{t.type(), &t});
-  return def->infer(node, in);
+  return infer_node(node, inputs, no_constants(inputs));
 }
 
-// Runs one node: find_op()->infer, then the reference backend's
-// prepare()/run(). Outputs omitted by the node ("" names) come back empty.
 Result<std::vector<Tensor>> run_node(const Node& node, const std::vector<Tensor>& inputs) {
-  CP_ASSIGN_OR_RETURN(std::vector<TensorType> types, infer(node, inputs));
-  std::unique_ptr<Backend> backend = make_reference_backend({});
-  NodeContext ctx{node, {}, {}, types, 1};
-  std::vector<const Tensor*> in_ptrs;
-  for (const auto& t : inputs) {
-    ctx.input_types.push_back(t.empty() ? TensorType{} : t.type());
-    ctx.constants.push_back(nullptr);
-    in_ptrs.push_back(t.empty() ? nullptr : &t);
-  }
-  if (!backend->supports(ctx)) return unsupported("{}: not supported by the reference backend", node.describe());
-  CP_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, backend->prepare(ctx));
-  std::vector<Tensor> outputs(types.size());
-  std::vector<Tensor*> out_ptrs(types.size(), nullptr);
-  for (size_t j = 0; j < types.size(); ++j) {
-    if (j < node.outputs.size() && !node.outputs[j].empty()) {
-      outputs[j] = Tensor(types[j].dtype, types[j].shape);
-      out_ptrs[j] = &outputs[j];
-    }
-  }
-  CP_TRY(kernel->run(in_ptrs, out_ptrs));
-  return outputs;
+  return test::run_node(node, inputs, no_constants(inputs));
 }
 
 // Runs the node and returns output #0 (REQUIREs success).
@@ -109,16 +39,6 @@ Tensor run1(const Node& node, const std::vector<Tensor>& inputs) {
   auto r = run_node(node, inputs);
   if (!r.ok()) FAIL(r.status().message());
   return r.value()[0];
-}
-
-void check_values(const Tensor& t, const Shape& shape, const std::vector<double>& expected, double tol = 1e-5) {
-  CHECK(shape_str(t.shape()) == shape_str(shape));
-  const std::vector<double> got = t.to_double_vector();
-  REQUIRE(got.size() == expected.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("element " << i);
-    CHECK(got[i] == doctest::Approx(expected[i]).epsilon(tol));
-  }
 }
 
 std::string error_of(const Node& node, const std::vector<Tensor>& inputs) {

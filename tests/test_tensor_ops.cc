@@ -16,63 +16,12 @@
 #include "backends/backend.h"
 #include "engine/op_registry.h"
 #include "engine/ops/tensor_ops_util.h"
+#include "node_harness.h"
 
 using namespace caliprox;
+using namespace caliprox::test;
 
 namespace {
-
-Attribute ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::ints;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::i;
-  a.i = v;
-  return a;
-}
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::f;
-  a.f = v;
-  return a;
-}
-Attribute str(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::s;
-  a.s = std::move(v);
-  return a;
-}
-
-// A node with `inputs` inputs (in0, in1, ...) and `outputs` outputs.
-Node make_node(std::string op, size_t inputs, std::map<std::string, Attribute> attrs = {}, size_t outputs = 1) {
-  Node n;
-  n.name = "t_" + op;
-  n.op_type = std::move(op);
-  for (size_t i = 0; i < inputs; ++i) n.inputs.push_back("in" + std::to_string(i));
-  for (size_t i = 0; i < outputs; ++i) n.outputs.push_back("out" + std::to_string(i));
-  n.attrs = std::move(attrs);
-  return n;
-}
-
-template <typename T> Tensor tensor(Shape shape, std::vector<T> values) {
-  REQUIRE(static_cast<int64_t>(values.size()) == shape_numel(shape));
-  if constexpr (std::is_same_v<T, bool>) {
-    std::vector<uint8_t> bytes(values.begin(), values.end());
-    return Tensor::copy_of(DType::boolean, std::move(shape), bytes.data());
-  } else {
-    return Tensor::copy_of(dtype_of<T>(), std::move(shape), values.data());
-  }
-}
-Tensor f32(Shape shape, std::vector<float> v) { return tensor<float>(std::move(shape), std::move(v)); }
-Tensor i64(Shape shape, std::vector<int64_t> v) { return tensor<int64_t>(std::move(shape), std::move(v)); }
-Tensor iota(Shape shape, float start = 0) {
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = start + static_cast<float>(i);
-  return f32(std::move(shape), v);
-}
 
 // The inputs of a node under test. Input #0 is fed at run time (inference
 // sees only its type); the others are constants, as shape/parameter inputs
@@ -82,58 +31,20 @@ struct Inputs {
   bool dynamic_all = false;
 };
 
-Result<std::vector<TensorType>> infer(const Node& node, const Inputs& inputs) {
-  const OpDef* def = find_op(node.op_type);
-  REQUIRE(def != nullptr);
-  std::vector<InferInput> in;
-  for (size_t i = 0; i < inputs.values.size(); ++i) {
-    const Tensor& t = inputs.values[i];
-    const bool constant = i > 0 && !inputs.dynamic_all;
-    in.push_back(t.empty() ? InferInput{} : InferInput{t.type(), constant ? &t : nullptr});
-  }
-  return def->infer(node, in);
+std::vector<bool> constant_mask(const Inputs& inputs) {
+  std::vector<bool> constant(inputs.values.size());
+  for (size_t i = 1; i < constant.size(); ++i) constant[i] = !inputs.dynamic_all;
+  return constant;
 }
 
-// Runs one node: find_op()->infer, the reference backend's supports() and
-// prepare(), outputs allocated with the inferred types, Kernel::run().
 Result<std::vector<Tensor>> run_node(const Node& node, const Inputs& inputs) {
-  CP_ASSIGN_OR_RETURN(std::vector<TensorType> types, infer(node, inputs));
-  std::unique_ptr<Backend> backend = make_reference_backend({});
-  NodeContext ctx{node, {}, {}, types, 1};
-  std::vector<const Tensor*> in_ptrs;
-  for (size_t i = 0; i < inputs.values.size(); ++i) {
-    const Tensor& t = inputs.values[i];
-    ctx.input_types.push_back(t.empty() ? TensorType{} : t.type());
-    ctx.constants.push_back(t.empty() || i == 0 || inputs.dynamic_all ? nullptr : &t);
-    in_ptrs.push_back(t.empty() ? nullptr : &t);
-  }
-  if (!backend->supports(ctx)) return unsupported("{}: not supported by the reference backend", node.describe());
-  CP_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, backend->prepare(ctx));
-  std::vector<Tensor> outputs(types.size());
-  std::vector<Tensor*> out_ptrs(types.size(), nullptr);
-  for (size_t j = 0; j < types.size(); ++j) {
-    outputs[j] = Tensor(types[j].dtype, types[j].shape);
-    out_ptrs[j] = &outputs[j];
-  }
-  CP_TRY(kernel->run(in_ptrs, out_ptrs));
-  return outputs;
+  return test::run_node(node, inputs.values, constant_mask(inputs));
 }
 
 Tensor run1(const Node& node, const Inputs& inputs) {
   auto r = run_node(node, inputs);
   if (!r.ok()) FAIL(r.status().message());
   return r.value()[0];
-}
-
-void check_values(const Tensor& t, const Shape& shape, const std::vector<double>& expected, double tol = 1e-5) {
-  CHECK(shape_str(t.shape()) == shape_str(shape));
-  const std::vector<double> got = t.to_double_vector();
-  REQUIRE(got.size() == expected.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("element " << i);
-    if (std::isnan(expected[i])) CHECK(std::isnan(got[i]));
-    else CHECK(got[i] == doctest::Approx(expected[i]).epsilon(tol));
-  }
 }
 
 Status error_of(const Node& node, const Inputs& inputs) {
