@@ -1,0 +1,80 @@
+// The oneDNN backend: a table of op families (one file each), every entry
+// deciding exactly which nodes it maps onto oneDNN; everything else falls
+// back to the reference backend in the executor.
+#include <algorithm>
+
+#include "backends/onednn/common.h"
+
+namespace caliprox {
+namespace onednn {
+namespace {
+
+const std::vector<OpEntry>& op_table() {
+  static const std::vector<OpEntry> t = [] {
+    std::vector<OpEntry> ops;
+    register_conv_ops(ops);
+    register_pool_ops(ops);
+    register_matmul_ops(ops);
+    register_eltwise_ops(ops);
+    register_binary_ops(ops);
+    register_norm_ops(ops);
+    std::sort(ops.begin(), ops.end(), [](const OpEntry& a, const OpEntry& b) { return a.op_type < b.op_type; });
+    return ops;
+  }();
+  return t;
+}
+
+const OpEntry* find_entry(const Node& node) {
+  if (!node.domain.empty() && node.domain != "ai.onnx") return nullptr;
+  const auto& t = op_table();
+  auto it = std::lower_bound(t.begin(), t.end(), std::string_view(node.op_type),
+                             [](const OpEntry& e, std::string_view s) { return e.op_type < s; });
+  return (it != t.end() && it->op_type == node.op_type) ? &*it : nullptr;
+}
+
+class OnednnBackend final : public Backend {
+ public:
+  explicit OnednnBackend(const BackendOptions& options)
+      : threads_(std::max(1, options.threads)), rt_(std::make_shared<Runtime>()) {
+    use_threads(threads_);
+  }
+
+  std::string_view name() const override { return "onednn"; }
+
+  bool supports(const NodeContext& ctx) const override {
+    const OpEntry* e = find_entry(ctx.node);
+    if (e == nullptr) return false;
+    try {
+      use_threads(context_threads(ctx, threads_));
+      return e->check(ctx, *rt_).ok();
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) override {
+    const OpEntry* e = find_entry(ctx.node);
+    if (e == nullptr)
+      return unsupported("{}: the oneDNN backend has no kernel for {}", ctx.node.describe(), ctx.node.op_type);
+    const int threads = context_threads(ctx, threads_);
+    try {
+      use_threads(threads);
+      return e->make(ctx, rt_, threads);
+    } catch (const dnnl::error& err) {
+      return dnnl_status(ctx.node, "prepare the kernel", err);
+    }
+  }
+
+ private:
+  int threads_;
+  std::shared_ptr<Runtime> rt_;
+};
+
+}  // namespace
+}  // namespace onednn
+
+std::unique_ptr<Backend> make_onednn_backend(const BackendOptions& options) {
+  return std::make_unique<onednn::OnednnBackend>(options);
+}
+
+}  // namespace caliprox

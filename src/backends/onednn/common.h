@@ -1,0 +1,153 @@
+#pragma once
+// Internals shared by the oneDNN backend's op files: the engine/stream pair,
+// primitives bound to their arguments once at prepare time (so run() neither
+// allocates nor builds anything), plain memory descriptors for host tensors,
+// fused activations as post-ops, and the thread count plumbing.
+//
+// oneDNN 2.6 (2.x API). The library reports failures as dnnl::error
+// exceptions; they are caught in this backend and turned into Status values.
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "backends/backend.h"
+#include "engine/graph.h"
+#include "engine/tensor.h"
+#include "util/status.h"
+
+namespace caliprox::onednn {
+
+using dnnl::memory;
+
+// One CPU engine and an in-order stream, shared by every kernel of a backend.
+// With the OpenMP runtime, CPU primitives execute synchronously on the
+// calling thread's OpenMP team.
+struct Runtime {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  mutable dnnl::stream stream{engine};  // waiting on it is not a logical change
+};
+
+// Makes the calling thread's OpenMP team `threads` wide. oneDNN sizes its
+// kernels from omp_get_max_threads() both when a primitive is created and
+// when it runs, so this is called before both (backends in one process may
+// use different widths).
+void use_threads(int threads);
+
+// OpenMP width for a memory-bound primitive touching `elements` floats:
+// below ~128K elements one core finishes before a second would have woken.
+int team_for_elements(int threads, int64_t elements);
+// Smallest tensor an elementwise-type node (activation, arithmetic, Softmax)
+// is claimed for: below it the reference loop beats a primitive call
+// (~0.2 us of oneDNN overhead against ~0.5 ns per element).
+inline constexpr int64_t kMinElementwiseElements = 256;
+// Same for a compute-bound primitive of `flops` operations.
+int team_for_flops(int threads, double flops);
+
+// Row-major f32 descriptor of a host tensor (Shape and memory::dims are the
+// same type); a scalar becomes a 1-element 1-D tensor (oneDNN has no rank 0).
+memory::desc plain_desc(const memory::dims& dims);
+
+// A memory object with no buffer yet: bound to a host tensor on each run.
+memory user_memory(const memory::desc& md, const Runtime& rt);
+
+// Points a user memory at a host tensor (no allocation, no copy). oneDNN only
+// reads src memories, so dropping const here is safe.
+inline void bind(const memory& m, const Tensor* t) { m.set_data_handle(const_cast<void*>(t->raw())); }
+
+// A primitive with its argument list resolved once. The memories are shared
+// handles: rebinding a user memory's data handle changes what the next
+// execute() reads or writes, without rebuilding the argument list.
+class BoundPrimitive {
+ public:
+  BoundPrimitive() = default;
+  BoundPrimitive(dnnl::primitive prim, std::vector<std::pair<int, memory>> args);
+  bool empty() const { return !prim_; }
+  // Executes through the C API: the C++ wrapper would build a std::vector of
+  // arguments (an allocation) on every call.
+  Status execute(const Runtime& rt) const;
+
+ private:
+  dnnl::primitive prim_;
+  std::vector<memory> keep_alive_;
+  std::vector<dnnl_exec_arg_t> args_;
+};
+
+// A reorder from one memory to another, bound. Empty when no reorder is
+// needed (same descriptor); then the memories are one and the same object.
+BoundPrimitive bound_reorder(const memory& from, const memory& to, const Runtime& rt);
+
+// The attributes every primitive of this backend uses: user-managed
+// scratchpad, so each kernel owns its scratch buffer (allocated at prepare).
+dnnl::primitive_attr base_attr();
+// Allocates the scratchpad a primitive descriptor asks for.
+memory scratchpad_for(const dnnl::primitive_desc_base& pd, const Runtime& rt);
+
+// One oneDNN eltwise step (algorithm and its alpha/beta).
+struct EltwiseOp {
+  dnnl::algorithm alg;
+  float alpha = 0, beta = 0;
+};
+// The eltwise steps computing one activation (ONNX op type and the
+// alpha/beta of op_registry.h's fused attributes). Errc::unsupported for an
+// activation oneDNN 2.6 cannot express exactly.
+Result<std::vector<EltwiseOp>> activation_ops(std::string_view op_type, float alpha, float beta);
+// The fused activation of a Conv node (empty when it has none).
+Result<std::vector<EltwiseOp>> fused_activation_ops(const Node& node);
+void append_eltwise_ops(dnnl::post_ops& ops, const std::vector<EltwiseOp>& steps);
+
+// oneDNN's "ref:" implementations are plain C++ loops, no faster than the
+// reference backend: a primitive descriptor that lands on one is refused
+// (Errc::unsupported naming `what`), so the node falls back.
+Status require_optimized(const Node& node, const dnnl::primitive_desc_base& pd, std::string_view what);
+
+// Every input and output of the node that is present is float32.
+bool all_f32(const NodeContext& ctx);
+bool has_input(const NodeContext& ctx, size_t i);
+bool has_output(const NodeContext& ctx, size_t i);
+int context_threads(const NodeContext& ctx, int fallback);
+
+// Turns a dnnl::error into a Status naming the node and what was attempted.
+Status dnnl_status(const Node& node, std::string_view what, const dnnl::error& e);
+
+// Base for this backend's kernels: fixes the thread count, then runs the
+// kernel's bound primitives.
+class OnednnKernel : public Kernel {
+ public:
+  OnednnKernel(std::shared_ptr<const Runtime> rt, int threads) : rt_(std::move(rt)), threads_(threads) {}
+  Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) final {
+    use_threads(threads_);
+    return execute(inputs, outputs);
+  }
+
+ protected:
+  virtual Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) = 0;
+  const Runtime& rt() const { return *rt_; }
+
+ private:
+  std::shared_ptr<const Runtime> rt_;
+  int threads_;
+};
+
+// What each op family file registers: `check` decides supports() (it builds
+// the primitive descriptors, so a true answer means prepare() succeeds),
+// `make` builds the kernel. Both return Errc::unsupported for nodes outside
+// what the family maps exactly onto oneDNN.
+struct OpEntry {
+  std::string_view op_type;
+  Status (*check)(const NodeContext& ctx, const Runtime& rt);
+  Result<std::unique_ptr<Kernel>> (*make)(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads);
+};
+
+void register_conv_ops(std::vector<OpEntry>& table);     // conv.cc
+void register_pool_ops(std::vector<OpEntry>& table);     // pool.cc
+void register_matmul_ops(std::vector<OpEntry>& table);   // matmul.cc
+void register_eltwise_ops(std::vector<OpEntry>& table);  // eltwise.cc
+void register_binary_ops(std::vector<OpEntry>& table);   // binary.cc
+void register_norm_ops(std::vector<OpEntry>& table);     // norm.cc
+
+}  // namespace caliprox::onednn

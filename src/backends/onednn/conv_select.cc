@@ -1,0 +1,100 @@
+// Which layout, algorithm and thread count a convolution runs with: a
+// heuristic pick (rules from measurements on this backend's target, a 2-core
+// AVX-512 Zen 5) and the candidate list the prepare-time tuner times.
+#include "backends/onednn/conv.h"
+
+namespace caliprox::onednn {
+
+namespace {
+
+bool is_depthwise(const ConvGeometry& g) { return g.group > 1 && g.c_in_per_group() == 1; }
+
+bool is_pointwise(const ConvGeometry& g) {
+  for (size_t d = 0; d < g.rank(); ++d)
+    if (g.kernel[d] != 1 || g.strides[d] != 1 || g.pads_begin[d] != 0 || g.pads_end[d] != 0) return false;
+  return true;
+}
+
+// oneDNN's Winograd kernels cover dense 2-D 3x3, stride 1, no dilation.
+bool winograd_shape(const ConvGeometry& g) {
+  if (g.rank() != 2 || g.group != 1) return false;
+  for (size_t d = 0; d < 2; ++d)
+    if (g.kernel[d] != 3 || g.strides[d] != 1 || g.dilations[d] != 1) return false;
+  return true;
+}
+
+}  // namespace
+
+double conv_flops(const ConvGeometry& g) {
+  double out = static_cast<double>(g.n) * static_cast<double>(g.c_out);
+  for (int64_t v : g.out_spatial) out *= static_cast<double>(v);
+  double taps = static_cast<double>(g.c_in_per_group());
+  for (int64_t k : g.kernel) taps *= static_cast<double>(k);
+  return 2.0 * out * taps;
+}
+
+bool has_padding_only_outputs(const ConvGeometry& g) {
+  for (size_t d = 0; d < g.rank(); ++d) {
+    const int64_t ek = g.effective_kernel(d);
+    if (g.pads_begin[d] >= ek || g.pads_end[d] >= ek) return true;
+  }
+  return false;
+}
+
+const char* layout_name(ConvLayout layout) {
+  switch (layout) {
+    case ConvLayout::any: return "any";
+    case ConvLayout::channels16: return "channels16";
+    case ConvLayout::plain: return "plain";
+  }
+  return "?";
+}
+
+ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residual_sum) {
+  // Below a few MFLOP the OpenMP team's fork/join (around 10 us per
+  // primitive with a passive wait policy, several primitives per node) costs
+  // more than the second core saves.
+  const int team = conv_flops(g) < 4e6 ? 1 : threads;
+  const auto direct = dnnl::algorithm::convolution_direct;
+  // oneDNN 2.6's brgconv gets a sum post-op wrong when some output
+  // positions see only padding (their "outwork" kernel): it writes wrong
+  // values, or crashes in its JIT code when an eltwise post-op follows.
+  // Found by fuzzing blocked against plain results; the GEMM-based
+  // implementation behind the plain layout handles these geometries.
+  if (residual_sum && has_padding_only_outputs(g)) return {ConvLayout::plain, direct, team};
+  // Pointwise on NCHW is one GEMM per image: no reorders at all (1.6-1.7x
+  // faster than blocked at batch 64, stride 1 or 2).
+  if (is_pointwise(g) && g.group == 1) return {ConvLayout::plain, direct, team};
+  // A first layer (1-3 input channels) would reorder a tiny input but a
+  // large output; GEMM on NCHW measured 1.5-2x faster at batch 64.
+  if (g.group == 1 && g.c_in < 4) return {ConvLayout::plain, direct, team};
+  // Winograd (F(2x2,3x3) / F(4x4,3x3)) measured 1.3-2.5x faster than the
+  // direct kernel for 16+ channels at batch 1 and 64 alike.
+  if (winograd_shape(g) && g.c_in >= 16 && g.c_out >= 16) return {ConvLayout::any, dnnl::algorithm::convolution_winograd, team};
+  return {ConvLayout::channels16, direct, team};
+}
+
+std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum) {
+  const auto direct = dnnl::algorithm::convolution_direct;
+  std::vector<ConvVariant> out{choose_conv_variant(g, threads, residual_sum)};
+  auto add = [&](ConvVariant v) {
+    for (const ConvVariant& c : out)
+      if (c == v) return;
+    out.push_back(v);
+  };
+  std::vector<int> teams{threads};
+  if (threads > 1) teams.push_back(1);
+  const bool blocked_ok = !(residual_sum && has_padding_only_outputs(g));
+  for (int t : teams) {
+    if (blocked_ok) {
+      add({ConvLayout::channels16, direct, t});
+      add({ConvLayout::any, direct, t});
+      if (winograd_shape(g)) add({ConvLayout::any, dnnl::algorithm::convolution_winograd, t});
+    }
+    // GEMM on NCHW is never competitive for depthwise layers.
+    if (!is_depthwise(g)) add({ConvLayout::plain, direct, t});
+  }
+  return out;
+}
+
+}  // namespace caliprox::onednn

@@ -1,0 +1,616 @@
+// oneDNN backend (src/backends/onednn/) against the reference backend, one
+// node at a time through Backend::supports / prepare / Kernel::run, on
+// randomized cases (seed printed; CALIPROX_TEST_SEED=<n> replays one).
+//
+// Tolerance: max |onednn - reference| <= tol * (1 + max |reference|).
+// Both backends accumulate in float32 but in different orders (oneDNN blocks
+// over channels and uses FMA), so each output of a K-term dot product may
+// differ by a few K * 2^-24 relative to the sum of |terms|; with inputs in
+// [-1, 1] and K <= ~600 that stays below 1e-4 * (1 + max|y|) with a wide
+// margin (observed differences are ~1e-6). Elementwise ops and pooling do
+// the same float operations up to FMA contraction and libm vs oneDNN's
+// polynomial exp/tanh, a few ulp: 1e-5.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/onednn/conv.h"
+#include "engine/op_registry.h"
+
+using namespace caliprox;
+
+namespace {
+
+constexpr int kThreads = 2;
+
+Attribute ints_attr(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::ints;
+  a.ints = std::move(v);
+  return a;
+}
+Attribute int_attr(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::i;
+  a.i = v;
+  return a;
+}
+Attribute float_attr(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::f;
+  a.f = v;
+  return a;
+}
+Attribute str_attr(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::s;
+  a.s = std::move(v);
+  return a;
+}
+
+unsigned test_seed(const char* what) {
+  unsigned seed = std::random_device{}();
+  if (const char* env = std::getenv("CALIPROX_TEST_SEED")) seed = static_cast<unsigned>(std::strtoul(env, nullptr, 10));
+  std::printf("test_onednn %s: random seed %u\n", what, seed);
+  return seed;
+}
+
+int64_t rand_int(std::mt19937& rng, int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+bool coin(std::mt19937& rng) { return rand_int(rng, 0, 1) == 1; }
+
+Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1) {
+  Tensor t(DType::f32, std::move(shape));
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (float& v : t.span<float>()) v = dist(rng);
+  return t;
+}
+
+// One node with its inputs; `constant[i]` says whether prepare() may see
+// input i as a constant (ONNX conformance cases feed weights as graph inputs).
+struct NodeCase {
+  Node node;
+  std::vector<Tensor> inputs;  // an empty Tensor is an omitted optional input
+  std::vector<bool> constant;
+};
+
+NodeCase make_case(std::string op, std::vector<Tensor> inputs, std::map<std::string, Attribute> attrs = {},
+                   std::vector<bool> constant = {}, size_t outputs = 1) {
+  NodeCase c;
+  c.node.name = "t_" + op;
+  c.node.op_type = std::move(op);
+  c.node.attrs = std::move(attrs);
+  for (size_t i = 0; i < inputs.size(); ++i) c.node.inputs.push_back(inputs[i].empty() ? "" : "in" + std::to_string(i));
+  for (size_t i = 0; i < outputs; ++i) c.node.outputs.push_back("out" + std::to_string(i));
+  c.inputs = std::move(inputs);
+  c.constant = std::move(constant);
+  c.constant.resize(c.inputs.size(), false);
+  return c;
+}
+
+NodeContext context_for(const NodeCase& c) {
+  NodeContext ctx{c.node, {}, {}, {}, kThreads};
+  std::vector<InferInput> infer_in;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    const Tensor& t = c.inputs[i];
+    const Tensor* value = (!t.empty() && c.constant[i]) ? &t : nullptr;
+    ctx.input_types.push_back(t.empty() ? TensorType{} : t.type());
+    ctx.constants.push_back(value);
+    infer_in.push_back(t.empty() ? InferInput{} : InferInput{t.type(), value});
+  }
+  const OpDef* def = find_op(c.node.op_type);
+  REQUIRE(def != nullptr);
+  auto types = def->infer(c.node, infer_in);
+  REQUIRE_MESSAGE(types.ok(), types.status().message());
+  ctx.output_types = *types;
+  return ctx;
+}
+
+std::vector<Tensor> run_kernel(Kernel& kernel, const NodeCase& c, const NodeContext& ctx) {
+  std::vector<Tensor> outs;
+  for (const auto& t : ctx.output_types) outs.emplace_back(t.dtype, t.shape);
+  std::vector<const Tensor*> in;
+  for (const auto& t : c.inputs) in.push_back(t.empty() ? nullptr : &t);
+  std::vector<Tensor*> out;
+  for (auto& t : outs) out.push_back(&t);
+  Status st = kernel.run(in, out);
+  REQUIRE_MESSAGE(st.ok(), st.message());
+  return outs;
+}
+
+Backend& onednn_backend() {
+  static std::unique_ptr<Backend> b = make_onednn_backend(BackendOptions{kThreads});
+  return *b;
+}
+Backend& reference_backend() {
+  static std::unique_ptr<Backend> b = make_reference_backend(BackendOptions{1});
+  return *b;
+}
+
+std::vector<Tensor> run_on(Backend& backend, const NodeCase& c) {
+  const NodeContext ctx = context_for(c);
+  REQUIRE(backend.supports(ctx));
+  auto kernel = backend.prepare(ctx);
+  REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+  // Twice: a kernel must not depend on state left by an earlier run.
+  run_kernel(**kernel, c, ctx);
+  return run_kernel(**kernel, c, ctx);
+}
+
+bool onednn_claims(const NodeCase& c) { return onednn_backend().supports(context_for(c)); }
+
+// max |a - b| / (1 + max |b|) over the first output.
+double relative_error(const Tensor& got, const Tensor& want) {
+  REQUIRE(got.shape() == want.shape());
+  double max_diff = 0, max_ref = 0;
+  const float* g = got.data<float>();
+  const float* w = want.data<float>();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    if (std::isnan(w[i]) || std::isnan(g[i])) {
+      if (std::isnan(w[i]) != std::isnan(g[i])) return INFINITY;
+      continue;
+    }
+    max_diff = std::max(max_diff, std::abs(double(g[i]) - w[i]));
+    max_ref = std::max(max_ref, std::abs(double(w[i])));
+  }
+  return max_diff / (1 + max_ref);
+}
+
+std::string describe_attrs(const Node& n) {
+  std::string s;
+  for (const auto& [k, a] : n.attrs) {
+    s += k + "=";
+    if (a.kind == Attribute::Kind::ints)
+      for (int64_t v : a.ints) s += std::to_string(v) + ",";
+    else if (a.kind == Attribute::Kind::i) s += std::to_string(a.i);
+    else if (a.kind == Attribute::Kind::f) s += std::to_string(a.f);
+    else s += a.s;
+    s += " ";
+  }
+  return s;
+}
+
+std::string describe(const NodeCase& c) {
+  std::string s = c.node.op_type + " inputs";
+  for (size_t i = 0; i < c.inputs.size(); ++i)
+    s += " " + (c.inputs[i].empty() ? std::string("-") : shape_str(c.inputs[i].shape())) + (c.constant[i] ? "c" : "");
+  return s + " " + describe_attrs(c.node);
+}
+
+// The node runs on oneDNN (it must claim it) and agrees with the reference.
+void check_against_reference(const NodeCase& c, double tol) {
+  if (std::getenv("CALIPROX_TEST_VERBOSE")) std::fprintf(stderr, "case: %s\n", describe(c).c_str());
+  const std::vector<Tensor> got = run_on(onednn_backend(), c);
+  const std::vector<Tensor> want = run_on(reference_backend(), c);
+  const double err = relative_error(got[0], want[0]);
+  CHECK_MESSAGE(err <= tol, c.node.op_type << " relative error " << err << " > " << tol);
+}
+
+constexpr const char* kActivations[] = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh"};
+
+// A random 2-D Conv: groups (incl. depthwise), strides, asymmetric pads,
+// dilations, optional bias, constant or run-time weights.
+NodeCase random_conv(std::mt19937& rng, int64_t n) {
+  for (;;) {
+    const int64_t kind = rand_int(rng, 0, 3);  // 0 plain, 1 grouped, 2 depthwise, 3 1x1
+    const int64_t group = kind == 1 ? rand_int(rng, 2, 4) : 1;
+    const int64_t cin_g = kind == 2 ? 1 : rand_int(rng, 1, 24);
+    int64_t cout_g = rand_int(rng, 1, 24);
+    int64_t cin = group * cin_g;
+    int64_t dw_group = group;
+    if (kind == 2) {
+      cin = rand_int(rng, 2, 40);
+      dw_group = cin;
+      cout_g = rand_int(rng, 1, 2);  // depthwise with channel multiplier 1 or 2
+    }
+    const int64_t cout = dw_group * cout_g;
+    const int64_t kh = kind == 3 ? 1 : rand_int(rng, 1, 5), kw = kind == 3 ? 1 : rand_int(rng, 1, 5);
+    const int64_t h = rand_int(rng, 3, 20), w = rand_int(rng, 3, 20);
+    const int64_t sh = rand_int(rng, 1, 3), sw = rand_int(rng, 1, 3);
+    const int64_t dh = kind == 3 ? 1 : rand_int(rng, 1, 2), dwl = kind == 3 ? 1 : rand_int(rng, 1, 2);
+    const int64_t pt = rand_int(rng, 0, 2), pl = rand_int(rng, 0, 2), pb = rand_int(rng, 0, 2), pr = rand_int(rng, 0, 2);
+    if (h + pt + pb < (kh - 1) * dh + 1 || w + pl + pr < (kw - 1) * dwl + 1) continue;
+    const bool bias = coin(rng);
+    std::vector<Tensor> in{random_tensor({n, cin, h, w}, rng), random_tensor({cout, cin / dw_group, kh, kw}, rng),
+                           bias ? random_tensor({cout}, rng) : Tensor()};
+    std::map<std::string, Attribute> attrs{{"group", int_attr(dw_group)},
+                                           {"strides", ints_attr({sh, sw})},
+                                           {"dilations", ints_attr({dh, dwl})},
+                                           {"pads", ints_attr({pt, pl, pb, pr})}};
+    const bool constant_w = rand_int(rng, 0, 3) != 0;
+    return make_case("Conv", std::move(in), std::move(attrs), {false, constant_w, constant_w});
+  }
+}
+
+// Adds the fused attributes of engine/passes.cc to a Conv case.
+void add_fusion(NodeCase& c, std::mt19937& rng, bool residual, const char* activation) {
+  if (activation != nullptr) {
+    c.node.attrs[kAttrActivation] = str_attr(activation);
+    const std::string a = activation;
+    if (a == "LeakyRelu") c.node.attrs[kAttrAlpha] = float_attr(0.1f);
+    if (a == "Clip") {
+      c.node.attrs[kAttrAlpha] = float_attr(-0.5f);
+      c.node.attrs[kAttrBeta] = float_attr(0.75f);
+    }
+    if (a == "HardSigmoid") {
+      c.node.attrs[kAttrAlpha] = float_attr(0.3f);
+      c.node.attrs[kAttrBeta] = float_attr(0.4f);
+    }
+  }
+  if (residual) {
+    const NodeContext ctx = context_for(c);
+    c.node.attrs[kAttrResidual] = int_attr(1);
+    c.inputs.resize(4);
+    c.constant.resize(4, false);
+    c.inputs[3] = random_tensor(ctx.output_types[0].shape, rng);
+    c.node.inputs.resize(4);
+    c.node.inputs[3] = "in3";
+    if (c.inputs[2].empty()) c.node.inputs[2] = "";
+  }
+}
+
+}  // namespace
+
+TEST_CASE("onednn: Conv matches the reference on random geometries") {
+  const unsigned seed = test_seed("conv");
+  std::mt19937 rng(seed);
+  for (int i = 0; i < 60; ++i) {
+    const NodeCase c = random_conv(rng, rand_int(rng, 1, 3));
+    INFO("seed " << seed << " case " << i << ": " << describe(c));
+    check_against_reference(c, 1e-4);
+  }
+}
+
+TEST_CASE("onednn: Conv with fused residual and activation") {
+  const unsigned seed = test_seed("conv fused");
+  std::mt19937 rng(seed);
+  int i = 0;
+  for (const char* act : kActivations) {
+    for (bool residual : {false, true}) {
+      NodeCase c = random_conv(rng, rand_int(rng, 1, 2));
+      add_fusion(c, rng, residual, act);
+      INFO("seed " << seed << " case " << i++ << ": " << describe(c));
+      check_against_reference(c, 1e-4);
+    }
+  }
+  // Residual alone, with and without bias.
+  for (int k = 0; k < 4; ++k) {
+    NodeCase c = random_conv(rng, 2);
+    add_fusion(c, rng, true, nullptr);
+    INFO("seed " << seed << " residual-only case " << k << ": " << describe(c));
+    check_against_reference(c, 1e-4);
+  }
+}
+
+TEST_CASE("onednn: Conv at batch 1 and 64 on network-sized layers") {
+  const unsigned seed = test_seed("conv batch");
+  std::mt19937 rng(seed);
+  struct Layer {
+    int64_t cin, h, cout, k, stride, group;
+  };
+  // LeNet, ResNet-style and MobileNet-style Fashion-MNIST layers.
+  const Layer layers[] = {{1, 28, 32, 3, 1, 1},  {32, 14, 32, 3, 1, 1}, {32, 28, 64, 3, 2, 1},
+                          {64, 7, 64, 3, 1, 1},  {64, 14, 64, 3, 1, 64}, {64, 14, 128, 1, 1, 1},
+                          {6, 14, 16, 5, 1, 1}};
+  for (int64_t n : {1, 64}) {
+    for (const Layer& l : layers) {
+      const int64_t pad = l.k / 2;
+      std::vector<Tensor> in{random_tensor({n, l.cin, l.h, l.h}, rng), random_tensor({l.cout, l.cin / l.group, l.k, l.k}, rng),
+                             random_tensor({l.cout}, rng)};
+      NodeCase c = make_case("Conv", std::move(in),
+                             {{"group", int_attr(l.group)},
+                              {"strides", ints_attr({l.stride, l.stride})},
+                              {"pads", ints_attr({pad, pad, pad, pad})}},
+                             {false, true, true});
+      add_fusion(c, rng, l.stride == 1 && l.cin == l.cout, "Relu");
+      INFO("seed " << seed << ": " << describe(c));
+      check_against_reference(c, 1e-4);
+    }
+  }
+}
+
+TEST_CASE("onednn: every Conv variant agrees with the reference") {
+  const unsigned seed = test_seed("conv variants");
+  std::mt19937 rng(seed);
+  using onednn::ConvLayout;
+  const onednn::ConvVariant variants[] = {
+      {ConvLayout::any, dnnl::algorithm::convolution_direct, 1},
+      {ConvLayout::any, dnnl::algorithm::convolution_direct, kThreads},
+      {ConvLayout::channels16, dnnl::algorithm::convolution_direct, kThreads},
+      {ConvLayout::plain, dnnl::algorithm::convolution_direct, kThreads},
+      {ConvLayout::any, dnnl::algorithm::convolution_winograd, kThreads},
+  };
+  auto rt = std::make_shared<const onednn::Runtime>();
+  for (int i = 0; i < 18; ++i) {
+    // Random geometries, and 3x3 stride-1 layers where Winograd applies.
+    NodeCase c = random_conv(rng, rand_int(rng, 1, 4));
+    // Fused activation and residual on some (the plain variant runs the
+    // activation as separate primitives).
+    if (i % 3 != 0) add_fusion(c, rng, i % 3 == 2, kActivations[rand_int(rng, 0, 6)]);
+    if (i >= 12) {
+      const int64_t cin = 16 << rand_int(rng, 0, 2), cout = 16 << rand_int(rng, 0, 2), h = 7 << rand_int(rng, 0, 2);
+      c = make_case("Conv", {random_tensor({rand_int(rng, 1, 4), cin, h, h}, rng), random_tensor({cout, cin, 3, 3}, rng),
+                             random_tensor({cout}, rng)},
+                    {{"pads", ints_attr({1, 1, 1, 1})}}, {false, true, true});
+    }
+    const NodeContext ctx = context_for(c);
+    const std::vector<Tensor> want = run_on(reference_backend(), c);
+    for (const auto& v : variants) {
+      auto kernel = onednn::make_conv_kernel(ctx, rt, kThreads, &v);
+      // Winograd exists for 3x3, stride 1, dense convolutions only; 16-channel
+      // blocks need whole blocks per group (or depthwise); blocked layouts are
+      // refused for a residual on padding-only outputs.
+      if (!kernel.ok() && kernel.status().code() == Errc::unsupported &&
+          (v.algorithm == dnnl::algorithm::convolution_winograd || v.layout == ConvLayout::channels16 ||
+           (v.layout != ConvLayout::plain && c.node.has(kAttrResidual))))
+        continue;
+      REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+      const std::vector<Tensor> got = run_kernel(**kernel, c, ctx);
+      INFO("seed " << seed << " case " << i << " layout " << onednn::layout_name(v.layout) << " threads " << v.threads << ": "
+                   << describe(c) << " impl " << onednn::conv_impl_name(**kernel));
+      const double err = relative_error(got[0], want[0]);
+      if (std::getenv("CALIPROX_TEST_VERBOSE"))
+        std::fprintf(stderr, "variant %s/%d/%d err %.3g impl %s\n", onednn::layout_name(v.layout), static_cast<int>(v.algorithm), v.threads, err,
+                     onednn::conv_impl_name(**kernel).c_str());
+      CHECK(err <= 1e-4);
+    }
+  }
+}
+
+TEST_CASE("onednn: 1-D and 3-D Conv") {
+  const unsigned seed = test_seed("conv rank");
+  std::mt19937 rng(seed);
+  for (int i = 0; i < 6; ++i) {
+    const int64_t cin = rand_int(rng, 1, 8), cout = rand_int(rng, 1, 8), k = rand_int(rng, 1, 3);
+    NodeCase c1 = make_case("Conv", {random_tensor({2, cin, 17}, rng), random_tensor({cout, cin, k}, rng)},
+                            {{"strides", ints_attr({2})}, {"pads", ints_attr({1, 0})}}, {false, true});
+    INFO("seed " << seed << ": " << describe(c1));
+    check_against_reference(c1, 1e-4);
+    NodeCase c3 = make_case("Conv", {random_tensor({1, cin, 5, 6, 7}, rng), random_tensor({cout, cin, k, k, k}, rng),
+                                     random_tensor({cout}, rng)},
+                            {{"pads", ints_attr({1, 0, 1, 0, 1, 1})}}, {false, coin(rng), true});
+    INFO("seed " << seed << ": " << describe(c3));
+    check_against_reference(c3, 1e-4);
+  }
+}
+
+TEST_CASE("onednn: ConvTranspose on random geometries") {
+  const unsigned seed = test_seed("conv transpose");
+  std::mt19937 rng(seed);
+  int checked = 0;
+  while (checked < 30) {
+    const int64_t group = rand_int(rng, 1, 2), cin_g = rand_int(rng, 1, 8), cout_g = rand_int(rng, 1, 8);
+    const int64_t k = rand_int(rng, 1, 4), s = rand_int(rng, 1, 3), d = rand_int(rng, 1, 2);
+    const int64_t h = rand_int(rng, 2, 9), w = rand_int(rng, 2, 9);
+    const int64_t op = rand_int(rng, 0, std::max(s, d) - 1);
+    const int64_t pt = rand_int(rng, 0, 2), pl = rand_int(rng, 0, 2), pb = rand_int(rng, 0, 2), pr = rand_int(rng, 0, 2);
+    std::vector<Tensor> in{random_tensor({rand_int(rng, 1, 2), group * cin_g, h, w}, rng),
+                           random_tensor({group * cin_g, cout_g, k, k}, rng),
+                           coin(rng) ? random_tensor({group * cout_g}, rng) : Tensor()};
+    const bool constant_w = coin(rng);
+    NodeCase c = make_case("ConvTranspose", std::move(in),
+                           {{"group", int_attr(group)},
+                            {"strides", ints_attr({s, s})},
+                            {"dilations", ints_attr({d, d})},
+                            {"output_padding", ints_attr({op, op})},
+                            {"pads", ints_attr({pt, pl, pb, pr})}},
+                           {false, constant_w, true});
+    const int64_t full_h = s * (h - 1) + op + (k - 1) * d + 1, full_w = s * (w - 1) + op + (k - 1) * d + 1;
+    if (full_h - pt - pb < 1 || full_w - pl - pr < 1) continue;
+    INFO("seed " << seed << " case " << checked << ": " << describe(c));
+    // output_padding beyond the end padding is unclaimed (negative oneDNN padding).
+    if (pb < op || pr < op) {
+      CHECK_FALSE(onednn_claims(c));
+    } else {
+      check_against_reference(c, 1e-4);
+    }
+    ++checked;
+  }
+}
+
+TEST_CASE("onednn: Gemm with transposes, alpha, beta and broadcast C") {
+  const unsigned seed = test_seed("gemm");
+  std::mt19937 rng(seed);
+  for (int i = 0; i < 40; ++i) {
+    const int64_t m = rand_int(rng, 1, 70), k = rand_int(rng, 1, 300), n = rand_int(rng, 1, 40);
+    const bool ta = coin(rng), tb = coin(rng);
+    const int64_t c_kind = rand_int(rng, 0, 5);  // none, [N], [1,N], [M,1], [M,N], scalar
+    Tensor c;
+    if (c_kind == 1) c = random_tensor({n}, rng);
+    if (c_kind == 2) c = random_tensor({1, n}, rng);
+    if (c_kind == 3) c = random_tensor({m, 1}, rng);
+    if (c_kind == 4) c = random_tensor({m, n}, rng);
+    if (c_kind == 5) c = random_tensor({}, rng);
+    std::map<std::string, Attribute> attrs{{"transA", int_attr(ta)}, {"transB", int_attr(tb)}};
+    const bool scaled = coin(rng);
+    if (scaled) {
+      attrs["alpha"] = float_attr(0.5f);
+      attrs["beta"] = float_attr(2.0f);
+    }
+    const bool constant_b = coin(rng);
+    // beta != 1 with a run-time C is left to the reference backend.
+    const bool constant_c = scaled || coin(rng);
+    NodeCase g = make_case("Gemm", {random_tensor(ta ? Shape{k, m} : Shape{m, k}, rng),
+                                    random_tensor(tb ? Shape{n, k} : Shape{k, n}, rng), c},
+                           attrs, {false, constant_b, constant_c});
+    INFO("seed " << seed << " case " << i << ": " << describe(g));
+    check_against_reference(g, 1e-4);
+  }
+}
+
+TEST_CASE("onednn: MatMul with vectors and broadcast batches") {
+  const unsigned seed = test_seed("matmul");
+  std::mt19937 rng(seed);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{64, 784}, {784, 128}}, {{1, 120}, {120, 84}}, {{3, 5, 7}, {3, 7, 4}}, {{2, 3, 5, 7}, {7, 6}},
+      {{7}, {7, 5}},           {{4, 7}, {7}},         {{1, 5, 7}, {3, 7, 2}}, {{2, 1, 4, 7}, {1, 3, 7, 5}},
+  };
+  for (const auto& [a, b] : shapes) {
+    NodeCase c = make_case("MatMul", {random_tensor(a, rng), random_tensor(b, rng)}, {}, {false, coin(rng)});
+    INFO("seed " << seed << ": " << describe(c));
+    check_against_reference(c, 1e-4);
+  }
+}
+
+TEST_CASE("onednn: MaxPool and AveragePool on random geometries") {
+  const unsigned seed = test_seed("pool");
+  std::mt19937 rng(seed);
+  int checked = 0, unclaimed = 0;
+  while (checked < 60) {
+    const bool max_pool = coin(rng);
+    const int64_t kh = rand_int(rng, 1, 4), kw = rand_int(rng, 1, 4);
+    const int64_t sh = rand_int(rng, 1, 3), sw = rand_int(rng, 1, 3);
+    const int64_t dil = max_pool ? rand_int(rng, 1, 2) : 1;
+    const int64_t ekh = (kh - 1) * dil + 1, ekw = (kw - 1) * dil + 1;
+    const int64_t pt = rand_int(rng, 0, ekh - 1), pb = rand_int(rng, 0, ekh - 1);
+    const int64_t pl = rand_int(rng, 0, ekw - 1), pr = rand_int(rng, 0, ekw - 1);
+    const int64_t h = rand_int(rng, ekh, 15), w = rand_int(rng, ekw, 15);
+    std::map<std::string, Attribute> attrs{{"kernel_shape", ints_attr({kh, kw})},
+                                           {"strides", ints_attr({sh, sw})},
+                                           {"pads", ints_attr({pt, pl, pb, pr})},
+                                           {"ceil_mode", int_attr(coin(rng))}};
+    if (max_pool) attrs["dilations"] = ints_attr({dil, dil});
+    else attrs["count_include_pad"] = int_attr(coin(rng));
+    NodeCase c = make_case(max_pool ? "MaxPool" : "AveragePool", {random_tensor({rand_int(rng, 1, 3), rand_int(rng, 1, 20), h, w}, rng)},
+                           std::move(attrs));
+    INFO("seed " << seed << " case " << checked << ": " << describe(c));
+    if (!onednn_claims(c)) {
+      // Only the include-padding average over a ceil-mode overhang is left out.
+      CHECK(!max_pool);
+      CHECK(c.node.attr_int("ceil_mode", 0) == 1);
+      CHECK(c.node.attr_int("count_include_pad", 0) == 1);
+      ++unclaimed;
+    } else {
+      check_against_reference(c, 1e-5);
+    }
+    ++checked;
+  }
+  CHECK(unclaimed < 30);
+}
+
+TEST_CASE("onednn: pooling cases left to the reference") {
+  std::mt19937 rng(1);
+  // Indices output of MaxPool.
+  NodeCase idx = make_case("MaxPool", {random_tensor({1, 2, 6, 6}, rng)}, {{"kernel_shape", ints_attr({2, 2})}}, {}, 2);
+  CHECK_FALSE(onednn_claims(idx));
+  // Include-padding average whose last window overhangs the padding.
+  NodeCase avg = make_case("AveragePool", {random_tensor({1, 2, 6, 6}, rng)},
+                           {{"kernel_shape", ints_attr({3, 3})},
+                            {"strides", ints_attr({2, 2})},
+                            {"pads", ints_attr({1, 1, 1, 1})},
+                            {"ceil_mode", int_attr(1)},
+                            {"count_include_pad", int_attr(1)}});
+  const NodeContext ctx = context_for(avg);
+  REQUIRE(ctx.output_types[0].shape == Shape{1, 2, 4, 4});  // last window covers rows 5..7, padding ends at 6
+  CHECK_FALSE(onednn_claims(avg));
+}
+
+TEST_CASE("onednn: global pooling at batch 1 and 64") {
+  const unsigned seed = test_seed("global pool");
+  std::mt19937 rng(seed);
+  for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"})
+    for (int64_t n : {1, 64}) {
+      NodeCase c = make_case(op, {random_tensor({n, 64, 7, 7}, rng)});
+      INFO("seed " << seed << ": " << describe(c));
+      check_against_reference(c, 1e-5);
+    }
+}
+
+TEST_CASE("onednn: BatchNormalization (inference)") {
+  const unsigned seed = test_seed("batchnorm");
+  std::mt19937 rng(seed);
+  for (const Shape& x : {Shape{1, 16, 14, 14}, Shape{64, 32, 7, 7}, Shape{50, 30}, Shape{2, 4, 90}}) {
+    const int64_t c = x[1];
+    const bool constant = coin(rng);
+    NodeCase bn = make_case("BatchNormalization",
+                            {random_tensor(x, rng), random_tensor({c}, rng), random_tensor({c}, rng),
+                             random_tensor({c}, rng), random_tensor({c}, rng, 0.1f, 2.f)},
+                            {{"epsilon", float_attr(1e-3f)}}, {false, constant, constant, constant, constant});
+    INFO("seed " << seed << ": " << describe(bn));
+    check_against_reference(bn, 1e-5);
+  }
+}
+
+TEST_CASE("onednn: activations") {
+  const unsigned seed = test_seed("eltwise");
+  std::mt19937 rng(seed);
+  for (const Shape& shape : {Shape{1, 32, 28, 28}, Shape{3, 7, 31}, Shape{64, 16, 14, 14}}) {
+    for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish"}) {
+      NodeCase c = make_case(op, {random_tensor(shape, rng, -8, 8)});
+      INFO("seed " << seed << ": " << describe(c));
+      check_against_reference(c, 1e-5);
+    }
+    NodeCase leaky = make_case("LeakyRelu", {random_tensor(shape, rng, -4, 4)}, {{"alpha", float_attr(0.2f)}});
+    check_against_reference(leaky, 1e-5);
+    NodeCase hs = make_case("HardSigmoid", {random_tensor(shape, rng, -8, 8)},
+                            {{"alpha", float_attr(0.25f)}, {"beta", float_attr(0.4f)}});
+    check_against_reference(hs, 1e-5);
+    NodeCase sq = make_case("Sqrt", {random_tensor(shape, rng, 0, 9)});
+    check_against_reference(sq, 1e-5);
+    // Clip: opset 11+ bounds as constant inputs, one omitted; opset 6 attributes.
+    Tensor lo(DType::f32, {});
+    lo.data<float>()[0] = -0.3f;
+    NodeCase clip = make_case("Clip", {random_tensor(shape, rng), lo, Tensor()}, {}, {false, true, false});
+    check_against_reference(clip, 1e-5);
+    NodeCase clip6 = make_case("Clip", {random_tensor(shape, rng)}, {{"min", float_attr(-0.2f)}, {"max", float_attr(0.6f)}});
+    check_against_reference(clip6, 1e-5);
+    // Run-time bounds cannot be baked into the primitive.
+    NodeCase clip_rt = make_case("Clip", {random_tensor(shape, rng), lo, Tensor()}, {}, {false, false, false});
+    CHECK_FALSE(onednn_claims(clip_rt));
+  }
+}
+
+TEST_CASE("onednn: Softmax in both opset conventions") {
+  const unsigned seed = test_seed("softmax");
+  std::mt19937 rng(seed);
+  const Shape shape{4, 3, 5, 6};
+  for (int64_t axis = -4; axis < 4; ++axis) {
+    for (int64_t opset : {11, 13}) {
+      NodeCase c = make_case("Softmax", {random_tensor(shape, rng, -5, 5)}, {{"axis", int_attr(axis)}});
+      c.node.opset = opset;
+      INFO("seed " << seed << ": " << describe(c));
+      check_against_reference(c, 1e-5);
+    }
+  }
+  NodeCase logits = make_case("Softmax", {random_tensor({64, 10}, rng, -5, 5)});
+  check_against_reference(logits, 1e-5);
+}
+
+TEST_CASE("onednn: Add, Sub, Mul, Div with broadcasting") {
+  const unsigned seed = test_seed("binary");
+  std::mt19937 rng(seed);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 8, 5, 5}, {2, 8, 5, 5}}, {{2, 8, 5, 5}, {8, 1, 1}}, {{2, 8, 5, 5}, {}},
+      {{2, 8, 5, 5}, {1, 8, 1, 1}}, {{8, 1, 1}, {2, 8, 5, 5}}, {{64, 10}, {10}},
+      {{30, 40}, {30, 1}},          {{1}, {50, 60}},
+  };
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    for (const auto& [a, b] : shapes) {
+      const bool b_full = shape_numel(b) > shape_numel(a);
+      // Divisors away from zero keep the relative error meaningful.
+      NodeCase c = make_case(op, {random_tensor(a, rng, 0.5f, 2.f), random_tensor(b, rng, 0.5f, 2.f)}, {},
+                             {false, coin(rng)});
+      INFO("seed " << seed << ": " << describe(c));
+      if (b_full && std::string(op) == "Div") {
+        CHECK_FALSE(onednn_claims(c));
+      } else {
+        check_against_reference(c, 1e-5);
+      }
+    }
+  }
+  // Both inputs broadcast: unclaimed.
+  NodeCase both = make_case("Add", {random_tensor({30, 1}, rng), random_tensor({1, 40}, rng)});
+  CHECK_FALSE(onednn_claims(both));
+  // Tiny tensors stay with the reference loop.
+  NodeCase tiny = make_case("Add", {random_tensor({1, 10}, rng), random_tensor({10}, rng)});
+  CHECK_FALSE(onednn_claims(tiny));
+  NodeCase tiny_act = make_case("Sigmoid", {random_tensor({1, 10}, rng)});
+  CHECK_FALSE(onednn_claims(tiny_act));
+}
