@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "backends/backend.h"
 #include "engine/op_registry.h"
 
@@ -45,8 +47,8 @@ inline Node make_node(std::string op, size_t inputs, std::map<std::string, Attri
   Node n;
   n.name = "t_" + op;
   n.op_type = std::move(op);
-  for (size_t i = 0; i < inputs; ++i) n.inputs.push_back("in" + std::to_string(i));
-  for (size_t i = 0; i < outputs; ++i) n.outputs.push_back("out" + std::to_string(i));
+  for (size_t i = 0; i < inputs; ++i) n.inputs.push_back(fmt::format("in{}", i));
+  for (size_t i = 0; i < outputs; ++i) n.outputs.push_back(fmt::format("out{}", i));
   n.attrs = std::move(attrs);
   return n;
 }

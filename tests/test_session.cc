@@ -7,6 +7,8 @@
 #include <cstring>
 #include <random>
 
+#include <fmt/format.h>
+
 #include "engine/layout.h"
 #include "engine/session.h"
 
@@ -162,7 +164,7 @@ TEST_CASE("session: a chain of elementwise ops reuses arena buffers") {
   const char* ops[] = {"Relu", "Sigmoid", "Tanh", "Relu", "Sigmoid"};
   std::string prev = "x";
   for (int i = 0; i < 5; ++i) {
-    std::string out = i == 4 ? "out" : "v" + std::to_string(i);
+    std::string out = i == 4 ? std::string("out") : fmt::format("v{}", i);
     g.nodes.push_back(make_node(ops[i], {prev}, {out}));
     prev = out;
   }
@@ -323,4 +325,44 @@ TEST_CASE("layout: neutral shapes and transparent ops") {
   const Tensor* cu = &u;
   REQUIRE(make_layout_kernel(Layout::nhwc, Layout::nchw)->run({&cu, 1}, {&pv, 1}).ok());
   CHECK(std::memcmp(v.raw(), t.raw(), t.nbytes()) == 0);
+}
+
+TEST_CASE("passes: Mul(x, HardSigmoid(x)) becomes HardSwish and fuses into the Conv") {
+  const unsigned seed = 99;
+  MESSAGE("seed " << seed);
+  std::mt19937 rng(seed);
+  Graph g;
+  g.inputs.push_back(input_info("x", {Dim{-1, "N"}, Dim{2, ""}, Dim{5, ""}, Dim{5, ""}}));
+  g.initializers["w"] = random_tensor({3, 2, 3, 3}, rng);
+  Node conv = make_node("Conv", {"x", "w"}, {"c"}, "conv");
+  conv.attrs["pads"] = ints_attr({1, 1, 1, 1});
+  g.nodes.push_back(conv);
+  Node hs = make_node("HardSigmoid", {"c"}, {"h"}, "hsig");
+  hs.attrs["alpha"].kind = Attribute::Kind::f;
+  hs.attrs["alpha"].f = 1.f / 6.f;  // PyTorch's export writes alpha only: beta defaults to 0.5
+  g.nodes.push_back(hs);
+  g.nodes.push_back(make_node("Mul", {"c", "h"}, {"y"}, "mul"));
+  g.outputs.push_back({"y", DType::f32, std::nullopt});
+  auto backend = make_reference_backend({});
+  // Inputs around the HardSwish knees (-3, 3) so both linear pieces count.
+  Tensor x = random_tensor({2, 2, 5, 5}, rng, -3.f, 3.f);
+  SessionOptions plain;
+  plain.optimize = false;
+  auto a = Session::create(g, *backend, {{"x", x.shape()}}, plain);
+  auto b = Session::create(g, *backend, {{"x", x.shape()}});
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK((*a)->node_backends().size() == 3);
+  REQUIRE((*b)->node_backends().size() == 1);  // conv + HardSwish in one node
+  REQUIRE((*a)->run(std::span<const Tensor>(&x, 1)).ok());
+  REQUIRE((*b)->run(std::span<const Tensor>(&x, 1)).ok());
+  for (int64_t i = 0; i < x.numel() / 2 * 3; ++i)
+    CHECK((*a)->output(0).data<float>()[i] == doctest::Approx((*b)->output(0).data<float>()[i]).epsilon(1e-6));
+
+  // With other HardSigmoid parameters it is not HardSwish: nothing changes.
+  g.nodes[1].attrs["beta"].kind = Attribute::Kind::f;
+  g.nodes[1].attrs["beta"].f = 0.4f;
+  auto c = Session::create(g, *backend, {{"x", x.shape()}});
+  REQUIRE(c.ok());
+  CHECK((*c)->node_backends().size() == 3);  // the conv output has two readers: no fusion either
 }

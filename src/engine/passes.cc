@@ -101,9 +101,42 @@ std::optional<std::pair<float, float>> activation_params(const Node& act, const 
 
 }  // namespace
 
+int form_hardswish(std::vector<Node>& nodes, const std::set<std::string>& keep) {
+  int formed = 0;
+  auto readers = consumers_of(nodes);
+  std::vector<bool> removed(nodes.size(), false);
+  for (size_t hi = 0; hi < nodes.size(); ++hi) {
+    const Node& h = nodes[hi];
+    if (h.op_type != "HardSigmoid" || h.inputs.size() != 1 || h.outputs.size() != 1) continue;
+    if (std::fabs(h.attr_float("alpha", 0.2f) - 1.f / 6.f) > 1e-7f || h.attr_float("beta", 0.5f) != 0.5f) continue;
+    auto mi = sole_consumer(h.outputs[0], readers, keep);
+    if (!mi || nodes[*mi].op_type != "Mul" || nodes[*mi].inputs.size() != 2) continue;
+    const Node& m = nodes[*mi];
+    const std::string& x = h.inputs[0];
+    if (!((m.inputs[0] == x && m.inputs[1] == h.outputs[0]) || (m.inputs[1] == x && m.inputs[0] == h.outputs[0])))
+      continue;
+    Node swish;
+    swish.op_type = "HardSwish";
+    swish.name = m.name;
+    swish.index = m.index;
+    swish.opset = m.opset;
+    swish.inputs = {x};
+    swish.outputs = m.outputs;
+    nodes[*mi] = std::move(swish);  // at the Mul's position: x is computed by then
+    removed[hi] = true;
+    ++formed;
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (!removed[i]) kept.push_back(std::move(nodes[i]));
+  nodes = std::move(kept);
+  return formed;
+}
+
 PassStats fuse_conv_chains(std::vector<Node>& nodes, std::map<std::string, Tensor>& constants,
                            const std::map<std::string, TensorType>& types, const std::set<std::string>& keep) {
   PassStats stats;
+  stats.hardswish_formed = form_hardswish(nodes, keep);
   std::vector<bool> removed(nodes.size(), false);
   for (size_t ci = 0; ci < nodes.size(); ++ci) {
     if (removed[ci] || nodes[ci].op_type != "Conv" || nodes[ci].has(kAttrActivation) || nodes[ci].has(kAttrResidual))

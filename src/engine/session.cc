@@ -234,8 +234,9 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
   for (const auto& o : graph.outputs) graph_outputs.insert(o.name);
   if (options.optimize) {
     PassStats st = fuse_conv_chains(to_run, s.constants, types, graph_outputs);
-    log_debug("graph passes: {} BatchNorm folded, {} residual Add and {} activations fused into Conv",
-              st.batchnorms_folded, st.residuals_fused, st.activations_fused);
+    log_debug("graph passes: {} HardSwish formed, {} BatchNorm folded, {} residual Add and {} activations fused "
+              "into Conv",
+              st.hardswish_formed, st.batchnorms_folded, st.residuals_fused, st.activations_fused);
   }
 
   // Graph outputs.
