@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backends/onednn/common.h"
+#include "util/log.h"
 
 namespace caliprox {
 namespace onednn {
@@ -34,16 +35,21 @@ const OpEntry* find_entry(const Node& node) {
 
 class OnednnBackend final : public Backend {
  public:
-  explicit OnednnBackend(const BackendOptions& options)
-      : threads_(std::max(1, options.threads)), rt_(std::make_shared<Runtime>()) {
+  explicit OnednnBackend(const BackendOptions& options) : threads_(std::max(1, options.threads)) {
     use_threads(threads_);
+    try {
+      rt_ = std::make_shared<Runtime>();
+    } catch (const dnnl::error& e) {
+      // No CPU engine: every node falls back to the reference backend.
+      log_warn("onednn: cannot create a CPU engine ({}); the backend claims no nodes", e.what());
+    }
   }
 
   std::string_view name() const override { return "onednn"; }
 
   bool supports(const NodeContext& ctx) const override {
     const OpEntry* e = find_entry(ctx.node);
-    if (e == nullptr) return false;
+    if (e == nullptr || rt_ == nullptr) return false;
     try {
       use_threads(context_threads(ctx, threads_));
       return e->check(ctx, *rt_).ok();
@@ -56,6 +62,7 @@ class OnednnBackend final : public Backend {
     const OpEntry* e = find_entry(ctx.node);
     if (e == nullptr)
       return unsupported("{}: the oneDNN backend has no kernel for {}", ctx.node.describe(), ctx.node.op_type);
+    if (rt_ == nullptr) return runtime_error("{}: the oneDNN backend has no CPU engine", ctx.node.describe());
     const int threads = context_threads(ctx, threads_);
     try {
       use_threads(threads);

@@ -88,7 +88,7 @@ class BinaryKernel final : public OnednnKernel {
     bind(src0_, inputs[first_]);
     bind(src1_, inputs[1 - first_]);
     bind(dst_, outputs[0]);
-    return binary_.execute(rt());
+    return binary_.execute(stream());
   }
 
  private:

@@ -38,9 +38,16 @@ BoundPrimitive::BoundPrimitive(dnnl::primitive prim, std::vector<std::pair<int, 
   }
 }
 
-Status BoundPrimitive::execute(const Runtime& rt) const {
-  dnnl_status_t st = dnnl_primitive_execute(prim_.get(), rt.stream.get(), static_cast<int>(args_.size()), args_.data());
+Status BoundPrimitive::execute(const dnnl::stream& stream) const {
+  dnnl_status_t st = dnnl_primitive_execute(prim_.get(), stream.get(), static_cast<int>(args_.size()), args_.data());
   if (st != dnnl_success) return runtime_error("oneDNN primitive execution failed (status {})", static_cast<int>(st));
+  return {};
+}
+
+Status execute_once(const BoundPrimitive& p, const Runtime& rt) {
+  dnnl::stream stream(rt.engine);
+  CP_TRY(p.execute(stream));
+  stream.wait();
   return {};
 }
 

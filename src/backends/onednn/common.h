@@ -24,12 +24,12 @@ namespace caliprox::onednn {
 
 using dnnl::memory;
 
-// One CPU engine and an in-order stream, shared by every kernel of a backend.
-// With the OpenMP runtime, CPU primitives execute synchronously on the
-// calling thread's OpenMP team.
+// The CPU engine, shared by every kernel of a backend. Each kernel owns its
+// stream (streams are not meant for concurrent use, sessions may run on
+// different threads). With the OpenMP runtime, CPU primitives execute
+// synchronously on the calling thread's OpenMP team.
 struct Runtime {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  mutable dnnl::stream stream{engine};  // waiting on it is not a logical change
 };
 
 // Makes the calling thread's OpenMP team `threads` wide. oneDNN sizes its
@@ -69,13 +69,17 @@ class BoundPrimitive {
   bool empty() const { return !prim_; }
   // Executes through the C API: the C++ wrapper would build a std::vector of
   // arguments (an allocation) on every call.
-  Status execute(const Runtime& rt) const;
+  Status execute(const dnnl::stream& stream) const;
 
  private:
   dnnl::primitive prim_;
   std::vector<memory> keep_alive_;
   std::vector<dnnl_exec_arg_t> args_;
 };
+
+// Runs a primitive once at prepare time (e.g. reordering constant weights)
+// on a stream of its own, and waits for it.
+Status execute_once(const BoundPrimitive& p, const Runtime& rt);
 
 // A reorder from one memory to another, bound. Empty when no reorder is
 // needed (same descriptor); then the memories are one and the same object.
@@ -118,7 +122,8 @@ Status dnnl_status(const Node& node, std::string_view what, const dnnl::error& e
 // kernel's bound primitives.
 class OnednnKernel : public Kernel {
  public:
-  OnednnKernel(std::shared_ptr<const Runtime> rt, int threads) : rt_(std::move(rt)), threads_(threads) {}
+  OnednnKernel(std::shared_ptr<const Runtime> rt, int threads)
+      : rt_(std::move(rt)), stream_(rt_->engine), threads_(threads) {}
   Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) final {
     use_threads(threads_);
     return execute(inputs, outputs);
@@ -127,9 +132,11 @@ class OnednnKernel : public Kernel {
  protected:
   virtual Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) = 0;
   const Runtime& rt() const { return *rt_; }
+  const dnnl::stream& stream() const { return stream_; }
 
  private:
   std::shared_ptr<const Runtime> rt_;
+  dnnl::stream stream_;
   int threads_;
 };
 

@@ -126,11 +126,12 @@ dnnl::primitive_desc conv_pd(const ConvSetup& s, const ConvVariant& v, const Run
                                    : memory::format_tag::nCdhw16c;
         return memory::desc(plain.dims(), memory::data_type::f32, tag);
       }
-      case ConvLayout::any: break;
+      case ConvLayout::any:
+      case ConvLayout::plain_src: break;
     }
     return memory::desc(plain.dims(), memory::data_type::f32, memory::format_tag::any);
   };
-  const memory::desc src = activation_desc(s.src_plain);
+  const memory::desc src = v.layout == ConvLayout::plain_src ? s.src_plain : activation_desc(s.src_plain);
   const memory::desc dst = activation_desc(s.dst_plain);
   const memory::desc wei(s.wei_plain.dims(), memory::data_type::f32, memory::format_tag::any);
   // Residual first (a sum post-op adds what dst holds before the kernel
@@ -215,9 +216,7 @@ class ConvKernel final : public OnednnKernel {
         bind(wei_user_, &constant_copy_);
       } else {
         bind(wei_user_, s.constant_weights);
-        Status st = wei_reorder.execute(r);
-        if (!st.ok()) throw dnnl::error(dnnl_runtime_error, "weight reorder failed");
-        r.stream.wait();
+        if (!execute_once(wei_reorder, r).ok()) throw dnnl::error(dnnl_runtime_error, "weight reorder failed");
       }
     }
     conv_ = BoundPrimitive(dnnl::primitive(pd), {{DNNL_ARG_SRC, src},
@@ -244,24 +243,24 @@ class ConvKernel final : public OnednnKernel {
 
  protected:
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
-    const Runtime& r = rt();
+    const dnnl::stream& s = stream();
     bind(src_user_, inputs[0]);
     if (weights_runtime_) bind(wei_user_, inputs[1]);
     if (has_bias_) bind(bias_user_, inputs[2]);
     bind(dst_user_, outputs[0]);
-    if (!src_reorder_.empty()) CP_TRY(src_reorder_.execute(r));
-    if (!wei_reorder_.empty()) CP_TRY(wei_reorder_.execute(r));
+    if (!src_reorder_.empty()) CP_TRY(src_reorder_.execute(s));
+    if (!wei_reorder_.empty()) CP_TRY(wei_reorder_.execute(s));
     if (residual_) {
       // The sum post-op adds what dst holds: put the residual there first
       // (nothing to do when the session handed us the residual's buffer).
       bind(residual_user_, inputs[3]);
-      if (!dst_is_user_ || inputs[3]->raw() != outputs[0]->raw()) CP_TRY(residual_reorder_.execute(r));
+      if (!dst_is_user_ || inputs[3]->raw() != outputs[0]->raw()) CP_TRY(residual_reorder_.execute(s));
     }
-    CP_TRY(conv_.execute(r));
-    if (!dst_reorder_.empty()) CP_TRY(dst_reorder_.execute(r));
+    CP_TRY(conv_.execute(s));
+    if (!dst_reorder_.empty()) CP_TRY(dst_reorder_.execute(s));
     if (!activation_.empty()) {
       bind(flat_dst_, outputs[0]);
-      for (const BoundPrimitive& step : activation_) CP_TRY(step.execute(r));
+      for (const BoundPrimitive& step : activation_) CP_TRY(step.execute(s));
     }
     return {};
   }

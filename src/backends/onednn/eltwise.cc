@@ -85,7 +85,7 @@ class EltwiseKernel final : public OnednnKernel {
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     bind(src_, inputs[0]);
     bind(dst_, outputs[0]);
-    for (const BoundPrimitive& step : steps_) CP_TRY(step.execute(rt()));
+    for (const BoundPrimitive& step : steps_) CP_TRY(step.execute(stream()));
     return {};
   }
 

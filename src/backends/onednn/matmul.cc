@@ -107,17 +107,20 @@ struct MatmulPlan {
 };
 
 // Weights keep their host layout when they change per run; a constant B may
-// take whatever layout the primitive prefers.
-MatmulPlan matmul_pd(const MatmulSetup& s, const Runtime& rt) {
+// take whatever layout the primitive prefers. C goes in as the bias when
+// oneDNN has an optimized kernel for that (alpha = 1, mostly a [N] / [1, N]
+// C), else as a binary-add post-op; with neither, the node is refused.
+Result<MatmulPlan> matmul_pd(const Node& node, const MatmulSetup& s, const Runtime& rt) {
   const memory::desc wei = s.constant_b != nullptr
                                ? memory::desc(s.wei.dims(), memory::data_type::f32, memory::format_tag::any)
                                : s.wei;
   if (s.has_c && s.alpha == 1.f) {
     try {
       dnnl::matmul::desc d(s.src, wei, s.c_desc, s.dst);
-      return {dnnl::matmul::primitive_desc(d, base_attr(), rt.engine), true};
+      dnnl::matmul::primitive_desc pd(d, base_attr(), rt.engine);
+      if (require_optimized(node, pd, "matmul").ok()) return MatmulPlan{pd, true};
     } catch (const dnnl::error&) {
-      // Not every bias broadcast has an implementation: use the post-op.
+      // No implementation for this bias broadcast: try the post-op.
     }
   }
   dnnl::primitive_attr attr = base_attr();
@@ -127,8 +130,14 @@ MatmulPlan matmul_pd(const MatmulSetup& s, const Runtime& rt) {
     ops.append_binary(algorithm::binary_add, s.c_desc);
     attr.set_post_ops(ops);
   }
-  dnnl::matmul::desc d(s.src, wei, s.dst);
-  return {dnnl::matmul::primitive_desc(d, attr, rt.engine), false};
+  try {
+    dnnl::matmul::desc d(s.src, wei, s.dst);
+    dnnl::matmul::primitive_desc pd(d, attr, rt.engine);
+    CP_TRY(require_optimized(node, pd, "matmul"));
+    return MatmulPlan{pd, false};
+  } catch (const dnnl::error& e) {
+    return dnnl_status(node, "create a matmul", e);
+  }
 }
 
 class MatmulKernel final : public OnednnKernel {
@@ -146,9 +155,8 @@ class MatmulKernel final : public OnednnKernel {
         bind(wei_user_, &b_copy_);
       } else {
         bind(wei_user_, s.constant_b);
-        Status st = bound_reorder(wei_user_, wei, r).execute(r);
-        if (!st.ok()) throw dnnl::error(dnnl_runtime_error, "weight reorder failed");
-        r.stream.wait();
+        if (!execute_once(bound_reorder(wei_user_, wei, r), r).ok())
+          throw dnnl::error(dnnl_runtime_error, "weight reorder failed");
       }
     }
     b_runtime_ = s.constant_b == nullptr;
@@ -176,7 +184,7 @@ class MatmulKernel final : public OnednnKernel {
     if (b_runtime_) bind(wei_user_, inputs[1]);
     if (c_runtime_) bind(c_, inputs[2]);
     bind(dst_, outputs[0]);
-    return matmul_.execute(rt());
+    return matmul_.execute(stream());
   }
 
  private:
@@ -188,12 +196,7 @@ class MatmulKernel final : public OnednnKernel {
 
 Status check_matmul(const NodeContext& ctx, const Runtime& rt) {
   CP_ASSIGN_OR_RETURN(MatmulSetup s, setup(ctx));
-  try {
-    CP_TRY(require_optimized(ctx.node, matmul_pd(s, rt).pd, "matmul"));
-  } catch (const dnnl::error& e) {
-    return dnnl_status(ctx.node, "create a matmul", e);
-  }
-  return {};
+  return matmul_pd(ctx.node, s, rt).status();
 }
 
 Result<std::unique_ptr<Kernel>> make_matmul(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads) {
@@ -201,9 +204,8 @@ Result<std::unique_ptr<Kernel>> make_matmul(const NodeContext& ctx, std::shared_
   const double flops = 2.0 * static_cast<double>(s.src.dims().back()) * static_cast<double>(shape_numel(s.dst.dims()));
   const int team = team_for_flops(threads, flops);
   use_threads(team);
+  CP_ASSIGN_OR_RETURN(MatmulPlan plan, matmul_pd(ctx.node, s, *rt));
   try {
-    MatmulPlan plan = matmul_pd(s, *rt);
-    CP_TRY(require_optimized(ctx.node, plan.pd, "matmul"));
     return std::unique_ptr<Kernel>(std::make_unique<MatmulKernel>(std::move(rt), team, s, plan));
   } catch (const dnnl::error& e) {
     return dnnl_status(ctx.node, "create a matmul", e);

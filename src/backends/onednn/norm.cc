@@ -42,7 +42,7 @@ class SoftmaxKernel final : public OnednnKernel {
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     bind(src_, inputs[0]);
     bind(dst_, outputs[0]);
-    return softmax_.execute(rt());
+    return softmax_.execute(stream());
   }
 
  private:

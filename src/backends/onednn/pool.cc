@@ -100,7 +100,7 @@ class PoolKernel final : public OnednnKernel {
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     bind(src_, inputs[0]);
     bind(dst_, outputs[0]);
-    return pool_.execute(rt());
+    return pool_.execute(stream());
   }
 
  private:
