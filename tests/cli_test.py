@@ -367,5 +367,89 @@ def eval_interrupted_exits_130_and_writes_nothing():
         assert_nothing_written(os.path.join(out, "eval.json"))
 
 
+@test
+def knobs_catalogue_lists_every_knob_with_ids():
+    p = run("knobs", "--json")
+    assert p.returncode == 0, p.stderr
+    knobs = {k["name"]: k for k in json.loads(p.stdout)["knobs"]}
+    assert len(knobs) == 58, len(knobs)
+    # ApproxHPVM IDs: 11 exact, 12 fp16, 121-138 perforation, 151-168 in fp16, 231-239 sampling, 261-269 in fp16.
+    ids = sorted(k["hpvm_id"] for k in knobs.values() if k["hpvm_id"] is not None)
+    assert ids == [11, 12] + list(range(121, 139)) + list(range(151, 169)) + list(range(231, 240)) + \
+        list(range(261, 270)), ids
+    assert knobs["perf-row-2-0"]["hpvm_id"] == 123 and knobs["samp-4-3"]["hpvm_id"] == 239
+    assert knobs["perf-row-2-0"]["nominal_speedup"] == 2.0 and knobs["samp-3-1"]["nominal_speedup"] == 1.5
+    assert "not measured natively" in knobs["fp16"]["note"]
+    assert knobs["int8"]["ops"] == ["Conv"]
+    p = run("knobs")
+    assert p.returncode == 0 and "perf-col-3-2" in p.stdout and "not measured natively" in p.stdout, p.stdout
+
+
+@test
+def knobs_per_network_layers_and_flops():
+    with tempfile.TemporaryDirectory() as tmp:
+        p = run("knobs", experiment(tmp), "--json")
+        assert p.returncode == 0, p.stderr
+        layers = json.loads(p.stdout)["layers"]
+        assert [l["node"] for l in layers] == ["/conv1/Conv", "/conv2/Conv"], [l["node"] for l in layers]
+        for l in layers:
+            assert l["op"] == "Conv" and l["flops"] > 1e6
+            assert l["knobs"]["fp32"] == 1.0 and l["knobs"]["perf-row-2-0"] >= 2.0
+
+
+def knob_config(tmp, knobs, name="config.json"):
+    return write(os.path.join(tmp, name), json.dumps({"id": 7, "level": 1, "knobs": knobs}))
+
+
+@test
+def eval_with_config_changes_accuracy_and_records_it():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp, **{"test: [5000, 10000]": "test: [5000, 5640]"})
+        conf = knob_config(tmp, {"/conv1/Conv": "perf-row-2-1", "/conv2/Conv": 236})
+        exact = run("eval", exp, "-o", os.path.join(tmp, "a"), "--json")
+        approx = run("eval", exp, "-o", os.path.join(tmp, "b"), "--json", "--config", conf)
+        assert exact.returncode == 0 and approx.returncode == 0, approx.stderr
+        e, a = json.loads(exact.stdout), json.loads(approx.stdout)
+        assert e["configuration"] == {} and a["configuration"] == {"/conv1/Conv": "perf-row-2-1",
+                                                                   "/conv2/Conv": "samp-4-0"}
+        assert a["metrics"]["top1"] != e["metrics"]["top1"]
+        assert a["metrics"]["top1"] > 50.0
+
+
+@test
+def bad_configs_name_node_and_knob():
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp, **{"test: [5000, 10000]": "test: [5000, 5064]"})
+        out = os.path.join(tmp, "run")
+        cases = [
+            ({"/conv9/Conv": "samp-2-0"}, ["/conv9/Conv", "samp-2-0", "/conv1/Conv"]),
+            ({"/conv1/Conv": "perf-rows-2-0"}, ["/conv1/Conv", "perf-rows-2-0", "perf-row-2-0"]),
+            ({"/fc1/Gemm": "fp16"}, ["/fc1/Gemm", "fp16", "Conv only"]),
+            ({"/conv1/Conv": 999}, ["/conv1/Conv", "999"]),
+        ]
+        for knobs, parts in cases:
+            expect_error(run("eval", exp, "-o", out, "--config", knob_config(tmp, knobs)), 2, *parts)
+            assert_nothing_written(out)
+        expect_error(run("eval", exp, "-o", out, "--config", write(os.path.join(tmp, "x.json"), "{\"knobs\": [")),
+                     2, "x.json", "JSON")
+        # A perforation rate that leaves nothing on a 1-row feature map (infer on a 1x28 image is not
+        # possible for LeNet; the engine's unit tests cover it).
+
+
+@test
+def infer_with_config_int8_calibrates_on_the_input():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        vals = [((i * 37) % 255) / 255.0 for i in range(2 * 28 * 28)]
+        x = write(os.path.join(tmp, "x.npy"), npy_bytes("<f4", [2, 1, 28, 28], struct.pack("<%df" % len(vals), *vals)))
+        conf = knob_config(tmp, {"/conv1/Conv": "int8", "/conv2/Conv": "bf16"})
+        p = run("infer", LENET, "-i", x, "-o", os.path.join(tmp, "out"), "--config", conf, "--json")
+        assert p.returncode == 0, p.stderr
+        assert read_npy_shape(json.loads(p.stdout)["outputs"]["logits"]) == [2, 10]
+
+
 print(f"{results['passed']} passed, {results['failed']} failed, {results['skipped']} skipped")
 sys.exit(1 if results["failed"] else 0)

@@ -34,6 +34,10 @@ Status run_infer(const InferSettings& settings) {
   if (settings.repeat < 0 || settings.warmup < 0) return invalid_input("--repeat and --warmup must be >= 0");
   if (!settings.common.out_dir) return invalid_input("infer needs an output folder: -o/--out DIR");
   CP_ASSIGN_OR_RETURN(Graph graph, load_onnx(settings.model_path));
+  std::optional<KnobConfig> config;
+  if (settings.config_path) {
+    CP_ASSIGN_OR_RETURN(config, load_knob_config(*settings.config_path));
+  }
 
   // Map -i arguments to model inputs.
   std::map<std::string, Tensor> given;
@@ -74,6 +78,19 @@ Status run_infer(const InferSettings& settings) {
   CP_ASSIGN_OR_RETURN(auto session, Session::create(graph, *backend, shapes, options));
   std::vector<Tensor> feed;
   for (const auto& name : session->input_names()) feed.push_back(given.at(name));
+  if (config) {
+    // infer has no dataset: int8 input ranges are calibrated on the given
+    // inputs themselves, with one exact run.
+    bool int8 = false;
+    for (const auto& [node, knob] : *config) int8 = int8 || knob == "int8";
+    if (int8) {
+      session->track_input_ranges(true);
+      CP_TRY(session->run(feed));
+      session->track_input_ranges(false);
+      session->set_calibrated_ranges(session->input_ranges());
+    }
+    CP_TRY(session->configure(*config).with_context(*settings.config_path));
+  }
 
   for (int i = 0; i < settings.warmup; ++i) CP_TRY(session->run(feed));
   std::vector<double> ms;

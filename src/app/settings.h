@@ -1,5 +1,6 @@
 #pragma once
 // Plain settings structs: what the CLI parses and what run_<subcommand>() reads.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -28,17 +29,48 @@ struct InferSettings {
   std::vector<std::pair<std::string, std::string>> inputs;  // name ("" = the only input) -> .npy path
   int repeat = 0;   // timed runs (0: run once, report no latency)
   int warmup = 0;   // untimed runs before the timed ones
+  std::optional<std::string> config_path;  // --config: knob configuration JSON
 };
 
 struct EvalSettings {
   CommonSettings common;
   std::string experiment_path;
   std::string split = "test";
+  std::optional<std::string> config_path;  // --config: knob configuration JSON
+};
+
+struct KnobsSettings {
+  CommonSettings common;
+  std::optional<std::string> experiment_path;  // absent: the catalogue only
+};
+
+struct TuneSettings {
+  CommonSettings common;
+  std::string experiment_path;
+  std::optional<int64_t> iterations;       // overrides tune.iterations
+  std::optional<double> time_s;            // overrides tune.time_limit
+  std::optional<std::string> strategy;     // overrides tune.strategy
+  std::optional<std::string> qos_mode;     // overrides tune.qos_mode
+  int jobs = 1;                            // parallel workers, each with its own sessions
+  std::optional<std::string> export_hpvm;  // also write ApproxTuner's confs.txt
+};
+
+struct ProfileSettings {
+  CommonSettings common;
+  std::string experiment_path;
+  std::optional<std::string> configs_path;  // pareto.json, a list of configurations, or one
+  std::optional<int64_t> batch;             // overrides the target's batch_sizes
+  int warmup = 2;                           // rounds thrown away
+  int min_rounds = 10;                      // rounds at least ...
+  double min_seconds = 1.0;                 // ... and seconds at least
 };
 
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
 Status run_eval(const EvalSettings& settings);
+Status run_knobs(const KnobsSettings& settings);
+Status run_tune(const TuneSettings& settings);
+Status run_profile(const ProfileSettings& settings);
 
 }  // namespace caliprox

@@ -4,6 +4,7 @@
 // A backend prepares one kernel per node once, at session creation; running
 // a kernel must not allocate or build primitives.
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 
 #include "engine/graph.h"
 #include "engine/tensor.h"
+#include "knobs/knobs.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -31,6 +33,13 @@ struct NodeContext {
   // Layout of every non-constant rank-4 input and every rank-4 output. Only
   // nhwc when the backend said supports_nhwc() for this node.
   Layout layout = Layout::nchw;
+  // The approximation knob this kernel implements (knobs/knobs.h); null means
+  // exact. A backend that cannot run the knob answers false in supports()
+  // (the executor then falls back to the reference backend, which runs them all).
+  const Knob* knob = nullptr;
+  // int8: the range of input #0 calibrated on the experiment's calibrate
+  // split (absent: the kernel cannot be prepared, Errc::invalid_input).
+  std::optional<ValueRange> input_range{};
 };
 
 class Kernel {

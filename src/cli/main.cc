@@ -1,6 +1,7 @@
 // The caliprox command line: parse into a settings struct, call one
 // run_<subcommand>(), map the outcome to an exit code (DESIGN "CLI contract").
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -40,6 +41,11 @@ int report(const Status& st) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Several OpenMP teams of different widths run one after the other (oneDNN
+  // primitives, the knob kernels, parallel tune workers): with the default
+  // active waiting, idle teams spin and steal the cores of the working one
+  // (measured: 10-40x slower alternating runs). Passive unless the user chose.
+  setenv("OMP_WAIT_POLICY", "passive", 0);
   CLI::App app{"caliprox: application-aware tuning of neural-network approximations"};
   app.set_version_flag("--version", fmt::format("caliprox {}", kVersion));
   app.require_subcommand(1);
@@ -59,13 +65,48 @@ int main(int argc, char** argv) {
   infer_cmd->add_option("--repeat", infer.repeat, "Timed runs after the warm-up; prints latency statistics")
       ->check(CLI::NonNegativeNumber);
   infer_cmd->add_option("--warmup", infer.warmup, "Untimed runs before the timed ones")->check(CLI::NonNegativeNumber);
+  infer_cmd->add_option("--config", infer.config_path, "Knob configuration JSON (node name -> knob); default exact");
   add_common(infer_cmd, infer.common);
 
   EvalSettings eval;
   auto* eval_cmd = app.add_subcommand("eval", "QoS and latency of the exact network on a dataset split");
   eval_cmd->add_option("experiment", eval.experiment_path, "Experiment YAML file")->required();
   eval_cmd->add_option("--split", eval.split, "Dataset split to evaluate (default: test)");
+  eval_cmd->add_option("--config", eval.config_path, "Knob configuration JSON (node name -> knob); default exact");
   add_common(eval_cmd, eval.common);
+
+  KnobsSettings knobs;
+  auto* knobs_cmd = app.add_subcommand("knobs", "List the knob catalogue, or the knobs each layer of a network takes");
+  knobs_cmd->add_option("experiment", knobs.experiment_path, "Experiment YAML file (omit for the catalogue)");
+  add_common(knobs_cmd, knobs.common);
+
+  TuneSettings tune;
+  auto* tune_cmd = app.add_subcommand("tune", "Search per-layer knob configurations; write the Pareto frontier");
+  tune_cmd->add_option("experiment", tune.experiment_path, "Experiment YAML file")->required();
+  tune_cmd->add_option("--iterations", tune.iterations, "Search budget in evaluations (overrides tune.iterations)")
+      ->check(CLI::NonNegativeNumber);
+  tune_cmd->add_option("--time", tune.time_s, "Search budget in seconds (overrides tune.time_limit)")
+      ->check(CLI::NonNegativeNumber);
+  tune_cmd->add_option("--strategy", tune.strategy, "random, greedy or evolutionary (overrides tune.strategy)");
+  tune_cmd->add_option("--qos-mode", tune.qos_mode, "empirical, p1 or p2 (overrides tune.qos_mode)");
+  tune_cmd->add_option("--jobs", tune.jobs, "Parallel workers, each with its own sessions (results do not depend on it)")
+      ->check(CLI::PositiveNumber);
+  tune_cmd->add_option("--export-hpvm", tune.export_hpvm, "Also write the frontier in ApproxTuner's confs.txt layout");
+  add_common(tune_cmd, tune.common);
+
+  ProfileSettings profile;
+  auto* profile_cmd = app.add_subcommand("profile", "Measure per-(layer, knob) and whole-configuration latency");
+  profile_cmd->add_option("experiment", profile.experiment_path, "Experiment YAML file")->required();
+  profile_cmd->add_option("--configs", profile.configs_path,
+                          "Configurations to measure: a pareto.json, a JSON list of configurations, or one");
+  profile_cmd->add_option("--batch", profile.batch, "Batch size (overrides the target's batch_sizes)")
+      ->check(CLI::PositiveNumber);
+  profile_cmd->add_option("--warmup", profile.warmup, "Warm-up rounds (default 2)")->check(CLI::NonNegativeNumber);
+  profile_cmd->add_option("--min-rounds", profile.min_rounds, "Rounds at least (default 10)")
+      ->check(CLI::PositiveNumber);
+  profile_cmd->add_option("--min-seconds", profile.min_seconds, "Seconds at least (default 1)")
+      ->check(CLI::NonNegativeNumber);
+  add_common(profile_cmd, profile.common);
 
   try {
     app.parse(argc, argv);
@@ -93,6 +134,15 @@ int main(int argc, char** argv) {
     } else if (*eval_cmd) {
       set_log_level(eval.common.quiet ? LogLevel::warning : LogLevel::info);
       st = run_eval(eval);
+    } else if (*knobs_cmd) {
+      set_log_level(knobs.common.quiet ? LogLevel::warning : LogLevel::info);
+      st = run_knobs(knobs);
+    } else if (*tune_cmd) {
+      set_log_level(tune.common.quiet ? LogLevel::warning : LogLevel::info);
+      st = run_tune(tune);
+    } else if (*profile_cmd) {
+      set_log_level(profile.common.quiet ? LogLevel::warning : LogLevel::info);
+      st = run_profile(profile);
     }
   } catch (const std::bad_alloc&) {
     st = runtime_error("out of memory");

@@ -24,13 +24,110 @@ struct ValueSlot {
   TensorType type;
 };
 
+// A prepared kernel and the backend that made it.
+struct PreparedKernel {
+  std::unique_ptr<Kernel> kernel;
+  std::string backend;
+};
+
 struct Step {
   Node node;  // the node as executed (possibly fused)
-  std::unique_ptr<Kernel> kernel;
+  std::unique_ptr<Kernel> kernel;  // the exact kernel
   std::string backend;
   std::vector<std::string> inputs;   // value names ("" omitted)
   std::vector<std::string> outputs;  // value names ("" omitted)
+  // What the NodeContext held at preparation, to prepare knob kernels later.
+  std::vector<TensorType> input_types;
+  std::vector<const Tensor*> constants;
+  std::vector<TensorType> output_types;
+  Layout layout = Layout::nchw;
+  // Knob kernels prepared so far (never evicted: switching is free).
+  std::map<const Knob*, PreparedKernel> knob_kernels;
+  // What run() executes: the exact kernel or one of knob_kernels.
+  Kernel* active = nullptr;
+  const Knob* knob = nullptr;  // null: exact
+  const std::string* active_backend = nullptr;
+  int site = -1;  // index into knob_sites, or -1
 };
+
+// Runs an NCHW kernel inside an NHWC stretch of the graph: converts the
+// non-constant rank-4 inputs to NCHW scratch tensors and the rank-4 outputs
+// back. Used when a knob has no channels-last kernel in the chosen backend,
+// so the layout plan of the session stays valid under every configuration.
+class NchwAdapter final : public Kernel {
+ public:
+  NchwAdapter(std::unique_ptr<Kernel> inner, const std::vector<TensorType>& input_types,
+              const std::vector<const Tensor*>& constants, const std::vector<TensorType>& output_types)
+      : inner_(std::move(inner)),
+        to_nchw_(make_layout_kernel(Layout::nhwc, Layout::nchw)),
+        to_nhwc_(make_layout_kernel(Layout::nchw, Layout::nhwc)) {
+    for (size_t i = 0; i < input_types.size(); ++i) {
+      const bool convert = input_types[i].shape.size() == 4 && constants[i] == nullptr &&
+                           input_types[i].dtype != DType::undefined && !layout_neutral(input_types[i].shape);
+      in_scratch_.push_back(convert ? std::make_unique<Tensor>(input_types[i].dtype, input_types[i].shape) : nullptr);
+    }
+    for (const auto& t : output_types) {
+      const bool convert = t.shape.size() == 4 && t.dtype != DType::undefined && !layout_neutral(t.shape);
+      out_scratch_.push_back(convert ? std::make_unique<Tensor>(t.dtype, t.shape) : nullptr);
+    }
+    ins_.resize(input_types.size());
+    outs_.resize(output_types.size());
+  }
+
+  Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      ins_[i] = inputs[i];
+      if (inputs[i] && in_scratch_[i]) {
+        const Tensor* from[] = {inputs[i]};
+        Tensor* to[] = {in_scratch_[i].get()};
+        CP_TRY(to_nchw_->run(from, to));
+        ins_[i] = in_scratch_[i].get();
+      }
+    }
+    for (size_t i = 0; i < outputs.size(); ++i)
+      outs_[i] = outputs[i] && out_scratch_[i] ? out_scratch_[i].get() : outputs[i];
+    CP_TRY(inner_->run(ins_, outs_));
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (!outputs[i] || !out_scratch_[i]) continue;
+      const Tensor* from[] = {out_scratch_[i].get()};
+      Tensor* to[] = {outputs[i]};
+      CP_TRY(to_nhwc_->run(from, to));
+    }
+    return {};
+  }
+
+ private:
+  std::unique_ptr<Kernel> inner_;
+  std::unique_ptr<Kernel> to_nchw_, to_nhwc_;
+  std::vector<std::unique_ptr<Tensor>> in_scratch_, out_scratch_;
+  std::vector<const Tensor*> ins_;
+  std::vector<Tensor*> outs_;
+};
+
+void update_range(ValueRange& r, bool& first, const Tensor& t) {
+  if (t.dtype() != DType::f32 || t.numel() == 0) return;
+  const float* p = t.data<float>();
+  float lo = p[0], hi = p[0];
+  for (int64_t i = 1; i < t.numel(); ++i) {
+    lo = std::min(lo, p[i]);
+    hi = std::max(hi, p[i]);
+  }
+  if (first) {
+    r = {lo, hi};
+    first = false;
+  } else {
+    r.min = std::min(r.min, lo);
+    r.max = std::max(r.max, hi);
+  }
+}
+
+std::string fused_summary(const Node& node) {
+  std::vector<std::string> parts;
+  if (node.attr_int(kAttrResidual, 0) == 1) parts.push_back("Add");
+  if (auto it = node.attrs.find(kAttrActivation); it != node.attrs.end() && it->second.kind == Attribute::Kind::s)
+    parts.push_back(it->second.s);
+  return fmt::format("{}", fmt::join(parts, "+"));
+}
 
 // Arena slots: a value gets the smallest free slot that fits, or the largest
 // free one grown, or a new one; slots are freed after a value's last reader.
@@ -123,6 +220,20 @@ struct Session::Impl {
   std::vector<StepIo> io;
   std::map<std::string, Tensor> value_views;
   std::vector<Tensor> run_inputs;   // copies of the caller's tensor headers (views)
+
+  // Knobs.
+  Backend* backend = nullptr;             // the caller's (outlives the session)
+  std::unique_ptr<Backend> reference;     // fallback
+  int threads = 1;
+  std::map<std::string, ValueRange> calibrated_ranges;
+  std::vector<KnobSite> sites;
+  std::map<std::string, size_t> step_of_node;  // node name -> step index
+  KnobConfig config;
+  bool track_ranges = false;
+  std::map<std::string, ValueRange> seen_ranges;
+  std::vector<bool> range_first;
+
+  Result<Kernel*> knob_kernel(Step& step, const Knob& knob);
 };
 
 Session::Session() : impl_(std::make_unique<Impl>()) {}
@@ -172,7 +283,11 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
 
   // Shape inference in node order; nodes whose inputs are all constant are
   // evaluated now with the reference kernels (this folds shape subgraphs).
-  std::unique_ptr<Backend> reference = make_reference_backend({});
+  s.reference = make_reference_backend({});
+  Backend* reference = s.reference.get();
+  s.backend = &backend;
+  s.threads = options.threads;
+  s.calibrated_ranges = options.input_ranges;
   std::vector<Node> to_run;
   for (const Node& node : graph.nodes) {
     const OpDef* op = find_op(node.op_type);
@@ -294,7 +409,7 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     bool writes_graph_output = false;
     for (const auto& out : node.outputs) writes_graph_output = writes_graph_output || graph_outputs.count(out);
 
-    Backend* chosen = backend.supports(ctx) ? &backend : reference.get();
+    Backend* chosen = backend.supports(ctx) ? &backend : reference;
     // Channels-last where the backend computes in it; element-wise ops follow
     // their first activation input; graph outputs are always NCHW.
     Layout layout = Layout::nchw;
@@ -314,9 +429,9 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
       if (!node.inputs[i].empty() && !ctx.constants[i]) node.inputs[i] = in_layout(node.inputs[i], layout);
 
     auto kernel = chosen->prepare(ctx);
-    if (!kernel.ok() && chosen != reference.get() && kernel.status().code() == Errc::unsupported) {
+    if (!kernel.ok() && chosen != reference && kernel.status().code() == Errc::unsupported) {
       // Only NCHW is guaranteed to have a reference kernel.
-      chosen = reference.get();
+      chosen = reference;
       if (layout != Layout::nchw && !layout_transparent(ctx)) {
         ctx.layout = layout = Layout::nchw;
         for (size_t i = 0; i < node.inputs.size(); ++i)
@@ -335,8 +450,30 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     step.outputs = step.node.outputs;
     step.kernel = std::move(kernel).value();
     step.backend = std::string(chosen->name());
+    step.input_types = ctx.input_types;
+    step.constants = ctx.constants;
+    step.output_types = ctx.output_types;
+    step.layout = layout;
     s.steps.push_back(std::move(step));
   }
+
+  // Knob sites: the 2-D convolutions that are executed (not folded).
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    Step& st = s.steps[i];
+    st.active = st.kernel.get();
+    st.active_backend = &st.backend;
+    if (st.node.op_type == "LayoutConversion") continue;
+    s.step_of_node[st.node.name] = i;
+    if (st.node.op_type != "Conv" || st.input_types.size() < 2 || st.input_types[0].shape.size() != 4) continue;
+    auto g = conv_geometry(st.node, st.input_types[0].shape, st.input_types[1].shape);
+    if (!g.ok()) continue;
+    KnobSite site{st.node.name, st.node.op_type, *g, conv_layer_flops(*g), fused_summary(st.node), {}};
+    for (const Knob& k : knob_catalogue())
+      if (knob_applies(k, st.node, st.input_types[0].shape, st.input_types[1].shape).ok()) site.knobs.push_back(&k);
+    st.site = static_cast<int>(s.sites.size());
+    s.sites.push_back(std::move(site));
+  }
+  s.range_first.assign(s.sites.size(), true);
 
   // Memory plan: arena slots are reused once a value's last reader has run.
   std::map<std::string, size_t> last_reader;
@@ -413,8 +550,95 @@ const std::vector<NodeTiming>& Session::timings() const { return impl_->timings;
 
 std::vector<std::pair<std::string, std::string>> Session::node_backends() const {
   std::vector<std::pair<std::string, std::string>> r;
-  for (const auto& st : impl_->steps) r.emplace_back(st.node.name, st.backend);
+  for (const auto& st : impl_->steps) r.emplace_back(st.node.name, *st.active_backend);
   return r;
+}
+
+const std::vector<KnobSite>& Session::knob_sites() const { return impl_->sites; }
+const KnobConfig& Session::configuration() const { return impl_->config; }
+
+void Session::track_input_ranges(bool on) {
+  impl_->track_ranges = on;
+  if (on) {
+    impl_->seen_ranges.clear();
+    impl_->range_first.assign(impl_->sites.size(), true);
+  }
+}
+const std::map<std::string, ValueRange>& Session::input_ranges() const { return impl_->seen_ranges; }
+void Session::set_calibrated_ranges(std::map<std::string, ValueRange> ranges) {
+  impl_->calibrated_ranges = std::move(ranges);
+}
+
+Result<Kernel*> Session::Impl::knob_kernel(Step& step, const Knob& knob) {
+  if (auto it = step.knob_kernels.find(&knob); it != step.knob_kernels.end()) return it->second.kernel.get();
+  NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
+  ctx.knob = &knob;
+  if (auto r = calibrated_ranges.find(step.node.name); r != calibrated_ranges.end()) ctx.input_range = r->second;
+  if (knob.kind == KnobKind::int8 && !ctx.input_range)
+    return invalid_input("knob 'int8' on {} needs the range of its input calibrated on the experiment's calibrate "
+                         "split, and none was given",
+                         step.node.describe());
+  Backend* chosen = backend->supports(ctx) ? backend : reference.get();
+  const bool nhwc = step.layout == Layout::nhwc;
+  ctx.layout = nhwc && chosen == backend && backend->supports_nhwc(ctx) ? Layout::nhwc : Layout::nchw;
+  auto kernel = chosen->prepare(ctx);
+  if (!kernel.ok() && chosen != reference.get() && kernel.status().code() == Errc::unsupported) {
+    chosen = reference.get();
+    ctx.layout = Layout::nchw;
+    kernel = chosen->prepare(ctx);
+  }
+  if (!kernel.ok()) return kernel.status().with_context(fmt::format("knob '{}'", knob.name));
+  std::unique_ptr<Kernel> k = std::move(kernel).value();
+  if (nhwc && ctx.layout == Layout::nchw)
+    k = std::make_unique<NchwAdapter>(std::move(k), step.input_types, step.constants, step.output_types);
+  auto& slot = step.knob_kernels[&knob];
+  slot = {std::move(k), std::string(chosen->name())};
+  return slot.kernel.get();
+}
+
+Status Session::configure(const KnobConfig& config) {
+  Impl& s = *impl_;
+  // Validate and prepare everything first, switch only when all is well.
+  std::vector<std::pair<Step*, const Knob*>> plan;
+  for (const auto& [node, knob_name] : config) {
+    const Knob* knob = find_knob(knob_name);
+    if (!knob) return invalid_input("configuration: node '{}': unknown knob '{}'{}", node, knob_name, suggest_knob(knob_name));
+    auto it = s.step_of_node.find(node);
+    if (it == s.step_of_node.end()) {
+      if (knob->kind == KnobKind::exact) continue;  // e.g. a node folded away: exact anyway
+      std::vector<std::string> names;
+      for (const auto& site : s.sites) names.push_back(site.node);
+      return invalid_input("configuration: node '{}' (knob '{}') is not a node of this network that takes knobs "
+                           "(those are: {})",
+                           node, knob_name, names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", ")));
+    }
+    Step& step = s.steps[it->second];
+    if (knob->kind != KnobKind::exact) {
+      if (step.input_types.size() < 2)
+        return invalid_input("knob '{}' does not apply to {}: it applies to Conv only", knob_name, step.node.describe());
+      CP_TRY(knob_applies(*knob, step.node, step.input_types[0].shape, step.input_types[1].shape)
+                 .with_context("configuration"));
+    }
+    plan.emplace_back(&step, knob->kind == KnobKind::exact ? nullptr : knob);
+  }
+  for (auto& [step, knob] : plan)
+    if (knob) CP_TRY(s.knob_kernel(*step, *knob).status());
+  for (Step& step : s.steps) {
+    step.active = step.kernel.get();
+    step.active_backend = &step.backend;
+    step.knob = nullptr;
+  }
+  for (auto& [step, knob] : plan) {
+    if (!knob) continue;
+    auto& slot = step->knob_kernels.at(knob);
+    step->active = slot.kernel.get();
+    step->active_backend = &slot.backend;
+    step->knob = knob;
+  }
+  s.config.clear();
+  for (auto& [step, knob] : plan)
+    if (knob) s.config[step->node.name] = knob->name;
+  return {};
 }
 
 Status Session::run(std::span<const Tensor> inputs) {
@@ -434,12 +658,20 @@ Status Session::run(std::span<const Tensor> inputs) {
     Impl::StepIo& sio = s.io[k];
     for (size_t j = 0; j < sio.in.size(); ++j)
       if (sio.in_graph_input[j] >= 0) sio.in[j] = &s.run_inputs[static_cast<size_t>(sio.in_graph_input[j])];
+    Step& step = s.steps[k];
+    if (s.track_ranges && step.site >= 0 && sio.in[0]) {
+      const auto site = static_cast<size_t>(step.site);
+      bool first = s.range_first[site];
+      update_range(s.seen_ranges[step.node.name], first, *sio.in[0]);
+      s.range_first[site] = first;
+    }
     auto t0 = std::chrono::steady_clock::now();
-    Status st = s.steps[k].kernel->run(sio.in, sio.out);
-    if (!st.ok()) return st.with_context(s.steps[k].node.describe());
+    Status st = step.active->run(sio.in, sio.out);
+    if (!st.ok()) return st.with_context(step.node.describe());
     if (s.collect_timings) {
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      s.timings.push_back({s.steps[k].node.name, s.steps[k].node.op_type, s.steps[k].backend, ms});
+      s.timings.push_back({step.node.name, step.node.op_type, *step.active_backend,
+                           step.knob ? step.knob->name : exact_knob().name, ms});
     }
   }
   for (size_t i = 0; i < s.output_names.size(); ++i) {

@@ -12,7 +12,9 @@
 
 #include "backends/backend.h"
 #include "engine/graph.h"
+#include "engine/ops/conv_geometry.h"
 #include "engine/tensor.h"
+#include "knobs/knobs.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -25,13 +27,27 @@ struct SessionOptions {
   std::map<std::string, Tensor> bound_inputs;
   bool optimize = true;         // run graph passes (BN folding, activation fusion)
   bool collect_timings = false; // per-node wall time of the last run
+  // Calibrated range of input #0 per node name, for int8 knobs (see
+  // Session::track_input_ranges).
+  std::map<std::string, ValueRange> input_ranges;
 };
 
 struct NodeTiming {
   std::string node;
   std::string op_type;
   std::string backend;
+  std::string knob;  // knob name the node ran with ("fp32" when exact)
   double ms = 0;
+};
+
+// A node of the executed graph (after fusion) that takes knobs.
+struct KnobSite {
+  std::string node;     // ONNX node name (or its stable generated name)
+  std::string op_type;  // "Conv"
+  ConvGeometry geometry;
+  double flops = 0;     // exact multiply-adds times two, for the session's batch
+  std::string fused;    // what the executor fused into it ("BatchNormalization+Relu", or "")
+  std::vector<const Knob*> knobs;  // applicable knobs, exact first
 };
 
 class Session {
@@ -55,7 +71,25 @@ class Session {
   const Tensor& output(size_t i) const;
 
   const std::vector<NodeTiming>& timings() const;
-  // Which backend runs each node ("onednn" / "reference"), in execution order.
+
+  // Switches the per-node knobs: nodes named in `config` run their knob, all
+  // others exact. Kernels are prepared once per (node, knob) and cached, so
+  // switching back and forth costs no rebuild. On error (unknown node or
+  // knob, a knob that does not apply, int8 without a calibrated range) the
+  // previous configuration stays active; the error names node and knob.
+  Status configure(const KnobConfig& config);
+  const KnobConfig& configuration() const;
+  // Nodes that take knobs, in execution order.
+  const std::vector<KnobSite>& knob_sites() const;
+  // While on, run() records the min/max of input #0 of every knob site (for
+  // int8 calibration); input_ranges() returns what was seen since enabled.
+  void track_input_ranges(bool on);
+  const std::map<std::string, ValueRange>& input_ranges() const;
+  // Calibrated ranges for int8 kernels prepared from now on (replaces
+  // SessionOptions::input_ranges).
+  void set_calibrated_ranges(std::map<std::string, ValueRange> ranges);
+  // Which backend runs each node ("onednn" / "reference") under the current
+  // configuration, in execution order.
   std::vector<std::pair<std::string, std::string>> node_backends() const;
 
  private:

@@ -10,6 +10,7 @@
 
 #include "experiment/schema_validator.h"
 #include "experiment/yaml_json.h"
+#include "knobs/knobs.h"
 
 namespace caliprox {
 
@@ -62,6 +63,8 @@ class ExperimentReader {
     read_dataset(root.at("dataset"), top.key("dataset"), e.network, e.dataset);
     read_qos(root.at("qos"), top.key("qos"), e.dataset, e.qos);
     read_targets(root.at("targets"), top.key("targets"), e.targets);
+    if (root.contains("knobs")) read_knobs(root.at("knobs"), top.key("knobs"), e.knobs);
+    if (root.contains("tune")) read_tune(root.at("tune"), top.key("tune"), e.tune);
     CP_TRY(report_errors(doc_, problems_));
     return e;
   }
@@ -240,6 +243,38 @@ class ExperimentReader {
       }
       out.push_back(std::move(target));
     }
+  }
+
+  void read_knobs(const json& j, const KeyPath& at, KnobSpaceSpec& out) {
+    auto strings = [&](const char* key, std::vector<std::string>& v) {
+      if (!j.contains(key)) return;
+      for (size_t i = 0; i < j.at(key).size(); ++i) {
+        const std::string pattern = j.at(key)[i].get<std::string>();
+        if (std::string(key) != "layers" && !knob_pattern_matches_any(pattern))
+          problem(at.key(key).index(i), fmt::format("'{}' matches no knob{}", pattern, suggest_knob(pattern)));
+        v.push_back(pattern);
+      }
+    };
+    strings("include", out.include);
+    strings("exclude", out.exclude);
+    strings("layers", out.layers);
+  }
+
+  void read_tune(const json& j, const KeyPath& at, TuneSpec& out) {
+    out.strategy = j.value("strategy", out.strategy);
+    out.qos_mode = j.value("qos_mode", out.qos_mode);
+    out.cost_mode = j.value("cost_mode", out.cost_mode);
+    if (j.contains("profile")) out.profile = existing_file(j.at("profile"), at.key("profile"));
+    if (out.cost_mode == "measured" && !out.profile)
+      problem(at.key("cost_mode"), "cost_mode measured needs tune.profile (a profile.json written by caliprox profile)");
+    if (j.contains("iterations")) out.iterations = integer(j.at("iterations"), at.key("iterations"));
+    out.time_limit_s = j.value("time_limit", out.time_limit_s);
+    if (j.contains("seed")) out.seed = static_cast<uint64_t>(integer(j.at("seed"), at.key("seed")));
+    if (j.contains("finalists")) out.finalists = integer(j.at("finalists"), at.key("finalists"));
+    if (j.contains("predictor_samples"))
+      out.predictor_samples = integer(j.at("predictor_samples"), at.key("predictor_samples"));
+    out.min_speedup_step = j.value("min_speedup_step", out.min_speedup_step);
+    out.min_loss_step = j.value("min_loss_step", out.min_loss_step);
   }
 
   const YamlDocument& doc_;

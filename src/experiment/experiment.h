@@ -25,6 +25,28 @@ struct TargetSpec {
   std::vector<int64_t> batch_sizes;  // for profiling; empty = dataset batch
 };
 
+// The knob space tune searches and profile measures (schema: `knobs`).
+struct KnobSpaceSpec {
+  std::vector<std::string> include;  // knob names or '*' globs; empty = all
+  std::vector<std::string> exclude;
+  std::vector<std::string> layers;   // node names; empty = every layer that takes knobs
+};
+
+// Settings of `caliprox tune` (schema: `tune`).
+struct TuneSpec {
+  std::string strategy = "evolutionary";  // random | greedy | evolutionary
+  std::string qos_mode = "p2";            // empirical | p1 | p2
+  std::string cost_mode = "nominal";      // nominal | measured
+  std::optional<std::string> profile;     // resolved path of profile.json (cost_mode measured)
+  int64_t iterations = 1000;
+  double time_limit_s = 0;                // 0: no wall-time budget
+  uint64_t seed = 1;
+  int64_t finalists = 50;
+  int64_t predictor_samples = 0;          // 0: the whole tune split
+  double min_speedup_step = 0.05;
+  double min_loss_step = 0;
+};
+
 struct Experiment {
   std::string name;
   std::string source_path;  // the YAML file (absolute)
@@ -32,6 +54,8 @@ struct Experiment {
   DatasetSpec dataset;
   QosSpec qos;
   std::vector<TargetSpec> targets;  // at least one
+  KnobSpaceSpec knobs;
+  TuneSpec tune;
   const TargetSpec& default_target() const { return targets.front(); }
 };
 

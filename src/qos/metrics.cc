@@ -229,6 +229,10 @@ double qos_loss(Metric m, double baseline, double value) {
   return metric_higher_is_better(m) ? baseline - value : value - baseline;
 }
 
+double qos_loss_inverse(Metric m, double baseline, double loss) {
+  return metric_higher_is_better(m) ? baseline - loss : baseline + loss;
+}
+
 bool goal_met(const QosSpec& spec, double baseline, double value) {
   const double loss = qos_loss(spec.metric, baseline, value);
   if (!std::isfinite(loss)) return false;

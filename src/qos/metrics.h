@@ -67,6 +67,8 @@ class MetricAccumulator {
 
 // Loss of `value` against `baseline` in the metric's unit (positive = worse).
 double qos_loss(Metric m, double baseline, double value);
+// The value whose loss against `baseline` is `loss` (inverse of qos_loss).
+double qos_loss_inverse(Metric m, double baseline, double loss);
 // Whether the loss satisfies the goal, given the baseline value.
 bool goal_met(const QosSpec& spec, double baseline, double value);
 

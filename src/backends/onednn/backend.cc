@@ -52,6 +52,7 @@ class OnednnBackend final : public Backend {
     if (e == nullptr || rt_ == nullptr) return false;
     try {
       use_threads(context_threads(ctx, threads_));
+      if (approximated(ctx)) return check_knob_conv(ctx, *rt_).ok();
       return e->check(ctx, *rt_).ok();
     } catch (const dnnl::error&) {
       return false;
@@ -66,13 +67,27 @@ class OnednnBackend final : public Backend {
     const int threads = context_threads(ctx, threads_);
     try {
       use_threads(threads);
+      if (approximated(ctx)) return make_knob_conv(ctx, rt_, threads);
       return e->make(ctx, rt_, threads);
     } catch (const dnnl::error& err) {
       return dnnl_status(ctx.node, "prepare the kernel", err);
     }
   }
 
+  bool supports_nhwc(const NodeContext& ctx) const override {
+    const OpEntry* e = find_entry(ctx.node);
+    if (e == nullptr || rt_ == nullptr) return false;
+    try {
+      if (approximated(ctx)) return knob_conv_nhwc(ctx, *rt_);
+      return e->nhwc != nullptr && e->nhwc(ctx, *rt_);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }
+
  private:
+  static bool approximated(const NodeContext& ctx) { return ctx.knob != nullptr && ctx.knob->kind != KnobKind::exact; }
+
   int threads_;
   std::shared_ptr<Runtime> rt_;
 };

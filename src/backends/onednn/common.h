@@ -148,7 +148,17 @@ struct OpEntry {
   std::string_view op_type;
   Status (*check)(const NodeContext& ctx, const Runtime& rt);
   Result<std::unique_ptr<Kernel>> (*make)(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads);
+  // True when `make` also builds the kernel with ctx.layout == Layout::nhwc
+  // (Backend::supports_nhwc). Null: NCHW only.
+  bool (*nhwc)(const NodeContext& ctx, const Runtime& rt) = nullptr;
 };
+
+// Convolutions with an approximation knob (ctx.knob non-null and not exact):
+// knob_conv.cc. check_knob_conv decides supports(), make_knob_conv builds the
+// kernel, knob_conv_nhwc answers supports_nhwc().
+Status check_knob_conv(const NodeContext& ctx, const Runtime& rt);
+Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads);
+bool knob_conv_nhwc(const NodeContext& ctx, const Runtime& rt);
 
 void register_conv_ops(std::vector<OpEntry>& table);     // conv.cc
 void register_pool_ops(std::vector<OpEntry>& table);     // pool.cc

@@ -28,10 +28,16 @@ class ReferenceBackend final : public Backend {
  public:
   std::string_view name() const override { return "reference"; }
   bool supports(const NodeContext& ctx) const override {
+    if (approximated(ctx)) return supports_knob_conv(ctx);
     const KernelEntry* e = find_kernel(ctx.node.op_type);
     return e != nullptr && e->supports(ctx);
   }
   Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) override {
+    if (approximated(ctx)) {
+      if (!supports_knob_conv(ctx))
+        return unsupported("{}: knob '{}' does not apply to this node", ctx.node.describe(), ctx.knob->name);
+      return make_knob_conv(ctx);
+    }
     const KernelEntry* e = find_kernel(ctx.node.op_type);
     if (e == nullptr) return unsupported("{}: the reference backend has no kernel for {}", ctx.node.describe(), ctx.node.op_type);
     if (!e->supports(ctx)) {
@@ -42,6 +48,9 @@ class ReferenceBackend final : public Backend {
     }
     return e->make(ctx);
   }
+
+ private:
+  static bool approximated(const NodeContext& ctx) { return ctx.knob != nullptr && ctx.knob->kind != KnobKind::exact; }
 };
 
 }  // namespace

@@ -20,4 +20,10 @@ struct KernelEntry {
 void register_tensor_kernels(std::vector<KernelEntry>& table);  // tensor_*.cc
 void register_nn_kernels(std::vector<KernelEntry>& table);      // nn_*.cc
 
+// Conv with an approximation knob (ctx.knob non-null and not exact), every
+// knob of the catalogue: nn_knob_conv.cc. The readable definition of each
+// knob's semantics, the oracle of the fast kernels.
+bool supports_knob_conv(const NodeContext& ctx);
+Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx);
+
 }  // namespace caliprox::reference

@@ -1,0 +1,207 @@
+#include "app/evaluator.h"
+
+#include <chrono>
+
+#include "engine/onnx_import.h"
+#include "util/log.h"
+
+namespace caliprox {
+
+Evaluator::Evaluator(const Experiment& exp) : exp_(exp) {}
+Evaluator::~Evaluator() = default;
+
+Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, const std::string& backend, int threads,
+                                                     bool collect_timings) {
+  std::unique_ptr<Evaluator> ev(new Evaluator(exp));
+  CP_ASSIGN_OR_RETURN(ev->graph_, load_onnx(exp.network.model_path));
+  CP_ASSIGN_OR_RETURN(ev->io_, model_io(ev->graph_, exp.network, exp.source_path));
+  CP_ASSIGN_OR_RETURN(ev->data_, load_dataset(exp.dataset));
+  if (ev->data_.size() == 0) return invalid_input("{}: the dataset has no samples", exp.dataset.samples_path);
+  CP_TRY(check_input_fits(*ev->io_.input, ev->data_.sample_batch(0, 1).shape(), exp.dataset.samples_path));
+  CP_ASSIGN_OR_RETURN(ev->backend_, make_backend(backend, threads));
+  ev->threads_ = threads;
+  ev->collect_timings_ = collect_timings;
+  return ev;
+}
+
+Result<Session*> Evaluator::session(int64_t n) {
+  auto it = sessions_.find(n);
+  if (it == sessions_.end()) {
+    SessionOptions opt;
+    opt.threads = threads_;
+    opt.collect_timings = collect_timings_;
+    if (ranges_) opt.input_ranges = *ranges_;
+    Shape shape = data_.sample_batch(0, 1).shape();
+    shape[0] = n;
+    CP_ASSIGN_OR_RETURN(auto s, Session::create(graph_, *backend_, {{io_.input->name, shape}}, opt));
+    CP_TRY(s->configure(config_));
+    it = sessions_.emplace(n, std::move(s)).first;
+  }
+  return it->second.get();
+}
+
+Result<const std::vector<KnobSite>*> Evaluator::knob_sites() {
+  CP_ASSIGN_OR_RETURN(Session * s, session(exp_.dataset.batch));
+  return &s->knob_sites();
+}
+
+Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() {
+  if (ranges_) return &*ranges_;
+  for (const char* name : {"calibrate", "tune"}) {
+    if (data_.splits.count(name)) {
+      calibration_split_ = name;
+      break;
+    }
+  }
+  SplitRange range{0, data_.size()};
+  if (calibration_split_.empty()) {
+    calibration_split_ = "(all samples)";
+  } else {
+    CP_ASSIGN_OR_RETURN(range, data_.split(calibration_split_));
+  }
+  log_info("calibrating int8 input ranges on split '{}' ({} samples)", calibration_split_, range.end - range.begin);
+  // Exact network, ranges of every knob site's input.
+  const KnobConfig saved = config_;
+  CP_TRY(configure_sessions({}));
+  std::map<std::string, ValueRange> ranges;
+  const int64_t batch = exp_.dataset.batch;
+  for (int64_t b = range.begin; b < range.end; b += batch) {
+    if (interrupt_requested()) return interrupted_status("calibration");
+    const int64_t e = std::min(b + batch, range.end);
+    CP_ASSIGN_OR_RETURN(Session * s, session(e - b));
+    s->track_input_ranges(true);
+    Tensor x = data_.sample_batch(b, e);
+    CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
+    for (const auto& [node, r] : s->input_ranges()) {
+      auto [it, inserted] = ranges.emplace(node, r);
+      if (!inserted) it->second = {std::min(it->second.min, r.min), std::max(it->second.max, r.max)};
+    }
+    s->track_input_ranges(false);
+  }
+  ranges_ = std::move(ranges);
+  for (auto& [n, s] : sessions_) s->set_calibrated_ranges(*ranges_);
+  CP_TRY(configure_sessions(saved));
+  return &*ranges_;
+}
+
+Status Evaluator::configure_sessions(const KnobConfig& config) {
+  // All or nothing: on failure, sessions already switched go back.
+  std::vector<Session*> done;
+  for (auto& [n, s] : sessions_) {
+    Status st = s->configure(config);
+    if (!st.ok()) {
+      for (Session* d : done) (void)d->configure(config_);
+      return st;
+    }
+    done.push_back(s.get());
+  }
+  config_ = config;
+  return {};
+}
+
+Status Evaluator::configure(const KnobConfig& config) {
+  bool int8 = false;
+  for (const auto& [node, knob] : config) int8 = int8 || knob == "int8";
+  if (int8 && !ranges_) CP_TRY(calibrated_ranges().status());
+  if (sessions_.empty()) CP_TRY(session(exp_.dataset.batch).status());
+  return configure_sessions(config);
+}
+
+Result<std::vector<Tensor>*> Evaluator::exact_outputs(int64_t begin, int64_t end) {
+  if (auto it = exact_cache_.find({begin, end}); it != exact_cache_.end()) return &it->second;
+  const SplitRange range{begin, end};
+  const KnobConfig saved = config_;
+  CP_TRY(configure_sessions({}));
+  std::vector<Tensor> outs;
+  const int64_t batch = exp_.dataset.batch;
+  for (int64_t b = range.begin; b < range.end; b += batch) {
+    if (interrupt_requested()) return interrupted_status("exact outputs");
+    const int64_t e = std::min(b + batch, range.end);
+    CP_ASSIGN_OR_RETURN(Session * s, session(e - b));
+    Tensor x = data_.sample_batch(b, e);
+    CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
+    for (size_t i = 0; i < s->output_names().size(); ++i)
+      if (s->output_names()[i] == io_.output) outs.push_back(s->output(i).clone());
+  }
+  CP_TRY(configure_sessions(saved));
+  return &exact_cache_.emplace(std::make_pair(begin, end), std::move(outs)).first->second;
+}
+
+Result<SplitResult> Evaluator::run_split(const std::string& split, std::vector<float>* outputs,
+                                         const std::function<void(int64_t, int64_t)>& on_batch) {
+  CP_ASSIGN_OR_RETURN(SplitRange range, data_.split(split));
+  return run_range(range.begin, range.end, outputs, on_batch);
+}
+
+Result<std::vector<double>> Evaluator::time_batch(int64_t n, int repeats) {
+  n = std::min(n, data_.size());
+  CP_ASSIGN_OR_RETURN(Session * s, session(n));
+  Tensor x = data_.sample_batch(0, n);
+  CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return ms;
+}
+
+Result<SplitResult> Evaluator::run_range(int64_t begin, int64_t end, std::vector<float>* outputs,
+                                         const std::function<void(int64_t, int64_t)>& on_batch) {
+  if (begin < 0 || end > data_.size() || begin >= end)
+    return invalid_input("sample range [{}, {}) is empty or outside the dataset's {} samples", begin, end,
+                         data_.size());
+  const SplitRange range{begin, end};
+  const bool needs_exact = exp_.qos.metric == Metric::agreement_top1 || exp_.qos.metric == Metric::max_abs_error ||
+                           exp_.qos.metric == Metric::mean_abs_error ||
+                           exp_.qos.reference == MetricReference::exact;
+  std::vector<Tensor>* exact = nullptr;
+  if (needs_exact && !config_.empty()) {
+    CP_ASSIGN_OR_RETURN(exact, exact_outputs(begin, end));
+  }
+  MetricAccumulator main_metric(exp_.qos);
+  std::vector<std::pair<std::string, MetricAccumulator>> extra;
+  const bool class_labels = data_.labels && data_.labels->dtype() == DType::i64;
+  if (class_labels) {
+    QosSpec top1 = exp_.qos, top5 = exp_.qos;
+    top1.metric = Metric::top1;
+    top5.metric = Metric::topk;
+    top5.k = 5;
+    extra.emplace_back("top1", MetricAccumulator(top1));
+    extra.emplace_back("top5", MetricAccumulator(top5));
+  }
+  SplitResult result;
+  const int64_t batch = exp_.dataset.batch;
+  size_t index = 0;
+  for (int64_t b = range.begin; b < range.end; b += batch, ++index) {
+    if (interrupt_requested()) return interrupted_status("evaluation");
+    const int64_t e = std::min(b + batch, range.end);
+    CP_ASSIGN_OR_RETURN(Session * s, session(e - b));
+    Tensor x = data_.sample_batch(b, e);
+    auto t0 = std::chrono::steady_clock::now();
+    CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (e - b == batch && b != range.begin) result.batch_ms.push_back(ms);
+    const Tensor* y = nullptr;
+    for (size_t i = 0; i < s->output_names().size(); ++i)
+      if (s->output_names()[i] == io_.output) y = &s->output(i);
+    if (!y) return runtime_error("output '{}' missing from the session", io_.output);
+    const Tensor* ref = exact ? &(*exact)[index] : y;
+    std::optional<Tensor> labels = data_.label_batch(b, e);
+    CP_TRY(main_metric.add(*y, labels ? &*labels : nullptr, ref));
+    for (auto& [name, acc] : extra) CP_TRY(acc.add(*y, &*labels, ref));
+    if (outputs) {
+      const float* p = y->data<float>();
+      outputs->insert(outputs->end(), p, p + y->numel());
+    }
+    if (on_batch) on_batch(e - range.begin, range.end - range.begin);
+  }
+  result.samples = range.end - range.begin;
+  result.qos = main_metric.value();
+  result.metrics[std::string(metric_name(exp_.qos.metric))] = result.qos;
+  for (auto& [name, acc] : extra) result.metrics[name] = acc.value();
+  return result;
+}
+
+}  // namespace caliprox

@@ -1,0 +1,96 @@
+#pragma once
+// The network as the search engines see it (DESIGN "Search engines see the
+// network only through the runtime API and the QoS API"): one experiment,
+// one backend, sessions per batch shape, a knob configuration applied to all
+// of them, and QoS of a dataset split under the current configuration.
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/common.h"
+#include "data/dataset.h"
+#include "engine/session.h"
+#include "knobs/knobs.h"
+#include "qos/metrics.h"
+
+namespace caliprox {
+
+struct SplitResult {
+  double qos = 0;                         // the experiment's metric
+  std::map<std::string, double> metrics;  // the metric plus top1/top5 with class labels
+  std::vector<double> batch_ms;           // wall time of each full batch after the first
+  int64_t samples = 0;
+};
+
+class Evaluator {
+ public:
+  // Loads model and dataset of `exp`; nothing is run yet.
+  // collect_timings: sessions record per-node times (Session::timings).
+  static Result<std::unique_ptr<Evaluator>> create(const Experiment& exp, const std::string& backend, int threads,
+                                                   bool collect_timings = false);
+  ~Evaluator();
+
+  const Experiment& experiment() const { return exp_; }
+  const Graph& graph() const { return graph_; }
+  const ModelIo& io() const { return io_; }
+  const Dataset& dataset() const { return data_; }
+  Backend& backend() { return *backend_; }
+  int threads() const { return threads_; }
+
+  // The knob sites of the network (from a session at the experiment's batch).
+  Result<const std::vector<KnobSite>*> knob_sites();
+
+  // Applies `config` to every session, present and future. int8 knobs
+  // trigger the calibration of input ranges on the `calibrate` split first
+  // (once). Errors leave the previous configuration active.
+  Status configure(const KnobConfig& config);
+  const KnobConfig& configuration() const { return config_; }
+
+  // Calibrated input ranges (runs the exact network over the calibrate split
+  // on first use, or over `tune` / the whole dataset when there is no such
+  // split; says which in `calibration_split()`).
+  Result<const std::map<std::string, ValueRange>*> calibrated_ranges();
+  const std::string& calibration_split() const { return calibration_split_; }
+
+  // Runs the split under the current configuration. `on_batch(done, total)`
+  // is called after each batch (progress). When `outputs` is given, the
+  // network outputs of every sample are appended to it ([samples, ...] f32
+  // flattened). The exact outputs needed by agreement metrics are computed
+  // once per split and cached.
+  Result<SplitResult> run_split(const std::string& split, std::vector<float>* outputs = nullptr,
+                                const std::function<void(int64_t, int64_t)>& on_batch = {});
+
+  // The same over samples [begin, end) of the dataset (e.g. a subsample of a split).
+  Result<SplitResult> run_range(int64_t begin, int64_t end, std::vector<float>* outputs = nullptr,
+                                const std::function<void(int64_t, int64_t)>& on_batch = {});
+
+  // Median wall time (ms) of `repeats` runs of one batch of `n` samples
+  // under the current configuration, after one warm-up run.
+  Result<std::vector<double>> time_batch(int64_t n, int repeats);
+
+  // A session for batch size `n` under the current configuration.
+  Result<Session*> session(int64_t n);
+
+ private:
+  Evaluator(const Experiment& exp);
+  Result<std::vector<Tensor>*> exact_outputs(int64_t begin, int64_t end);
+  Status configure_sessions(const KnobConfig& config);
+
+  Experiment exp_;
+  Graph graph_;
+  ModelIo io_;
+  Dataset data_;
+  std::unique_ptr<Backend> backend_;
+  int threads_ = 1;
+  bool collect_timings_ = false;
+  std::map<int64_t, std::unique_ptr<Session>> sessions_;
+  KnobConfig config_;
+  std::optional<std::map<std::string, ValueRange>> ranges_;
+  std::string calibration_split_;
+  std::map<std::pair<int64_t, int64_t>, std::vector<Tensor>> exact_cache_;
+};
+
+}  // namespace caliprox

@@ -1,0 +1,110 @@
+#pragma once
+// The approximation-knob catalogue (DESIGN: "knobs are data, kernels are
+// code"): every knob a layer can take, with its stable name, the ApproxHPVM
+// numeric ID where that line of work has one, and the exact semantics that
+// every backend implements (man/caliprox-knobs.7 states them for users).
+//
+// Knobs apply to 2-D convolutions (ONNX Conv with a rank-4 input). A knob
+// assignment ("configuration") maps node names to knob names; nodes that are
+// not named run exact fp32.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/graph.h"
+#include "engine/ops/conv_geometry.h"
+#include "engine/tensor.h"
+#include "util/status.h"
+
+namespace caliprox {
+
+enum class KnobKind {
+  exact,        // fp32, the network as exported
+  perforation,  // skip output rows or columns, fill them by interpolation
+  sampling,     // drop filter elements, rescale the kept ones
+  fp16,         // IEEE half at the layer boundary (emulated on CPUs without half arithmetic)
+  bf16,         // bfloat16 inputs and weights, fp32 accumulation and output
+  int8,         // 8-bit inputs (calibrated scale) and weights (per output channel), int32 accumulation
+};
+std::string_view knob_kind_name(KnobKind kind);
+
+struct Knob {
+  std::string name;  // stable: fp32, fp16, bf16, int8, perf-row-2-0, perf-col-3-1-fp16, samp-4-3, ...
+  int hpvm_id = 0;   // ApproxHPVM / ApproxTuner knob ID; 0 when it has none
+  KnobKind kind = KnobKind::exact;
+  bool rows = true;  // perforation: rows (true) or columns (false)
+  int rate = 0;      // perforation r or sampling s, in {2, 3, 4}
+  int offset = 0;    // in [0, rate)
+  bool half = false; // rounds to IEEE half at the layer boundary (fp16, and the 151-168 / 261-269 IDs)
+  // Catalogue-level nominal speedup: for perforation and sampling the FLOP
+  // ratio r/(r-1) (resp. s/(s-1)) of a large layer; for precision knobs the
+  // element-width ratio (32 / bits), since the FLOP count is unchanged. A
+  // half-precision variant multiplies by 2. Per layer: layer_nominal_speedup.
+  double nominal_speedup = 1;
+  std::string summary;  // one line for `caliprox knobs`
+};
+
+// All knobs, exact fp32 first, in a stable order.
+const std::vector<Knob>& knob_catalogue();
+const Knob* find_knob(std::string_view name);
+const Knob* find_knob_by_hpvm_id(int id);
+const Knob& exact_knob();
+// Op types a knob applies to (every knob: {"Conv"}; exact applies to all).
+std::vector<std::string> knob_op_types(const Knob& knob);
+// The closest known knob names, for "did you mean" in errors.
+std::string suggest_knob(std::string_view name);
+
+// Output rows (perforation.rows) or columns (otherwise) that are computed,
+// in increasing order, for an output extent `extent`: positions before
+// `offset`, and from `offset` on those with (p - offset) mod rate != 0.
+std::vector<int64_t> perforation_kept(const Knob& knob, int64_t extent);
+
+// Sampling mask over one filter, flattened as [C_in/group][KH][KW]: true for
+// the elements that are kept. Elements offset + k*rate are dropped; when
+// KH*KW is divisible by rate the offset rotates per input channel c, i.e.
+// in channel c the in-channel elements (offset + c) mod rate + k*rate are
+// dropped.
+std::vector<bool> sampling_mask(const Knob& knob, int64_t c_in_per_group, int64_t kh, int64_t kw);
+// Factor applied to the kept weights: rate / (rate - 1). With a half
+// variant the weights the layer multiplies with are half(w * scale).
+inline float sampling_scale(const Knob& knob) {
+  return static_cast<float>(knob.rate) / static_cast<float>(knob.rate - 1);
+}
+
+// Checks that `knob` can run on this node with these input shapes: the op is
+// a 2-D Conv, perforation leaves something to compute, sampling keeps at
+// least one element. Errc::invalid_input naming the node and the knob.
+Status knob_applies(const Knob& knob, const Node& node, const Shape& x, const Shape& w);
+
+// Multiply-adds times two of a Conv layer run exactly.
+double conv_layer_flops(const ConvGeometry& g);
+// Nominal speedup of `knob` on this layer: exact FLOPs / knob FLOPs (counted
+// from the real kept rows / elements), times the element-width ratio for
+// precision knobs (and for the half variants).
+double layer_nominal_speedup(const Knob& knob, const ConvGeometry& g);
+
+// int8 knobs quantise a layer's input with a scale calibrated on the
+// experiment's calibrate split: the range of input #0 seen there.
+struct ValueRange {
+  float min = 0;
+  float max = 0;
+};
+
+// Knob-name patterns of an experiment's knob space: '*' matches any run of
+// characters ("perf-row-2-*", "*-fp16"); anything else matches literally.
+bool knob_pattern_matches(std::string_view pattern, std::string_view name);
+bool knob_pattern_matches_any(std::string_view pattern);
+
+// A configuration: node name -> knob name (absent: exact fp32).
+using KnobConfig = std::map<std::string, std::string>;
+
+// Reads a configuration JSON object (schemas/config.schema.json): member
+// `knobs` maps node names to knob names (or ApproxHPVM numeric IDs);
+// other members are free. `source` names the file in errors.
+Result<KnobConfig> parse_knob_config(std::string_view json_text, std::string_view source);
+Result<KnobConfig> load_knob_config(const std::string& path);
+
+}  // namespace caliprox

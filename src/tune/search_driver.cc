@@ -1,0 +1,170 @@
+// run_search: the propose / evaluate / observe loop with budgets, parallel
+// workers, replay of recorded results and interruption.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "tune/search.h"
+
+namespace caliprox {
+
+namespace {
+
+std::string candidate_text(const Candidate& c) { return fmt::format("[{}]", fmt::join(c, ",")); }
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, int jobs,
+                                 const SearchHooks& hooks) {
+  if (!hooks.evaluate) return invalid_input("run_search: no evaluate callback");
+  if (jobs < 1) return invalid_input("--jobs must be at least 1, found {}", jobs);
+  if (budget.max_evaluations && *budget.max_evaluations <= 0)
+    return invalid_input("search budget: the number of iterations must be at least 1, found {}",
+                         *budget.max_evaluations);
+  if (budget.max_seconds && !(*budget.max_seconds > 0))
+    return invalid_input("search budget: the time limit must be more than 0 seconds, found {}", *budget.max_seconds);
+  if (!budget.max_evaluations && !budget.max_seconds && !strategy.ends_by_itself())
+    return invalid_input("search budget: the {} strategy needs an iteration or a time budget", strategy.name());
+  const std::function<double()> now = hooks.clock ? hooks.clock : std::function<double()>(steady_seconds);
+  const double start = now();
+  auto time_left = [&] { return !budget.max_seconds || now() - start < *budget.max_seconds; };
+  auto stop_requested = [&] { return hooks.should_stop && hooks.should_stop(); };
+
+  SearchOutcome out;
+  std::optional<double> best;
+  int64_t next = 0;
+  for (;;) {
+    if (budget.max_evaluations && next >= *budget.max_evaluations) {
+      out.stop_reason = "iterations";
+      break;
+    }
+    if (stop_requested()) {
+      out.stop_reason = "interrupted";
+      break;
+    }
+    std::vector<Proposal> batch = strategy.propose();
+    if (batch.empty()) {
+      out.stop_reason = "exhausted";
+      break;
+    }
+    size_t limit = batch.size();
+    if (budget.max_evaluations)
+      limit = std::min<size_t>(limit, static_cast<size_t>(*budget.max_evaluations - next));
+
+    std::vector<std::optional<Evaluation>> results(batch.size());
+    std::vector<bool> replayed(batch.size(), false);
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < limit; ++i) {
+      const int64_t iteration = next + static_cast<int64_t>(i);
+      std::optional<RecordedEvaluation> rec = hooks.recorded ? hooks.recorded(iteration) : std::nullopt;
+      if (!rec) {
+        todo.push_back(i);
+        continue;
+      }
+      if (rec->candidate != batch[i].candidate)
+        return invalid_input("search iteration {}: the recorded configuration {} differs from the one the search "
+                             "proposes now {}: the records come from other settings or another caliprox version",
+                             iteration, candidate_text(rec->candidate), candidate_text(batch[i].candidate));
+      results[i] = rec->evaluation;
+      replayed[i] = true;
+    }
+
+    // Fresh evaluations: `jobs` workers take the next index; results land in
+    // their proposal slot, so completion order does not matter.
+    std::atomic<size_t> cursor{0};
+    std::mutex mu;
+    Status error;
+    bool halted = false;       // guarded by mu
+    std::string halt_reason;   // guarded by mu
+    int64_t fresh_done = 0;    // guarded by mu
+    auto worker = [&](int w) {
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (halted) return;
+          const bool stop = stop_requested();
+          if (stop || !time_left()) {
+            halted = true;
+            halt_reason = stop ? "interrupted" : "time";
+            return;
+          }
+        }
+        const size_t k = cursor.fetch_add(1);
+        if (k >= todo.size()) return;
+        const size_t i = todo[k];
+        const int64_t iteration = next + static_cast<int64_t>(i);
+        const double t0 = now();
+        Result<Evaluation> r = hooks.evaluate(batch[i], iteration, w);
+        const double dt = now() - t0;
+        std::lock_guard<std::mutex> lock(mu);
+        if (!r.ok()) {
+          if (error.ok()) error = r.status().with_context(fmt::format("search iteration {}", iteration));
+          halted = true;
+          return;
+        }
+        results[i] = *r;
+        ++fresh_done;
+        if (hooks.on_evaluated) {
+          Status st = hooks.on_evaluated(iteration, batch[i], *r, dt);
+          if (!st.ok()) {
+            if (error.ok()) error = st;
+            halted = true;
+            return;
+          }
+        }
+      }
+    };
+    const int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(jobs), todo.size()));
+    if (workers <= 1) {
+      worker(0);
+    } else {
+      std::vector<std::thread> threads;
+      for (int w = 0; w < workers; ++w) threads.emplace_back(worker, w);
+      for (auto& t : threads) t.join();
+    }
+    if (!error.ok()) return error;
+
+    bool complete = true;
+    std::vector<Evaluation> evals;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!results[i]) {
+        complete = false;
+        continue;
+      }
+      const Evaluation& e = *results[i];
+      if (feasible(e, strategy.max_loss()) && (!best || e.speedup > *best)) best = e.speedup;
+      out.results.push_back({next + static_cast<int64_t>(i), batch[i], e, replayed[i]});
+      (replayed[i] ? out.replayed : out.fresh) += 1;
+      evals.push_back(e);
+    }
+    if (complete) {
+      CP_TRY(strategy.observe(evals));
+      next += static_cast<int64_t>(batch.size());
+    }
+    if (hooks.on_progress) {
+      SearchProgress p;
+      p.evaluations = out.replayed + out.fresh;
+      p.replayed = out.replayed;
+      p.max_evaluations = budget.max_evaluations;
+      p.elapsed_seconds = now() - start;
+      p.max_seconds = budget.max_seconds;
+      p.evaluations_per_second = p.elapsed_seconds > 0 ? static_cast<double>(out.fresh) / p.elapsed_seconds : 0;
+      p.best_feasible_speedup = best;
+      hooks.on_progress(p);
+    }
+    if (!complete) {
+      // Cut short by the iteration budget (limit < batch size), the clock or a stop request.
+      out.stop_reason = !halt_reason.empty() ? halt_reason : "iterations";
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace caliprox
