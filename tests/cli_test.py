@@ -70,8 +70,13 @@ def golden(name):
         return json.load(f)
 
 
+ONLY = os.environ.get("CALIPROX_CLI_TEST_ONLY")  # substring of the test names to run (development)
+
+
 def test(fn):
     name = fn.__name__
+    if ONLY and ONLY not in name:
+        return fn
     try:
         fn()
     except SkipTest as e:
@@ -449,6 +454,137 @@ def infer_with_config_int8_calibrates_on_the_input():
         p = run("infer", LENET, "-i", x, "-o", os.path.join(tmp, "out"), "--config", conf, "--json")
         assert p.returncode == 0, p.stderr
         assert read_npy_shape(json.loads(p.stdout)["outputs"]["logits"]) == [2, 10]
+
+
+TUNE_SECTION = """
+knobs:
+  include: ["perf-*-2-*", "samp-2-*", "samp-3-*", "int8"]
+  exclude: ["*fp16"]
+tune:
+  strategy: evolutionary
+  qos_mode: p2
+  iterations: 60
+  finalists: 3
+  predictor_samples: 192
+"""
+
+
+def tune_experiment(tmp, extra=TUNE_SECTION, **overrides):
+    overrides.setdefault("test: [5000, 10000]", "test: [5000, 5640]")
+    overrides.setdefault("tune: [1000, 5000]", "tune: [1000, 1640]")
+    path = experiment(tmp, **overrides)
+    with open(path, "a") as f:
+        f.write(extra)
+    return path
+
+
+def search_lines(records):
+    """The search phase of a records.jsonl: what must not depend on interruptions."""
+    out = []
+    with open(records) as f:
+        for line in f.readlines()[1:]:
+            r = json.loads(line)
+            if r["phase"] == "search":
+                out.append((r["iteration"], json.dumps(r["knobs"], sort_keys=True), r["qos_loss"],
+                            r["speedup"]["predicted"]))
+    return sorted(out)
+
+
+@test
+def tune_writes_frontier_records_and_resumes_after_kill_9():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = tune_experiment(tmp)
+        a = os.path.join(tmp, "a")
+        p = run("tune", exp, "-o", a, "--json")
+        assert p.returncode in (0, 3), p.stderr
+        doc = json.loads(p.stdout)
+        for key in ("experiment", "fingerprint", "metric", "goal", "baseline", "configurations"):
+            assert key in doc, key
+        assert doc["configurations"][0]["level"] == 0 and doc["configurations"][0]["knobs"] == {}
+        for c in doc["configurations"][1:]:
+            assert c["qos_loss"]["tune"] <= 1.0 + 1e-9 and c["qos_loss"]["test"] <= 1.0 + 1e-9, c
+            assert c["speedup"]["measured"] > 0 and c["speedup"]["predicted"] > 0
+        with open(os.path.join(a, "pareto.json")) as f:
+            assert json.load(f)["fingerprint"] == doc["fingerprint"]
+        uninterrupted = search_lines(os.path.join(a, "records.jsonl"))
+        assert len(uninterrupted) == 60, len(uninterrupted)
+
+        # Same command into b, killed with SIGKILL once the search has started, then resumed.
+        b = os.path.join(tmp, "b")
+        proc = subprocess.Popen([CALIPROX, "tune", exp, "-o", b, "--quiet"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=ENV)
+        records = os.path.join(b, "records.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if os.path.exists(records) and '"phase":"search"' in open(records).read():
+                break
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait()
+        p = run("tune", exp, "-o", b, "--json")
+        assert p.returncode in (0, 3), p.stderr
+        assert search_lines(records) == uninterrupted
+        resumed = json.loads(p.stdout)
+        assert resumed["fingerprint"] == doc["fingerprint"]
+
+        # A truncated last line is ignored (with a warning); a corrupt line elsewhere is an error.
+        with open(records, "a") as f:
+            f.write('{"phase": "search", "iterat')
+        p = run("tune", exp, "-o", b)
+        assert p.returncode in (0, 3), p.stderr
+        assert "truncated" in p.stderr.lower() or "ignor" in p.stderr.lower(), p.stderr
+        lines = open(records).read().splitlines()
+        lines[3] = "{not json"
+        write(records, "\n".join(lines) + "\n")
+        before = open(records).read()
+        expect_error(run("tune", exp, "-o", b), 2, "records.jsonl", ":4")
+        assert open(records).read() == before
+
+
+@test
+def tune_bad_inputs():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run")
+        # Empty knob space.
+        exp = tune_experiment(tmp, TUNE_SECTION.replace('exclude: ["*fp16"]', 'exclude: ["*"]'))
+        expect_error(run("tune", exp, "-o", out), 2, "knob space")
+        # A budget of zero.
+        exp = tune_experiment(tmp)
+        expect_error(run("tune", exp, "-o", out, "--iterations", "0"), 2, "budget")
+        # A pattern that matches no knob.
+        exp = tune_experiment(tmp, TUNE_SECTION.replace('"int8"]', '"int9"]'))
+        expect_error(run("check", exp), 2, "knobs.include", "int9")
+        # measured costs without a profile.
+        exp = tune_experiment(tmp, TUNE_SECTION.replace("qos_mode: p2", "qos_mode: p2\n  cost_mode: measured"))
+        expect_error(run("check", exp), 2, "tune.cost_mode", "profile")
+
+
+@test
+def profile_writes_cost_table_and_tune_refuses_a_foreign_profile():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = tune_experiment(tmp)
+        prof = os.path.join(tmp, "prof")
+        conf = knob_config(tmp, {"/conv1/Conv": "perf-row-2-1"})
+        p = run("profile", exp, "-o", prof, "--batch", "32", "--min-rounds", "3", "--min-seconds", "0",
+                "--warmup", "1", "--configs", conf, "--json")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(prof, "profile.json")) as f:
+            doc = json.load(f)
+        assert doc["batch_size"] == 32 and doc["method"]["order"] == "interleaved"
+        assert [l["node"] for l in doc["layers"]] == ["/conv1/Conv", "/conv2/Conv"]
+        assert "perf-row-2-1" in doc["layers"][0]["knobs"] and "fp32" in doc["layers"][0]["knobs"]
+        assert doc["configurations"][0]["id"] == "7" and doc["configurations"][0]["speedup"] > 0
+        assert doc["energy"]["available"] or doc["energy"]["reason"]
+        if not doc["energy"]["available"]:
+            assert doc["baseline"]["energy_j"] is None
+        # Measured at batch 32, used by a batch-64 tune: another fingerprint.
+        exp2 = tune_experiment(tmp, TUNE_SECTION.replace("qos_mode: p2", "qos_mode: p2\n  cost_mode: measured\n"
+                                                          "  profile: " + os.path.join(prof, "profile.json")))
+        expect_error(run("tune", exp2, "-o", os.path.join(tmp, "t")), 2, "profile.json", "fingerprint")
 
 
 print(f"{results['passed']} passed, {results['failed']} failed, {results['skipped']} skipped")

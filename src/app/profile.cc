@@ -88,6 +88,8 @@ Status run_profile(const ProfileSettings& settings) {
     per_knob.push_back(std::move(c));
   }
 
+  if (std::find(knobs.begin(), knobs.end(), "int8") != knobs.end()) CP_TRY(ev->calibrated_ranges().status());
+
   RepeatPolicy policy;
   policy.warmup_rounds = settings.warmup;
   policy.min_rounds = settings.min_rounds;
