@@ -3,8 +3,11 @@
 // the full-shape input goes first; Add and Mul commute; a Sub whose first
 // input is the broadcast one runs as -(b - a) (negation is exact); other
 // cases (Div with a broadcast dividend, both inputs broadcast) stay with the
-// reference backend.
+// reference backend. oneDNN pairs elements by logical index, so channels-last
+// operands (rank-4 activations of a node prepared in NHWC) only change their
+// memory descriptors.
 #include "backends/onednn/common.h"
+#include "engine/layout.h"
 
 namespace caliprox::onednn {
 namespace {
@@ -44,16 +47,20 @@ Result<BinarySetup> binary_setup(const NodeContext& ctx) {
   const size_t rank = std::max<size_t>(1, out.size());
   if (rank > 12) return unsupported("{}: oneDNN binary takes at most 12 dimensions", node.describe());
   memory::dims a = aligned_dims(shapes[0], rank), b = aligned_dims(shapes[1], rank), o = aligned_dims(out, rank);
+  bool a_nhwc = input_is_nhwc(ctx, 0), b_nhwc = input_is_nhwc(ctx, 1);
+  if ((a_nhwc || b_nhwc) && rank != 4)
+    return unsupported("{}: channels-last operands of a rank-{} result", node.describe(), rank);
   if (a != o) {
     if (b != o) return unsupported("{}: both inputs are broadcast", node.describe());
     if (op == "Div") return unsupported("{}: Div with a broadcast dividend", node.describe());
     s.swapped = true;
     s.negate = op == "Sub";
     std::swap(a, b);
+    std::swap(a_nhwc, b_nhwc);
   }
-  s.src0 = plain_desc(a);
-  s.src1 = plain_desc(b);
-  s.dst = plain_desc(o);
+  s.src0 = host_desc(a, a_nhwc);
+  s.src1 = host_desc(b, b_nhwc);
+  s.dst = host_desc(o, output_is_nhwc(ctx, 0));
   return s;
 }
 
@@ -120,10 +127,20 @@ Result<std::unique_ptr<Kernel>> make_binary(const NodeContext& ctx, std::shared_
   }
 }
 
+// Claimed only where the executor would not already follow the inputs'
+// layout (engine/layout.h: same-shape operands and scalar constants): there
+// a claim would force NHWC, and a conversion, onto NCHW inputs. What is left
+// is broadcasting, e.g. a per-channel [1, C, 1, 1] constant, which oneDNN
+// runs on NHWC with its per-channel kernel.
+bool binary_nhwc(const NodeContext& ctx, const Runtime& rt) {
+  if (ctx.output_types.empty() || ctx.output_types[0].shape.size() != 4 || layout_transparent(ctx)) return false;
+  return check_binary(nhwc_context(ctx), rt).ok();
+}
+
 }  // namespace
 
 void register_binary_ops(std::vector<OpEntry>& table) {
-  for (const char* op : {"Add", "Sub", "Mul", "Div"}) table.push_back({op, check_binary, make_binary});
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) table.push_back({op, check_binary, make_binary, binary_nhwc});
 }
 
 }  // namespace caliprox::onednn

@@ -25,6 +25,37 @@ memory::desc plain_desc(const memory::dims& dims) {
   return memory::desc(dims, memory::data_type::f32, strides);
 }
 
+memory::desc nhwc_desc(const memory::dims& dims) {
+  return memory::desc(dims, memory::data_type::f32, memory::format_tag::nhwc);
+}
+
+memory::desc host_desc(const memory::dims& dims, bool nhwc) {
+  return nhwc && dims.size() == 4 ? nhwc_desc(dims) : plain_desc(dims);
+}
+
+bool input_is_nhwc(const NodeContext& ctx, size_t i) {
+  return ctx.layout == Layout::nhwc && i < ctx.input_types.size() && ctx.input_types[i].shape.size() == 4 &&
+         !(i < ctx.constants.size() && ctx.constants[i] != nullptr);
+}
+
+bool output_is_nhwc(const NodeContext& ctx, size_t j) {
+  return ctx.layout == Layout::nhwc && j < ctx.output_types.size() && ctx.output_types[j].shape.size() == 4;
+}
+
+memory::desc input_host_desc(const NodeContext& ctx, size_t i) {
+  return host_desc(ctx.input_types[i].shape, input_is_nhwc(ctx, i));
+}
+
+memory::desc output_host_desc(const NodeContext& ctx, size_t j) {
+  return host_desc(ctx.output_types[j].shape, output_is_nhwc(ctx, j));
+}
+
+NodeContext nhwc_context(const NodeContext& ctx) {
+  NodeContext c = ctx;
+  c.layout = Layout::nhwc;
+  return c;
+}
+
 memory user_memory(const memory::desc& md, const Runtime& rt) { return memory(md, rt.engine, DNNL_MEMORY_NONE); }
 
 BoundPrimitive::BoundPrimitive(dnnl::primitive prim, std::vector<std::pair<int, memory>> args)

@@ -52,6 +52,23 @@ int team_for_flops(int threads, double flops);
 // same type); a scalar becomes a 1-element 1-D tensor (oneDNN has no rank 0).
 memory::desc plain_desc(const memory::dims& dims);
 
+// Channels-last f32 descriptor over logical NCHW dims (rank 4): the memory
+// order of a tensor the executor hands over in Layout::nhwc.
+memory::desc nhwc_desc(const memory::dims& dims);
+// plain_desc, or nhwc_desc when `nhwc` (rank 4 only).
+memory::desc host_desc(const memory::dims& dims, bool nhwc);
+// Whether input i / output j of the node is channels-last in memory: a
+// non-constant rank-4 input, or a rank-4 output, of a node prepared with
+// ctx.layout == Layout::nhwc (backend.h). Constants and other ranks stay
+// row-major.
+bool input_is_nhwc(const NodeContext& ctx, size_t i);
+bool output_is_nhwc(const NodeContext& ctx, size_t j);
+// The descriptors of input i / output j as the executor hands them over.
+memory::desc input_host_desc(const NodeContext& ctx, size_t i);
+memory::desc output_host_desc(const NodeContext& ctx, size_t j);
+// A copy of ctx prepared for channels-last (what supports_nhwc checks).
+NodeContext nhwc_context(const NodeContext& ctx);
+
 // A memory object with no buffer yet: bound to a host tensor on each run.
 memory user_memory(const memory::desc& md, const Runtime& rt);
 

@@ -1,9 +1,11 @@
 // Conv (with the fused residual/activation attributes) and ConvTranspose on
-// oneDNN's convolution_forward / deconvolution_forward. Host tensors are
-// NCHW; the primitive may pick a blocked layout, and the kernel then owns the
-// blocked buffers and the reorders into and out of them. Constant weights are
-// reordered once, here at prepare time; weights fed as graph inputs are
-// reordered on every run into a buffer allocated at prepare time.
+// oneDNN's convolution_forward / deconvolution_forward. Host activations are
+// NCHW, or NHWC when the executor prepares the node channels-last
+// (Backend::supports_nhwc, 2-D only); the primitive may pick another layout,
+// and the kernel then owns those buffers and the reorders into and out of
+// them. Constant weights are reordered once, here at prepare time; weights
+// fed as graph inputs are reordered on every run into a buffer allocated at
+// prepare time.
 #include <algorithm>
 
 #include "backends/onednn/conv.h"
@@ -19,11 +21,17 @@ using dnnl::prop_kind;
 // variant (layout, algorithm, threads).
 struct ConvSetup {
   ConvGeometry g;
+  Layout layout = Layout::nchw;  // of the host activations (ctx.layout)
   bool transpose = false;
   bool residual = false;
+  // oneDNN 2.6's brgconv mishandles a sum post-op when some output sees
+  // only padding (see choose_conv_variant): only the GEMM-based
+  // implementation may run such a node.
+  bool gemm_only = false;
   bool has_bias = false;
   const Tensor* constant_weights = nullptr;
-  memory::desc src_plain, wei_plain, bias_plain, dst_plain;
+  // The host tensors as the executor hands them over.
+  memory::desc src_host, wei_host, bias_host, dst_host, residual_host;
   memory::dims strides, dilates, pad_l, pad_r;
   std::vector<EltwiseOp> activation;  // fused activation, as eltwise steps
 };
@@ -31,31 +39,57 @@ struct ConvSetup {
 // oneDNN weight descriptor over the ONNX weight buffer, without copying:
 // Conv W [C_out, C_in/G, K...] is goihw (oihw for G = 1); ConvTranspose W
 // [C_in, C_out/G, K...] is the same dims with the o and i strides swapped.
-memory::desc weights_desc(const ConvGeometry& g, bool transpose) {
+// A channels-last W (run-time weights of a node prepared in NHWC) holds
+// [D0][K...][D1] instead of [D0][D1][K...].
+memory::desc weights_desc(const ConvGeometry& g, bool transpose, bool channels_last) {
   int64_t kernel_size = 1;
   for (int64_t k : g.kernel) kernel_size *= k;
   const int64_t oc_g = g.c_out_per_group(), ic_g = g.c_in_per_group();
+  // Strides of the ONNX dims D0 (per group: o for Conv, i for ConvTranspose),
+  // D1 and the kernel axes.
+  const int64_t d1 = transpose ? oc_g : ic_g;
+  const int64_t s_d0 = d1 * kernel_size;
+  const int64_t s_d1 = channels_last ? 1 : kernel_size;
   memory::dims dims, strides;
   if (g.group > 1) {
     dims.push_back(g.group);
-    strides.push_back(oc_g * ic_g * kernel_size);
+    strides.push_back((transpose ? ic_g : oc_g) * s_d0);
   }
   dims.push_back(oc_g);
   dims.push_back(ic_g);
-  if (!transpose) {
-    strides.push_back(ic_g * kernel_size);  // o
-    strides.push_back(kernel_size);         // i
-  } else {
-    strides.push_back(kernel_size);         // o
-    strides.push_back(oc_g * kernel_size);  // i
-  }
+  strides.push_back(transpose ? s_d1 : s_d0);  // o
+  strides.push_back(transpose ? s_d0 : s_d1);  // i
   int64_t inner = kernel_size;
   for (int64_t k : g.kernel) {
     dims.push_back(k);
     inner /= k;
-    strides.push_back(inner);
+    strides.push_back(channels_last ? inner * d1 : inner);
   }
   return memory::desc(dims, memory::data_type::f32, strides);
+}
+
+// Both descriptors address the same bytes for every logical element: equal,
+// or plain (unblocked) with the same strides on every axis longer than 1
+// (NCHW and NHWC coincide when C == 1 or H * W == 1).
+bool same_memory_order(const memory::desc& a, const memory::desc& b) {
+  if (a == b) return true;
+  const dnnl_memory_desc_t &x = a.data, &y = b.data;
+  if (x.ndims != y.ndims || x.data_type != y.data_type || x.format_kind != dnnl_blocked ||
+      y.format_kind != dnnl_blocked || x.offset0 != y.offset0 || x.extra.flags != 0 || y.extra.flags != 0 ||
+      x.format_desc.blocking.inner_nblks != 0 || y.format_desc.blocking.inner_nblks != 0)
+    return false;
+  for (int d = 0; d < x.ndims; ++d) {
+    if (x.dims[d] != y.dims[d] || x.padded_dims[d] != y.padded_dims[d]) return false;
+    if (x.dims[d] > 1 && x.format_desc.blocking.strides[d] != y.format_desc.blocking.strides[d]) return false;
+  }
+  return true;
+}
+
+// The descriptor a user memory over a host tensor gets: the primitive's own
+// when it addresses the host bytes identically (no reorder then), else the
+// host's.
+memory::desc user_desc(const memory::desc& host, const memory::desc& primitive) {
+  return same_memory_order(host, primitive) ? primitive : host;
 }
 
 Result<ConvSetup> conv_setup(const NodeContext& ctx) {
@@ -85,6 +119,10 @@ Result<ConvSetup> conv_setup(const NodeContext& ctx) {
     return invalid_input("{}: {} is set but input #3 is missing", node.describe(), kAttrResidual);
   s.has_bias = has_input(ctx, 2);
   if (ctx.constants.size() > 1) s.constant_weights = ctx.constants[1];
+  s.gemm_only = s.residual && has_padding_only_outputs(g);
+  s.layout = ctx.layout;
+  if (s.layout == Layout::nhwc && g.rank() != 2)
+    return unsupported("{}: channels-last convolutions are 2-D", node.describe());
 
   for (size_t d = 0; d < g.rank(); ++d) {
     s.strides.push_back(g.strides[d]);
@@ -97,71 +135,100 @@ Result<ConvSetup> conv_setup(const NodeContext& ctx) {
       return unsupported("{}: output_shape/output_padding beyond the full result has no oneDNN mapping",
                          node.describe());
   }
-  memory::dims src{g.n, g.c_in}, dst{g.n, g.c_out};
-  for (int64_t v : g.in_spatial) src.push_back(v);
-  for (int64_t v : g.out_spatial) dst.push_back(v);
-  s.src_plain = plain_desc(src);
-  s.dst_plain = plain_desc(dst);
-  s.wei_plain = weights_desc(g, s.transpose);
-  if (s.has_bias) s.bias_plain = plain_desc(memory::dims{g.c_out});
+  s.src_host = input_host_desc(ctx, 0);
+  s.dst_host = output_host_desc(ctx, 0);
+  s.wei_host = weights_desc(g, s.transpose, input_is_nhwc(ctx, 1));
+  if (s.has_bias) s.bias_host = plain_desc(memory::dims{g.c_out});
+  if (s.residual) {
+    if (ctx.input_types[3].shape != ctx.output_types[0].shape)
+      return invalid_input("{}: the residual input is {}, the output {}", node.describe(),
+                           shape_str(ctx.input_types[3].shape), shape_str(ctx.output_types[0].shape));
+    s.residual_host = input_host_desc(ctx, 3);
+  }
 
   CP_ASSIGN_OR_RETURN(s.activation, fused_activation_ops(node));
   return s;
 }
 
-// The GEMM-based implementation (plain layout) applies eltwise post-ops in a
-// scalar loop whose branches mispredict on signed data (measured 5-8x the
-// convolution itself at batch 64), so there the activation runs as separate
-// in-place eltwise primitives after the convolution.
-bool activation_as_post_op(const ConvVariant& v) { return v.layout != ConvLayout::plain; }
+bool is_gemm(const dnnl::primitive_desc& pd) {
+  return std::string(pd.impl_info_str()).find("gemm") != std::string::npos;
+}
 
-dnnl::primitive_desc conv_pd(const ConvSetup& s, const ConvVariant& v, const Runtime& rt) {
-  const auto activation_desc = [&](const memory::desc& plain) {
+// The plain layout of a gemm_only node must land on the GEMM-based
+// implementation (oneDNN's first pick on NHWC tensors is brgconv).
+bool needs_gemm(const ConvSetup& s, const ConvVariant& v) { return s.gemm_only && v.layout == ConvLayout::plain; }
+
+dnnl::primitive_desc conv_pd_with(const ConvSetup& s, const ConvVariant& v, bool fuse_activation, const Runtime& rt) {
+  const auto activation_desc = [&](const memory::desc& host) {
     switch (v.layout) {
-      case ConvLayout::plain: return plain;
+      case ConvLayout::plain: return host;
       case ConvLayout::channels16: {
-        const int rank = plain.data.ndims;
+        const int rank = host.data.ndims;
         const auto tag = rank == 3 ? memory::format_tag::nCw16c
                        : rank == 4 ? memory::format_tag::nChw16c
                                    : memory::format_tag::nCdhw16c;
-        return memory::desc(plain.dims(), memory::data_type::f32, tag);
+        return memory::desc(host.dims(), memory::data_type::f32, tag);
       }
       case ConvLayout::any:
       case ConvLayout::plain_src: break;
     }
-    return memory::desc(plain.dims(), memory::data_type::f32, memory::format_tag::any);
+    return memory::desc(host.dims(), memory::data_type::f32, memory::format_tag::any);
   };
-  const memory::desc src = v.layout == ConvLayout::plain_src ? s.src_plain : activation_desc(s.src_plain);
-  const memory::desc dst = activation_desc(s.dst_plain);
-  const memory::desc wei(s.wei_plain.dims(), memory::data_type::f32, memory::format_tag::any);
+  const memory::desc src = v.layout == ConvLayout::plain_src ? s.src_host : activation_desc(s.src_host);
+  const memory::desc dst = activation_desc(s.dst_host);
+  const memory::desc wei(s.wei_host.dims(), memory::data_type::f32, memory::format_tag::any);
   // Residual first (a sum post-op adds what dst holds before the kernel
-  // writes), then the activation: y = act(conv + bias + residual).
+  // writes; a binary one reads the residual tensor), then the activation:
+  // y = act(conv + bias + residual).
   dnnl::post_ops ops;
-  if (s.residual) ops.append_sum(1.f);
-  if (activation_as_post_op(v)) append_eltwise_ops(ops, s.activation);
+  if (s.residual && v.binary_residual) ops.append_binary(algorithm::binary_add, s.residual_host);
+  else if (s.residual) ops.append_sum(1.f);
+  if (fuse_activation) append_eltwise_ops(ops, s.activation);
   dnnl::primitive_attr attr = base_attr();
   attr.set_post_ops(ops);
+  dnnl::primitive_desc pd;
   if (s.transpose) {
     dnnl::deconvolution_forward::desc d(prop_kind::forward_inference, algorithm::deconvolution_direct, src, wei,
-                                        s.bias_plain, dst, s.strides, s.dilates, s.pad_l, s.pad_r);
-    return dnnl::deconvolution_forward::primitive_desc(d, attr, rt.engine);
+                                        s.bias_host, dst, s.strides, s.dilates, s.pad_l, s.pad_r);
+    pd = dnnl::deconvolution_forward::primitive_desc(d, attr, rt.engine);
+  } else {
+    dnnl::convolution_forward::desc d(prop_kind::forward_inference, v.algorithm, src, wei, s.bias_host, dst,
+                                      s.strides, s.dilates, s.pad_l, s.pad_r);
+    pd = dnnl::convolution_forward::primitive_desc(d, attr, rt.engine);
   }
-  dnnl::convolution_forward::desc d(prop_kind::forward_inference, v.algorithm, src, wei, s.bias_plain, dst, s.strides,
-                                    s.dilates, s.pad_l, s.pad_r);
-  return dnnl::convolution_forward::primitive_desc(d, attr, rt.engine);
+  if (needs_gemm(s, v))
+    while (!is_gemm(pd))
+      if (!pd.next_impl()) throw dnnl::error(dnnl_unimplemented, "no GEMM-based convolution for this geometry");
+  return pd;
 }
 
-// oneDNN 2.6's brgconv mishandles a sum post-op when some output sees only
-// padding (see choose_conv_variant): such nodes must run with the plain
-// layout.
+struct ConvPd {
+  dnnl::primitive_desc pd;
+  // False: the activation runs as separate in-place eltwise primitives.
+  bool activation_fused = true;
+};
+
+// The GEMM-based implementation applies eltwise post-ops in a scalar loop
+// whose branches mispredict on signed data (measured 5-8x the convolution
+// itself at batch 64), so there the activation runs as separate in-place
+// eltwise primitives after the convolution.
+ConvPd conv_pd(const ConvSetup& s, const ConvVariant& v, const Runtime& rt) {
+  dnnl::primitive_desc pd = conv_pd_with(s, v, true, rt);
+  if (s.activation.empty() || !is_gemm(pd)) return {pd, true};
+  return {conv_pd_with(s, v, false, rt), false};
+}
+
+// Only the plain layout (GEMM-based, see needs_gemm) with the sum post-op is
+// safe for gemm_only nodes; a residual variant needs a residual.
 bool variant_is_safe(const ConvSetup& s, const ConvVariant& v) {
-  return v.layout == ConvLayout::plain || !s.residual || !has_padding_only_outputs(s.g);
+  if (v.binary_residual && (!s.residual || s.gemm_only)) return false;
+  return v.layout == ConvLayout::plain || !s.gemm_only;
 }
 
 // Tries the requested variant, then oneDNN's own pick (when safe), then the
 // plain layout; the first that oneDNN implements with an optimized kernel.
-Result<std::pair<dnnl::primitive_desc, ConvVariant>> pick_pd(const Node& node, const ConvSetup& s, ConvVariant v,
-                                                            const Runtime& rt) {
+Result<std::pair<ConvPd, ConvVariant>> pick_pd(const Node& node, const ConvSetup& s, ConvVariant v,
+                                               const Runtime& rt) {
   const char* what = s.transpose ? "deconvolution" : "convolution";
   std::vector<ConvVariant> order{v};
   const ConvVariant own{ConvLayout::any, algorithm::convolution_direct, v.threads};
@@ -171,9 +238,9 @@ Result<std::pair<dnnl::primitive_desc, ConvVariant>> pick_pd(const Node& node, c
   Status last;
   for (const ConvVariant& c : order) {
     try {
-      dnnl::primitive_desc pd = conv_pd(s, c, rt);
-      last = require_optimized(node, pd, what);
-      if (last.ok()) return std::make_pair(pd, c);
+      ConvPd cpd = conv_pd(s, c, rt);
+      last = require_optimized(node, cpd.pd, what);
+      if (last.ok()) return std::make_pair(cpd, c);
     } catch (const dnnl::error& e) {
       last = dnnl_status(node, fmt::format("create a {}", what), e);
     }
@@ -186,24 +253,29 @@ class ConvKernel final : public OnednnKernel {
   ConvKernel(std::shared_ptr<const Runtime> rt, int threads) : OnednnKernel(std::move(rt), threads) {}
 
   // Builds memories and bound primitives for pd (threads already set).
-  void build(const ConvSetup& s, const ConvVariant& v, const dnnl::primitive_desc& pd) {
+  void build(const ConvSetup& s, const ConvVariant& v, const ConvPd& cpd) {
     const Runtime& r = rt();
+    const dnnl::primitive_desc& pd = cpd.pd;
     impl_ = pd.impl_info_str();
     residual_ = s.residual;
+    binary_residual_ = s.residual && v.binary_residual;
     has_bias_ = s.has_bias;
-    src_user_ = user_memory(s.src_plain, r);
-    dst_user_ = user_memory(s.dst_plain, r);
-    wei_user_ = user_memory(s.wei_plain, r);
-    memory src = pd.src_desc(0) == s.src_plain ? src_user_ : memory(pd.src_desc(0), r.engine);
-    dst_ = pd.dst_desc(0) == s.dst_plain ? dst_user_ : memory(pd.dst_desc(0), r.engine);
-    memory wei = pd.weights_desc(0) == s.wei_plain ? wei_user_ : memory(pd.weights_desc(0), r.engine);
-    if (s.has_bias) bias_user_ = user_memory(s.bias_plain, r);
-    if (s.residual) residual_user_ = user_memory(s.dst_plain, r);
+    src_user_ = user_memory(user_desc(s.src_host, pd.src_desc(0)), r);
+    dst_user_ = user_memory(user_desc(s.dst_host, pd.dst_desc(0)), r);
+    wei_user_ = user_memory(user_desc(s.wei_host, pd.weights_desc(0)), r);
+    memory src = src_user_.get_desc() == pd.src_desc(0) ? src_user_ : memory(pd.src_desc(0), r.engine);
+    dst_ = dst_user_.get_desc() == pd.dst_desc(0) ? dst_user_ : memory(pd.dst_desc(0), r.engine);
+    memory wei = wei_user_.get_desc() == pd.weights_desc(0) ? wei_user_ : memory(pd.weights_desc(0), r.engine);
+    if (s.has_bias) bias_user_ = user_memory(s.bias_host, r);
+    if (binary_residual_) residual_user_ = user_memory(s.residual_host, r);
+    else if (s.residual) residual_user_ = user_memory(user_desc(s.residual_host, pd.dst_desc(0)), r);
 
     src_reorder_ = bound_reorder(src_user_, src, r);
     dst_reorder_ = bound_reorder(dst_, dst_user_, r);
-    dst_is_user_ = dst_.get() == dst_user_.get();
-    if (s.residual) residual_reorder_ = bound_reorder(residual_user_, dst_, r);
+    // The residual may share the output's buffer (the session reuses it)
+    // only when it is laid out as dst: then it is already in place.
+    residual_in_place_ = s.residual && dst_.get() == dst_user_.get() && residual_user_.get_desc() == dst_.get_desc();
+    if (s.residual && !binary_residual_) residual_reorder_ = bound_reorder(residual_user_, dst_, r);
     BoundPrimitive wei_reorder = bound_reorder(wei_user_, wei, r);
     weights_runtime_ = s.constant_weights == nullptr;
     if (weights_runtime_) {
@@ -219,14 +291,17 @@ class ConvKernel final : public OnednnKernel {
         if (!execute_once(wei_reorder, r).ok()) throw dnnl::error(dnnl_runtime_error, "weight reorder failed");
       }
     }
-    conv_ = BoundPrimitive(dnnl::primitive(pd), {{DNNL_ARG_SRC, src},
-                                                  {DNNL_ARG_WEIGHTS, wei},
-                                                  {DNNL_ARG_BIAS, bias_user_},
-                                                  {DNNL_ARG_DST, dst_},
-                                                  {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd, r)}});
-    if (!activation_as_post_op(v)) {
-      // In place on the plain output, after the convolution.
-      const memory::desc flat = plain_desc(memory::dims{static_cast<int64_t>(s.dst_plain.get_size() / sizeof(float))});
+    conv_ = BoundPrimitive(dnnl::primitive(pd),
+                           {{DNNL_ARG_SRC, src},
+                            {DNNL_ARG_WEIGHTS, wei},
+                            {DNNL_ARG_BIAS, bias_user_},
+                            {DNNL_ARG_DST, dst_},
+                            {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, binary_residual_ ? residual_user_ : memory()},
+                            {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd, r)}});
+    if (!cpd.activation_fused) {
+      // In place on the host output, after the convolution (elementwise, so
+      // its memory order does not matter).
+      const memory::desc flat = plain_desc(memory::dims{static_cast<int64_t>(s.dst_host.get_size() / sizeof(float))});
       flat_dst_ = user_memory(flat, r);
       for (const EltwiseOp& e : s.activation) {
         dnnl::eltwise_forward::desc d(prop_kind::forward_inference, e.alg, flat, e.alpha, e.beta);
@@ -252,9 +327,11 @@ class ConvKernel final : public OnednnKernel {
     if (!wei_reorder_.empty()) CP_TRY(wei_reorder_.execute(s));
     if (residual_) {
       // The sum post-op adds what dst holds: put the residual there first
-      // (nothing to do when the session handed us the residual's buffer).
+      // (nothing to do when the session handed us the residual's buffer);
+      // the binary post-op reads it directly.
       bind(residual_user_, inputs[3]);
-      if (!dst_is_user_ || inputs[3]->raw() != outputs[0]->raw()) CP_TRY(residual_reorder_.execute(s));
+      if (!binary_residual_ && (!residual_in_place_ || inputs[3]->raw() != outputs[0]->raw()))
+        CP_TRY(residual_reorder_.execute(s));
     }
     CP_TRY(conv_.execute(s));
     if (!dst_reorder_.empty()) CP_TRY(dst_reorder_.execute(s));
@@ -268,20 +345,32 @@ class ConvKernel final : public OnednnKernel {
  private:
   std::string impl_;
   bool residual_ = false;
+  bool binary_residual_ = false;
   bool has_bias_ = false;
   bool weights_runtime_ = false;
-  bool dst_is_user_ = false;
+  bool residual_in_place_ = false;
   Tensor constant_copy_;
   memory src_user_, dst_user_, wei_user_, bias_user_, residual_user_, dst_, flat_dst_;
   BoundPrimitive src_reorder_, wei_reorder_, residual_reorder_, conv_, dst_reorder_;
-  std::vector<BoundPrimitive> activation_;  // plain layout only
+  std::vector<BoundPrimitive> activation_;  // GEMM-based implementation only
 };
+
+ConvVariant default_variant(const ConvSetup& s, int threads) {
+  return s.transpose ? ConvVariant{ConvLayout::any, algorithm::convolution_direct, threads}
+                     : choose_conv_variant(s.g, threads, s.residual, s.layout);
+}
 
 Status check_conv(const NodeContext& ctx, const Runtime& rt) {
   CP_ASSIGN_OR_RETURN(ConvSetup s, conv_setup(ctx));
-  const ConvVariant v = s.transpose ? ConvVariant{ConvLayout::any, algorithm::convolution_direct, context_threads(ctx, 1)}
-                                    : choose_conv_variant(s.g, context_threads(ctx, 1), s.residual);
-  return pick_pd(ctx.node, s, v, rt).status();
+  return pick_pd(ctx.node, s, default_variant(s, context_threads(ctx, 1)), rt).status();
+}
+
+// Channels-last for 2-D convolutions that oneDNN runs optimized with NHWC
+// host tensors (the primitive itself then mostly reads and writes them
+// directly: brgconv's native layout).
+bool conv_nhwc(const NodeContext& ctx, const Runtime& rt) {
+  if (ctx.input_types.empty() || ctx.input_types[0].shape.size() != 4) return false;
+  return check_conv(nhwc_context(ctx), rt).ok();
 }
 
 Result<std::unique_ptr<Kernel>> make_conv(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads) {
@@ -298,24 +387,24 @@ Result<std::unique_ptr<Kernel>> make_conv_kernel(const NodeContext& ctx, std::sh
     const ConvVariant want = *forced;
     if (s.transpose && want.algorithm != algorithm::convolution_direct)
       return unsupported("{}: deconvolution has no Winograd variant", ctx.node.describe());
+    if (want.binary_residual && !s.residual)
+      return unsupported("{}: a binary residual variant needs a fused residual", ctx.node.describe());
     if (!variant_is_safe(s, want))
       return unsupported("{}: this variant miscomputes in oneDNN 2.6 for this geometry", ctx.node.describe());
     try {
       use_threads(want.threads);
-      dnnl::primitive_desc pd = conv_pd(s, want, *rt);
-      CP_TRY(require_optimized(ctx.node, pd, "convolution variant"));
+      const ConvPd cpd = conv_pd(s, want, *rt);
+      CP_TRY(require_optimized(ctx.node, cpd.pd, "convolution variant"));
       auto kernel = std::make_unique<ConvKernel>(rt, want.threads);
-      kernel->build(s, want, pd);
+      kernel->build(s, want, cpd);
       return std::unique_ptr<Kernel>(std::move(kernel));
     } catch (const dnnl::error& e) {
       return dnnl_status(ctx.node, "create the requested convolution variant", e);
     }
   }
   if (!s.transpose && conv_tuning_enabled())
-    return fastest_conv_kernel(ctx, std::move(rt), threads, conv_candidates(s.g, threads, s.residual));
-  const ConvVariant want = s.transpose ? ConvVariant{ConvLayout::any, algorithm::convolution_direct, threads}
-                                       : choose_conv_variant(s.g, threads, s.residual);
-  CP_ASSIGN_OR_RETURN(auto picked, pick_pd(ctx.node, s, want, *rt));
+    return fastest_conv_kernel(ctx, std::move(rt), threads, conv_candidates(s.g, threads, s.residual, s.layout));
+  CP_ASSIGN_OR_RETURN(auto picked, pick_pd(ctx.node, s, default_variant(s, threads), *rt));
   try {
     use_threads(picked.second.threads);
     auto kernel = std::make_unique<ConvKernel>(rt, picked.second.threads);
@@ -332,8 +421,8 @@ std::string conv_impl_name(const Kernel& kernel) {
 }
 
 void register_conv_ops(std::vector<OpEntry>& table) {
-  table.push_back({"Conv", check_conv, make_conv});
-  table.push_back({"ConvTranspose", check_conv, make_conv});
+  table.push_back({"Conv", check_conv, make_conv, conv_nhwc});
+  table.push_back({"ConvTranspose", check_conv, make_conv, conv_nhwc});
 }
 
 }  // namespace caliprox::onednn

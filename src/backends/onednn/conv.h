@@ -1,7 +1,7 @@
 #pragma once
 // Conv / ConvTranspose on oneDNN: how a convolution is laid out and which
-// algorithm runs it. Exposed so the micro-benchmark (bench/onednn_conv_micro.cc)
-// can force each variant and compare it with the heuristic's pick.
+// algorithm runs it. Exposed so tests and benchmarks can force each variant
+// and compare it with the heuristic's pick.
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,19 +11,23 @@
 
 namespace caliprox::onednn {
 
-// Where the primitive reads and writes its activations.
+// Where the primitive reads and writes its activations. The host tensors
+// are NCHW, or NHWC for a node prepared channels-last (ctx.layout).
 enum class ConvLayout {
-  // oneDNN's preferred layout (brgconv picks NHWC); reorders around it.
+  // oneDNN's preferred layout (brgconv picks NHWC); reorders around it
+  // unless that is the host layout.
   any,
   // nChw16c (nCw16c / nCdhw16c): the NCHW <-> 16-channel-block reorders
-  // measured 2.5-3x faster than NCHW <-> NHWC, the direct kernel as fast.
+  // measured 2.5-3x faster than NCHW <-> NHWC, the direct kernel as fast;
+  // NHWC <-> blocks is faster still.
   channels16,
-  // The host NCHW tensors directly: oneDNN's im2col + GEMM implementation,
-  // no reorders (wins for pointwise layers).
+  // The host tensors directly, no reorders. On NCHW that is oneDNN's
+  // im2col + GEMM implementation (wins for pointwise layers); on NHWC the
+  // brgconv kernels (GEMM-based for nodes where brgconv is unsafe).
   plain,
-  // NCHW source read directly, destination in oneDNN's preferred layout:
-  // the direct kernel for few input channels (first layers) needs no input
-  // reorder and beats GEMM 1.3-2x.
+  // Host source read directly, destination in oneDNN's preferred layout:
+  // on NCHW the direct kernel for few input channels (first layers) needs
+  // no input reorder and beats GEMM 1.3-2x.
   plain_src,
 };
 
@@ -33,14 +37,20 @@ struct ConvVariant {
   // OpenMP width; tiny convolutions run faster on one thread than paying
   // the team's fork/join.
   int threads = 1;
+  // How a fused residual is added: false, oneDNN's sum post-op (the residual
+  // is first copied into the destination); true, a binary add post-op that
+  // reads the residual tensor where it is (no copy; only some
+  // implementations have it, e.g. jit_1x1 on NHWC).
+  bool binary_residual = false;
   bool operator==(const ConvVariant&) const = default;
 };
 const char* layout_name(ConvLayout layout);
 
-// Heuristic pick for a Conv of geometry g on `threads` threads (rules from
-// measurements on this backend's target, see conv_select.cc).
-// residual_sum: the fused residual runs as a sum post-op.
-ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residual_sum);
+// Heuristic pick for a Conv of geometry g on `threads` threads with host
+// tensors in `host` layout (rules from measurements on this backend's
+// target, see conv_select.cc). residual_sum: the fused residual runs as a
+// sum post-op.
+ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residual_sum, Layout host = Layout::nchw);
 
 // Some output position's window lies entirely in the padding.
 bool has_padding_only_outputs(const ConvGeometry& g);
@@ -48,12 +58,14 @@ bool has_padding_only_outputs(const ConvGeometry& g);
 double conv_flops(const ConvGeometry& g);
 
 // Variants worth timing for this geometry, the heuristic's pick first.
-std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum);
+std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum,
+                                         Layout host = Layout::nchw);
 
 // Prepare-time tuning (conv_tune.cc): builds the kernel of every candidate,
 // times it on scratch tensors of the node's shapes and keeps the fastest.
 // The winner is remembered for the process, keyed by the node's shapes,
-// attributes and thread count, so later sessions build it directly.
+// attributes, host layout and thread count, so later sessions build it
+// directly.
 // Disabled (heuristic pick only) when CALIPROX_ONEDNN_TUNE=0.
 bool conv_tuning_enabled();
 Result<std::unique_ptr<Kernel>> fastest_conv_kernel(const NodeContext& ctx, std::shared_ptr<const Runtime> rt,

@@ -51,7 +51,7 @@ const char* layout_name(ConvLayout layout) {
   return "?";
 }
 
-ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residual_sum) {
+ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residual_sum, Layout host) {
   // Below a few MFLOP the OpenMP team's fork/join (around 10 us per
   // primitive with a passive wait policy, several primitives per node) costs
   // more than the second core saves.
@@ -63,6 +63,17 @@ ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residua
   // Found by fuzzing blocked against plain results; the GEMM-based
   // implementation behind the plain layout handles these geometries.
   if (residual_sum && has_padding_only_outputs(g)) return {ConvLayout::plain, direct, team};
+  if (host == Layout::nhwc) {
+    // NHWC is brgconv's own layout: the host tensors are read and written
+    // directly (measured as fast as with oneDNN's free choice, 1.1-1.2x the
+    // blocked direct kernel at batch 64). Winograd still wins for 3x3
+    // stride-1 layers of 16+ channels (1.5-1.9x brgconv at batch 64 on
+    // 32-128 channels), and NHWC <-> 16-channel-block reorders are cheap
+    // (~5 % of its time).
+    if (winograd_shape(g) && g.c_in >= 16 && g.c_out >= 16)
+      return {ConvLayout::any, dnnl::algorithm::convolution_winograd, team};
+    return {ConvLayout::plain, direct, team};
+  }
   // Pointwise on NCHW is one GEMM per image: no reorders at all (as fast as
   // 16-channel blocks at batch 64 and near at batch 1; strided ones gather
   // their input first and lose to the blocked kernel, see is_pointwise).
@@ -76,17 +87,36 @@ ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residua
   return {ConvLayout::channels16, direct, team};
 }
 
-std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum) {
+std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum, Layout host) {
   const auto direct = dnnl::algorithm::convolution_direct;
-  std::vector<ConvVariant> out{choose_conv_variant(g, threads, residual_sum)};
+  std::vector<ConvVariant> out{choose_conv_variant(g, threads, residual_sum, host)};
   auto add = [&](ConvVariant v) {
     for (const ConvVariant& c : out)
       if (c == v) return;
     out.push_back(v);
   };
+  // A one-thread team is timed only where the team's fork/join could be a
+  // visible share of the work. Above ~50 MFLOP (a quarter millisecond of one
+  // core) one thread wins only while another process holds the second core,
+  // and the winner is kept for the whole process: a transient load must not
+  // pin a large convolution to one core.
   std::vector<int> teams{threads};
-  if (threads > 1) teams.push_back(1);
+  if (threads > 1 && conv_flops(g) < 50e6) teams.push_back(1);
   const bool blocked_ok = !(residual_sum && has_padding_only_outputs(g));
+  if (host == Layout::nhwc) {
+    // oneDNN's free choice is NHWC itself here (the plain layout), and
+    // reading NHWC directly is what plain_src would add.
+    for (int t : teams) {
+      add({ConvLayout::plain, direct, t});
+      if (!blocked_ok) continue;
+      // The residual read in place (jit_1x1 has it on NHWC): no copy into
+      // the destination first, measured 1.3x faster for strided 1x1 shortcuts.
+      if (residual_sum) add({ConvLayout::plain, direct, t, true});
+      add({ConvLayout::channels16, direct, t});
+      if (winograd_shape(g)) add({ConvLayout::any, dnnl::algorithm::convolution_winograd, t});
+    }
+    return out;
+  }
   for (int t : teams) {
     if (blocked_ok) {
       add({ConvLayout::channels16, direct, t});

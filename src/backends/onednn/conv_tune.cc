@@ -26,9 +26,10 @@ double now_seconds() {
 }
 
 // Everything that changes which variant wins: op, shapes, attributes (fused
-// ones included), which inputs are constants, thread count.
+// ones included), which inputs are constants, host layout, thread count.
 std::string tuning_key(const NodeContext& ctx, int threads) {
-  std::string key = fmt::format("{}|t{}", ctx.node.op_type, threads);
+  std::string key =
+      fmt::format("{}|t{}|{}", ctx.node.op_type, threads, ctx.layout == Layout::nhwc ? "nhwc" : "nchw");
   for (size_t i = 0; i < ctx.input_types.size(); ++i)
     key += fmt::format("|{}{}", shape_str(ctx.input_types[i].shape),
                        (i < ctx.constants.size() && ctx.constants[i] != nullptr) ? "c" : "");
@@ -154,8 +155,10 @@ Result<std::unique_ptr<Kernel>> fastest_conv_kernel(const NodeContext& ctx, std:
   for (size_t i = 1; i < field.size(); ++i)
     if (field[i].best < 0.95 * field[winner].best) winner = i;
   for (size_t i = 0; i < field.size(); ++i)
-    log_debug("onednn: {} variant {} ({}, {} thread(s)): {:.1f} us{}", ctx.node.describe(), i,
-              conv_impl_name(*field[i].kernel), field[i].variant.threads, field[i].best * 1e6, i == winner ? " <- picked" : "");
+    log_debug("onednn: {} variant {} ({} on {} host tensors, {} layout{}, {} thread(s)): {:.1f} us{}",
+              ctx.node.describe(), i, conv_impl_name(*field[i].kernel), ctx.layout == Layout::nhwc ? "NHWC" : "NCHW",
+              layout_name(field[i].variant.layout), field[i].variant.binary_residual ? ", binary residual" : "",
+              field[i].variant.threads, field[i].best * 1e6, i == winner ? " <- picked" : "");
   {
     std::lock_guard<std::mutex> lock(cache().mutex);
     cache().winners.emplace(key, field[winner].variant);

@@ -2,6 +2,10 @@
 // as one flat vector (the op is elementwise, so any shape runs as 1-D and
 // oneDNN's fastest plain kernel applies). HardSigmoid has no 2.6 algorithm:
 // it runs as linear then an in-place clip to [0, 1].
+// Being flat, the kernel is the same for channels-last tensors; there is no
+// NHWC claim (OpEntry::nhwc) because the executor already runs these ops in
+// their input's layout (engine/layout.h, layout_transparent), while a claim
+// would force NHWC, and a conversion, onto NCHW inputs.
 #include <cmath>
 #include <string>
 

@@ -80,12 +80,14 @@ Result<std::unique_ptr<Kernel>> make_softmax(const NodeContext& ctx, std::shared
 // normalization (ncsp_bnorm) measured 4x and a binary sub with mul/add
 // post-ops 2x slower than the reference loop. So this kernel is that loop,
 // over (n, c) planes split across the OpenMP team; it stays in this backend
-// because the team and the thread plumbing are the backend's.
+// because the team and the thread plumbing are the backend's. Channels-last
+// (rank 4), the loop runs over pixels, each a row of `channels` values.
 
 struct BatchNormSetup {
   int64_t planes = 0, channels = 0, plane = 1;
   double epsilon = 1e-5;
   bool constant_params = false;
+  bool nhwc = false;  // X and Y channels-last
 };
 
 Result<BatchNormSetup> batch_norm_setup(const NodeContext& ctx) {
@@ -110,6 +112,9 @@ Result<BatchNormSetup> batch_norm_setup(const NodeContext& ctx) {
   s.planes = x[0] * x[1];
   for (size_t d = 2; d < x.size(); ++d) s.plane *= x[d];
   s.epsilon = node.attr_float("epsilon", 1e-5f);
+  s.nhwc = output_is_nhwc(ctx, 0);
+  if (s.nhwc != input_is_nhwc(ctx, 0))
+    return unsupported("{}: X and Y must share their memory order", node.describe());
   s.constant_params = true;
   for (size_t i = 1; i < 5; ++i) s.constant_params = s.constant_params && i < ctx.constants.size() && ctx.constants[i];
   return s;
@@ -137,6 +142,16 @@ class BatchNormKernel final : public OnednnKernel {
     const float* f = factor_.data();
     const float* m = mean_.data();
     const float* b = shift_.data();
+    if (s_.nhwc) {
+      const int64_t pixels = planes / channels * plane;
+#pragma omp parallel for num_threads(team_) if (team_ > 1) schedule(static)
+      for (int64_t p = 0; p < pixels; ++p) {
+        const float* xp = x + p * channels;
+        float* yp = y + p * channels;
+        for (int64_t c = 0; c < channels; ++c) yp[c] = (xp[c] - m[c]) * f[c] + b[c];
+      }
+      return {};
+    }
 #pragma omp parallel for num_threads(team_) if (team_ > 1) schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t c = p % channels;
@@ -173,11 +188,16 @@ Result<std::unique_ptr<Kernel>> make_batch_norm(const NodeContext& ctx, std::sha
   return std::unique_ptr<Kernel>(std::make_unique<BatchNormKernel>(std::move(rt), team, s, ctx));
 }
 
+bool batch_norm_nhwc(const NodeContext& ctx, const Runtime&) {
+  if (ctx.input_types.empty() || ctx.input_types[0].shape.size() != 4) return false;
+  return batch_norm_setup(nhwc_context(ctx)).ok();
+}
+
 }  // namespace
 
 void register_norm_ops(std::vector<OpEntry>& table) {
   table.push_back({"Softmax", check_softmax, make_softmax});
-  table.push_back({"BatchNormalization", check_batch_norm, make_batch_norm});
+  table.push_back({"BatchNormalization", check_batch_norm, make_batch_norm, batch_norm_nhwc});
 }
 
 }  // namespace caliprox::onednn
