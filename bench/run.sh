@@ -4,7 +4,10 @@
 # Default models: models/fashion_{lenet,resnet,mobilenet}.onnx.
 # Environment: BENCH_WARMUP (5), BENCH_REPEATS (30), BENCH_BATCHES ("1 64"),
 # BENCH_THREADS ("1 2"), BENCH_KEEP=1 keeps the work folder (raw JSON, inputs,
-# ORT profiles) and prints where it is.
+# ORT profiles) and prints where it is. Then the knob benchmark (knob_bench,
+# bench/README.md): BENCH_KNOBS=0 skips it, BENCH_KNOB_THREADS ("1"),
+# BENCH_KNOB_REPEATS (20), BENCH_KNOB_MODELS (the bundled ResNet- and
+# MobileNet-style networks).
 set -euo pipefail
 
 if (($# < 1)); then
@@ -85,3 +88,14 @@ done
 
 "$bench_exe" peak --threads "$thread_list" --trials 10 --seconds 0.1 --json "$work/peak_end.json"
 node "$root/bench/report.js" --dir "$work" --out "$build/bench-results.json"
+
+# Knob benchmark: every approximation knob on every convolution of the
+# ResNet- and MobileNet-style networks at batch 64, against the exact layer.
+if [[ "${BENCH_KNOBS:-1}" != 0 ]]; then
+  ninja -C "$build" bench/knob_bench >&2
+  read -r -a knob_models <<<"${BENCH_KNOB_MODELS:-$root/models/fashion_resnet.onnx $root/models/fashion_mobilenet.onnx}"
+  knob_model_list=$(IFS=,; echo "${knob_models[*]}")
+  knob_threads=$(echo "${BENCH_KNOB_THREADS:-1}" | tr ' ' ',')
+  "$build/bench/knob_bench" --models "$knob_model_list" --threads "$knob_threads" --batch 64 \
+    --repeats "${BENCH_KNOB_REPEATS:-20}" --json "$build/knob-bench-results.json"
+fi

@@ -1,0 +1,70 @@
+#pragma once
+// Approximated 2-D convolutions on the oneDNN backend (knobs/knobs.h gives
+// the semantics; the reference backend's nn_knob_conv.cc is the oracle).
+// Three kernel families, chosen by the knob's kind:
+//
+//   * perforation and sampling (fp32 or with IEEE-half rounding): a compact
+//     convolution over only the computed output positions and only the kept
+//     filter elements (knob_conv_compact*: a register-tiled AVX-512 kernel,
+//     or im2col + sgemm, or a direct loop for depthwise layers);
+//   * bf16 and int8: oneDNN convolutions on bfloat16 / 8-bit data with the
+//     fused bias, residual and activation as post-ops (knob_conv_lowp.cc);
+//   * fp16: the exact oneDNN convolution run on half-rounded inputs, weights
+//     and bias, its output rounded to half (knob_conv_half.cc), since this
+//     CPU has no half arithmetic.
+//
+// Every kernel is built at prepare time; run() never allocates.
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "backends/onednn/common.h"
+#include "backends/reference/activation.h"
+#include "engine/ops/conv_geometry.h"
+
+namespace caliprox::onednn {
+
+// What every knob kernel reads from the node, validated once.
+struct KnobConvSetup {
+  const Knob* knob = nullptr;
+  ConvGeometry g;                 // 2-D: in/out/kernel vectors have 2 entries
+  Layout layout = Layout::nchw;   // of X, Y and the residual
+  bool residual = false;          // caliprox.residual: input #3 added before the activation
+  bool has_bias = false;
+  reference::Activation act;      // fused activation (kind none without one)
+  std::vector<EltwiseOp> act_ops; // the same as oneDNN eltwise steps (bf16 / int8 post-ops)
+  bool act_ops_ok = false;        // false when oneDNN cannot express the activation exactly
+  const Tensor* weights = nullptr;  // constant W (kernels need it at prepare time)
+  const Tensor* bias = nullptr;     // constant B, or null (absent, or fed at run time)
+  std::optional<ValueRange> input_range;  // int8 calibration of X
+};
+
+// Validates the node for a knob kernel: a 2-D float32 Conv the knob applies
+// to, with constant weights and (int8) a finite calibrated range.
+// Errc::unsupported for what this backend leaves to the reference one,
+// Errc::invalid_input for inputs no backend can run.
+Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx);
+
+// Perforation and sampling, fp32 or half (knob_conv_compact.cc).
+Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
+                                                  int threads);
+
+// bf16 and int8 (knob_conv_lowp.cc). check_* builds the primitive
+// descriptors only (supports()).
+Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);
+Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                               std::shared_ptr<const Runtime> rt, int threads);
+
+// fp16 (knob_conv_half.cc): wraps the exact Conv kernel of conv.cc.
+Status check_half_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);
+bool half_conv_nhwc(const NodeContext& ctx, const Runtime& rt);
+Result<std::unique_ptr<Kernel>> make_half_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                               std::shared_ptr<const Runtime> rt, int threads);
+
+// out[i] = half_to_float(float_to_half(in[i])) (IEEE half, round to nearest
+// even), vectorised with F16C / AVX-512 where the CPU has it. in == out is fine.
+void round_to_half(const float* in, float* out, int64_t n);
+// The same over [begin, end) of a span, split across the calling OpenMP team.
+void round_to_half_parallel(const float* in, float* out, int64_t n, int threads);
+
+}  // namespace caliprox::onednn

@@ -1,0 +1,153 @@
+#pragma once
+// The compact perforation / sampling kernel's plan (everything fixed at
+// prepare time) and its per-image loops (knob_conv_compact_loops.h), which
+// the driver (knob_conv_compact.cc) runs across the OpenMP team. Only the
+// computed output positions and the kept filter elements are multiplied,
+// by one of three paths:
+//
+//   tiled    (AVX-512, NHWC, one group, whole rows computed) the input is
+//            staged zero-padded and a register-tiled kernel multiplies
+//            straight from it;
+//   gather + GEMM  (otherwise) the kept filter elements at the computed
+//            positions are gathered into a column buffer (im2col restricted
+//            to what the knob computes) and multiplied by oneDNN's sgemm,
+//            single-threaded, per column chunk and group;
+//   direct   (depthwise layers, and few-tap layers the tiled kernel cannot
+//            take) a loop over the kept taps, vectorised along the row
+//            (NCHW) or the channels (NHWC).
+//
+// All three fill a compact buffer ("comp") in the output's layout over the
+// computed positions (without perforation: the output tensor itself), and
+// one epilogue pass forms the output: bias, interpolation of the skipped
+// rows / columns, residual, activation, half rounding.
+//
+// Layouts of the gather path: NCHW gathers col[tap][position] rows (runs
+// along the input row) and the GEMM yields out[channel][position]; NHWC
+// gathers col[position][tap] rows (runs along the channels) and the GEMM
+// yields out[position][channel].
+#include <cstdint>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/reference/activation.h"
+
+namespace caliprox::onednn::compact {
+
+inline constexpr int64_t kDirectTaps = 16;
+
+struct Tap {
+  int32_t c = 0;   // input channel within the group
+  int32_t kh = 0;
+  int32_t kw = 0;
+};
+
+struct Plan {
+  int64_t n = 0, c = 0, h = 0, w = 0;   // X
+  int64_t oc = 0, oh = 0, ow = 0;       // Y
+  int64_t group = 1, cg = 0, ocg = 0;   // channels per group (input, output)
+  int64_t kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  Layout layout = Layout::nchw;
+  bool half = false;      // IEEE-half rounding of X, weights, bias, residual and Y
+  bool residual = false;
+  reference::Activation act;
+
+  // Computed output positions: every (row in rows) x (column in cols).
+  bool perforated = false;
+  bool perf_rows = true;  // perforation skips rows (else columns)
+  std::vector<int64_t> rows, cols;  // increasing
+  // Per output row / column: its index in rows / cols, -1 when skipped.
+  std::vector<int32_t> row_slot, col_slot;
+  int64_t npos = 0;  // rows.size() * cols.size(): positions per image
+  int64_t nq = 0;    // cols.size()
+
+  // Kept filter elements of one group's filter, in the order of the columns
+  // the gather writes (NCHW: filter order c, kh, kw; NHWC: kh, kw, c).
+  std::vector<Tap> taps;
+  int64_t k = 0;  // taps.size(): the GEMM's reduction length
+  bool sampled = false;
+  // Direct loops instead of gather + GEMM: depthwise layers (one input and
+  // one output channel per group), and ungrouped layers with so few kept
+  // taps (k <= kDirectTaps) that a GEMM would be all overhead.
+  bool direct = false;
+  bool depthwise = false;
+
+  // NCHW gather: input column of each computed output column, per kernel
+  // column ([kw][nq]; -1 in the padding), unless contiguous_cols.
+  std::vector<int32_t> iw_of;
+  bool contiguous_cols = false;  // stride 1, no column perforation: plain runs
+  // NHWC gather with sampling: a staging pass permutes the channels of
+  // each group into residue classes (c mod rate), which is what sampling
+  // drops per kernel position, so the kept channels of every kernel
+  // position kpos = kh * KW + kw form a few contiguous runs:
+  // run_start / run_len [run_begin[kpos] .. run_begin[kpos + 1]), in
+  // permuted positions. channel_perm[j]: the channel at permuted position j
+  // (empty: no permutation). kpos_begin: kept taps before kernel position
+  // kpos (its count is the difference to the next).
+  std::vector<int32_t> channel_perm;
+  std::vector<int32_t> run_begin, run_start, run_len;
+  std::vector<int32_t> kpos_begin;
+
+  // Tiled path (AVX-512 CPUs, NHWC, one group, whole output rows computed,
+  // i.e. no column perforation): the input is staged zero-padded as
+  // [hp][wp][C] (channels permuted under sampling, half-rounded under half)
+  // and a register-tiled kernel multiplies straight from it, tile_m output
+  // positions of a row by tile_n output channels at a time; no column
+  // buffer, no GEMM call. kpos_offset[kpos]: floats from a position's
+  // window origin in the staged input to kernel position kpos. The runs
+  // above list every kernel position's kept channels (all of them without
+  // sampling).
+  // kblock_begin: kernel positions split into blocks whose weights (64
+  // output channels wide) stay in L1 while every tile of the image uses them.
+  bool tiled = false;
+  int64_t hp = 0, wp = 0;
+  std::vector<int64_t> kpos_offset;
+  int64_t tile_m = 0;
+  int64_t tile_n = 64;  // output channels per block (<= 64)
+  std::vector<int64_t> kblock_begin;
+
+  // Effective weights (sampling scale applied, half-rounded when half):
+  //   NCHW: [G][OCg][k]            NHWC: [G][k][OCg]
+  //   depthwise, NHWC: [k][C]
+  std::vector<float> weights;
+  // Work is split in items of `images` images (small layers batch several
+  // into one GEMM) and, within them, chunks of `chunk` positions per gather
+  // + GEMM step (the column buffer's size).
+  int64_t images = 1;
+  int64_t chunk = 0;
+
+  int64_t in_image() const { return c * h * w; }
+  int64_t out_image() const { return oc * oh * ow; }
+};
+
+// The per-image loops (knob_conv_compact_loops.h), compiled for AVX-512
+// (knob_conv_compact_avx512.cc) and portably (knob_conv_compact_portable.cc);
+// ops() picks the copy this CPU runs.
+struct Ops {
+  // Half rounding of n floats.
+  void (*round_half)(const float* in, float* out, int64_t n);
+  // Staging of floats [begin, end) of a run of input images (NHWC with a
+  // channel permutation: whole pixels): channels permuted, half-rounded
+  // under a half knob. Tiled path: begin / end count input rows of one
+  // image, written into the padded layout.
+  void (*stage)(const Plan& p, const float* in, float* out, int64_t begin, int64_t end);
+  // Columns of positions [m0, m1) of group g of image x into col:
+  // NCHW col[tap * ld + m - m0], NHWC col[(m - m0) * k + tap].
+  void (*gather)(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col, int64_t ld);
+  // Tiled path: output rows with indices [i0, i1) of `rows`, of the staged
+  // image `staged`, into comp ([npos][OC], no bias). Null in the portable copy.
+  void (*tiled_rows)(const Plan& p, const float* staged, float* comp, int64_t i0, int64_t i1);
+  // Direct loops: channels [c0, c1) of image x into comp (no bias), laid
+  // out as the GEMM would (NCHW [OC][npos], NHWC [npos][OC]).
+  void (*direct)(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1);
+  // Output channels [c0, c1) of one image: y from comp plus bias (OC
+  // values; NHWC: repeated for each of the OW positions of a row, OW * OC
+  // values), residual (null without one). comp == y: the values are in
+  // place already. NCHW comp rows (channels) are comp_ld apart.
+  void (*epilogue)(const Plan& p, const float* comp, int64_t comp_ld, const float* bias, const float* residual,
+                   float* y, int64_t c0, int64_t c1);
+};
+const Ops& ops();
+const Ops& avx512_ops();
+const Ops& portable_ops();
+
+}  // namespace caliprox::onednn::compact

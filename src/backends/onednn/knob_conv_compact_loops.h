@@ -1,0 +1,637 @@
+#pragma once
+// The compact kernel's per-image loops (see knob_conv_compact.h): gather,
+// direct convolution and epilogue. Written once, compiled twice:
+// knob_conv_compact_avx512.cc includes this under an AVX-512 target pragma
+// with CP_KNOB_ISA = avx512 and CP_KNOB_ISA_AVX512 = 1,
+// knob_conv_compact_portable.cc for baseline x86-64 (portable, 0). Each copy
+// lives in its own namespace so the two never mix at link time, and the
+// includer has already included every standard header, so only these
+// definitions take the pragma's target.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/onednn/knob_conv_compact.h"
+#include "backends/onednn/knob_conv_simd.h"
+
+#ifndef CP_KNOB_ISA
+#error "define CP_KNOB_ISA (avx512 or portable) and CP_KNOB_ISA_AVX512 before including this file"
+#endif
+
+namespace caliprox::onednn::compact::CP_KNOB_ISA {
+
+using simd::ActivationKind;
+
+// IEEE-half rounding of n floats (in == out allowed).
+CP_KNOB_INLINE void round_half(const float* in, float* out, int64_t n) {
+  int64_t i = 0;
+#if CP_KNOB_ISA_AVX512
+  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(in + i), kRne)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(m, in + i);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_cvtph_ps(_mm512_cvtps_ph(v, kRne)));
+  }
+#else
+  for (; i < n; ++i) out[i] = half_to_float(float_to_half(in[i]));
+#endif
+}
+
+// y[i] += r[i] with r rounded to half first (a half knob's residual).
+CP_KNOB_INLINE void add_half_rounded(float* y, const float* r, int64_t n) {
+  int64_t i = 0;
+#if CP_KNOB_ISA_AVX512
+  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 rh = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(r + i), kRne));
+    _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), rh));
+  }
+#endif
+  for (; i < n; ++i) y[i] += half_to_float(float_to_half(r[i]));
+}
+
+CP_KNOB_INLINE void fill_zero(float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = 0.f;
+}
+// Short copies (one kernel row of channels, one input row segment): inline
+// vector moves; GCC would turn a plain loop into a memcpy call, whose
+// overhead is comparable to copying a few hundred bytes.
+CP_KNOB_INLINE void copy(float* d, const float* s, int64_t n) {
+#if CP_KNOB_ISA_AVX512
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_loadu_ps(s + i));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(d + i, m, _mm512_maskz_loadu_ps(m, s + i));
+  }
+#else
+  std::memcpy(d, s, static_cast<size_t>(n) * sizeof(float));
+#endif
+}
+
+// ---- NCHW gather: col[tap * ld + m - m0] ----------------------------------------
+
+// One row segment: output row index i (into rows), columns [j0, j1) (into
+// cols), of tap t, written to d.
+CP_KNOB_INLINE void gather_nchw_segment(const Plan& p, const float* xc, const Tap& t, int64_t i, int64_t j0,
+                                        int64_t j1, float* d) {
+  const int64_t ih = p.rows[static_cast<size_t>(i)] * p.sh - p.ph + t.kh * p.dh;
+  const int64_t len = j1 - j0;
+  if (ih < 0 || ih >= p.h) {
+    fill_zero(d, len);
+    return;
+  }
+  const float* row = xc + ih * p.w;
+  if (p.contiguous_cols) {
+    // Output column j reads input column j + shift.
+    const int64_t shift = t.kw * p.dw - p.pw;
+    const int64_t lo = std::clamp(-shift, j0, j1), hi = std::clamp(p.w - shift, lo, j1);
+    fill_zero(d, lo - j0);
+    copy(d + (lo - j0), row + lo + shift, hi - lo);
+    fill_zero(d + (hi - j0), j1 - hi);
+    return;
+  }
+  const int32_t* iw = p.iw_of.data() + static_cast<int64_t>(t.kw) * p.nq;
+  for (int64_t j = j0; j < j1; ++j) d[j - j0] = iw[j] >= 0 ? row[iw[j]] : 0.f;
+}
+
+CP_KNOB_INLINE void gather_nchw(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col,
+                                int64_t ld) {
+  for (int64_t ti = 0; ti < p.k; ++ti) {
+    const Tap& t = p.taps[static_cast<size_t>(ti)];
+    const float* xc = x + (g * p.cg + t.c) * p.h * p.w;
+    float* d = col + ti * ld;
+    for (int64_t m = m0; m < m1;) {
+      const int64_t i = m / p.nq, j0 = m % p.nq, j1 = std::min(p.nq, j0 + (m1 - m));
+      gather_nchw_segment(p, xc, t, i, j0, j1, d);
+      d += j1 - j0;
+      m += j1 - j0;
+    }
+  }
+}
+
+// ---- NHWC gather: col[m - m0][tap] -----------------------------------------
+
+// The kept channels of one kernel position (permuted runs) from src to d;
+// returns how many were written.
+CP_KNOB_INLINE int64_t gather_kept(const Plan& p, int64_t kpos, const float* src, float* d) {
+  float* start = d;
+  for (int32_t r = p.run_begin[static_cast<size_t>(kpos)]; r < p.run_begin[static_cast<size_t>(kpos) + 1]; ++r) {
+    const int64_t len = p.run_len[static_cast<size_t>(r)];
+    copy(d, src + p.run_start[static_cast<size_t>(r)], len);
+    d += len;
+  }
+  return d - start;
+}
+
+CP_KNOB_INLINE void gather_nhwc(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col) {
+  // Whole kernel rows are one contiguous run when every channel is kept,
+  // the layer is not grouped and the kernel is not dilated.
+  const bool runs = !p.sampled && p.group == 1 && p.dw == 1;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t oh = p.rows[static_cast<size_t>(m / p.nq)], ow = p.cols[static_cast<size_t>(m % p.nq)];
+    float* d = col + (m - m0) * p.k;
+    for (int64_t kh = 0; kh < p.kh; ++kh) {
+      const int64_t ih = oh * p.sh - p.ph + kh * p.dh;
+      const int64_t iw0 = ow * p.sw - p.pw;
+      if (ih < 0 || ih >= p.h) {
+        const int64_t n =
+            p.kpos_begin[static_cast<size_t>((kh + 1) * p.kw)] - p.kpos_begin[static_cast<size_t>(kh * p.kw)];
+        fill_zero(d, n);
+        d += n;
+        continue;
+      }
+      const float* row = x + ih * p.w * p.c + g * p.cg;
+      if (runs) {
+        // Kernel columns [lo, hi) fall inside the input row.
+        const int64_t lo = std::clamp<int64_t>(-iw0, 0, p.kw), hi = std::clamp<int64_t>(p.w - iw0, lo, p.kw);
+        fill_zero(d, lo * p.c);
+        copy(d + lo * p.c, row + (iw0 + lo) * p.c, (hi - lo) * p.c);
+        fill_zero(d + hi * p.c, (p.kw - hi) * p.c);
+        d += p.kw * p.c;
+        continue;
+      }
+      for (int64_t kw = 0; kw < p.kw; ++kw) {
+        const int64_t iw = iw0 + kw * p.dw;
+        const int64_t kpos = kh * p.kw + kw;
+        if (iw < 0 || iw >= p.w) {
+          const int64_t n = p.kpos_begin[static_cast<size_t>(kpos) + 1] - p.kpos_begin[static_cast<size_t>(kpos)];
+          fill_zero(d, n);
+          d += n;
+        } else if (!p.sampled) {
+          copy(d, row + iw * p.c, p.cg);
+          d += p.cg;
+        } else {
+          d += gather_kept(p, kpos, row + iw * p.c, d);
+        }
+      }
+    }
+  }
+}
+
+// ---- direct loops (depthwise, and dense layers with few taps) -------------------
+
+// NCHW, output channels [c0, c1): each kept output row accumulates the kept
+// taps of its group's input channels, vectorised along the row. Weights
+// [OC][k]. Taps in filter order, from zero: the reference's summation order.
+CP_KNOB_INLINE void direct_nchw(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1) {
+  for (int64_t o = c0; o < c1; ++o) {
+    const float* xg = x + (o / p.ocg) * p.cg * p.h * p.w;
+    const float* wo = p.weights.data() + o * p.k;
+    for (size_t i = 0; i < p.rows.size(); ++i) {
+      float* d = comp + o * p.npos + static_cast<int64_t>(i) * p.nq;
+      fill_zero(d, p.nq);
+      for (int64_t ti = 0; ti < p.k; ++ti) {
+        const Tap& t = p.taps[static_cast<size_t>(ti)];
+        const int64_t ih = p.rows[i] * p.sh - p.ph + t.kh * p.dh;
+        if (ih < 0 || ih >= p.h) continue;
+        const float* row = xg + (t.c * p.h + ih) * p.w;
+        const float wv = wo[ti];
+        if (p.contiguous_cols) {
+          const int64_t shift = t.kw * p.dw - p.pw;
+          const int64_t lo = std::clamp<int64_t>(-shift, 0, p.nq), hi = std::clamp(p.w - shift, lo, p.nq);
+          for (int64_t j = lo; j < hi; ++j) d[j] += wv * row[j + shift];
+        } else {
+          const int32_t* iw = p.iw_of.data() + static_cast<int64_t>(t.kw) * p.nq;
+          for (int64_t j = 0; j < p.nq; ++j)
+            if (iw[j] >= 0) d[j] += wv * row[iw[j]];
+        }
+      }
+    }
+  }
+}
+
+#if CP_KNOB_ISA_AVX512
+// NV (1..4) vectors of 16 channels starting at channel c of one output
+// position, accumulated in registers over the kept taps.
+template <int NV>
+CP_KNOB_INLINE void direct_nhwc_block(const Plan& p, const float* x, int64_t oh, int64_t ow, float* d, int64_t c,
+                                      int64_t len) {
+  __mmask16 mask[NV];
+  __m512 acc[NV];
+  for (int j = 0; j < NV; ++j) {
+    const int64_t rest = std::clamp<int64_t>(len - 16 * j, 0, 16);
+    mask[j] = static_cast<__mmask16>((1u << rest) - 1u);
+    acc[j] = _mm512_setzero_ps();
+  }
+  for (int64_t ti = 0; ti < p.k; ++ti) {
+    const Tap& t = p.taps[static_cast<size_t>(ti)];
+    const int64_t ih = oh * p.sh - p.ph + t.kh * p.dh, iw = ow * p.sw - p.pw + t.kw * p.dw;
+    if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) continue;
+    const float* px = x + (ih * p.w + iw) * p.c;
+    const float* wt = p.weights.data() + ti * p.oc + c;
+    if (p.depthwise) {
+      for (int j = 0; j < NV; ++j)
+        acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask[j], wt + 16 * j),
+                                 _mm512_maskz_loadu_ps(mask[j], px + c + 16 * j), acc[j]);
+    } else {
+      const __m512 v = _mm512_set1_ps(px[t.c]);
+      for (int j = 0; j < NV; ++j) acc[j] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mask[j], wt + 16 * j), acc[j]);
+    }
+  }
+  for (int j = 0; j < NV; ++j) _mm512_mask_storeu_ps(d + 16 * j, mask[j], acc[j]);
+}
+#endif
+
+// Accumulates the kept taps of one output position into channels
+// [c0, c0 + len) of d.
+CP_KNOB_INLINE void direct_nhwc_position(const Plan& p, const float* x, int64_t oh, int64_t ow, float* d, int64_t c0,
+                                         int64_t len) {
+#if CP_KNOB_ISA_AVX512
+  int64_t b = 0;
+  for (; b + 64 <= len; b += 64) direct_nhwc_block<4>(p, x, oh, ow, d + b, c0 + b, 64);
+  switch ((len - b + 15) / 16) {
+    case 3: direct_nhwc_block<3>(p, x, oh, ow, d + b, c0 + b, len - b); break;
+    case 2: direct_nhwc_block<2>(p, x, oh, ow, d + b, c0 + b, len - b); break;
+    case 1: direct_nhwc_block<1>(p, x, oh, ow, d + b, c0 + b, len - b); break;
+    default: break;
+  }
+#else
+  fill_zero(d, len);
+  for (int64_t ti = 0; ti < p.k; ++ti) {
+    const Tap& t = p.taps[static_cast<size_t>(ti)];
+    const int64_t ih = oh * p.sh - p.ph + t.kh * p.dh, iw = ow * p.sw - p.pw + t.kw * p.dw;
+    if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) continue;
+    const float* __restrict px = x + (ih * p.w + iw) * p.c;
+    const float* __restrict wt = p.weights.data() + ti * p.oc + c0;
+    float* __restrict dd = d;
+    if (p.depthwise) {
+      for (int64_t c = 0; c < len; ++c) dd[c] += wt[c] * px[c0 + c];
+    } else {
+      const float v = px[t.c];
+      for (int64_t c = 0; c < len; ++c) dd[c] += v * wt[c];
+    }
+  }
+#endif
+}
+
+// NHWC, channels [c0, c1) of every computed position, vectorised along the
+// channels. Depthwise: weights [k][C], each channel reads its own input
+// channel. Dense (one group): weights [k][OC], one input value broadcast
+// to every output channel. (The AVX-512 copy accumulates with FMA, the
+// reference without: the sums differ in rounding only.)
+CP_KNOB_INLINE void direct_nhwc(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1) {
+  for (size_t i = 0; i < p.rows.size(); ++i)
+    for (size_t j = 0; j < p.cols.size(); ++j) {
+      const int64_t m = static_cast<int64_t>(i) * p.nq + static_cast<int64_t>(j);
+      direct_nhwc_position(p, x, p.rows[i], p.cols[j], comp + m * p.oc + c0, c0, c1 - c0);
+    }
+}
+
+// ---- epilogue ------------------------------------------------------------------
+
+// y = act(y + bias + residual), then half rounding: the last steps of every
+// output value, over a run of n values of one channel (NCHW) or of the
+// channels [c0, c0 + n) of one position (NHWC: bias is then a pointer).
+template <ActivationKind K>
+CP_KNOB_INLINE void finish_run(const Plan& p, float* y, const float* bias, bool bias_per_value, float bias_value,
+                               const float* res, int64_t n) {
+  if (bias_per_value) {
+    for (int64_t i = 0; i < n; ++i) y[i] += bias[i];
+  } else if (bias_value != 0.f) {
+    for (int64_t i = 0; i < n; ++i) y[i] += bias_value;
+  }
+  if (res != nullptr) {
+    if (p.half) {
+      add_half_rounded(y, res, n);
+    } else {
+      for (int64_t i = 0; i < n; ++i) y[i] += res[i];
+    }
+  }
+  if constexpr (K != ActivationKind::none) {
+    const float a = p.act.alpha, b = p.act.beta;
+    for (int64_t i = 0; i < n; ++i) y[i] = simd::activate<K>(y[i], a, b);
+  }
+  if (p.half) round_half(y, y, n);
+}
+
+// A skipped output along the perforated axis: the mean of its computed
+// neighbours (conv + bias), or a copy of the one that exists at an edge
+// (rate >= 2: direct neighbours are computed). a / b: the neighbours' conv
+// values (b null at an edge); bias per value (NHWC, non-null) or one value.
+CP_KNOB_INLINE void interpolated(float* d, const float* a, const float* b, const float* bias, float bias_value,
+                                 int64_t n) {
+  if (b == nullptr) {
+    if (bias != nullptr) {
+      for (int64_t i = 0; i < n; ++i) d[i] = a[i] + bias[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) d[i] = a[i] + bias_value;
+    }
+  } else if (bias != nullptr) {
+    for (int64_t i = 0; i < n; ++i) d[i] = ((a[i] + bias[i]) + (b[i] + bias[i])) / 2;
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = ((a[i] + bias_value) + (b[i] + bias_value)) / 2;
+  }
+}
+
+// Slots (indices into rows / cols) of the computed neighbours of skipped
+// position `pos`: `first` always exists, `second` is -1 at an edge.
+CP_KNOB_INLINE void neighbours(const std::vector<int32_t>& slot, int64_t pos, int64_t& first, int64_t& second) {
+  const int64_t before = pos > 0 ? slot[static_cast<size_t>(pos - 1)] : -1;
+  const int64_t after = pos + 1 < static_cast<int64_t>(slot.size()) ? slot[static_cast<size_t>(pos + 1)] : -1;
+  first = before >= 0 ? before : after;
+  second = before >= 0 ? after : -1;
+}
+
+// One pass per output channel plane: every row is formed once (computed
+// rows / columns from comp plus bias, skipped ones interpolated from comp)
+// and finished (residual, activation, half) while it is in L1.
+template <ActivationKind K>
+CP_KNOB_INLINE void epilogue_nchw(const Plan& p, const float* comp, int64_t comp_ld, const float* bias,
+                                  const float* res, float* y, int64_t c0, int64_t c1) {
+  const int64_t plane = p.oh * p.ow;
+  for (int64_t o = c0; o < c1; ++o) {
+    float* yp = y + o * plane;
+    const float* rp = res != nullptr ? res + o * plane : nullptr;
+    if (comp == y) {
+      finish_run<K>(p, yp, nullptr, false, bias[o], rp, plane);
+      continue;
+    }
+    const float* src = comp + o * comp_ld;
+    const float b = bias[o];
+    for (int64_t r = 0; r < p.oh; ++r) {
+      float* d = yp + r * p.ow;
+      if (!p.perforated || p.perf_rows) {
+        const int64_t slot = p.row_slot[static_cast<size_t>(r)];
+        if (slot >= 0) {
+          const float* s = src + slot * p.ow;
+          for (int64_t q = 0; q < p.ow; ++q) d[q] = s[q] + b;
+        } else {
+          int64_t first, second;
+          neighbours(p.row_slot, r, first, second);
+          interpolated(d, src + first * p.ow, second >= 0 ? src + second * p.ow : nullptr, nullptr, b, p.ow);
+        }
+      } else {
+        const float* s = src + r * p.nq;
+        for (int64_t q = 0; q < p.ow; ++q) {
+          const int64_t slot = p.col_slot[static_cast<size_t>(q)];
+          if (slot >= 0) {
+            d[q] = s[slot] + b;
+          } else {
+            int64_t first, second;
+            neighbours(p.col_slot, q, first, second);
+            interpolated(d + q, s + first, second >= 0 ? s + second : nullptr, nullptr, b, 1);
+          }
+        }
+      }
+      finish_run<K>(p, d, nullptr, false, 0.f, rp != nullptr ? rp + r * p.ow : nullptr, p.ow);
+    }
+  }
+}
+
+// One pass over the image: the channels [c0, c1) of each position formed
+// once and finished.
+template <ActivationKind K>
+CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
+                                  int64_t c0, int64_t c1) {
+  // Without perforation comp is y itself (the GEMM wrote the output).
+  const int64_t len = c1 - c0;
+  const float* bias0 = bias + c0;
+  const auto at = [&p, comp, c0](int64_t rslot, int64_t qslot) { return comp + (rslot * p.nq + qslot) * p.oc + c0; };
+  if (c0 == 0 && c1 == p.oc) {
+    // Whole output rows (OW * OC contiguous floats) at a time; `bias` then
+    // holds the bias repeated for every position of a row.
+    const int64_t row = p.ow * p.oc;
+    for (int64_t r = 0; r < p.oh; ++r) {
+      float* d = y + r * row;
+      const float* rr = res != nullptr ? res + r * row : nullptr;
+      if (!p.perforated) {
+        finish_run<K>(p, d, bias, true, 0.f, rr, row);
+        continue;
+      }
+      if (p.perf_rows) {
+        const int64_t slot = p.row_slot[static_cast<size_t>(r)];
+        if (slot >= 0) {
+          const float* s = comp + slot * row;
+          for (int64_t i = 0; i < row; ++i) d[i] = s[i] + bias[i];
+        } else {
+          int64_t first, second;
+          neighbours(p.row_slot, r, first, second);
+          interpolated(d, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias, 0.f, row);
+        }
+      } else {
+        for (int64_t q = 0; q < p.ow; ++q) {
+          const int64_t slot = p.col_slot[static_cast<size_t>(q)];
+          if (slot >= 0) {
+            const float* s = at(r, slot);
+            for (int64_t c = 0; c < p.oc; ++c) d[q * p.oc + c] = s[c] + bias[c];
+          } else {
+            int64_t first, second;
+            neighbours(p.col_slot, q, first, second);
+            interpolated(d + q * p.oc, at(r, first), second >= 0 ? at(r, second) : nullptr, bias, 0.f, p.oc);
+          }
+        }
+      }
+      finish_run<K>(p, d, nullptr, false, 0.f, rr, row);
+    }
+    return;
+  }
+  for (int64_t r = 0; r < p.oh; ++r) {
+    const int64_t rslot = p.perf_rows ? p.row_slot[static_cast<size_t>(r)] : r;
+    for (int64_t q = 0; q < p.ow; ++q) {
+      const int64_t m = r * p.ow + q;
+      float* d = y + m * p.oc + c0;
+      const float* rm = res != nullptr ? res + m * p.oc + c0 : nullptr;
+      if (!p.perforated) {
+        finish_run<K>(p, d, bias0, true, 0.f, rm, len);
+        continue;
+      }
+      const int64_t qslot = p.perf_rows ? q : p.col_slot[static_cast<size_t>(q)];
+      if (rslot >= 0 && qslot >= 0) {
+        const float* s = at(rslot, qslot);
+        for (int64_t c = 0; c < len; ++c) d[c] = s[c] + bias0[c];
+      } else if (p.perf_rows) {
+        int64_t first, second;
+        neighbours(p.row_slot, r, first, second);
+        interpolated(d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, 0.f, len);
+      } else {
+        int64_t first, second;
+        neighbours(p.col_slot, q, first, second);
+        interpolated(d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, 0.f, len);
+      }
+      finish_run<K>(p, d, nullptr, false, 0.f, rm, len);
+    }
+  }
+}
+
+// ---- tiled kernel (AVX-512 only) ---------------------------------------------------
+
+#if CP_KNOB_ISA_AVX512
+// MR output positions (consecutive in a row, `stride` floats apart in the
+// staged input) by NV vectors of 16 output channels, accumulated in
+// registers over the kept taps of kernel positions [kp0, kp1) (weights from
+// w, the block's first tap); added to what `out` holds unless `first`. The
+// last vector is masked by `tail`.
+template <int MR, int NV>
+CP_KNOB_INLINE void tile(const Plan& p, const float* base, int64_t stride, const float* w, float* out, __mmask16 tail,
+                         int64_t kp0, int64_t kp1, bool first) {
+  __m512 acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = first ? _mm512_setzero_ps()
+                        : _mm512_maskz_loadu_ps(v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail,
+                                                out + i * p.oc + 16 * v);
+  const float* wk = w;
+  for (int64_t kp = kp0; kp < kp1; ++kp) {
+    const float* a0 = base + p.kpos_offset[static_cast<size_t>(kp)];
+    for (int32_t r = p.run_begin[static_cast<size_t>(kp)]; r < p.run_begin[static_cast<size_t>(kp) + 1]; ++r) {
+      const float* ar = a0 + p.run_start[static_cast<size_t>(r)];
+      const int64_t len = p.run_len[static_cast<size_t>(r)];
+      for (int64_t j = 0; j < len; ++j, wk += p.oc) {
+        __m512 b[NV];
+        for (int v = 0; v + 1 < NV; ++v) b[v] = _mm512_loadu_ps(wk + 16 * v);
+        b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
+        for (int i = 0; i < MR; ++i) {
+          const __m512 a = _mm512_set1_ps(ar[i * stride + j]);
+          for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * p.oc + 16 * v, acc[i][v]);
+    _mm512_mask_storeu_ps(out + i * p.oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
+  }
+}
+
+// Dispatches a tile of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
+template <int NV>
+CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* base, int64_t stride, const float* w, float* out,
+                            __mmask16 tail, int64_t kp0, int64_t kp1, bool first) {
+#define CP_KNOB_TILE(M) \
+  case M: tile<M, NV>(p, base, stride, w, out, tail, kp0, kp1, first); return;
+  switch (mr) {
+    CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
+    default: break;
+  }
+  if constexpr (NV <= 3) {
+    switch (mr) {
+      CP_KNOB_TILE(7) CP_KNOB_TILE(8)
+      default: break;
+    }
+  }
+  if constexpr (NV <= 2) {
+    switch (mr) {
+      CP_KNOB_TILE(9) CP_KNOB_TILE(10) CP_KNOB_TILE(11) CP_KNOB_TILE(12)
+      default: break;
+    }
+  }
+#undef CP_KNOB_TILE
+}
+
+// Output channel blocks of tile_n outer, then blocks of kernel positions whose
+// weights fit in L1 (kblock_begin), then the rows and their tiles: each
+// weight block is read from L1 by every tile of the image.
+CP_KNOB_INLINE void tiled_rows_impl(const Plan& p, const float* staged, float* comp, int64_t i0, int64_t i1) {
+  const int64_t stride = p.sw * p.c;
+  for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
+    const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
+    const int nv = static_cast<int>((width + 15) / 16);
+    const __mmask16 tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
+    for (size_t kb = 0; kb + 1 < p.kblock_begin.size(); ++kb) {
+      const int64_t kp0 = p.kblock_begin[kb], kp1 = p.kblock_begin[kb + 1];
+      const float* w = p.weights.data() + p.kpos_begin[static_cast<size_t>(kp0)] * p.oc + ob;
+      for (int64_t i = i0; i < i1; ++i) {
+        // Window origin of output (rows[i], 0) in the padded input.
+        const float* row = staged + p.rows[static_cast<size_t>(i)] * p.sh * p.wp * p.c;
+        for (int64_t q0 = 0; q0 < p.ow; q0 += p.tile_m) {
+          const int64_t mr = std::min(p.tile_m, p.ow - q0);
+          const float* base = row + q0 * stride;
+          float* out = comp + (i * p.ow + q0) * p.oc + ob;
+          switch (nv) {
+            case 1: tile_of<1>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
+            case 2: tile_of<2>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
+            case 3: tile_of<3>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
+            default: tile_of<4>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
+// ---- staging -------------------------------------------------------------------
+
+// One pixel's channels (groups of cg), permuted and / or half-rounded.
+CP_KNOB_INLINE void stage_pixel(const Plan& p, const float* s, float* d) {
+  if (p.channel_perm.empty()) {
+    if (p.half) round_half(s, d, p.c);
+    else copy(d, s, p.c);
+    return;
+  }
+  const int32_t* perm = p.channel_perm.data();
+  for (int64_t g = 0; g < p.c; g += p.cg)
+    for (int64_t j = 0; j < p.cg; ++j) d[g + j] = s[g + perm[j]];
+  if (p.half) round_half(d, d, p.c);
+}
+
+CP_KNOB_INLINE void stage(const Plan& p, const float* in, float* out, int64_t begin, int64_t end) {
+  if (p.tiled) {
+    // Input rows [begin, end) into the zero-padded layout (the padding was
+    // zeroed once and is never written).
+    for (int64_t h = begin; h < end; ++h)
+      for (int64_t w = 0; w < p.w; ++w)
+        stage_pixel(p, in + (h * p.w + w) * p.c, out + ((h + p.ph) * p.wp + w + p.pw) * p.c);
+    return;
+  }
+  if (p.channel_perm.empty()) {
+    round_half(in + begin, out + begin, end - begin);
+    return;
+  }
+  const int32_t* perm = p.channel_perm.data();
+  for (int64_t px = begin; px < end; px += p.cg) {
+    const float* s = in + px;
+    float* d = out + px;
+    // A scalar loop: measured faster here than AVX-512 gathers or
+    // in-register shuffles (the pass is bound by reading X anyway).
+    for (int64_t j = 0; j < p.cg; ++j) d[j] = s[perm[j]];
+    if (p.half) round_half(d, d, p.cg);
+  }
+}
+
+// ---- entry points ---------------------------------------------------------------
+
+inline void gather(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col, int64_t ld) {
+  if (p.layout == Layout::nchw) gather_nchw(p, x, g, m0, m1, col, ld);
+  else gather_nhwc(p, x, g, m0, m1, col);
+}
+
+inline void direct(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1) {
+  if (p.layout == Layout::nchw) direct_nchw(p, x, comp, c0, c1);
+  else direct_nhwc(p, x, comp, c0, c1);
+}
+
+inline void epilogue(const Plan& p, const float* comp, int64_t comp_ld, const float* bias, const float* res, float* y,
+                     int64_t c0, int64_t c1) {
+#define CP_KNOB_EPILOGUE(K)                                                       \
+  if (p.layout == Layout::nchw) epilogue_nchw<K>(p, comp, comp_ld, bias, res, y, c0, c1); \
+  else epilogue_nhwc<K>(p, comp, bias, res, y, c0, c1);
+  CP_KNOB_ACTIVATION_SWITCH(p.act.kind, CP_KNOB_EPILOGUE)
+#undef CP_KNOB_EPILOGUE
+}
+
+inline void round_half_entry(const float* in, float* out, int64_t n) { round_half(in, out, n); }
+inline void stage_entry(const Plan& p, const float* in, float* out, int64_t begin, int64_t end) {
+  stage(p, in, out, begin, end);
+}
+
+#if CP_KNOB_ISA_AVX512
+inline void tiled_rows(const Plan& p, const float* staged, float* comp, int64_t i0, int64_t i1) {
+  tiled_rows_impl(p, staged, comp, i0, i1);
+}
+#endif
+
+inline const Ops& isa_ops() {
+#if CP_KNOB_ISA_AVX512
+  static const Ops table{round_half_entry, stage_entry, gather, tiled_rows, direct, epilogue};
+#else
+  static const Ops table{round_half_entry, stage_entry, gather, nullptr, direct, epilogue};
+#endif
+  return table;
+}
+
+}  // namespace caliprox::onednn::compact::CP_KNOB_ISA

@@ -1,0 +1,248 @@
+// bf16 and int8 knobs on oneDNN convolutions (brgconv with AVX-512 BF16 /
+// VNNI on the target). The fused bias, residual and activation ride along as
+// they do for the exact Conv: bias argument, sum post-op (the residual is put
+// into the destination first), eltwise post-ops.
+//
+//   bf16: X and W converted to bfloat16 by oneDNN reorders (round to nearest
+//         even), fp32 accumulation, fp32 bias and output.
+//   int8: W quantised here, symmetric per output channel exactly as the
+//         reference does (sw = max|W[oc]| / 127, codes rne(W / sw) in
+//         [-127, 127]); X quantised by a reorder with scale 1/sx into u8
+//         (calibrated min >= 0: sx = max / 255) or s8 (sx = max(|min|, |max|)
+//         / 127), saturating, round to nearest even; int32 accumulation; the
+//         output scale sx * sw[oc] turns the sum back into floats. oneDNN
+//         2.x computes scale * (acc + bias), so the bias is pre-divided by
+//         the scale.
+// The reorder multiplies by 1/sx where the reference divides by sx: the two
+// can differ in the last bit before rounding, so an input lying within
+// ~1e-7 (relative) of a rounding boundary may get the neighbouring code.
+#include <algorithm>
+#include <cmath>
+
+#include "backends/onednn/conv.h"
+#include "backends/onednn/knob_conv.h"
+
+namespace caliprox::onednn {
+namespace {
+
+using dnnl::algorithm;
+using dnnl::prop_kind;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+
+memory::desc activation_desc(const Shape& dims, Layout layout) {
+  return layout == Layout::nhwc ? memory::desc(dims, dt::f32, tag::nhwc) : plain_desc(dims);
+}
+
+memory::dims weight_dims(const ConvGeometry& g) {
+  if (g.group > 1) return {g.group, g.c_out_per_group(), g.c_in_per_group(), g.kernel[0], g.kernel[1]};
+  return {g.c_out, g.c_in, g.kernel[0], g.kernel[1]};
+}
+
+memory::desc plain_weights(const ConvGeometry& g, dt type) {
+  return memory::desc(weight_dims(g), type, g.group > 1 ? tag::goihw : tag::oihw);
+}
+
+// int8 quantisation of the layer (input scale and type, weight codes and
+// per-output-channel scales), as the reference backend defines it.
+struct Quantization {
+  dt src_type = dt::u8;
+  float sx = 1;
+  std::vector<float> sw;         // [OC]
+  std::vector<int8_t> codes;     // W's layout [OC][C/group][KH][KW]
+  std::vector<float> out_scale;  // sx * sw[oc]
+};
+
+float input_scale(const ValueRange& r, dt* type) {
+  if (r.min >= 0) {
+    *type = dt::u8;
+    return r.max > 0 ? r.max / 255.0f : 1.0f;
+  }
+  *type = dt::s8;
+  const float m = std::max(std::fabs(r.min), std::fabs(r.max));
+  return m > 0 ? m / 127.0f : 1.0f;
+}
+
+Quantization quantize(const KnobConvSetup& s) {
+  Quantization q;
+  q.sx = input_scale(*s.input_range, &q.src_type);
+  const int64_t filter = s.g.c_in_per_group() * s.g.kernel[0] * s.g.kernel[1];
+  const float* w = s.weights->data<float>();
+  q.codes.resize(static_cast<size_t>(s.g.c_out * filter));
+  for (int64_t o = 0; o < s.g.c_out; ++o) {
+    const float* f = w + o * filter;
+    float max_abs = 0;
+    for (int64_t i = 0; i < filter; ++i) max_abs = std::max(max_abs, std::fabs(f[i]));
+    const float sw = max_abs > 0 ? max_abs / 127.0f : 1.0f;
+    q.sw.push_back(sw);
+    q.out_scale.push_back(q.sx * sw);
+    for (int64_t i = 0; i < filter; ++i) {
+      const float c = std::nearbyint(f[i] / sw);
+      q.codes[static_cast<size_t>(o * filter + i)] =
+          static_cast<int8_t>(std::isnan(c) ? 0.0f : std::clamp(c, -127.0f, 127.0f));
+    }
+  }
+  return q;
+}
+
+struct LowpDescs {
+  memory::desc src_user, dst_user, wei_user, bias;
+  dnnl::convolution_forward::primitive_desc pd;
+};
+
+// The convolution: source in oneDNN's preferred layout, destination in the
+// host layout when oneDNN has an optimized kernel writing it (NHWC), else in
+// its preferred one with a reorder after.
+Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, const Quantization* q, const Runtime& rt) {
+  const ConvGeometry& g = s.g;
+  if (!s.act_ops_ok)
+    return unsupported("{}: the fused activation has no exact oneDNN post-op", ctx.node.describe());
+  // oneDNN 2.6's brgconv miscomputes (or crashes on) a sum post-op when
+  // some output sees only padding (conv_select.cc); such layers, which no
+  // real network has, are left to the reference backend.
+  if (s.residual && has_padding_only_outputs(g))
+    return unsupported("{}: a fused residual with padding-only outputs has no safe low-precision oneDNN kernel",
+                       ctx.node.describe());
+  LowpDescs d;
+  const Shape x{g.n, g.c_in, g.in_spatial[0], g.in_spatial[1]};
+  d.src_user = activation_desc(x, s.layout);
+  d.dst_user = activation_desc(g.output_shape(), s.layout);
+  const bool int8 = q != nullptr;
+  d.wei_user = plain_weights(g, int8 ? dt::s8 : dt::f32);
+  if (s.has_bias) d.bias = memory::desc({g.c_out}, dt::f32, tag::x);
+  const memory::desc src(x, int8 ? q->src_type : dt::bf16, tag::any);
+  const memory::desc wei(weight_dims(g), int8 ? dt::s8 : dt::bf16, tag::any);
+  dnnl::post_ops ops;
+  if (s.residual) ops.append_sum(1.f);
+  append_eltwise_ops(ops, s.act_ops);
+  dnnl::primitive_attr attr = base_attr();
+  attr.set_post_ops(ops);
+  if (int8) attr.set_output_scales(1 << 1, q->out_scale);
+  const memory::dims strides{g.strides[0], g.strides[1]}, dilates{g.dilations[0] - 1, g.dilations[1] - 1};
+  const memory::dims pad_l{g.pads_begin[0], g.pads_begin[1]}, pad_r{g.pads_end[0], g.pads_end[1]};
+  std::vector<memory::desc> dst_choices;
+  if (s.layout == Layout::nhwc) dst_choices.push_back(d.dst_user);
+  dst_choices.push_back(memory::desc(g.output_shape(), dt::f32, tag::any));
+  Status last;
+  for (const memory::desc& dst : dst_choices) {
+    try {
+      dnnl::convolution_forward::desc cd(prop_kind::forward_inference, algorithm::convolution_direct, src, wei, d.bias,
+                                         dst, strides, dilates, pad_l, pad_r);
+      d.pd = dnnl::convolution_forward::primitive_desc(cd, attr, rt.engine);
+      last = require_optimized(ctx.node, d.pd, int8 ? "int8 convolution" : "bf16 convolution");
+      if (last.ok()) return d;
+    } catch (const dnnl::error& e) {
+      last = dnnl_status(ctx.node, int8 ? "create an int8 convolution" : "create a bf16 convolution", e);
+    }
+  }
+  return last;
+}
+
+class LowpConvKernel final : public OnednnKernel {
+ public:
+  LowpConvKernel(std::shared_ptr<const Runtime> rt, int threads) : OnednnKernel(std::move(rt), threads) {}
+
+  // Throws dnnl::error (caught by the backend).
+  Status build(const KnobConvSetup& s, LowpDescs d, std::optional<Quantization> q) {
+    const Runtime& r = rt();
+    q_ = std::move(q);
+    residual_ = s.residual;
+    src_user_ = user_memory(d.src_user, r);
+    dst_user_ = user_memory(d.dst_user, r);
+    memory src(d.pd.src_desc(), r.engine);
+    dst_ = d.pd.dst_desc() == d.dst_user ? dst_user_ : memory(d.pd.dst_desc(), r.engine);
+    dst_is_user_ = dst_.get() == dst_user_.get();
+    {
+      // The source conversion (and int8 quantisation) runs on every call.
+      dnnl::primitive_attr attr;
+      if (q_) attr.set_output_scales(0, {1.0f / q_->sx});
+      dnnl::reorder::primitive_desc rpd(r.engine, d.src_user, r.engine, d.pd.src_desc(), attr);
+      src_reorder_ = BoundPrimitive(dnnl::reorder(rpd), {{DNNL_ARG_FROM, src_user_}, {DNNL_ARG_TO, src}});
+    }
+    dst_reorder_ = bound_reorder(dst_, dst_user_, r);
+    if (residual_) {
+      residual_user_ = user_memory(d.dst_user, r);
+      residual_reorder_ = bound_reorder(residual_user_, dst_, r);
+    }
+    // Constant weights, converted / reordered once.
+    memory wei(d.pd.weights_desc(), r.engine);
+    memory wei_user = q_ ? memory(d.wei_user, r.engine, q_->codes.data())
+                         : memory(d.wei_user, r.engine, const_cast<void*>(s.weights->raw()));
+    CP_TRY(execute_once(bound_reorder(wei_user, wei, r), r));
+    if (s.has_bias) {
+      bias_runtime_ = s.bias == nullptr;
+      bias_.resize(static_cast<size_t>(s.g.c_out));
+      bias_mem_ = memory(d.bias, r.engine, bias_.data());
+      if (!bias_runtime_) set_bias(s.bias->data<float>());
+    }
+    conv_ = BoundPrimitive(dnnl::primitive(d.pd), {{DNNL_ARG_SRC, src},
+                                                    {DNNL_ARG_WEIGHTS, wei},
+                                                    {DNNL_ARG_BIAS, bias_mem_},
+                                                    {DNNL_ARG_DST, dst_},
+                                                    {DNNL_ARG_SCRATCHPAD, scratchpad_for(d.pd, r)}});
+    return {};
+  }
+
+ protected:
+  Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
+    const dnnl::stream& s = stream();
+    if (bias_runtime_) set_bias(inputs[2]->data<float>());
+    bind(src_user_, inputs[0]);
+    bind(dst_user_, outputs[0]);
+    CP_TRY(src_reorder_.execute(s));
+    if (residual_) {
+      // The sum post-op adds what the destination holds.
+      bind(residual_user_, inputs[3]);
+      if (!dst_is_user_ || inputs[3]->raw() != outputs[0]->raw()) CP_TRY(residual_reorder_.execute(s));
+    }
+    CP_TRY(conv_.execute(s));
+    if (!dst_reorder_.empty()) CP_TRY(dst_reorder_.execute(s));
+    return {};
+  }
+
+ private:
+  // int8: oneDNN adds the bias before the output scale, so it is divided by it.
+  void set_bias(const float* b) {
+    for (size_t o = 0; o < bias_.size(); ++o) bias_[o] = q_ ? b[o] / q_->out_scale[o] : b[o];
+  }
+
+  std::optional<Quantization> q_;
+  bool residual_ = false;
+  bool dst_is_user_ = false;
+  bool bias_runtime_ = false;
+  std::vector<float> bias_;
+  memory src_user_, dst_user_, residual_user_, dst_, bias_mem_;
+  BoundPrimitive src_reorder_, residual_reorder_, conv_, dst_reorder_;
+};
+
+std::optional<Quantization> quantization_for(const KnobConvSetup& s) {
+  if (s.knob->kind != KnobKind::int8) return std::nullopt;
+  return quantize(s);
+}
+
+}  // namespace
+
+Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt) {
+  use_threads(team_for_flops(context_threads(ctx, 1), conv_layer_flops(s.g)));
+  // Only the output scales' count matters to the primitive descriptor.
+  std::optional<Quantization> q;
+  if (s.knob->kind == KnobKind::int8) {
+    q.emplace();
+    q->sx = input_scale(*s.input_range, &q->src_type);
+    q->out_scale.assign(static_cast<size_t>(s.g.c_out), 1.0f);
+  }
+  return lowp_descs(ctx, s, q ? &*q : nullptr, rt).status();
+}
+
+Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                               std::shared_ptr<const Runtime> rt, int threads) {
+  const int team = team_for_flops(threads, conv_layer_flops(s.g));
+  use_threads(team);
+  std::optional<Quantization> q = quantization_for(s);
+  CP_ASSIGN_OR_RETURN(LowpDescs d, lowp_descs(ctx, s, q ? &*q : nullptr, *rt));
+  auto kernel = std::make_unique<LowpConvKernel>(rt, team);
+  CP_TRY(kernel->build(s, std::move(d), std::move(q)));
+  return std::unique_ptr<Kernel>(std::move(kernel));
+}
+
+}  // namespace caliprox::onednn

@@ -1,0 +1,78 @@
+#pragma once
+// Shared by both compiled copies of the knob kernels' own loops
+// (knob_conv_compact_loops.h): the project builds for baseline x86-64, so
+// the loops are compiled once for AVX-512 (picked at run time when the CPU
+// has it) and once portably.
+#include <cmath>
+#include <cstdint>
+
+#include "backends/reference/activation.h"
+#include "engine/tensor.h"
+
+#define CP_KNOB_INLINE [[gnu::always_inline]] inline
+
+namespace caliprox::onednn::simd {
+
+// AVX-512 F/BW/DQ/VL with F16C: the AVX-512 copy of the loops may run
+// (false when the environment sets CALIPROX_KNOB_ISA=portable).
+bool cpu_has_avx512();
+
+using reference::ActivationKind;
+
+// One activation with its kind fixed at compile time, so the loops that
+// apply it vectorise (the reference's switch per element would not, nor
+// would std::min / std::max, which select by reference). Each is the
+// reference's formula (backends/reference/activation.h) written with value
+// comparisons: the same results, NaN handling included.
+template <ActivationKind K>
+CP_KNOB_INLINE float activate(float x, float alpha, float beta) {
+  if constexpr (K == ActivationKind::none) return x;
+  if constexpr (K == ActivationKind::relu) return x > 0.f ? x : 0.f;
+  if constexpr (K == ActivationKind::leaky_relu) return x >= 0.f ? x : alpha * x;
+  if constexpr (K == ActivationKind::clip) return x < alpha ? alpha : (x > beta ? beta : x);
+  if constexpr (K == ActivationKind::sigmoid) return reference::sigmoid(x);
+  if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
+    // max(0, min(1, a * x + b)) as std::max(0, std::min(1, v)) evaluates it.
+    const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
+    const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
+    const float v = a * x + b;
+    const float lo = v < 1.f ? v : 1.f;
+    const float h = 0.f < lo ? lo : 0.f;
+    return K == ActivationKind::hard_swish ? x * h : h;
+  }
+  if constexpr (K == ActivationKind::tanh) return std::tanh(x);
+  return x;
+}
+
+// Expands CALL(K) for the runtime activation kind `kind`, K a constant.
+// A macro rather than a generic lambda: lambdas are separate functions that
+// would not carry the AVX-512 target of the loop they sit in.
+#define CP_KNOB_ACTIVATION_SWITCH(kind, CALL)                     \
+  switch (kind) {                                                 \
+    case ::caliprox::reference::ActivationKind::none:             \
+      CALL(::caliprox::reference::ActivationKind::none);          \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::relu:             \
+      CALL(::caliprox::reference::ActivationKind::relu);          \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::leaky_relu:       \
+      CALL(::caliprox::reference::ActivationKind::leaky_relu);    \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::clip:             \
+      CALL(::caliprox::reference::ActivationKind::clip);          \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::sigmoid:          \
+      CALL(::caliprox::reference::ActivationKind::sigmoid);       \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::hard_sigmoid:     \
+      CALL(::caliprox::reference::ActivationKind::hard_sigmoid);  \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::hard_swish:       \
+      CALL(::caliprox::reference::ActivationKind::hard_swish);    \
+      break;                                                      \
+    case ::caliprox::reference::ActivationKind::tanh:             \
+      CALL(::caliprox::reference::ActivationKind::tanh);          \
+      break;                                                      \
+  }
+
+}  // namespace caliprox::onednn::simd

@@ -1,0 +1,451 @@
+// The oneDNN backend's knob kernels (src/backends/onednn/knob_conv*.cc)
+// against the reference backend's (the oracle), one Conv node at a time,
+// with the same ctx.knob, in both activation layouts (NHWC inputs are made
+// from the NCHW ones, the NHWC output converted back), on randomized
+// geometries (seed printed; CALIPROX_TEST_SEED=<n> replays one).
+//
+// Tolerances, as max |onednn - reference| / (1 + max |reference|):
+//   perforation, sampling, bf16: 1e-4. Both sum the same products in float32
+//     (bf16: of bfloat16-rounded factors, whose products are exact in
+//     float32), in different orders: K-term sums with |terms| <= 1 and
+//     K <= ~600 differ by a few K * 2^-24 (observed ~1e-6).
+//   fp16 and the -fp16 variants: 2e-3. The output is rounded to half; where
+//     the float32 results differ in the last bits, rounding can land one
+//     half ulp (2^-11 relative) apart.
+//   int8: 1e-4 when every input lies on the quantisation grid +- 0.3 codes
+//     (then the codes cannot differ, and only the final float scaling
+//     rounds differently); with arbitrary inputs the reorder's x * (1/sx)
+//     may round an input lying within ~1e-7 of a code boundary the other
+//     way, so the bound adds 2 * sx * max|W| (two such flips per output).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "engine/op_registry.h"
+#include "knobs/knobs.h"
+
+using namespace caliprox;
+
+namespace {
+
+constexpr int kThreads = 2;
+
+Attribute ints_attr(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::ints;
+  a.ints = std::move(v);
+  return a;
+}
+Attribute int_attr(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::i;
+  a.i = v;
+  return a;
+}
+Attribute float_attr(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::f;
+  a.f = v;
+  return a;
+}
+Attribute str_attr(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::s;
+  a.s = std::move(v);
+  return a;
+}
+
+unsigned test_seed(const char* what) {
+  unsigned seed = std::random_device{}();
+  if (const char* env = std::getenv("CALIPROX_TEST_SEED")) seed = static_cast<unsigned>(std::strtoul(env, nullptr, 10));
+  std::printf("test_knob_onednn %s: random seed %u\n", what, seed);
+  return seed;
+}
+
+int64_t rand_int(std::mt19937& rng, int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1) {
+  Tensor t(DType::f32, std::move(shape));
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (float& v : t.span<float>()) v = dist(rng);
+  return t;
+}
+
+// Same logical shape, memory channels-last (and back).
+Tensor to_nhwc(const Tensor& t) {
+  const int64_t n = t.dim(0), c = t.dim(1), hw = t.dim(2) * t.dim(3);
+  Tensor out(DType::f32, t.shape());
+  const float* s = t.data<float>();
+  float* d = out.data<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < hw; ++p) d[(i * hw + p) * c + ch] = s[(i * c + ch) * hw + p];
+  return out;
+}
+Tensor to_nchw(const Tensor& t) {
+  const int64_t n = t.dim(0), c = t.dim(1), hw = t.dim(2) * t.dim(3);
+  Tensor out(DType::f32, t.shape());
+  const float* s = t.data<float>();
+  float* d = out.data<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < hw; ++p) d[(i * c + ch) * hw + p] = s[(i * hw + p) * c + ch];
+  return out;
+}
+
+struct ConvCase {
+  Node node;
+  std::vector<Tensor> inputs;  // X, W, B (may be empty), residual (optional)
+  bool bias_constant = true;
+};
+
+ConvCase make_conv(std::vector<Tensor> inputs, std::map<std::string, Attribute> attrs) {
+  ConvCase c;
+  c.node.name = "knob_conv";
+  c.node.op_type = "Conv";
+  c.node.attrs = std::move(attrs);
+  for (size_t i = 0; i < inputs.size(); ++i) c.node.inputs.push_back(inputs[i].empty() ? "" : "in" + std::to_string(i));
+  c.node.outputs.push_back("out0");
+  c.inputs = std::move(inputs);
+  return c;
+}
+
+std::vector<TensorType> infer(const ConvCase& c) {
+  std::vector<InferInput> in;
+  for (size_t i = 0; i < c.inputs.size(); ++i)
+    in.push_back(c.inputs[i].empty() ? InferInput{} : InferInput{c.inputs[i].type(), i == 1 ? &c.inputs[i] : nullptr});
+  auto types = find_op("Conv")->infer(c.node, in);
+  REQUIRE_MESSAGE(types.ok(), types.status().message());
+  return *types;
+}
+
+void add_fusion(ConvCase& c, std::mt19937& rng, bool residual, const char* activation) {
+  if (activation != nullptr) {
+    c.node.attrs[kAttrActivation] = str_attr(activation);
+    const std::string a = activation;
+    if (a == "LeakyRelu") c.node.attrs[kAttrAlpha] = float_attr(0.1f);
+    if (a == "Clip") {
+      c.node.attrs[kAttrAlpha] = float_attr(-0.5f);
+      c.node.attrs[kAttrBeta] = float_attr(0.75f);
+    }
+    if (a == "HardSigmoid") {
+      c.node.attrs[kAttrAlpha] = float_attr(0.3f);
+      c.node.attrs[kAttrBeta] = float_attr(0.4f);
+    }
+  }
+  if (residual) {
+    const Shape out = infer(c)[0].shape;
+    c.node.attrs[kAttrResidual] = int_attr(1);
+    c.inputs.resize(4);
+    c.inputs[3] = random_tensor(out, rng);
+    c.node.inputs.resize(4);
+    c.node.inputs[3] = "in3";
+    if (c.inputs[2].empty()) c.node.inputs[2] = "";
+  }
+}
+
+Backend& onednn_backend() {
+  static std::unique_ptr<Backend> b = make_onednn_backend(BackendOptions{kThreads});
+  return *b;
+}
+Backend& reference_backend() {
+  static std::unique_ptr<Backend> b = make_reference_backend(BackendOptions{1});
+  return *b;
+}
+
+NodeContext context_for(const ConvCase& c, const Knob* knob, Layout layout, std::optional<ValueRange> range) {
+  NodeContext ctx{c.node, {}, {}, infer(c), kThreads, layout, knob, range};
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    const Tensor& t = c.inputs[i];
+    ctx.input_types.push_back(t.empty() ? TensorType{} : t.type());
+    const bool constant = i == 1 || (i == 2 && c.bias_constant);
+    ctx.constants.push_back(!t.empty() && constant ? &t : nullptr);
+  }
+  return ctx;
+}
+
+// Runs the node on `backend` in `layout`; the backend must claim it.
+// `feeds` replaces the inputs at run time (same shapes), to check that a
+// kernel holds no state from an earlier run.
+Tensor run_on(Backend& backend, const ConvCase& c, const Knob* knob, Layout layout, std::optional<ValueRange> range,
+              const std::vector<Tensor>* feeds = nullptr) {
+  const NodeContext ctx = context_for(c, knob, layout, range);
+  INFO("backend " << backend.name() << ", knob " << (knob ? knob->name : "fp32") << ", layout "
+                  << (layout == Layout::nhwc ? "nhwc" : "nchw"));
+  REQUIRE(backend.supports(ctx));
+  if (layout == Layout::nhwc) REQUIRE(backend.supports_nhwc(ctx));
+  auto kernel = backend.prepare(ctx);
+  REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+  Tensor out(DType::f32, ctx.output_types[0].shape);
+  for (int pass = 0; pass < (feeds ? 2 : 1); ++pass) {
+    const std::vector<Tensor>& src = pass == 0 ? c.inputs : *feeds;
+    std::vector<Tensor> held = src;
+    if (layout == Layout::nhwc) {
+      held[0] = to_nhwc(src[0]);
+      if (held.size() > 3 && !held[3].empty()) held[3] = to_nhwc(src[3]);
+    }
+    std::vector<const Tensor*> in;
+    for (const Tensor& t : held) in.push_back(t.empty() ? nullptr : &t);
+    Tensor* outs[1] = {&out};
+    Status st = (*kernel)->run(in, outs);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+  }
+  return layout == Layout::nhwc ? to_nchw(out) : out;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (float v : t.span<float>()) m = std::max(m, std::abs(static_cast<double>(v)));
+  return m;
+}
+
+double max_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    m = std::max(m, std::abs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
+  return m;
+}
+
+double tolerance_for(const Knob& knob) {
+  if (knob.half) return 2e-3;
+  return 1e-4;
+}
+
+std::string describe(const ConvCase& c) {
+  std::string s = "X " + shape_str(c.inputs[0].shape()) + " W " + shape_str(c.inputs[1].shape());
+  for (const auto& [k, a] : c.node.attrs) {
+    s += " " + k + "=";
+    if (a.kind == Attribute::Kind::ints)
+      for (int64_t v : a.ints) s += std::to_string(v) + ",";
+    else if (a.kind == Attribute::Kind::i) s += std::to_string(a.i);
+    else if (a.kind == Attribute::Kind::f) s += std::to_string(a.f);
+    else s += a.s;
+  }
+  return s + (c.inputs.size() > 2 && !c.inputs[2].empty() ? (c.bias_constant ? " bias" : " bias(run time)") : "");
+}
+
+// oneDNN in both layouts against the reference (NCHW), tolerance as stated
+// at the top; `extra_abs` widens the int8 bound for off-grid inputs.
+void check_knob(const ConvCase& c, const Knob& knob, std::optional<ValueRange> range = std::nullopt,
+                double extra_abs = 0) {
+  INFO("case " << describe(c) << ", knob " << knob.name);
+  const Tensor want = run_on(reference_backend(), c, &knob, Layout::nchw, range);
+  const double bound = tolerance_for(knob) * (1 + max_abs(want)) + extra_abs;
+  for (Layout layout : {Layout::nchw, Layout::nhwc}) {
+    const Tensor got = run_on(onednn_backend(), c, &knob, layout, range);
+    const double err = max_diff(got, want);
+    CHECK_MESSAGE(err <= bound, knob.name << (layout == Layout::nhwc ? " nhwc" : " nchw") << ": max |diff| " << err
+                                          << " > " << bound);
+  }
+}
+
+// A random 2-D Conv for the knobs: plain, grouped, depthwise, pointwise or
+// single-input-channel, with strides, asymmetric pads, dilations, optional
+// bias. Output extents >= 2 so that every perforation knob leaves rows.
+ConvCase random_conv(std::mt19937& rng, int64_t n) {
+  for (;;) {
+    const int64_t kind = rand_int(rng, 0, 4);  // plain, grouped, depthwise, 1x1, one input channel
+    const int64_t group = kind == 1 ? rand_int(rng, 2, 3) : kind == 2 ? rand_int(rng, 2, 40) : 1;
+    const int64_t cin = kind == 4 ? 1 : kind == 2 ? group : group * rand_int(rng, 1, 20);
+    const int64_t cout = kind == 2 ? group : group * rand_int(rng, 1, 20);
+    const int64_t kh = kind == 3 ? 1 : rand_int(rng, 1, 4), kw = kind == 3 ? 1 : rand_int(rng, 1, 4);
+    const int64_t h = rand_int(rng, 2, 17), w = rand_int(rng, 2, 17);
+    const int64_t sh = rand_int(rng, 1, 2), sw = rand_int(rng, 1, 2);
+    const int64_t dh = kind == 3 ? 1 : rand_int(rng, 1, 2), dwl = kind == 3 ? 1 : rand_int(rng, 1, 2);
+    const int64_t pt = rand_int(rng, 0, 2), pl = rand_int(rng, 0, 2), pb = rand_int(rng, 0, 2), pr = rand_int(rng, 0, 2);
+    const int64_t ekh = (kh - 1) * dh + 1, ekw = (kw - 1) * dwl + 1;
+    if (h + pt + pb < ekh || w + pl + pr < ekw) continue;
+    if ((h + pt + pb - ekh) / sh + 1 < 2 || (w + pl + pr - ekw) / sw + 1 < 2) continue;
+    const bool bias = rand_int(rng, 0, 3) != 0;
+    std::vector<Tensor> in{random_tensor({n, cin, h, w}, rng), random_tensor({cout, cin / group, kh, kw}, rng),
+                           bias ? random_tensor({cout}, rng) : Tensor()};
+    ConvCase c = make_conv(std::move(in), {{"group", int_attr(group)},
+                                           {"strides", ints_attr({sh, sw})},
+                                           {"dilations", ints_attr({dh, dwl})},
+                                           {"pads", ints_attr({pt, pl, pb, pr})}});
+    c.bias_constant = rand_int(rng, 0, 3) != 0;
+    return c;
+  }
+}
+
+constexpr const char* kActivations[] = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh"};
+
+std::vector<const Knob*> knobs_of(KnobKind kind) {
+  std::vector<const Knob*> out;
+  for (const Knob& k : knob_catalogue())
+    if (k.kind == kind) out.push_back(&k);
+  return out;
+}
+
+// A ResNet-style 3x3 layer at a size that runs the blocked paths (several
+// column chunks, 16-channel mask blocks, whole-row runs).
+ConvCase network_layer(std::mt19937& rng, int64_t n, int64_t c, int64_t hw, int64_t oc, int64_t k, int64_t stride,
+                       int64_t group) {
+  const int64_t pad = k / 2;
+  std::vector<Tensor> in{random_tensor({n, c, hw, hw}, rng), random_tensor({oc, c / group, k, k}, rng, -0.2f, 0.2f),
+                         random_tensor({oc}, rng)};
+  return make_conv(std::move(in), {{"group", int_attr(group)},
+                                   {"strides", ints_attr({stride, stride})},
+                                   {"pads", ints_attr({pad, pad, pad, pad})}});
+}
+
+}  // namespace
+
+TEST_CASE("knob onednn: every perforation and sampling knob matches the reference on random geometries") {
+  std::mt19937 rng(test_seed("perforation/sampling"));
+  std::vector<const Knob*> knobs = knobs_of(KnobKind::perforation);
+  for (const Knob* k : knobs_of(KnobKind::sampling)) knobs.push_back(k);
+  for (const Knob* knob : knobs) {
+    // Batch 1 shares one image across the team; batch 3 gives each thread images.
+    for (int64_t n : {1, 3}) {
+      ConvCase c = random_conv(rng, n);
+      if (!knob_applies(*knob, c.node, c.inputs[0].shape(), c.inputs[1].shape()).ok()) continue;
+      check_knob(c, *knob);
+    }
+  }
+}
+
+TEST_CASE("knob onednn: fused residual and activations under knobs") {
+  std::mt19937 rng(test_seed("fusion"));
+  const char* knob_names[] = {"perf-row-2-0", "perf-col-3-2-fp16", "samp-2-1", "samp-3-0-fp16", "fp16", "bf16"};
+  for (const char* name : knob_names) {
+    const Knob* knob = find_knob(name);
+    REQUIRE(knob != nullptr);
+    for (const char* act : kActivations) {
+      ConvCase c = network_layer(rng, 2, 8, 9, 16, 3, 1, 1);
+      add_fusion(c, rng, rand_int(rng, 0, 1) == 1, act);
+      check_knob(c, *knob);
+    }
+  }
+}
+
+TEST_CASE("knob onednn: network-sized layers (blocked paths, both batch modes)") {
+  std::mt19937 rng(test_seed("network layers"));
+  struct Geometry {
+    int64_t c, hw, oc, k, stride, group;
+  };
+  const Geometry layers[] = {{32, 28, 32, 3, 1, 1}, {32, 28, 64, 3, 2, 1}, {64, 7, 128, 1, 1, 1},
+                             {48, 14, 48, 3, 1, 48}, {1, 28, 16, 3, 1, 1}, {40, 10, 24, 3, 1, 2}};
+  const char* knob_names[] = {"perf-row-2-1", "perf-col-4-0", "perf-row-3-2-fp16", "samp-2-0", "samp-4-3",
+                              "samp-3-1-fp16"};
+  for (const Geometry& l : layers)
+    for (int64_t n : {1, 4}) {
+      ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, l.group);
+      add_fusion(c, rng, true, "Relu");
+      for (const char* name : knob_names) check_knob(c, *find_knob(name));
+    }
+}
+
+TEST_CASE("knob onednn: fp16 and bf16 on random geometries") {
+  std::mt19937 rng(test_seed("fp16/bf16"));
+  for (const char* name : {"fp16", "bf16"})
+    for (int i = 0; i < 12; ++i) {
+      ConvCase c = random_conv(rng, rand_int(rng, 1, 3));
+      if (rand_int(rng, 0, 1) == 1) add_fusion(c, rng, true, kActivations[rand_int(rng, 0, 6)]);
+      const NodeContext ctx = context_for(c, find_knob(name), Layout::nchw, std::nullopt);
+      // oneDNN declines a few odd geometries (unoptimized implementations
+      // only); the reference backend then runs them.
+      if (!onednn_backend().supports(ctx)) continue;
+      check_knob(c, *find_knob(name));
+    }
+}
+
+TEST_CASE("knob onednn: int8 on the quantisation grid matches the reference") {
+  std::mt19937 rng(test_seed("int8 grid"));
+  const Knob& int8 = *find_knob("int8");
+  for (int i = 0; i < 16; ++i) {
+    ConvCase c = i < 4 ? network_layer(rng, 2, 16, 9, 24, 3, 1 + i % 2, 1) : random_conv(rng, rand_int(rng, 1, 3));
+    if (rand_int(rng, 0, 1) == 1) add_fusion(c, rng, true, kActivations[rand_int(rng, 0, 6)]);
+    // Unsigned (post-activation-like) or signed input; the calibrated range
+    // is narrower than the data on one side so that saturation shows.
+    const bool is_unsigned = i % 2 == 0;
+    const ValueRange range = is_unsigned ? ValueRange{0.0f, 0.8f} : ValueRange{-0.9f, 0.6f};
+    const float sx = is_unsigned ? range.max / 255.0f : 0.9f / 127.0f;
+    const int lo = is_unsigned ? -20 : -150, hi = is_unsigned ? 290 : 150;
+    std::uniform_int_distribution<int> code(lo, hi);
+    std::uniform_real_distribution<float> off(-0.3f, 0.3f);
+    for (float& v : c.inputs[0].span<float>()) v = (static_cast<float>(code(rng)) + off(rng)) * sx;
+    const NodeContext ctx = context_for(c, &int8, Layout::nchw, range);
+    if (!onednn_backend().supports(ctx)) continue;
+    check_knob(c, int8, range);
+  }
+}
+
+TEST_CASE("knob onednn: int8 on arbitrary inputs and ranges") {
+  std::mt19937 rng(test_seed("int8 random"));
+  const Knob& int8 = *find_knob("int8");
+  for (int i = 0; i < 12; ++i) {
+    ConvCase c = random_conv(rng, rand_int(rng, 1, 3));
+    const ValueRange range = i % 3 == 0 ? ValueRange{0.0f, 0.0f} : i % 3 == 1 ? ValueRange{0.0f, 0.7f}
+                                                                             : ValueRange{-1.0f, 0.5f};
+    const float sx = range.min >= 0 ? (range.max > 0 ? range.max / 255.0f : 1.0f) : 1.0f / 127.0f;
+    const NodeContext ctx = context_for(c, &int8, Layout::nchw, range);
+    if (!onednn_backend().supports(ctx)) continue;
+    check_knob(c, int8, range, 2.0 * sx * max_abs(c.inputs[1]));
+  }
+}
+
+TEST_CASE("knob onednn: int8 without a calibrated range is an input error") {
+  std::mt19937 rng(test_seed("int8 no range"));
+  ConvCase c = network_layer(rng, 1, 4, 6, 4, 3, 1, 1);
+  const NodeContext ctx = context_for(c, find_knob("int8"), Layout::nchw, std::nullopt);
+  CHECK_FALSE(onednn_backend().supports(ctx));
+  auto kernel = onednn_backend().prepare(ctx);
+  REQUIRE_FALSE(kernel.ok());
+  CHECK(kernel.status().code() == Errc::invalid_input);
+  CHECK(kernel.status().message().find("int8") != std::string::npos);
+}
+
+TEST_CASE("knob onednn: perforation by hand (identity 1x1 conv)") {
+  // y = x, so the output shows the interpolation directly: rows 0 and 2 of
+  // 4 are skipped by perf-row-2-0; row 0 copies row 1 (edge), row 2 is the
+  // mean of rows 1 and 3. Columns: perf-col-3-1 skips column 1 of 3, the
+  // mean of columns 0 and 2.
+  ConvCase c = make_conv({Tensor::copy_of(DType::f32, {1, 1, 4, 3},
+                                          std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}.data()),
+                          Tensor::copy_of(DType::f32, {1, 1, 1, 1}, std::vector<float>{1}.data()),
+                          Tensor::copy_of(DType::f32, {1}, std::vector<float>{0.5f}.data())},
+                         {});
+  const std::vector<float> rows{4.5f, 5.5f, 6.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f, 11.5f, 12.5f};
+  const std::vector<float> cols{1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f, 11.5f, 12.5f};
+  for (Layout layout : {Layout::nchw, Layout::nhwc}) {
+    const Tensor r = run_on(onednn_backend(), c, find_knob("perf-row-2-0"), layout, std::nullopt);
+    CHECK(std::vector<float>(r.span<float>().begin(), r.span<float>().end()) == rows);
+    const Tensor q = run_on(onednn_backend(), c, find_knob("perf-col-3-1"), layout, std::nullopt);
+    CHECK(std::vector<float>(q.span<float>().begin(), q.span<float>().end()) == cols);
+  }
+}
+
+TEST_CASE("knob onednn: kernels keep no state between runs") {
+  std::mt19937 rng(test_seed("state"));
+  for (const char* name : {"perf-row-3-1", "samp-2-0-fp16", "fp16", "bf16", "int8"}) {
+    const Knob* knob = find_knob(name);
+    ConvCase c = network_layer(rng, 2, 8, 8, 8, 3, 1, 1);
+    add_fusion(c, rng, true, "HardSwish");
+    c.bias_constant = false;
+    std::vector<Tensor> second = c.inputs;
+    second[0] = random_tensor(c.inputs[0].shape(), rng);
+    second[2] = random_tensor(c.inputs[2].shape(), rng);
+    second[3] = random_tensor(c.inputs[3].shape(), rng);
+    const std::optional<ValueRange> range = ValueRange{-1.0f, 1.0f};
+    ConvCase expect = c;
+    expect.inputs = second;
+    const Tensor want = run_on(reference_backend(), expect, knob, Layout::nchw, range);
+    const double extra = knob->kind == KnobKind::int8 ? 2.0 / 127.0 * max_abs(c.inputs[1]) : 0.0;
+    for (Layout layout : {Layout::nchw, Layout::nhwc}) {
+      const Tensor got = run_on(onednn_backend(), c, knob, layout, range, &second);
+      CHECK_MESSAGE(max_diff(got, want) <= tolerance_for(*knob) * (1 + max_abs(want)) + extra, name);
+    }
+  }
+}
