@@ -2,6 +2,7 @@
 // heuristic pick (rules from measurements on this backend's target, a 2-core
 // AVX-512 Zen 5) and the candidate list the prepare-time tuner times.
 #include "backends/onednn/conv.h"
+#include "knobs/knobs.h"
 
 namespace caliprox::onednn {
 
@@ -25,13 +26,7 @@ bool winograd_shape(const ConvGeometry& g) {
 
 }  // namespace
 
-double conv_flops(const ConvGeometry& g) {
-  double out = static_cast<double>(g.n) * static_cast<double>(g.c_out);
-  for (int64_t v : g.out_spatial) out *= static_cast<double>(v);
-  double taps = static_cast<double>(g.c_in_per_group());
-  for (int64_t k : g.kernel) taps *= static_cast<double>(k);
-  return 2.0 * out * taps;
-}
+double conv_flops(const ConvGeometry& g) { return conv_layer_flops(g); }
 
 bool has_padding_only_outputs(const ConvGeometry& g) {
   for (size_t d = 0; d < g.rank(); ++d) {
