@@ -25,34 +25,16 @@
 
 #include "backends/backend.h"
 #include "engine/op_registry.h"
+#include "node_harness.h"
 
 namespace caliprox::onednn_test {
 inline constexpr int kThreads = 2;
 
-inline Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::ints;
-  a.ints = std::move(v);
-  return a;
-}
-inline Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::i;
-  a.i = v;
-  return a;
-}
-inline Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::f;
-  a.f = v;
-  return a;
-}
-inline Attribute str_attr(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::s;
-  a.s = std::move(v);
-  return a;
-}
+// Attribute builders: node_harness.h's.
+using test::float_attr;
+using test::int_attr;
+using test::ints;
+using test::str;
 
 inline unsigned test_seed(const char* what) {
   unsigned seed = std::random_device{}();
@@ -228,9 +210,9 @@ inline NodeCase random_conv(std::mt19937& rng, int64_t n) {
     std::vector<Tensor> in{random_tensor({n, cin, h, w}, rng), random_tensor({cout, cin / dw_group, kh, kw}, rng),
                            bias ? random_tensor({cout}, rng) : Tensor()};
     std::map<std::string, Attribute> attrs{{"group", int_attr(dw_group)},
-                                           {"strides", ints_attr({sh, sw})},
-                                           {"dilations", ints_attr({dh, dwl})},
-                                           {"pads", ints_attr({pt, pl, pb, pr})}};
+                                           {"strides", ints({sh, sw})},
+                                           {"dilations", ints({dh, dwl})},
+                                           {"pads", ints({pt, pl, pb, pr})}};
     const bool constant_w = rand_int(rng, 0, 3) != 0;
     return make_case("Conv", std::move(in), std::move(attrs), {false, constant_w, constant_w});
   }
@@ -239,7 +221,7 @@ inline NodeCase random_conv(std::mt19937& rng, int64_t n) {
 // Adds the fused attributes of engine/passes.cc to a Conv case.
 inline void add_fusion(NodeCase& c, std::mt19937& rng, bool residual, const char* activation) {
   if (activation != nullptr) {
-    c.node.attrs[kAttrActivation] = str_attr(activation);
+    c.node.attrs[kAttrActivation] = str(activation);
     const std::string a = activation;
     if (a == "LeakyRelu") c.node.attrs[kAttrAlpha] = float_attr(0.1f);
     if (a == "Clip") {

@@ -33,6 +33,7 @@
 #include "backends/backend.h"
 #include "engine/op_registry.h"
 #include "knobs/knobs.h"
+#include "node_harness.h"
 
 using namespace caliprox;
 
@@ -40,30 +41,11 @@ namespace {
 
 constexpr int kThreads = 2;
 
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::ints;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::i;
-  a.i = v;
-  return a;
-}
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::f;
-  a.f = v;
-  return a;
-}
-Attribute str_attr(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::s;
-  a.s = std::move(v);
-  return a;
-}
+// Attribute builders: node_harness.h's.
+using caliprox::test::float_attr;
+using caliprox::test::int_attr;
+using caliprox::test::ints;
+using caliprox::test::str;
 
 unsigned test_seed(const char* what) {
   unsigned seed = std::random_device{}();
@@ -131,7 +113,7 @@ std::vector<TensorType> infer(const ConvCase& c) {
 
 void add_fusion(ConvCase& c, std::mt19937& rng, bool residual, const char* activation) {
   if (activation != nullptr) {
-    c.node.attrs[kAttrActivation] = str_attr(activation);
+    c.node.attrs[kAttrActivation] = str(activation);
     const std::string a = activation;
     if (a == "LeakyRelu") c.node.attrs[kAttrAlpha] = float_attr(0.1f);
     if (a == "Clip") {
@@ -271,9 +253,9 @@ ConvCase random_conv(std::mt19937& rng, int64_t n) {
     std::vector<Tensor> in{random_tensor({n, cin, h, w}, rng), random_tensor({cout, cin / group, kh, kw}, rng),
                            bias ? random_tensor({cout}, rng) : Tensor()};
     ConvCase c = make_conv(std::move(in), {{"group", int_attr(group)},
-                                           {"strides", ints_attr({sh, sw})},
-                                           {"dilations", ints_attr({dh, dwl})},
-                                           {"pads", ints_attr({pt, pl, pb, pr})}});
+                                           {"strides", ints({sh, sw})},
+                                           {"dilations", ints({dh, dwl})},
+                                           {"pads", ints({pt, pl, pb, pr})}});
     c.bias_constant = rand_int(rng, 0, 3) != 0;
     return c;
   }
@@ -296,8 +278,8 @@ ConvCase network_layer(std::mt19937& rng, int64_t n, int64_t c, int64_t hw, int6
   std::vector<Tensor> in{random_tensor({n, c, hw, hw}, rng), random_tensor({oc, c / group, k, k}, rng, -0.2f, 0.2f),
                          random_tensor({oc}, rng)};
   return make_conv(std::move(in), {{"group", int_attr(group)},
-                                   {"strides", ints_attr({stride, stride})},
-                                   {"pads", ints_attr({pad, pad, pad, pad})}});
+                                   {"strides", ints({stride, stride})},
+                                   {"pads", ints({pad, pad, pad, pad})}});
 }
 
 }  // namespace

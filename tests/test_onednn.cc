@@ -68,8 +68,8 @@ TEST_CASE("onednn: Conv at batch 1 and 64 on network-sized layers") {
                              random_tensor({l.cout}, rng)};
       NodeCase c = make_case("Conv", std::move(in),
                              {{"group", int_attr(l.group)},
-                              {"strides", ints_attr({l.stride, l.stride})},
-                              {"pads", ints_attr({pad, pad, pad, pad})}},
+                              {"strides", ints({l.stride, l.stride})},
+                              {"pads", ints({pad, pad, pad, pad})}},
                              {false, true, true});
       add_fusion(c, rng, l.stride == 1 && l.cin == l.cout, "Relu");
       INFO("seed " << seed << ": " << describe(c));
@@ -101,7 +101,7 @@ TEST_CASE("onednn: every Conv variant agrees with the reference") {
       const int64_t cin = 16 << rand_int(rng, 0, 2), cout = 16 << rand_int(rng, 0, 2), h = 7 << rand_int(rng, 0, 2);
       c = make_case("Conv", {random_tensor({rand_int(rng, 1, 4), cin, h, h}, rng), random_tensor({cout, cin, 3, 3}, rng),
                              random_tensor({cout}, rng)},
-                    {{"pads", ints_attr({1, 1, 1, 1})}}, {false, true, true});
+                    {{"pads", ints({1, 1, 1, 1})}}, {false, true, true});
     }
     const NodeContext ctx = context_for(c);
     const std::vector<Tensor> want = run_on(reference_backend(), c);
@@ -134,12 +134,12 @@ TEST_CASE("onednn: 1-D and 3-D Conv") {
   for (int i = 0; i < 6; ++i) {
     const int64_t cin = rand_int(rng, 1, 8), cout = rand_int(rng, 1, 8), k = rand_int(rng, 1, 3);
     NodeCase c1 = make_case("Conv", {random_tensor({2, cin, 17}, rng), random_tensor({cout, cin, k}, rng)},
-                            {{"strides", ints_attr({2})}, {"pads", ints_attr({1, 0})}}, {false, true});
+                            {{"strides", ints({2})}, {"pads", ints({1, 0})}}, {false, true});
     INFO("seed " << seed << ": " << describe(c1));
     check_against_reference(c1, 1e-4);
     NodeCase c3 = make_case("Conv", {random_tensor({1, cin, 5, 6, 7}, rng), random_tensor({cout, cin, k, k, k}, rng),
                                      random_tensor({cout}, rng)},
-                            {{"pads", ints_attr({1, 0, 1, 0, 1, 1})}}, {false, coin(rng), true});
+                            {{"pads", ints({1, 0, 1, 0, 1, 1})}}, {false, coin(rng), true});
     INFO("seed " << seed << ": " << describe(c3));
     check_against_reference(c3, 1e-4);
   }
@@ -161,10 +161,10 @@ TEST_CASE("onednn: ConvTranspose on random geometries") {
     const bool constant_w = coin(rng);
     NodeCase c = make_case("ConvTranspose", std::move(in),
                            {{"group", int_attr(group)},
-                            {"strides", ints_attr({s, s})},
-                            {"dilations", ints_attr({d, d})},
-                            {"output_padding", ints_attr({op, op})},
-                            {"pads", ints_attr({pt, pl, pb, pr})}},
+                            {"strides", ints({s, s})},
+                            {"dilations", ints({d, d})},
+                            {"output_padding", ints({op, op})},
+                            {"pads", ints({pt, pl, pb, pr})}},
                            {false, constant_w, true});
     const int64_t full_h = s * (h - 1) + op + (k - 1) * d + 1, full_w = s * (w - 1) + op + (k - 1) * d + 1;
     if (full_h - pt - pb < 1 || full_w - pl - pr < 1) continue;
@@ -239,11 +239,11 @@ TEST_CASE("onednn: MaxPool and AveragePool on random geometries") {
     const int64_t pt = rand_int(rng, 0, ekh - 1), pb = rand_int(rng, 0, ekh - 1);
     const int64_t pl = rand_int(rng, 0, ekw - 1), pr = rand_int(rng, 0, ekw - 1);
     const int64_t h = rand_int(rng, ekh, 15), w = rand_int(rng, ekw, 15);
-    std::map<std::string, Attribute> attrs{{"kernel_shape", ints_attr({kh, kw})},
-                                           {"strides", ints_attr({sh, sw})},
-                                           {"pads", ints_attr({pt, pl, pb, pr})},
+    std::map<std::string, Attribute> attrs{{"kernel_shape", ints({kh, kw})},
+                                           {"strides", ints({sh, sw})},
+                                           {"pads", ints({pt, pl, pb, pr})},
                                            {"ceil_mode", int_attr(coin(rng))}};
-    if (max_pool) attrs["dilations"] = ints_attr({dil, dil});
+    if (max_pool) attrs["dilations"] = ints({dil, dil});
     else attrs["count_include_pad"] = int_attr(coin(rng));
     NodeCase c = make_case(max_pool ? "MaxPool" : "AveragePool", {random_tensor({rand_int(rng, 1, 3), rand_int(rng, 1, 20), h, w}, rng)},
                            std::move(attrs));
@@ -266,13 +266,13 @@ TEST_CASE("onednn: MaxPool and AveragePool on random geometries") {
 TEST_CASE("onednn: pooling cases left to the reference") {
   std::mt19937 rng(1);
   // Indices output of MaxPool.
-  NodeCase idx = make_case("MaxPool", {random_tensor({1, 2, 6, 6}, rng)}, {{"kernel_shape", ints_attr({2, 2})}}, {}, 2);
+  NodeCase idx = make_case("MaxPool", {random_tensor({1, 2, 6, 6}, rng)}, {{"kernel_shape", ints({2, 2})}}, {}, 2);
   CHECK_FALSE(onednn_claims(idx));
   // Include-padding average whose last window overhangs the padding.
   NodeCase avg = make_case("AveragePool", {random_tensor({1, 2, 6, 6}, rng)},
-                           {{"kernel_shape", ints_attr({3, 3})},
-                            {"strides", ints_attr({2, 2})},
-                            {"pads", ints_attr({1, 1, 1, 1})},
+                           {{"kernel_shape", ints({3, 3})},
+                            {"strides", ints({2, 2})},
+                            {"pads", ints({1, 1, 1, 1})},
                             {"ceil_mode", int_attr(1)},
                             {"count_include_pad", int_attr(1)}});
   const NodeContext ctx = context_for(avg);

@@ -98,7 +98,7 @@ TEST_CASE("onednn nhwc: a residual on padding-only outputs runs GEMM-based") {
   std::mt19937 rng(seed);
   for (const char* act : {static_cast<const char*>(nullptr), "Relu", "HardSwish"}) {
     NodeCase c = make_case("Conv", {random_tensor({2, 16, 6, 6}, rng), random_tensor({16, 16, 3, 3}, rng), random_tensor({16}, rng)},
-                           {{"pads", ints_attr({3, 3, 3, 3})}}, {false, true, true});
+                           {{"pads", ints({3, 3, 3, 3})}}, {false, true, true});
     add_fusion(c, rng, true, act);
     INFO("seed " << seed << ": " << describe(c));
     check_nhwc_against_reference(c, 1e-4);
@@ -131,7 +131,7 @@ TEST_CASE("onednn nhwc: every Conv variant agrees with the reference") {
       const int64_t cin = 16 << rand_int(rng, 0, 2), cout = 16 << rand_int(rng, 0, 2), h = 7 << rand_int(rng, 0, 1);
       c = make_case("Conv", {random_tensor({rand_int(rng, 1, 4), cin, h, h}, rng), random_tensor({cout, cin, 3, 3}, rng),
                              random_tensor({cout}, rng)},
-                    {{"pads", ints_attr({1, 1, 1, 1})}}, {false, true, true});
+                    {{"pads", ints({1, 1, 1, 1})}}, {false, true, true});
       add_fusion(c, rng, coin(rng), "Relu");
     }
     const std::vector<Tensor> want = run_on(reference_backend(), c);
@@ -161,7 +161,7 @@ TEST_CASE("onednn nhwc: a residual read in place by a binary post-op") {
   const onednn::ConvVariant binary{onednn::ConvLayout::plain, dnnl::algorithm::convolution_direct, kThreads, true};
   for (int64_t k : {1, 3}) {
     NodeCase c = make_case("Conv", {random_tensor({2, 32, 8, 8}, rng), random_tensor({64, 32, k, k}, rng), random_tensor({64}, rng)},
-                           {{"strides", ints_attr({2, 2})}, {"pads", ints_attr({k / 2, k / 2, k / 2, k / 2})}},
+                           {{"strides", ints({2, 2})}, {"pads", ints({k / 2, k / 2, k / 2, k / 2})}},
                            {false, true, true});
     add_fusion(c, rng, true, "Relu");
     INFO("seed " << seed << ": " << describe(c));
@@ -178,7 +178,7 @@ TEST_CASE("onednn nhwc: Conv with run-time weights reads them channels-last") {
     const int64_t cin = 6, cout = 12;
     NodeCase c = make_case("Conv",
                            {random_tensor({2, cin, 9, 8}, rng), random_tensor({cout, cin / group, 3, 2}, rng), random_tensor({cout}, rng)},
-                           {{"group", int_attr(group)}, {"pads", ints_attr({1, 0, 1, 1})}}, {false, false, false});
+                           {{"group", int_attr(group)}, {"pads", ints({1, 0, 1, 1})}}, {false, false, false});
     INFO("seed " << seed << ": " << describe(c));
     check_nhwc_against_reference(c, 1e-4);
   }
@@ -194,7 +194,7 @@ TEST_CASE("onednn nhwc: ConvTranspose") {
     NodeCase c = make_case("ConvTranspose",
                            {random_tensor({rand_int(rng, 1, 2), group * cin_g, rand_int(rng, 2, 9), rand_int(rng, 2, 9)}, rng),
                             random_tensor({group * cin_g, cout_g, k, k}, rng), random_tensor({group * cout_g}, rng)},
-                           {{"group", int_attr(group)}, {"strides", ints_attr({s, s})}}, {false, constant_w, true});
+                           {{"group", int_attr(group)}, {"strides", ints({s, s})}}, {false, constant_w, true});
     INFO("seed " << seed << " case " << i << ": " << describe(c));
     check_nhwc_against_reference(c, 1e-4);
   }
@@ -206,15 +206,15 @@ TEST_CASE("onednn nhwc: pooling, BatchNormalization and broadcast arithmetic") {
   for (int64_t n : {1, 3}) {
     const Shape x{n, 20, 9, 11};
     check_nhwc_against_reference(make_case("MaxPool", {random_tensor(x, rng)},
-                                           {{"kernel_shape", ints_attr({3, 3})},
-                                            {"strides", ints_attr({2, 2})},
-                                            {"pads", ints_attr({1, 1, 1, 1})}}),
+                                           {{"kernel_shape", ints({3, 3})},
+                                            {"strides", ints({2, 2})},
+                                            {"pads", ints({1, 1, 1, 1})}}),
                                  1e-5);
     for (int64_t include_pad : {0, 1})
       check_nhwc_against_reference(make_case("AveragePool", {random_tensor(x, rng)},
-                                             {{"kernel_shape", ints_attr({2, 3})},
-                                              {"strides", ints_attr({2, 1})},
-                                              {"pads", ints_attr({1, 0, 0, 1})},
+                                             {{"kernel_shape", ints({2, 3})},
+                                              {"strides", ints({2, 1})},
+                                              {"pads", ints({1, 0, 0, 1})},
                                               {"count_include_pad", int_attr(include_pad)}}),
                                    1e-5);
     for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"})
@@ -286,7 +286,7 @@ Graph sandwich(std::mt19937& rng, int64_t c, const std::function<void(Graph&)>& 
   g.initializers["wa"] = random_tensor({c, c, 3, 3}, rng);
   g.initializers["ba"] = random_tensor({c}, rng);
   g.initializers["wb"] = random_tensor({c, c, 1, 1}, rng);
-  g.nodes.push_back(graph_node("Conv", {"x", "wa", "ba"}, "a", {{"pads", ints_attr({1, 1, 1, 1})}}));
+  g.nodes.push_back(graph_node("Conv", {"x", "wa", "ba"}, "a", {{"pads", ints({1, 1, 1, 1})}}));
   middle(g);
   g.nodes.push_back(graph_node("Conv", {"m", "wb"}, "b"));
   g.nodes.push_back(graph_node("GlobalAveragePool", {"b"}, "y"));
@@ -336,22 +336,22 @@ TEST_CASE("onednn nhwc: ops between channels-last convolutions need no conversio
       {"Conv grouped strided", [&](Graph& g) {
          g.initializers["wm"] = random_tensor({c, c / 3, 3, 3}, rng);
          g.nodes.push_back(graph_node("Conv", {"a", "wm"}, "m",
-                                      {{"group", int_attr(3)}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 1, 1, 1})}}));
+                                      {{"group", int_attr(3)}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}}));
        }},
       {"Conv depthwise", [&](Graph& g) {
          g.initializers["wm"] = random_tensor({c, 1, 3, 3}, rng);
-         g.nodes.push_back(graph_node("Conv", {"a", "wm"}, "m", {{"group", int_attr(c)}, {"pads", ints_attr({1, 1, 1, 1})}}));
+         g.nodes.push_back(graph_node("Conv", {"a", "wm"}, "m", {{"group", int_attr(c)}, {"pads", ints({1, 1, 1, 1})}}));
        }},
       {"ConvTranspose", [&](Graph& g) {
          g.initializers["wm"] = random_tensor({c, c, 2, 2}, rng);
-         g.nodes.push_back(graph_node("ConvTranspose", {"a", "wm"}, "m", {{"strides", ints_attr({2, 2})}}));
+         g.nodes.push_back(graph_node("ConvTranspose", {"a", "wm"}, "m", {{"strides", ints({2, 2})}}));
        }},
       {"MaxPool", [&](Graph& g) {
-         g.nodes.push_back(graph_node("MaxPool", {"a"}, "m", {{"kernel_shape", ints_attr({3, 3})}, {"strides", ints_attr({2, 2})}}));
+         g.nodes.push_back(graph_node("MaxPool", {"a"}, "m", {{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}}));
        }},
       {"AveragePool", [&](Graph& g) {
          g.nodes.push_back(graph_node("AveragePool", {"a"}, "m",
-                                      {{"kernel_shape", ints_attr({2, 2})}, {"pads", ints_attr({1, 1, 0, 0})}}));
+                                      {{"kernel_shape", ints({2, 2})}, {"pads", ints({1, 1, 0, 0})}}));
        }},
       {"BatchNormalization", [&](Graph& g) {
          for (const char* p : {"gamma", "beta", "mean"}) per_channel(g, p, {c});
