@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/reference/reference.h"
+#include "engine/op_registry.h"
 #include "engine/ops/conv_geometry.h"
 
 namespace caliprox::reference {
@@ -103,6 +104,16 @@ inline Status check_output_shape(const NodeContext& ctx, const Shape& computed) 
 // Input i, or null when it is omitted (or beyond the inputs given).
 inline const Tensor* input_or_null(std::span<const Tensor* const> inputs, size_t i) {
   return i < inputs.size() ? inputs[i] : nullptr;
+}
+
+// Whether a Conv node adds a fused residual (engine/passes.cc): input #3,
+// which must have the output's shape (invalid_input otherwise).
+inline Result<bool> fused_residual(const NodeContext& ctx, const ConvGeometry& g) {
+  const bool residual = ctx.node.attr_int(kAttrResidual, 0) == 1;
+  if (residual && (ctx.input_types.size() < 4 || ctx.input_types[3].shape != g.output_shape()))
+    return invalid_input("{}: {}=1 needs input #3 of the output shape {}", ctx.node.describe(), kAttrResidual,
+                         shape_str(g.output_shape()));
+  return residual;
 }
 
 inline bool is_f64(const NodeContext& ctx) { return ctx.input_types[0].dtype == DType::f64; }

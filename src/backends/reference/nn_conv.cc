@@ -178,10 +178,7 @@ Result<std::unique_ptr<Kernel>> make_conv(const NodeContext& ctx) {
   CP_ASSIGN_OR_RETURN(ConvGeometry g, conv_geometry(ctx.node, ctx.input_types[0].shape, ctx.input_types[1].shape));
   CP_TRY(check_output_shape(ctx, g.output_shape()));
   CP_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx.node));
-  const bool residual = ctx.node.attr_int(kAttrResidual, 0) == 1;
-  if (residual && (ctx.input_types.size() < 4 || ctx.input_types[3].shape != g.output_shape()))
-    return invalid_input("{}: {}=1 needs input #3 of the output shape {}", ctx.node.describe(), kAttrResidual,
-                         shape_str(g.output_shape()));
+  CP_ASSIGN_OR_RETURN(const bool residual, fused_residual(ctx, g));
   if (is_f64(ctx)) return std::unique_ptr<Kernel>(std::make_unique<ConvKernel<double>>(g, act, residual));
   return std::unique_ptr<Kernel>(std::make_unique<ConvKernel<float>>(g, act, residual));
 }

@@ -361,10 +361,7 @@ Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx) {
   CP_ASSIGN_OR_RETURN(ConvGeometry g, conv_geometry(ctx.node, x, w));
   CP_TRY(check_output_shape(ctx, g.output_shape()));
   CP_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx.node));
-  const bool residual = ctx.node.attr_int(kAttrResidual, 0) == 1;
-  if (residual && (ctx.input_types.size() < 4 || ctx.input_types[3].shape != g.output_shape()))
-    return invalid_input("{}: {}=1 needs input #3 of the output shape {}", ctx.node.describe(), kAttrResidual,
-                         shape_str(g.output_shape()));
+  CP_ASSIGN_OR_RETURN(const bool residual, fused_residual(ctx, g));
   const bool has_bias = ctx.input_types.size() > 2 && ctx.input_types[2].dtype != DType::undefined;
   if (has_bias && ctx.input_types[2].shape != Shape{g.c_out})
     return invalid_input("{}: bias B must have shape [{}], found {}", ctx.node.describe(), g.c_out,
