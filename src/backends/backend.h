@@ -23,6 +23,16 @@ namespace caliprox {
 // computes in that layout saves a conversion around every node.
 enum class Layout { nchw, nhwc };
 
+// An activation stored as 8-bit codes: value = code * scale, code in u8
+// [0, 255] or i8 [-128, 127], in the layout of the float tensor it stands
+// for. int8 kernels read their input #0 this way.
+struct ActivationCodes {
+  DType type = DType::u8;  // u8 or i8
+  float scale = 1;
+  bool operator==(const ActivationCodes&) const = default;
+  auto operator<=>(const ActivationCodes&) const = default;
+};
+
 // Everything a backend may look at when deciding on and preparing a node.
 struct NodeContext {
   const Node& node;
@@ -40,6 +50,10 @@ struct NodeContext {
   // int8: the range of input #0 calibrated on the experiment's calibrate
   // split (absent: the kernel cannot be prepared, Errc::invalid_input).
   std::optional<ValueRange> input_range{};
+  // When set, output #0 is written as these codes (a u8 / i8 tensor of the
+  // output's shape in ctx.layout) instead of floats: an int8 producer feeding
+  // only int8 readers. Backends that cannot answer false in supports().
+  std::optional<ActivationCodes> output_codes{};
 };
 
 class Kernel {
@@ -49,6 +63,22 @@ class Kernel {
   // omitted optional output. Output tensors are allocated by the executor with
   // the inferred types (memory may be reused across nodes: do not keep pointers).
   virtual Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) = 0;
+
+  // A kernel that quantises input #0 before computing (int8) may expose it,
+  // so the executor can quantise a value once for all its readers, or have
+  // the producer write the codes. input_codes() names the codes run() then
+  // accepts as input #0 (a tensor of that dtype in place of the float one);
+  // quantize_input() writes them from the float value, exactly as run()
+  // would have internally.
+  virtual std::optional<ActivationCodes> input_codes() const { return std::nullopt; }
+  // True when run() is correct with output #0 in the same buffer as input #3
+  // of a Conv with a fused residual (caliprox.residual = 1). The executor
+  // lends a residual that dies at its Conv its buffer to the output; kernels
+  // answering false are handed a copy of the residual instead.
+  virtual bool residual_in_place() const { return false; }
+  virtual Status quantize_input(const Tensor& /*value*/, Tensor& /*codes*/) {
+    return runtime_error("this kernel does not quantise its input");
+  }
 };
 
 struct BackendOptions {

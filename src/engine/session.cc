@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -43,11 +44,18 @@ struct Step {
   Layout layout = Layout::nchw;
   // Knob kernels prepared so far (never evicted: switching is free).
   std::map<const Knob*, PreparedKernel> knob_kernels;
+  // int8 kernels writing codes for their readers, by (knob, codes); a null
+  // kernel records that the backend has none.
+  std::map<std::pair<const Knob*, ActivationCodes>, PreparedKernel> codes_kernels;
   // What run() executes: the exact kernel or one of knob_kernels.
   Kernel* active = nullptr;
   const Knob* knob = nullptr;  // null: exact
   const std::string* active_backend = nullptr;
   int site = -1;  // index into knob_sites, or -1
+  // The fused residual (input #3) dies here and lent its buffer to output #0;
+  // kernels that cannot run in place read residual_copy instead.
+  bool residual_lent = false;
+  Tensor residual_copy;
 };
 
 // Runs an NCHW kernel inside an NHWC stretch of the graph: converts the
@@ -72,6 +80,12 @@ class NchwAdapter final : public Kernel {
     }
     ins_.resize(input_types.size());
     outs_.resize(output_types.size());
+  }
+
+  // Converted inputs and outputs live in scratch tensors; unconverted ones
+  // (layout-neutral shapes) are the inner kernel's business.
+  bool residual_in_place() const override {
+    return (in_scratch_.size() > 3 && in_scratch_[3]) || inner_->residual_in_place();
   }
 
   Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
@@ -216,6 +230,12 @@ struct Session::Impl {
     std::vector<const Tensor*> in;
     std::vector<Tensor*> out;
     std::vector<int> in_graph_input;  // graph input index per input, or -1
+    // What the active kernel reads and writes: in/out, with int8 codes in
+    // place of floats on the edges plan_run() chose.
+    std::vector<const Tensor*> in_now;
+    std::vector<Tensor*> out_now;
+    Tensor* quantize_to = nullptr;  // quantise input #0 into this before running
+    bool copy_residual = false;     // copy input #3 into Step::residual_copy before running
   };
   std::vector<StepIo> io;
   std::map<std::string, Tensor> value_views;
@@ -233,7 +253,16 @@ struct Session::Impl {
   std::map<std::string, ValueRange> seen_ranges;
   std::vector<bool> range_first;
 
+  // int8 code edges.
+  bool int8_codes = true;
+  std::map<std::string, size_t> producer_of;  // value -> step writing it
+  std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers_of;  // value -> (step, input #)
+  std::map<std::pair<std::string, ActivationCodes>, Tensor> codes_buffers;  // kept across configurations
+  std::vector<CodesEdge> edges;
+
   Result<Kernel*> knob_kernel(Step& step, const Knob& knob);
+  Kernel* codes_kernel(Step& step, const ActivationCodes& codes);
+  void plan_run();
 };
 
 Session::Session() : impl_(std::make_unique<Impl>()) {}
@@ -482,11 +511,27 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
       if (!in.empty()) last_reader[in] = i;
   SlotPlanner planner;
   for (size_t i = 0; i < s.steps.size(); ++i) {
-    const Step& step = s.steps[i];
+    Step& step = s.steps[i];
+    // A Conv's fused residual that dies here lends its slot to the output:
+    // the sum is then computed in place, with no copy of the residual.
+    std::optional<size_t> lent;
+    if (step.node.op_type == "Conv" && step.node.attr_int(kAttrResidual, 0) == 1 && step.inputs.size() > 3 &&
+        !step.outputs.empty() && !step.outputs[0].empty() && !graph_outputs.count(step.outputs[0])) {
+      const std::string& r = step.inputs[3];
+      auto v = s.values.find(r);
+      const TensorType& out_type = types.at(step.outputs[0]);
+      if (v != s.values.end() && v->second.where == ValueSlot::Where::arena && last_reader.at(r) == i &&
+          std::count(step.inputs.begin(), step.inputs.end(), r) == 1 && v->second.type == out_type) {
+        lent = v->second.index;
+        step.residual_lent = true;
+      }
+    }
     for (const auto& out : step.outputs) {
       if (out.empty()) continue;
       const TensorType& t = types.at(out);
-      if (graph_outputs.count(out)) {
+      if (lent && out == step.outputs[0]) {
+        s.values[out] = {ValueSlot::Where::arena, *lent, t};
+      } else if (graph_outputs.count(out)) {
         s.values[out] = {ValueSlot::Where::owned_output, s.owned_outputs.size(), t};
         s.owned_outputs.emplace_back(t.dtype, t.shape);
       } else {
@@ -501,6 +546,7 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
       if (lr == last_reader.end() || lr->second <= i) planner.release(v->second.index);
     };
     std::set<std::string> seen;
+    if (lent) seen.insert(step.inputs[3]);  // its slot now holds the output
     for (const auto& in : step.inputs)
       if (!in.empty() && seen.insert(in).second) release_if_dead(in);
     for (const auto& out : step.outputs)
@@ -538,6 +584,14 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     s.io.push_back(std::move(sio));
   }
   s.outputs.resize(s.output_names.size());
+  s.int8_codes = options.int8_codes;
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    for (size_t j = 0; j < s.steps[i].inputs.size(); ++j)
+      if (!s.steps[i].inputs[j].empty()) s.readers_of[s.steps[i].inputs[j]].emplace_back(i, j);
+    for (const auto& out : s.steps[i].outputs)
+      if (!out.empty()) s.producer_of[out] = i;
+  }
+  s.plan_run();
   log_debug("session: {} kernels, {} constants, arena of {} slots", s.steps.size(), s.constants.size(), s.arena.size());
   return session;
 }
@@ -555,6 +609,7 @@ std::vector<std::pair<std::string, std::string>> Session::node_backends() const 
 }
 
 const std::vector<KnobSite>& Session::knob_sites() const { return impl_->sites; }
+const std::vector<CodesEdge>& Session::codes_edges() const { return impl_->edges; }
 const KnobConfig& Session::configuration() const { return impl_->config; }
 
 void Session::track_input_ranges(bool on) {
@@ -563,6 +618,7 @@ void Session::track_input_ranges(bool on) {
     impl_->seen_ranges.clear();
     impl_->range_first.assign(impl_->sites.size(), true);
   }
+  impl_->plan_run();  // ranges are tracked on float inputs
 }
 const std::map<std::string, ValueRange>& Session::input_ranges() const { return impl_->seen_ranges; }
 void Session::set_calibrated_ranges(std::map<std::string, ValueRange> ranges) {
@@ -594,6 +650,84 @@ Result<Kernel*> Session::Impl::knob_kernel(Step& step, const Knob& knob) {
   auto& slot = step.knob_kernels[&knob];
   slot = {std::move(k), std::string(chosen->name())};
   return slot.kernel.get();
+}
+
+Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
+  if (step.knob == nullptr || step.knob->kind != KnobKind::int8) return nullptr;
+  auto [it, fresh] = step.codes_kernels.try_emplace({step.knob, codes});
+  if (!fresh) return it->second.kernel.get();
+  NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
+  ctx.knob = step.knob;
+  if (auto r = calibrated_ranges.find(step.node.name); r != calibrated_ranges.end()) ctx.input_range = r->second;
+  ctx.layout = step.layout;
+  ctx.output_codes = codes;
+  // Only the backend's own kernel in the step's layout: codes are not converted.
+  if (!backend->supports(ctx) || (ctx.layout == Layout::nhwc && !backend->supports_nhwc(ctx))) return nullptr;
+  auto kernel = backend->prepare(ctx);
+  if (!kernel.ok()) {
+    log_debug("{}: no int8 kernel writing codes: {}", step.node.describe(), kernel.status().message());
+    return nullptr;
+  }
+  it->second = {std::move(kernel).value(), std::string(backend->name())};
+  return it->second.kernel.get();
+}
+
+// What each step's active kernel reads and writes under the current
+// configuration. A lent residual is copied for kernels that cannot run in
+// place. int8 codes: for every arena value, its readers that take codes as
+// input #0 are grouped by the codes they want; each group reads one codes
+// buffer, written by the producer when it is an int8 layer and the group is
+// the value's only reader, else by the group's first reader, once (a single
+// reader of a float producer just quantises internally).
+void Session::Impl::plan_run() {
+  edges.clear();
+  for (size_t k = 0; k < steps.size(); ++k) {
+    io[k].in_now = io[k].in;
+    io[k].out_now = io[k].out;
+    io[k].quantize_to = nullptr;
+    io[k].copy_residual = steps[k].residual_lent && !steps[k].active->residual_in_place();
+    if (io[k].copy_residual) {
+      Step& st = steps[k];
+      if (st.residual_copy.type() != st.input_types[3]) st.residual_copy = Tensor(st.input_types[3].dtype, st.input_types[3].shape);
+      io[k].in_now[3] = &st.residual_copy;
+    }
+  }
+  if (!int8_codes || track_ranges) return;
+  for (const auto& [value, readers] : readers_of) {
+    auto slot = values.find(value);
+    if (slot == values.end() || slot->second.where != ValueSlot::Where::arena) continue;
+    std::map<ActivationCodes, std::vector<size_t>> groups;
+    size_t float_readers = 0;
+    for (auto [k, i] : readers) {
+      std::optional<ActivationCodes> c = i == 0 ? steps[k].active->input_codes() : std::nullopt;
+      if (c) groups[*c].push_back(k);
+      else ++float_readers;
+    }
+    for (const auto& [codes, group] : groups) {
+      auto p = producer_of.find(value);
+      Kernel* writer = nullptr;
+      if (float_readers == 0 && groups.size() == 1 && p != producer_of.end() && steps[p->second].outputs.size() == 1)
+        writer = codes_kernel(steps[p->second], codes);
+      if (!writer && group.size() == 1) continue;  // the reader quantises it itself, as without edges
+      auto [buf, fresh] = codes_buffers.try_emplace({value, codes});
+      if (fresh) buf->second = Tensor(codes.type, slot->second.type.shape);
+      CodesEdge edge{value, codes, false, "", {}};
+      if (writer) {
+        steps[p->second].active = writer;
+        io[p->second].out_now[0] = &buf->second;
+        edge.producer_writes = true;
+        edge.written_by = steps[p->second].node.name;
+      } else {
+        io[group.front()].quantize_to = &buf->second;
+        edge.written_by = steps[group.front()].node.name;
+      }
+      for (size_t k : group) {
+        io[k].in_now[0] = &buf->second;
+        edge.readers.push_back(steps[k].node.name);
+      }
+      edges.push_back(std::move(edge));
+    }
+  }
 }
 
 Status Session::configure(const KnobConfig& config) {
@@ -638,6 +772,7 @@ Status Session::configure(const KnobConfig& config) {
   s.config.clear();
   for (auto& [step, knob] : plan)
     if (knob) s.config[step->node.name] = knob->name;
+  s.plan_run();
   return {};
 }
 
@@ -657,7 +792,8 @@ Status Session::run(std::span<const Tensor> inputs) {
   for (size_t k = 0; k < s.steps.size(); ++k) {
     Impl::StepIo& sio = s.io[k];
     for (size_t j = 0; j < sio.in.size(); ++j)
-      if (sio.in_graph_input[j] >= 0) sio.in[j] = &s.run_inputs[static_cast<size_t>(sio.in_graph_input[j])];
+      if (sio.in_graph_input[j] >= 0)
+        sio.in[j] = sio.in_now[j] = &s.run_inputs[static_cast<size_t>(sio.in_graph_input[j])];
     Step& step = s.steps[k];
     if (s.track_ranges && step.site >= 0 && sio.in[0]) {
       const auto site = static_cast<size_t>(step.site);
@@ -666,7 +802,9 @@ Status Session::run(std::span<const Tensor> inputs) {
       s.range_first[site] = first;
     }
     auto t0 = std::chrono::steady_clock::now();
-    Status st = step.active->run(sio.in, sio.out);
+    if (sio.copy_residual) std::memcpy(step.residual_copy.raw(), sio.in[3]->raw(), sio.in[3]->nbytes());
+    Status st = sio.quantize_to ? step.active->quantize_input(*sio.in[0], *sio.quantize_to) : Status{};
+    if (st.ok()) st = step.active->run(sio.in_now, sio.out_now);
     if (!st.ok()) return st.with_context(step.node.describe());
     if (s.collect_timings) {
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

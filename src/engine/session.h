@@ -30,6 +30,21 @@ struct SessionOptions {
   // Calibrated range of input #0 per node name, for int8 knobs (see
   // Session::track_input_ranges).
   std::map<std::string, ValueRange> input_ranges;
+  // int8 layers hand each other 8-bit codes instead of floats where they can
+  // (see Session::codes_edges). Off: every int8 layer quantises its own input.
+  bool int8_codes = true;
+};
+
+// A value that travels as int8 codes under the current configuration: its
+// int8 readers take the codes; either the producer writes them directly
+// (all readers are int8 with the same scale) or the first reader quantises
+// the float value once for all of them.
+struct CodesEdge {
+  std::string value;
+  ActivationCodes codes;
+  bool producer_writes = false;
+  std::string written_by;            // the producer's or the quantising reader's node name
+  std::vector<std::string> readers;  // node names reading the codes
 };
 
 struct NodeTiming {
@@ -88,6 +103,9 @@ class Session {
   // Calibrated ranges for int8 kernels prepared from now on (replaces
   // SessionOptions::input_ranges).
   void set_calibrated_ranges(std::map<std::string, ValueRange> ranges);
+  // The int8 code edges of the current configuration (empty without int8
+  // knobs, with SessionOptions::int8_codes off, or while tracking ranges).
+  const std::vector<CodesEdge>& codes_edges() const;
   // Which backend runs each node ("onednn" / "reference") under the current
   // configuration, in execution order.
   std::vector<std::pair<std::string, std::string>> node_backends() const;

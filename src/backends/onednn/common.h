@@ -150,6 +150,7 @@ class OnednnKernel : public Kernel {
   virtual Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) = 0;
   const Runtime& rt() const { return *rt_; }
   const dnnl::stream& stream() const { return stream_; }
+  int threads() const { return threads_; }
 
  private:
   std::shared_ptr<const Runtime> rt_;

@@ -317,6 +317,10 @@ class ConvKernel final : public OnednnKernel {
   const std::string& impl() const { return impl_; }
 
  protected:
+  // The sum post-op reads the residual from dst itself; the binary one reads
+  // it while writing dst, so only through a private dst.
+  bool residual_in_place() const override { return !binary_residual_ || dst_.get() != dst_user_.get(); }
+
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     const dnnl::stream& s = stream();
     bind(src_user_, inputs[0]);

@@ -16,6 +16,14 @@
 // The reorder multiplies by 1/sx where the reference divides by sx: the two
 // can differ in the last bit before rounding, so an input lying within
 // ~1e-7 (relative) of a rounding boundary may get the neighbouring code.
+//
+// int8 kernels also take input #0 as codes already quantised with their sx
+// (Kernel::input_codes: the executor quantises a value once for all its int8
+// readers), and write output #0 as the codes of the next int8 layer
+// (NodeContext::output_codes): the float result, activation applied, times
+// 1 / that layer's scale (an eltwise_linear post-op), rounded to nearest
+// even and saturated by the conversion to u8 / s8, as that layer's reorder
+// would have done. That saves writing and re-reading the float tensor.
 #include <algorithm>
 #include <cmath>
 
@@ -30,9 +38,12 @@ using dnnl::prop_kind;
 using dt = memory::data_type;
 using tag = memory::format_tag;
 
-memory::desc activation_desc(const Shape& dims, Layout layout) {
-  return layout == Layout::nhwc ? memory::desc(dims, dt::f32, tag::nhwc) : plain_desc(dims);
+memory::desc activation_desc(const Shape& dims, Layout layout, dt type = dt::f32) {
+  return memory::desc(dims, type, layout == Layout::nhwc ? tag::nhwc : tag::nchw);
 }
+
+dt codes_type(DType t) { return t == DType::u8 ? dt::u8 : dt::s8; }
+DType codes_dtype(dt t) { return t == dt::u8 ? DType::u8 : DType::i8; }
 
 memory::dims weight_dims(const ConvGeometry& g) {
   if (g.group > 1) return {g.group, g.c_out_per_group(), g.c_in_per_group(), g.kernel[0], g.kernel[1]};
@@ -103,11 +114,15 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
   if (s.residual && has_padding_only_outputs(g))
     return unsupported("{}: a fused residual with padding-only outputs has no safe low-precision oneDNN kernel",
                        ctx.node.describe());
+  const bool int8 = q != nullptr;
+  const std::optional<ActivationCodes>& codes = ctx.output_codes;
+  if (codes && (!int8 || s.residual || (codes->type != DType::u8 && codes->type != DType::i8) || !(codes->scale > 0)))
+    return unsupported("{}: only an int8 convolution without a fused residual writes int8 codes",
+                       ctx.node.describe());
   LowpDescs d;
   const Shape x{g.n, g.c_in, g.in_spatial[0], g.in_spatial[1]};
   d.src_user = activation_desc(x, s.layout);
-  d.dst_user = activation_desc(g.output_shape(), s.layout);
-  const bool int8 = q != nullptr;
+  d.dst_user = activation_desc(g.output_shape(), s.layout, codes ? codes_type(codes->type) : dt::f32);
   d.wei_user = plain_weights(g, int8 ? dt::s8 : dt::f32);
   if (s.has_bias) d.bias = memory::desc({g.c_out}, dt::f32, tag::x);
   const memory::desc src(x, int8 ? q->src_type : dt::bf16, tag::any);
@@ -115,14 +130,15 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
   dnnl::post_ops ops;
   if (s.residual) ops.append_sum(1.f);
   append_eltwise_ops(ops, s.act_ops);
+  if (codes) ops.append_eltwise(1.f, algorithm::eltwise_linear, 1.f / codes->scale, 0.f);
   dnnl::primitive_attr attr = base_attr();
   attr.set_post_ops(ops);
   if (int8) attr.set_output_scales(1 << 1, q->out_scale);
   const memory::dims strides{g.strides[0], g.strides[1]}, dilates{g.dilations[0] - 1, g.dilations[1] - 1};
   const memory::dims pad_l{g.pads_begin[0], g.pads_begin[1]}, pad_r{g.pads_end[0], g.pads_end[1]};
   std::vector<memory::desc> dst_choices;
-  if (s.layout == Layout::nhwc) dst_choices.push_back(d.dst_user);
-  dst_choices.push_back(memory::desc(g.output_shape(), dt::f32, tag::any));
+  if (s.layout == Layout::nhwc || codes) dst_choices.push_back(d.dst_user);
+  if (!codes) dst_choices.push_back(memory::desc(g.output_shape(), dt::f32, tag::any));
   Status last;
   for (const memory::desc& dst : dst_choices) {
     try {
@@ -149,7 +165,14 @@ class LowpConvKernel final : public OnednnKernel {
     residual_ = s.residual;
     src_user_ = user_memory(d.src_user, r);
     dst_user_ = user_memory(d.dst_user, r);
-    memory src(d.pd.src_desc(), r.engine);
+    // src_ is re-pointed at codes handed in by the executor, so it must not
+    // own its buffer (oneDNN frees an owned buffer when the handle changes).
+    src_own_ = Tensor(DType::u8, Shape{static_cast<int64_t>(d.pd.src_desc().get_size())});
+    src_ = memory(d.pd.src_desc(), r.engine, src_own_.raw());
+    const memory& src = src_;
+    // Codes in the host layout can be read as they are.
+    if (q_ && d.pd.src_desc() == activation_desc(d.src_user.dims(), s.layout, q_->src_type))
+      input_codes_ = ActivationCodes{codes_dtype(q_->src_type), q_->sx};
     dst_ = d.pd.dst_desc() == d.dst_user ? dst_user_ : memory(d.pd.dst_desc(), r.engine);
     dst_is_user_ = dst_.get() == dst_user_.get();
     {
@@ -184,12 +207,35 @@ class LowpConvKernel final : public OnednnKernel {
   }
 
  protected:
+  std::optional<ActivationCodes> input_codes() const override { return input_codes_; }
+  // The residual is put into dst (or read from it in place) before the
+  // convolution writes it.
+  bool residual_in_place() const override { return true; }
+
+  Status quantize_input(const Tensor& value, Tensor& codes) override {
+    if (!input_codes_ || value.dtype() != DType::f32 || codes.dtype() != input_codes_->type ||
+        value.shape() != codes.shape())
+      return runtime_error("int8 convolution: cannot quantise a {} {} into {} {}", dtype_name(value.dtype()),
+                           shape_str(value.shape()), dtype_name(codes.dtype()), shape_str(codes.shape()));
+    use_threads(threads());
+    bind(src_user_, &value);
+    src_.set_data_handle(codes.raw());
+    Status st = src_reorder_.execute(stream());
+    src_.set_data_handle(src_own_.raw());
+    return st;
+  }
+
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     const dnnl::stream& s = stream();
     if (bias_runtime_) set_bias(inputs[2]->data<float>());
-    bind(src_user_, inputs[0]);
     bind(dst_user_, outputs[0]);
-    CP_TRY(src_reorder_.execute(s));
+    if (input_codes_ && inputs[0]->dtype() == input_codes_->type) {
+      src_.set_data_handle(const_cast<void*>(inputs[0]->raw()));
+    } else {
+      src_.set_data_handle(src_own_.raw());
+      bind(src_user_, inputs[0]);
+      CP_TRY(src_reorder_.execute(s));
+    }
     if (residual_) {
       // The sum post-op adds what the destination holds.
       bind(residual_user_, inputs[3]);
@@ -207,11 +253,13 @@ class LowpConvKernel final : public OnednnKernel {
   }
 
   std::optional<Quantization> q_;
+  std::optional<ActivationCodes> input_codes_;
+  Tensor src_own_;  // src_'s own buffer (codes from the reorder)
   bool residual_ = false;
   bool dst_is_user_ = false;
   bool bias_runtime_ = false;
   std::vector<float> bias_;
-  memory src_user_, dst_user_, residual_user_, dst_, bias_mem_;
+  memory src_user_, dst_user_, residual_user_, src_, dst_, bias_mem_;
   BoundPrimitive src_reorder_, residual_reorder_, conv_, dst_reorder_;
 };
 

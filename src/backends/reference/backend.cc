@@ -27,12 +27,16 @@ const KernelEntry* find_kernel(std::string_view op_type) {
 class ReferenceBackend final : public Backend {
  public:
   std::string_view name() const override { return "reference"; }
+  // The reference kernels read and write floats only (no int8 codes between
+  // layers: the oracle quantises inside each int8 layer).
   bool supports(const NodeContext& ctx) const override {
+    if (ctx.output_codes) return false;
     if (approximated(ctx)) return supports_knob_conv(ctx);
     const KernelEntry* e = find_kernel(ctx.node.op_type);
     return e != nullptr && e->supports(ctx);
   }
   Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) override {
+    if (ctx.output_codes) return unsupported("{}: the reference backend writes no int8 codes", ctx.node.describe());
     if (approximated(ctx)) {
       if (!supports_knob_conv(ctx))
         return unsupported("{}: knob '{}' does not apply to this node", ctx.node.describe(), ctx.knob->name);
