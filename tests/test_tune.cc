@@ -175,6 +175,24 @@ TEST_CASE("tune: interleaved measurement runs A B A B until the count and the ti
   REQUIRE(!failing.ok());
   CHECK(contains(failing.status().message(), "backend exploded"));
   CHECK(!measure_interleaved({}, policy).ok());
+
+  // Set-ups run untimed before every run of their callable.
+  log.clear();
+  policy.min_rounds = policy.max_rounds = 2;
+  auto setup = [&](char name) -> MeasuredFn {
+    return [&, name] {
+      log += name;
+      t += 100;  // never counted
+      return Status();
+    };
+  };
+  auto with_setup = measure_interleaved({fn('A', 0.125), fn('B', 0.25)}, policy, nullptr, [&] { return t; },
+                                        {setup('a'), setup('b')});
+  REQUIRE(with_setup.ok());
+  CHECK(log == "aAbB" + std::string("aAbBaAbB"));
+  CHECK(with_setup->seconds[0] == std::vector<double>(2, 0.125));
+  CHECK(with_setup->seconds[1] == std::vector<double>(2, 0.25));
+  CHECK(!measure_interleaved({fn('A', 0.125)}, policy, nullptr, [&] { return t; }, {setup('a'), setup('b')}).ok());
 }
 
 TEST_CASE("tune: RAPL energy from a powercap tree, with wrap-around and reasons") {

@@ -150,19 +150,19 @@ Status run_profile(const ProfileSettings& settings) {
       layers.push_back({{"node", layer.node}, {"flops", conv_layer_flops(g)}, {"knobs", kj}});
     }
 
-    // (b) Whole-network configurations, interleaved with the baseline.
-    std::vector<MeasuredFn> fns;
-    fns.push_back([&]() -> Status {
-      CP_TRY(s->configure({}));
-      return s->run(std::span<const Tensor>(&x, 1));
-    });
-    for (const auto& c : configs)
-      fns.push_back([&, cfg = c.knobs]() -> Status {
+    // (b) Whole-network configurations, interleaved with the baseline; each
+    // timed run follows a switch and one untimed run (steady state).
+    const MeasuredFn run_batch = [&]() -> Status { return s->run(std::span<const Tensor>(&x, 1)); };
+    std::vector<MeasuredFn> fns, setups;
+    for (size_t i = 0; i <= configs.size(); ++i) {
+      fns.push_back(run_batch);
+      setups.push_back([&, cfg = i == 0 ? KnobConfig{} : configs[i - 1].knobs]() -> Status {
         CP_TRY(s->configure(cfg));
-        return s->run(std::span<const Tensor>(&x, 1));
+        return run_batch();
       });
+    }
     CP_ASSIGN_OR_RETURN(InterleavedSamples whole,
-                        measure_interleaved(fns, policy, energy.available() ? &energy : nullptr));
+                        measure_interleaved(fns, policy, energy.available() ? &energy : nullptr, {}, setups));
     CP_TRY(s->configure({}));
     auto energy_of = [&](size_t i) -> nlohmann::json {
       if (!energy.available() || whole.joules.empty()) return nullptr;

@@ -124,8 +124,12 @@ nlohmann::json stat_json(const std::vector<double>& samples, double scale, CiMet
 // ------------------------------------------------------ interleaved repetition
 
 Result<InterleavedSamples> measure_interleaved(const std::vector<MeasuredFn>& fns, const RepeatPolicy& policy,
-                                               EnergyMeter* energy, const std::function<double()>& clock) {
+                                               EnergyMeter* energy, const std::function<double()>& clock,
+                                               const std::vector<MeasuredFn>& setups) {
   if (fns.empty()) return invalid_input("nothing to measure: no callables given");
+  if (!setups.empty() && setups.size() != fns.size())
+    return invalid_input("measurement: {} set-up callables for {} measured ones", setups.size(), fns.size());
+  auto set_up = [&](size_t i) { return setups.empty() ? Status() : setups[i](); };
   if (policy.min_rounds < 1 || policy.max_rounds < policy.min_rounds || policy.warmup_rounds < 0)
     return invalid_input("measurement policy: expected 0 <= warmup_rounds and 1 <= min_rounds <= max_rounds, "
                          "found warmup {} min {} max {}",
@@ -143,13 +147,17 @@ Result<InterleavedSamples> measure_interleaved(const std::vector<MeasuredFn>& fn
     out.total_joules.assign(fns.size(), 0.0);
   }
   for (int w = 0; w < policy.warmup_rounds; ++w)
-    for (size_t i = 0; i < fns.size(); ++i) CP_TRY(fns[i]().with_context(fmt::format("warm-up run of #{}", i)));
+    for (size_t i = 0; i < fns.size(); ++i) {
+      CP_TRY(set_up(i).with_context(fmt::format("set-up of #{}", i)));
+      CP_TRY(fns[i]().with_context(fmt::format("warm-up run of #{}", i)));
+    }
   out.warmup_rounds = policy.warmup_rounds;
 
   std::vector<double> totals(fns.size(), 0.0);
   double grand_total = 0;
   for (;;) {
     for (size_t i = 0; i < fns.size(); ++i) {
+      CP_TRY(set_up(i).with_context(fmt::format("set-up of #{}", i)));
       std::vector<uint64_t> e0;
       if (with_energy) {
         CP_ASSIGN_OR_RETURN(e0, energy->read());

@@ -95,9 +95,15 @@ struct InterleavedSamples {
 // all of them alike. Stops after the first round at which every callable has
 // run min_rounds times and for min_seconds in total, or at a cap. `clock`
 // returns seconds (default: std::chrono::steady_clock); `energy` may be null.
+// `setups`, when given (one per callable, or empty), run untimed right before
+// every run of their callable, warm-up runs included: e.g. switch to a
+// configuration and run it once, so that the timed run sees the steady state
+// a configuration reaches when it runs batch after batch, not the cold
+// caches of the switch.
 Result<InterleavedSamples> measure_interleaved(const std::vector<MeasuredFn>& fns, const RepeatPolicy& policy,
                                                EnergyMeter* energy = nullptr,
-                                               const std::function<double()>& clock = {});
+                                               const std::function<double()>& clock = {},
+                                               const std::vector<MeasuredFn>& setups = {});
 
 // ------------------------------------------------------------------- energy
 
