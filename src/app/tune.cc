@@ -537,6 +537,30 @@ Status run_tune(const TuneSettings& settings) {
     doc.configurations.push_back(pc);
   }
   CP_TRY(write_frontier());
+  {
+    // How far the QoS and cost models were off on what they chose.
+    double qos_err = 0, speed_err = 0;
+    int n_qos = 0, n_speed = 0;
+    for (const auto& pc : doc.configurations) {
+      if (pc.level == 0) continue;
+      if (pc.qos_predicted) {
+        qos_err += std::fabs(*pc.qos_predicted - pc.qos_tune);
+        ++n_qos;
+      }
+      if (pc.speedup_predicted && pc.speedup_measured) {
+        speed_err += std::fabs(*pc.speedup_predicted - *pc.speedup_measured);
+        ++n_speed;
+      }
+    }
+    const std::string qos_part =
+        n_qos > 0 ? fmt::format("QoS {:.3f} {} (predicted on {} samples, measured on the tune split), ",
+                                qos_err / n_qos, loss_unit(c.exp.qos.metric), c.predictor_range.end - c.predictor_range.begin)
+                  : std::string();
+    if (n_speed > 0)
+      log_info("frontier: mean |predicted - measured|: {}speedup {:.2f}x ({} cost model) over {} configuration(s)",
+               qos_part, speed_err / n_speed, spec.cost_mode, n_speed);
+    log_info("peak resident memory: {:.0f} MiB", static_cast<double>(peak_rss_bytes()) / (1 << 20));
+  }
   const std::string pareto_path = (std::filesystem::path(c.dir) / "pareto.json").string();
   if (settings.export_hpvm) {
     std::vector<HpvmLayer> layers;
@@ -558,8 +582,9 @@ Status run_tune(const TuneSettings& settings) {
     j["seconds"] = seconds_since(t_start);
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("experiment {}: {} levels within the goal (loss <= {:.3g} {} on tune and test)\n", c.exp.name,
-               doc.configurations.size(), c.max_loss, loss_unit(c.exp.qos.metric));
+    fmt::print("experiment {}: {} level{} within the goal (loss <= {:.3g} {} on tune and test)\n", c.exp.name,
+               doc.configurations.size(), doc.configurations.size() == 1 ? "" : "s", c.max_loss,
+               loss_unit(c.exp.qos.metric));
     fmt::print("{:<6} {:>5} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}  knobs\n", "id", "level", "qos tune",
                "qos test", "loss tune", "loss test", "speedup", "predicted");
     for (const auto& pc : doc.configurations) {
