@@ -23,11 +23,12 @@ namespace caliprox {
 // computes in that layout saves a conversion around every node.
 enum class Layout { nchw, nhwc };
 
-// An activation stored as 8-bit codes: value = code * scale, code in u8
-// [0, 255] or i8 [-128, 127], in the layout of the float tensor it stands
-// for. int8 kernels read their input #0 this way.
+// An activation stored in low precision: value = code * scale, code in u8
+// [0, 255] or i8 [-128, 127] (int8 kernels' input #0), or bfloat16 with
+// scale 1 (bf16 kernels' input #0), in the layout of the float tensor it
+// stands for.
 struct ActivationCodes {
-  DType type = DType::u8;  // u8 or i8
+  DType type = DType::u8;  // u8, i8 or bf16
   float scale = 1;
   bool operator==(const ActivationCodes&) const = default;
   auto operator<=>(const ActivationCodes&) const = default;
@@ -50,9 +51,10 @@ struct NodeContext {
   // int8: the range of input #0 calibrated on the experiment's calibrate
   // split (absent: the kernel cannot be prepared, Errc::invalid_input).
   std::optional<ValueRange> input_range{};
-  // When set, output #0 is written as these codes (a u8 / i8 tensor of the
-  // output's shape in ctx.layout) instead of floats: an int8 producer feeding
-  // only int8 readers. Backends that cannot answer false in supports().
+  // When set, output #0 is written as these codes (a u8 / i8 / bf16 tensor
+  // of the output's shape in ctx.layout) instead of floats: an int8 (bf16)
+  // producer feeding only int8 (bf16) readers. Backends that cannot answer
+  // false in supports().
   std::optional<ActivationCodes> output_codes{};
 };
 
@@ -64,7 +66,7 @@ class Kernel {
   // the inferred types (memory may be reused across nodes: do not keep pointers).
   virtual Status run(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) = 0;
 
-  // A kernel that quantises input #0 before computing (int8) may expose it,
+  // A kernel that quantises input #0 before computing (int8, bf16) may expose it,
   // so the executor can quantise a value once for all its readers, or have
   // the producer write the codes. input_codes() names the codes run() then
   // accepts as input #0 (a tensor of that dtype in place of the float one);

@@ -194,6 +194,7 @@ std::string_view descr_for(DType t) {
     case DType::i32: return "<i4";
     case DType::i64: return "<i8";
     case DType::boolean: return "|b1";
+    case DType::bf16:  // numpy has no bfloat16
     case DType::undefined: break;
   }
   return "";

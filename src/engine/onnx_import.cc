@@ -209,6 +209,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
       CP_TRY(decode_int32_data(p, dt, what, t));
       return t;
     }
+    case DType::bf16:  // internal only: dtype_known() refused it before
     case DType::undefined: break;
   }
   return invalid_input("{}: element type {} has no data field", what, onnx_dtype_name(p.data_type()));

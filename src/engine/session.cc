@@ -44,7 +44,7 @@ struct Step {
   Layout layout = Layout::nchw;
   // Knob kernels prepared so far (never evicted: switching is free).
   std::map<const Knob*, PreparedKernel> knob_kernels;
-  // int8 kernels writing codes for their readers, by (knob, codes); a null
+  // int8 / bf16 kernels writing codes for their readers, by (knob, codes); a null
   // kernel records that the backend has none.
   std::map<std::pair<const Knob*, ActivationCodes>, PreparedKernel> codes_kernels;
   // What run() executes: the exact kernel or one of knob_kernels.
@@ -230,7 +230,7 @@ struct Session::Impl {
     std::vector<const Tensor*> in;
     std::vector<Tensor*> out;
     std::vector<int> in_graph_input;  // graph input index per input, or -1
-    // What the active kernel reads and writes: in/out, with int8 codes in
+    // What the active kernel reads and writes: in/out, with low-precision codes in
     // place of floats on the edges plan_run() chose.
     std::vector<const Tensor*> in_now;
     std::vector<Tensor*> out_now;
@@ -253,8 +253,8 @@ struct Session::Impl {
   std::map<std::string, ValueRange> seen_ranges;
   std::vector<bool> range_first;
 
-  // int8 code edges.
-  bool int8_codes = true;
+  // Low-precision edges.
+  bool lowp_edges = true;
   std::map<std::string, size_t> producer_of;  // value -> step writing it
   std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers_of;  // value -> (step, input #)
   std::map<std::pair<std::string, ActivationCodes>, Tensor> codes_buffers;  // kept across configurations
@@ -584,7 +584,7 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     s.io.push_back(std::move(sio));
   }
   s.outputs.resize(s.output_names.size());
-  s.int8_codes = options.int8_codes;
+  s.lowp_edges = options.lowp_edges;
   for (size_t i = 0; i < s.steps.size(); ++i) {
     for (size_t j = 0; j < s.steps[i].inputs.size(); ++j)
       if (!s.steps[i].inputs[j].empty()) s.readers_of[s.steps[i].inputs[j]].emplace_back(i, j);
@@ -653,7 +653,7 @@ Result<Kernel*> Session::Impl::knob_kernel(Step& step, const Knob& knob) {
 }
 
 Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
-  if (step.knob == nullptr || step.knob->kind != KnobKind::int8) return nullptr;
+  if (step.knob == nullptr || (step.knob->kind != KnobKind::int8 && step.knob->kind != KnobKind::bf16)) return nullptr;
   auto [it, fresh] = step.codes_kernels.try_emplace({step.knob, codes});
   if (!fresh) return it->second.kernel.get();
   NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
@@ -674,11 +674,12 @@ Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
 
 // What each step's active kernel reads and writes under the current
 // configuration. A lent residual is copied for kernels that cannot run in
-// place. int8 codes: for every arena value, its readers that take codes as
-// input #0 are grouped by the codes they want; each group reads one codes
-// buffer, written by the producer when it is an int8 layer and the group is
-// the value's only reader, else by the group's first reader, once (a single
-// reader of a float producer just quantises internally).
+// place. Low-precision edges: for every arena value, its readers that take
+// codes (int8 or bf16) as input #0 are grouped by the codes they want; each
+// group reads one codes buffer, written by the producer when it can write
+// those codes (an int8 / bf16 layer) and the group is the value's only
+// reader, else by the group's first reader, once (a single reader of a float
+// producer just converts internally).
 void Session::Impl::plan_run() {
   edges.clear();
   for (size_t k = 0; k < steps.size(); ++k) {
@@ -692,7 +693,7 @@ void Session::Impl::plan_run() {
       io[k].in_now[3] = &st.residual_copy;
     }
   }
-  if (!int8_codes || track_ranges) return;
+  if (!lowp_edges || track_ranges) return;
   for (const auto& [value, readers] : readers_of) {
     auto slot = values.find(value);
     if (slot == values.end() || slot->second.where != ValueSlot::Where::arena) continue;

@@ -30,15 +30,17 @@ struct SessionOptions {
   // Calibrated range of input #0 per node name, for int8 knobs (see
   // Session::track_input_ranges).
   std::map<std::string, ValueRange> input_ranges;
-  // int8 layers hand each other 8-bit codes instead of floats where they can
-  // (see Session::codes_edges). Off: every int8 layer quantises its own input.
-  bool int8_codes = true;
+  // int8 (bf16) layers hand each other 8-bit codes (bfloat16 values) instead
+  // of floats where they can (see Session::codes_edges). Off: every such
+  // layer converts its own float input.
+  bool lowp_edges = true;
 };
 
-// A value that travels as int8 codes under the current configuration: its
-// int8 readers take the codes; either the producer writes them directly
-// (all readers are int8 with the same scale) or the first reader quantises
-// the float value once for all of them.
+// A value that travels in low precision under the current configuration
+// (int8 codes or bfloat16): its int8 (bf16) readers take the codes; either
+// the producer, itself int8 (bf16), writes them directly (all readers want
+// the same codes) or the first reader converts the float value once for all
+// of them.
 struct CodesEdge {
   std::string value;
   ActivationCodes codes;
@@ -103,8 +105,9 @@ class Session {
   // Calibrated ranges for int8 kernels prepared from now on (replaces
   // SessionOptions::input_ranges).
   void set_calibrated_ranges(std::map<std::string, ValueRange> ranges);
-  // The int8 code edges of the current configuration (empty without int8
-  // knobs, with SessionOptions::int8_codes off, or while tracking ranges).
+  // The low-precision edges of the current configuration (empty without
+  // int8 / bf16 knobs, with SessionOptions::lowp_edges off, or while
+  // tracking ranges).
   const std::vector<CodesEdge>& codes_edges() const;
   // Which backend runs each node ("onednn" / "reference") under the current
   // configuration, in execution order.

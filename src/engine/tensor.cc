@@ -18,6 +18,7 @@ size_t dtype_size(DType t) {
     case DType::i64: return 8;
     case DType::boolean: return 1;
     case DType::f16: return 2;
+    case DType::bf16: return 2;
     case DType::f64: return 8;
     case DType::undefined: return 0;
   }
@@ -33,6 +34,7 @@ std::string_view dtype_name(DType t) {
     case DType::i64: return "int64";
     case DType::boolean: return "bool";
     case DType::f16: return "float16";
+    case DType::bf16: return "bfloat16";
     case DType::f64: return "float64";
     case DType::undefined: return "undefined";
   }
@@ -131,6 +133,14 @@ double Tensor::at_double(int64_t i) const {
     case DType::i32: { int32_t v; std::memcpy(&v, p + i * 4, 4); return v; }
     case DType::i64: { int64_t v; std::memcpy(&v, p + i * 8, 8); return static_cast<double>(v); }
     case DType::f16: { uint16_t v; std::memcpy(&v, p + i * 2, 2); return half_to_float(v); }
+    case DType::bf16: {
+      uint16_t v;
+      std::memcpy(&v, p + i * 2, 2);
+      const uint32_t bits = static_cast<uint32_t>(v) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
     case DType::undefined: break;
   }
   return 0.0;

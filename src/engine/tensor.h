@@ -25,6 +25,9 @@ enum class DType : int {
   boolean = 9,
   f16 = 10,
   f64 = 11,
+  // Internal only (activations between bf16 layers): never imported or
+  // written, so dtype_known() does not accept it.
+  bf16 = 16,
 };
 
 size_t dtype_size(DType t);

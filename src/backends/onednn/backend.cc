@@ -50,7 +50,7 @@ class OnednnBackend final : public Backend {
   bool supports(const NodeContext& ctx) const override {
     const OpEntry* e = find_entry(ctx.node);
     if (e == nullptr || rt_ == nullptr) return false;
-    if (ctx.output_codes && !approximated(ctx)) return false;  // only int8 knob kernels write codes
+    if (ctx.output_codes && !approximated(ctx)) return false;  // only int8 / bf16 knob kernels write codes
     try {
       use_threads(context_threads(ctx, threads_));
       if (approximated(ctx)) return check_knob_conv(ctx, *rt_).ok();
@@ -66,7 +66,7 @@ class OnednnBackend final : public Backend {
       return unsupported("{}: the oneDNN backend has no kernel for {}", ctx.node.describe(), ctx.node.op_type);
     if (rt_ == nullptr) return runtime_error("{}: the oneDNN backend has no CPU engine", ctx.node.describe());
     if (ctx.output_codes && !approximated(ctx))
-      return unsupported("{}: only int8 knob kernels write int8 codes", ctx.node.describe());
+      return unsupported("{}: only int8 and bf16 knob kernels write low-precision activations", ctx.node.describe());
     const int threads = context_threads(ctx, threads_);
     try {
       use_threads(threads);

@@ -119,8 +119,8 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx) {
 
 Status check_knob_conv(const NodeContext& ctx, const Runtime& rt) {
   CP_ASSIGN_OR_RETURN(KnobConvSetup s, knob_conv_setup(ctx));
-  if (ctx.output_codes && s.knob->kind != KnobKind::int8)
-    return unsupported("{}: only int8 kernels write int8 codes", ctx.node.describe());
+  if (ctx.output_codes && s.knob->kind != KnobKind::int8 && s.knob->kind != KnobKind::bf16)
+    return unsupported("{}: only int8 and bf16 kernels write low-precision activations", ctx.node.describe());
   switch (s.knob->kind) {
     case KnobKind::perforation:
     case KnobKind::sampling: return {};
@@ -134,8 +134,8 @@ Status check_knob_conv(const NodeContext& ctx, const Runtime& rt) {
 
 Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads) {
   CP_ASSIGN_OR_RETURN(KnobConvSetup s, knob_conv_setup(ctx));
-  if (ctx.output_codes && s.knob->kind != KnobKind::int8)
-    return unsupported("{}: only int8 kernels write int8 codes", ctx.node.describe());
+  if (ctx.output_codes && s.knob->kind != KnobKind::int8 && s.knob->kind != KnobKind::bf16)
+    return unsupported("{}: only int8 and bf16 kernels write low-precision activations", ctx.node.describe());
   switch (s.knob->kind) {
     case KnobKind::perforation:
     case KnobKind::sampling: return make_compact_conv(s, std::move(rt), threads);

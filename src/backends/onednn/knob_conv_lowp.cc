@@ -24,6 +24,9 @@
 // 1 / that layer's scale (an eltwise_linear post-op), rounded to nearest
 // even and saturated by the conversion to u8 / s8, as that layer's reorder
 // would have done. That saves writing and re-reading the float tensor.
+// bf16 kernels do the same with bfloat16 activations (scale 1): the producer
+// rounds its float result to bf16 (nearest even) as the reader's reorder
+// would.
 #include <algorithm>
 #include <cmath>
 
@@ -42,8 +45,8 @@ memory::desc activation_desc(const Shape& dims, Layout layout, dt type = dt::f32
   return memory::desc(dims, type, layout == Layout::nhwc ? tag::nhwc : tag::nchw);
 }
 
-dt codes_type(DType t) { return t == DType::u8 ? dt::u8 : dt::s8; }
-DType codes_dtype(dt t) { return t == dt::u8 ? DType::u8 : DType::i8; }
+dt codes_type(DType t) { return t == DType::u8 ? dt::u8 : t == DType::bf16 ? dt::bf16 : dt::s8; }
+DType codes_dtype(dt t) { return t == dt::u8 ? DType::u8 : t == dt::bf16 ? DType::bf16 : DType::i8; }
 
 memory::dims weight_dims(const ConvGeometry& g) {
   if (g.group > 1) return {g.group, g.c_out_per_group(), g.c_in_per_group(), g.kernel[0], g.kernel[1]};
@@ -116,8 +119,10 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
                        ctx.node.describe());
   const bool int8 = q != nullptr;
   const std::optional<ActivationCodes>& codes = ctx.output_codes;
-  if (codes && (!int8 || s.residual || (codes->type != DType::u8 && codes->type != DType::i8) || !(codes->scale > 0)))
-    return unsupported("{}: only an int8 convolution without a fused residual writes int8 codes",
+  const bool codes_ok = !codes || (int8 ? (codes->type == DType::u8 || codes->type == DType::i8) && codes->scale > 0
+                                          : codes->type == DType::bf16 && codes->scale == 1);
+  if (codes && (s.residual || !codes_ok))
+    return unsupported("{}: only int8 (bf16) convolutions without a fused residual write int8 (bf16) activations",
                        ctx.node.describe());
   LowpDescs d;
   const Shape x{g.n, g.c_in, g.in_spatial[0], g.in_spatial[1]};
@@ -130,7 +135,7 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
   dnnl::post_ops ops;
   if (s.residual) ops.append_sum(1.f);
   append_eltwise_ops(ops, s.act_ops);
-  if (codes) ops.append_eltwise(1.f, algorithm::eltwise_linear, 1.f / codes->scale, 0.f);
+  if (codes && int8) ops.append_eltwise(1.f, algorithm::eltwise_linear, 1.f / codes->scale, 0.f);
   dnnl::primitive_attr attr = base_attr();
   attr.set_post_ops(ops);
   if (int8) attr.set_output_scales(1 << 1, q->out_scale);
@@ -171,8 +176,9 @@ class LowpConvKernel final : public OnednnKernel {
     src_ = memory(d.pd.src_desc(), r.engine, src_own_.raw());
     const memory& src = src_;
     // Codes in the host layout can be read as they are.
-    if (q_ && d.pd.src_desc() == activation_desc(d.src_user.dims(), s.layout, q_->src_type))
-      input_codes_ = ActivationCodes{codes_dtype(q_->src_type), q_->sx};
+    const dt src_type = q_ ? q_->src_type : dt::bf16;
+    if (d.pd.src_desc() == activation_desc(d.src_user.dims(), s.layout, src_type))
+      input_codes_ = ActivationCodes{codes_dtype(src_type), q_ ? q_->sx : 1.0f};
     dst_ = d.pd.dst_desc() == d.dst_user ? dst_user_ : memory(d.pd.dst_desc(), r.engine);
     dst_is_user_ = dst_.get() == dst_user_.get();
     {

@@ -27,8 +27,8 @@ const KernelEntry* find_kernel(std::string_view op_type) {
 class ReferenceBackend final : public Backend {
  public:
   std::string_view name() const override { return "reference"; }
-  // The reference kernels read and write floats only (no int8 codes between
-  // layers: the oracle quantises inside each int8 layer).
+  // The reference kernels read and write floats only (no int8 / bf16
+  // activations between layers: the oracle rounds inside each layer).
   bool supports(const NodeContext& ctx) const override {
     if (ctx.output_codes) return false;
     if (approximated(ctx)) return supports_knob_conv(ctx);
@@ -36,7 +36,8 @@ class ReferenceBackend final : public Backend {
     return e != nullptr && e->supports(ctx);
   }
   Result<std::unique_ptr<Kernel>> prepare(const NodeContext& ctx) override {
-    if (ctx.output_codes) return unsupported("{}: the reference backend writes no int8 codes", ctx.node.describe());
+    if (ctx.output_codes)
+      return unsupported("{}: the reference backend writes no low-precision activations", ctx.node.describe());
     if (approximated(ctx)) {
       if (!supports_knob_conv(ctx))
         return unsupported("{}: knob '{}' does not apply to this node", ctx.node.describe(), ctx.knob->name);

@@ -1,6 +1,7 @@
-// The executor's int8 code edges and in-place residuals on the oneDNN
-// backend: an int8 producer whose only reader is int8 writes that reader's
-// codes, a value read by several int8 layers is quantised once, a fused
+// The executor's low-precision edges and in-place residuals on the oneDNN
+// backend: an int8 (bf16) producer whose only reader is int8 (bf16) writes
+// that reader's codes (bfloat16 values), a value read by several int8 (bf16)
+// layers is converted once, a fused
 // residual that dies at its Conv lends its buffer to the output (kernels that
 // cannot run in place get a copy). Each plan is checked for what it chose
 // and for results: against the same session with code edges off (the two
@@ -71,7 +72,7 @@ struct Fixture {
 
   std::unique_ptr<Session> make(Backend& b, bool codes) {
     SessionOptions opt;
-    opt.int8_codes = codes;
+    opt.lowp_edges = codes;
     auto s = Session::create(graph, b, {{"x", x.shape()}}, opt);
     REQUIRE(s.ok());
     return std::move(s).value();
@@ -185,6 +186,35 @@ TEST_CASE("int8 codes: results match the session without code edges and the refe
   const KnobConfig c_only{{"C", "int8"}};
   REQUIRE(s->configure(c_only).ok());
   CHECK(f.run(*s) == f.run_config(*f.onednn, true, c_only));
+}
+
+TEST_CASE("bf16 edges: bfloat16 activations between bf16 layers, as if each layer rounded its own input") {
+  Fixture f;
+  const KnobConfig all_bf16{{"A", "bf16"}, {"B", "bf16"}, {"C", "bf16"}, {"D", "bf16"}};
+  auto s = f.make(*f.onednn, true);
+  s->set_calibrated_ranges(f.ranges);
+  REQUIRE(s->configure(all_bf16).ok());
+  const auto& edges = s->codes_edges();
+  REQUIRE(edges.size() == 2);
+  for (const auto& e : edges) {
+    CHECK(e.codes.type == DType::bf16);
+    CHECK(e.codes.scale == 1.0f);
+    CHECK(e.producer_writes == (e.written_by == "A"));
+  }
+  const auto with = f.run(*s);
+  const auto without = f.run_config(*f.onednn, false, all_bf16);
+  const auto oracle = f.run_config(*f.reference, true, all_bf16);
+  const float scale = max_abs(f.run_config(*f.reference, true, {}));
+  // Rounding to bf16 in the producer's store or in the reader's reorder is
+  // the same rounding (nearest even) of the same float, up to the order the
+  // two convolutions sum in: a bf16 ulp (2^-8 relative) at most, rarely.
+  CHECK(max_diff(with, without) <= 2e-3f * scale);
+  CHECK(max_diff(with, oracle) <= 2e-3f * scale);
+
+  // int8 and bf16 do not mix on an edge: A (int8) cannot write B's bf16
+  // input, so B, its only reader, rounds it itself.
+  REQUIRE(s->configure({{"A", "int8"}, {"B", "bf16"}}).ok());
+  CHECK(s->codes_edges().empty());
 }
 
 TEST_CASE("in-place residual: a residual dying at its Conv lends its buffer, copied for kernels that need it") {
