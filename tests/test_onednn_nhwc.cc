@@ -7,6 +7,7 @@
 // are printed, CALIPROX_TEST_SEED=<n> replays one.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -169,6 +170,22 @@ TEST_CASE("onednn nhwc: a residual read in place by a binary post-op") {
     REQUIRE(got.size() == 1);
     CHECK(relative_error(got[0], run_on(reference_backend(), c)[0]) <= 1e-4);
   }
+}
+
+TEST_CASE("onednn nhwc: a residual handed in the destination is summed there, not read by a binary post-op") {
+  // The strided 1x1 shortcut of the bundled ResNet.
+  ConvGeometry g;
+  g.n = 64, g.c_in = 32, g.c_out = 64;
+  g.in_spatial = {28, 28}, g.out_spatial = {14, 14}, g.kernel = {1, 1}, g.strides = {2, 2};
+  g.dilations = {1, 1}, g.pads_begin = {0, 0}, g.pads_end = {0, 0};
+  auto binary_offered = [&](bool in_place) {
+    const auto candidates = onednn::conv_candidates(g, kThreads, true, Layout::nhwc, in_place);
+    return std::any_of(candidates.begin(), candidates.end(), [](const auto& v) { return v.binary_residual; });
+  };
+  // Elsewhere the binary post-op saves copying the residual into the
+  // destination; in place there is no copy to save, and it would need one.
+  CHECK(binary_offered(false));
+  CHECK_FALSE(binary_offered(true));
 }
 
 TEST_CASE("onednn nhwc: Conv with run-time weights reads them channels-last") {

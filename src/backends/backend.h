@@ -56,6 +56,10 @@ struct NodeContext {
   // producer feeding only int8 (bf16) readers. Backends that cannot answer
   // false in supports().
   std::optional<ActivationCodes> output_codes{};
+  // The executor hands this Conv its fused residual (input #3) in output
+  // #0's buffer (the residual dies here): a kernel summing in place needs
+  // no copy of it (Kernel::residual_in_place).
+  bool residual_in_place = false;
 };
 
 class Kernel {

@@ -426,9 +426,29 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     return key;
   };
 
+  // Which Convs will get their fused residual in the output's buffer (the
+  // memory plan below lends it when the residual dies there): kernels are
+  // told, so that they pick a variant that sums in place.
+  std::map<std::string, size_t> last_node_reader;
+  for (size_t n = 0; n < to_run.size(); ++n)
+    for (const auto& in : to_run[n].inputs)
+      if (!in.empty()) last_node_reader[in] = n;
+  auto residual_dies_here = [&](const Node& node, size_t n) {
+    if (node.op_type != "Conv" || node.attr_int(kAttrResidual, 0) != 1 || node.inputs.size() < 4 ||
+        node.outputs.empty() || node.outputs[0].empty() || graph_outputs.count(node.outputs[0]))
+      return false;
+    const std::string& r = node.inputs[3];
+    return !r.empty() && !s.constants.count(r) && !graph_outputs.count(r) &&
+           std::find(s.input_names.begin(), s.input_names.end(), r) == s.input_names.end() &&
+           last_node_reader.at(r) == n && std::count(node.inputs.begin(), node.inputs.end(), r) == 1 &&
+           type_of(r) == types.at(node.outputs[0]);
+  };
+
   s.steps.reserve(to_run.size() * 2);
-  for (Node& node : to_run) {
+  for (size_t node_index = 0; node_index < to_run.size(); ++node_index) {
+    Node& node = to_run[node_index];
     NodeContext ctx{node, {}, {}, {}, options.threads};
+    ctx.residual_in_place = residual_dies_here(node, node_index);
     for (const auto& in : node.inputs) {
       auto c = in.empty() ? s.constants.end() : s.constants.find(in);
       ctx.input_types.push_back(in.empty() ? TensorType{} : type_of(in));
@@ -629,6 +649,7 @@ Result<Kernel*> Session::Impl::knob_kernel(Step& step, const Knob& knob) {
   if (auto it = step.knob_kernels.find(&knob); it != step.knob_kernels.end()) return it->second.kernel.get();
   NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
   ctx.knob = &knob;
+  ctx.residual_in_place = step.residual_lent;
   if (auto r = calibrated_ranges.find(step.node.name); r != calibrated_ranges.end()) ctx.input_range = r->second;
   if (knob.kind == KnobKind::int8 && !ctx.input_range)
     return invalid_input("knob 'int8' on {} needs the range of its input calibrated on the experiment's calibrate "
@@ -658,6 +679,7 @@ Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
   if (!fresh) return it->second.kernel.get();
   NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
   ctx.knob = step.knob;
+  ctx.residual_in_place = step.residual_lent;
   if (auto r = calibrated_ranges.find(step.node.name); r != calibrated_ranges.end()) ctx.input_range = r->second;
   ctx.layout = step.layout;
   ctx.output_codes = codes;

@@ -407,7 +407,8 @@ Result<std::unique_ptr<Kernel>> make_conv_kernel(const NodeContext& ctx, std::sh
     }
   }
   if (!s.transpose && conv_tuning_enabled())
-    return fastest_conv_kernel(ctx, std::move(rt), threads, conv_candidates(s.g, threads, s.residual, s.layout));
+    return fastest_conv_kernel(ctx, std::move(rt), threads, conv_candidates(s.g, threads, s.residual, s.layout,
+                                                                            s.residual && ctx.residual_in_place));
   CP_ASSIGN_OR_RETURN(auto picked, pick_pd(ctx.node, s, default_variant(s, threads), *rt));
   try {
     use_threads(picked.second.threads);

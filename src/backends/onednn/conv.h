@@ -58,8 +58,11 @@ bool has_padding_only_outputs(const ConvGeometry& g);
 double conv_flops(const ConvGeometry& g);
 
 // Variants worth timing for this geometry, the heuristic's pick first.
+// residual_in_place: the executor hands the residual in the output's buffer
+// (NodeContext::residual_in_place), so the sum post-op needs no copy and the
+// binary-residual variant, which would need one, is not offered.
 std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum,
-                                         Layout host = Layout::nchw);
+                                         Layout host = Layout::nchw, bool residual_in_place = false);
 
 // Prepare-time tuning (conv_tune.cc): builds the kernel of every candidate,
 // times it on scratch tensors of the node's shapes and keeps the fastest.

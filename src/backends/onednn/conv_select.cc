@@ -82,7 +82,8 @@ ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residua
   return {ConvLayout::channels16, direct, team};
 }
 
-std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum, Layout host) {
+std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum, Layout host,
+                                         bool residual_in_place) {
   const auto direct = dnnl::algorithm::convolution_direct;
   std::vector<ConvVariant> out{choose_conv_variant(g, threads, residual_sum, host)};
   auto add = [&](ConvVariant v) {
@@ -104,9 +105,10 @@ std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, boo
     for (int t : teams) {
       add({ConvLayout::plain, direct, t});
       if (!blocked_ok) continue;
-      // The residual read in place (jit_1x1 has it on NHWC): no copy into
-      // the destination first, measured 1.3x faster for strided 1x1 shortcuts.
-      if (residual_sum) add({ConvLayout::plain, direct, t, true});
+      // The residual read where it is (jit_1x1 has it on NHWC): no copy into
+      // the destination first, measured 1.3x faster for strided 1x1
+      // shortcuts whose residual is not already in the destination.
+      if (residual_sum && !residual_in_place) add({ConvLayout::plain, direct, t, true});
       add({ConvLayout::channels16, direct, t});
       if (winograd_shape(g)) add({ConvLayout::any, dnnl::algorithm::convolution_winograd, t});
     }

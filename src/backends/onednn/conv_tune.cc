@@ -28,8 +28,8 @@ double now_seconds() {
 // Everything that changes which variant wins: op, shapes, attributes (fused
 // ones included), which inputs are constants, host layout, thread count.
 std::string tuning_key(const NodeContext& ctx, int threads) {
-  std::string key =
-      fmt::format("{}|t{}|{}", ctx.node.op_type, threads, ctx.layout == Layout::nhwc ? "nhwc" : "nchw");
+  std::string key = fmt::format("{}|t{}|{}{}", ctx.node.op_type, threads, ctx.layout == Layout::nhwc ? "nhwc" : "nchw",
+                                ctx.residual_in_place ? "|in-place" : "");
   for (size_t i = 0; i < ctx.input_types.size(); ++i)
     key += fmt::format("|{}{}", shape_str(ctx.input_types[i].shape),
                        (i < ctx.constants.size() && ctx.constants[i] != nullptr) ? "c" : "");
@@ -91,6 +91,11 @@ void make_scratch(const NodeContext& ctx, Scratch& s) {
     s.owned.emplace_back(t.dtype, t.shape);
     s.outputs.push_back(&s.owned.back());
   }
+  // Timed as it will run: the residual already in the destination.
+  const bool residual_scratch = s.inputs.size() > 3 && s.inputs[3] != nullptr &&
+                                (ctx.constants.size() <= 3 || ctx.constants[3] == nullptr);
+  if (ctx.residual_in_place && residual_scratch && !s.outputs.empty() && s.inputs[3]->type() == s.outputs[0]->type())
+    s.outputs[0] = const_cast<Tensor*>(s.inputs[3]);
 }
 
 struct Contender {
