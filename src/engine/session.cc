@@ -687,7 +687,7 @@ Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
   if (!backend->supports(ctx) || (ctx.layout == Layout::nhwc && !backend->supports_nhwc(ctx))) return nullptr;
   auto kernel = backend->prepare(ctx);
   if (!kernel.ok()) {
-    log_debug("{}: no int8 kernel writing codes: {}", step.node.describe(), kernel.status().message());
+    log_debug("{}: no kernel writing low-precision codes: {}", step.node.describe(), kernel.status().message());
     return nullptr;
   }
   it->second = {std::move(kernel).value(), std::string(backend->name())};
@@ -711,7 +711,8 @@ void Session::Impl::plan_run() {
     io[k].copy_residual = steps[k].residual_lent && !steps[k].active->residual_in_place();
     if (io[k].copy_residual) {
       Step& st = steps[k];
-      if (st.residual_copy.type() != st.input_types[3]) st.residual_copy = Tensor(st.input_types[3].dtype, st.input_types[3].shape);
+      if (st.residual_copy.type() != st.input_types[3])
+        st.residual_copy = Tensor(st.input_types[3].dtype, st.input_types[3].shape);
       io[k].in_now[3] = &st.residual_copy;
     }
   }
@@ -731,7 +732,10 @@ void Session::Impl::plan_run() {
       Kernel* writer = nullptr;
       if (float_readers == 0 && groups.size() == 1 && p != producer_of.end() && steps[p->second].outputs.size() == 1)
         writer = codes_kernel(steps[p->second], codes);
-      if (!writer && group.size() == 1) continue;  // the reader quantises it itself, as without edges
+      // The writer replaces the producer's kernel: it must read the
+      // producer's own input the same way (the edges planned into it).
+      if (writer && writer->input_codes() != steps[p->second].active->input_codes()) writer = nullptr;
+      if (!writer && group.size() == 1) continue;  // the reader converts it itself, as without edges
       auto [buf, fresh] = codes_buffers.try_emplace({value, codes});
       if (fresh) buf->second = Tensor(codes.type, slot->second.type.shape);
       CodesEdge edge{value, codes, false, "", {}};
