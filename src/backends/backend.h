@@ -77,14 +77,15 @@ class Kernel {
   // quantize_input() writes them from the float value, exactly as run()
   // would have internally.
   virtual std::optional<ActivationCodes> input_codes() const { return std::nullopt; }
+  virtual Status quantize_input(const Tensor& /*value*/, Tensor& /*codes*/) {
+    return runtime_error("this kernel does not quantise its input");
+  }
+
   // True when run() is correct with output #0 in the same buffer as input #3
   // of a Conv with a fused residual (caliprox.residual = 1). The executor
   // lends a residual that dies at its Conv its buffer to the output; kernels
   // answering false are handed a copy of the residual instead.
   virtual bool residual_in_place() const { return false; }
-  virtual Status quantize_input(const Tensor& /*value*/, Tensor& /*codes*/) {
-    return runtime_error("this kernel does not quantise its input");
-  }
 };
 
 struct BackendOptions {

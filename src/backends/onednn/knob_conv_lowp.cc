@@ -221,7 +221,7 @@ class LowpConvKernel final : public OnednnKernel {
   Status quantize_input(const Tensor& value, Tensor& codes) override {
     if (!input_codes_ || value.dtype() != DType::f32 || codes.dtype() != input_codes_->type ||
         value.shape() != codes.shape())
-      return runtime_error("int8 convolution: cannot quantise a {} {} into {} {}", dtype_name(value.dtype()),
+      return runtime_error("low-precision convolution: cannot convert a {} {} into {} {}", dtype_name(value.dtype()),
                            shape_str(value.shape()), dtype_name(codes.dtype()), shape_str(codes.shape()));
     use_threads(threads());
     bind(src_user_, &value);
