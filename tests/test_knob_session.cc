@@ -175,3 +175,23 @@ TEST_CASE("knob session: input ranges are tracked for int8 calibration") {
   CHECK(q != e);
   for (size_t i = 0; i < q.size(); ++i) CHECK(std::fabs(q[i] - e[i]) <= 0.05f * (1.f + std::fabs(e[i])));
 }
+
+TEST_CASE("knob session: idle knob kernels are released and rebuilt on demand") {
+  std::mt19937 rng(47);
+  Graph g = residual_graph(rng);
+  Tensor x = random_tensor({2, 4, 6, 6}, rng);
+  auto backend = make_reference_backend({});
+  auto s = Session::create(g, *backend, {{"x", x.shape()}});
+  REQUIRE(s.ok());
+  REQUIRE((*s)->configure({{"conv1", "perf-row-2-0"}}).ok());
+  const auto first = run_once(**s, x);
+  REQUIRE((*s)->configure({{"conv1", "samp-2-0"}, {"shortcut", "perf-col-2-1"}}).ok());
+  const auto second = run_once(**s, x);
+  // Only the perforated conv1 kernel is idle; the active two stay.
+  CHECK((*s)->release_idle_kernels() == 1);
+  CHECK((*s)->release_idle_kernels() == 0);
+  CHECK(run_once(**s, x) == second);
+  REQUIRE((*s)->configure({{"conv1", "perf-row-2-0"}}).ok());
+  CHECK(run_once(**s, x) == first);
+  CHECK((*s)->release_idle_kernels() == 2);
+}

@@ -181,6 +181,16 @@ TEST_CASE("int8 codes: results match the session without code edges and the refe
   REQUIRE(s->configure(all_int8).ok());
   CHECK(f.run(*s) == first);
   CHECK(max_diff(plain, exact) <= 1e-4f * scale);
+  // Tracking ranges turns the edges off (ranges are taken on floats) and
+  // every kernel back to what the configuration chose: A must stop writing
+  // codes into what is then a float tensor.
+  REQUIRE(s->configure(all_int8).ok());
+  s->track_input_ranges(true);
+  CHECK(s->codes_edges().empty());
+  CHECK(f.run(*s) == without);
+  s->track_input_ranges(false);
+  CHECK(s->codes_edges().size() == 2);
+  CHECK(f.run(*s) == first);
   // C read codes quantised for it and D; alone it quantises its input into
   // its own buffer again (which must have survived being re-pointed).
   const KnobConfig c_only{{"C", "int8"}};

@@ -48,6 +48,11 @@ class Evaluator {
   // (once). Errors leave the previous configuration active.
   Status configure(const KnobConfig& config);
   const KnobConfig& configuration() const { return config_; }
+  // Frees the knob kernels the current configuration does not run, in every
+  // session (Session::release_idle_kernels).
+  void release_idle_kernels() {
+    for (auto& [n, s] : sessions_) s->release_idle_kernels();
+  }
 
   // Calibrated input ranges (runs the exact network over the calibrate split
   // on first use, or over `tune` / the whole dataset when there is no such

@@ -263,6 +263,9 @@ Status run_tune(const TuneSettings& settings) {
         } else {
           const auto ts = Clock::now();
           auto r = empirical(c, w, config, c.predictor_range.begin, c.predictor_range.end, p1 ? &outs : nullptr);
+          // Each (layer, knob) runs once here: keep only its kernel, so
+          // memory does not grow with the size of the knob space.
+          c.workers[static_cast<size_t>(w)]->release_idle_kernels();
           std::lock_guard<std::mutex> lock(mu);
           if (!r.ok()) {
             if (failure.ok()) failure = r.status().with_context(fmt::format("{} with {}", config.begin()->first,

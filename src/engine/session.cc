@@ -42,12 +42,15 @@ struct Step {
   std::vector<const Tensor*> constants;
   std::vector<TensorType> output_types;
   Layout layout = Layout::nchw;
-  // Knob kernels prepared so far (never evicted: switching is free).
+  // Knob kernels prepared so far (switching between them is free; kept
+  // until release_idle_kernels()).
   std::map<const Knob*, PreparedKernel> knob_kernels;
   // int8 / bf16 kernels writing codes for their readers, by (knob, codes); a null
   // kernel records that the backend has none.
   std::map<std::pair<const Knob*, ActivationCodes>, PreparedKernel> codes_kernels;
-  // What run() executes: the exact kernel or one of knob_kernels.
+  // What configure() chose: the exact kernel or one of knob_kernels; and
+  // what run() executes: that, or a codes-writing variant (plan_run).
+  Kernel* configured = nullptr;
   Kernel* active = nullptr;
   const Knob* knob = nullptr;  // null: exact
   const std::string* active_backend = nullptr;
@@ -509,7 +512,7 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
   // Knob sites: the 2-D convolutions that are executed (not folded).
   for (size_t i = 0; i < s.steps.size(); ++i) {
     Step& st = s.steps[i];
-    st.active = st.kernel.get();
+    st.configured = st.active = st.kernel.get();
     st.active_backend = &st.backend;
     if (st.node.op_type == "LayoutConversion") continue;
     s.step_of_node[st.node.name] = i;
@@ -632,6 +635,29 @@ const std::vector<KnobSite>& Session::knob_sites() const { return impl_->sites; 
 const std::vector<CodesEdge>& Session::codes_edges() const { return impl_->edges; }
 const KnobConfig& Session::configuration() const { return impl_->config; }
 
+size_t Session::release_idle_kernels() {
+  size_t freed = 0;
+  for (Step& step : impl_->steps) {
+    for (auto it = step.knob_kernels.begin(); it != step.knob_kernels.end();) {
+      if (it->second.kernel.get() == step.configured) {
+        ++it;
+      } else {
+        it = step.knob_kernels.erase(it);
+        ++freed;
+      }
+    }
+    for (auto it = step.codes_kernels.begin(); it != step.codes_kernels.end();) {
+      if (it->second.kernel && it->second.kernel.get() == step.active) {
+        ++it;
+      } else {
+        freed += it->second.kernel ? 1 : 0;
+        it = step.codes_kernels.erase(it);
+      }
+    }
+  }
+  return freed;
+}
+
 void Session::track_input_ranges(bool on) {
   impl_->track_ranges = on;
   if (on) {
@@ -705,6 +731,7 @@ Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
 void Session::Impl::plan_run() {
   edges.clear();
   for (size_t k = 0; k < steps.size(); ++k) {
+    steps[k].active = steps[k].configured;  // no codes writer until chosen below
     io[k].in_now = io[k].in;
     io[k].out_now = io[k].out;
     io[k].quantize_to = nullptr;
@@ -785,14 +812,14 @@ Status Session::configure(const KnobConfig& config) {
   for (auto& [step, knob] : plan)
     if (knob) CP_TRY(s.knob_kernel(*step, *knob).status());
   for (Step& step : s.steps) {
-    step.active = step.kernel.get();
+    step.configured = step.kernel.get();
     step.active_backend = &step.backend;
     step.knob = nullptr;
   }
   for (auto& [step, knob] : plan) {
     if (!knob) continue;
     auto& slot = step->knob_kernels.at(knob);
-    step->active = slot.kernel.get();
+    step->configured = slot.kernel.get();
     step->active_backend = &slot.backend;
     step->knob = knob;
   }

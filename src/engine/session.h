@@ -90,12 +90,18 @@ class Session {
   const std::vector<NodeTiming>& timings() const;
 
   // Switches the per-node knobs: nodes named in `config` run their knob, all
-  // others exact. Kernels are prepared once per (node, knob) and cached, so
-  // switching back and forth costs no rebuild. On error (unknown node or
-  // knob, a knob that does not apply, int8 without a calibrated range) the
-  // previous configuration stays active; the error names node and knob.
+  // others exact. Kernels are prepared once per (node, knob) and cached
+  // (until release_idle_kernels()), so switching back and forth costs no
+  // rebuild. On error (unknown node or knob, a knob that does not apply,
+  // int8 without a calibrated range) the previous configuration stays
+  // active; the error names node and knob.
   Status configure(const KnobConfig& config);
   const KnobConfig& configuration() const;
+  // Frees the prepared knob kernels the current configuration does not run
+  // (configuring them again rebuilds them, 1-25 ms each): a search that
+  // visits many (node, knob) pairs once keeps memory bounded. Returns how
+  // many kernels were freed.
+  size_t release_idle_kernels();
   // Nodes that take knobs, in execution order.
   const std::vector<KnobSite>& knob_sites() const;
   // While on, run() records the min/max of input #0 of every knob site (for
