@@ -1,8 +1,10 @@
 #include "backends/onednn/common.h"
 
 #include <omp.h>
+#include <strings.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "engine/op_registry.h"
 
@@ -16,7 +18,15 @@ void use_threads(int threads) {
 
 int team_for_elements(int threads, int64_t elements) { return elements < (int64_t{1} << 17) ? 1 : threads; }
 
-int team_for_flops(int threads, double flops) { return flops < 4e6 ? 1 : threads; }
+double single_thread_flops() {
+  static const double limit = [] {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    return policy != nullptr && strcasecmp(policy, "passive") == 0 ? 16e6 : 4e6;
+  }();
+  return limit;
+}
+
+int team_for_flops(int threads, double flops) { return flops < single_thread_flops() ? 1 : threads; }
 
 memory::desc plain_desc(const memory::dims& dims) {
   if (dims.empty()) return plain_desc(memory::dims{1});

@@ -45,7 +45,16 @@ int team_for_elements(int threads, int64_t elements);
 // is claimed for: below it the reference loop beats a primitive call
 // (~0.2 us of oneDNN overhead against ~0.5 ns per element).
 inline constexpr int64_t kMinElementwiseElements = 256;
-// Same for a compute-bound primitive of `flops` operations.
+// Below this many operations a primitive runs on one thread: the OpenMP
+// team's fork/join costs more than the second core saves. About 1 us per
+// primitive while the team's threads spin, 4 MFLOP of work; with a passive
+// wait policy (what the caliprox CLI sets) a sleeping thread takes tens of
+// microseconds to wake: the bundled ResNet at batch 1, whose convolutions
+// are 0.8-14.5 MFLOP, ran in 0.73 ms on two threads against 0.28 ms on one
+// (untuned), so the limit is 16 MFLOP there. Prepare-time tuning still times
+// both teams below 50 MFLOP (conv_select.cc); this is its default.
+double single_thread_flops();
+// The team for a compute-bound primitive of `flops` operations.
 int team_for_flops(int threads, double flops);
 
 // Row-major f32 descriptor of a host tensor (Shape and memory::dims are the

@@ -47,10 +47,8 @@ const char* layout_name(ConvLayout layout) {
 }
 
 ConvVariant choose_conv_variant(const ConvGeometry& g, int threads, bool residual_sum, Layout host) {
-  // Below a few MFLOP the OpenMP team's fork/join (around 10 us per
-  // primitive with a passive wait policy, several primitives per node) costs
-  // more than the second core saves.
-  const int team = conv_flops(g) < 4e6 ? 1 : threads;
+  // Small convolutions: one thread (common.h, single_thread_flops).
+  const int team = team_for_flops(threads, conv_flops(g));
   const auto direct = dnnl::algorithm::convolution_direct;
   // oneDNN 2.6's brgconv gets a sum post-op wrong when some output
   // positions see only padding (their "outwork" kernel): it writes wrong
