@@ -555,9 +555,10 @@ Status run_tune(const TuneSettings& settings) {
         ++n_speed;
       }
     }
+    const int64_t predictor_samples = c.predictor_range.end - c.predictor_range.begin;
     const std::string qos_part =
         n_qos > 0 ? fmt::format("QoS {:.3f} {} (predicted on {} samples, measured on the tune split), ",
-                                qos_err / n_qos, loss_unit(c.exp.qos.metric), c.predictor_range.end - c.predictor_range.begin)
+                                qos_err / n_qos, loss_unit(c.exp.qos.metric), predictor_samples)
                   : std::string();
     if (n_speed > 0)
       log_info("frontier: mean |predicted - measured|: {}speedup {:.2f}x ({} cost model) over {} configuration(s)",

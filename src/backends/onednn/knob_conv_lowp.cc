@@ -238,7 +238,8 @@ class LowpConvKernel final : public OnednnKernel {
     if (input_codes_ && inputs[0]->dtype() == input_codes_->type) {
       src_.set_data_handle(const_cast<void*>(inputs[0]->raw()));
     } else if (inputs[0]->dtype() != DType::f32) {
-      return runtime_error("low-precision convolution: input #0 is {}, expected float32{}", dtype_name(inputs[0]->dtype()),
+      return runtime_error("low-precision convolution: input #0 is {}, expected float32{}",
+                           dtype_name(inputs[0]->dtype()),
                            input_codes_ ? fmt::format(" or {}", dtype_name(input_codes_->type)) : std::string());
     } else {
       src_.set_data_handle(src_own_.raw());
