@@ -219,20 +219,24 @@ inline NodeCase random_conv(std::mt19937& rng, int64_t n) {
 }
 
 // Adds the fused attributes of engine/passes.cc to a Conv case.
-inline void add_fusion(NodeCase& c, std::mt19937& rng, bool residual, const char* activation) {
-  if (activation != nullptr) {
-    c.node.attrs[kAttrActivation] = str(activation);
-    const std::string a = activation;
-    if (a == "LeakyRelu") c.node.attrs[kAttrAlpha] = float_attr(0.1f);
-    if (a == "Clip") {
-      c.node.attrs[kAttrAlpha] = float_attr(-0.5f);
-      c.node.attrs[kAttrBeta] = float_attr(0.75f);
-    }
-    if (a == "HardSigmoid") {
-      c.node.attrs[kAttrAlpha] = float_attr(0.3f);
-      c.node.attrs[kAttrBeta] = float_attr(0.4f);
-    }
+// The fused activation attributes (with test values of alpha / beta).
+inline void set_fused_activation(Node& node, const char* activation) {
+  if (activation == nullptr) return;
+  node.attrs[kAttrActivation] = str(activation);
+  const std::string a = activation;
+  if (a == "LeakyRelu") node.attrs[kAttrAlpha] = float_attr(0.1f);
+  if (a == "Clip") {
+    node.attrs[kAttrAlpha] = float_attr(-0.5f);
+    node.attrs[kAttrBeta] = float_attr(0.75f);
   }
+  if (a == "HardSigmoid") {
+    node.attrs[kAttrAlpha] = float_attr(0.3f);
+    node.attrs[kAttrBeta] = float_attr(0.4f);
+  }
+}
+
+inline void add_fusion(NodeCase& c, std::mt19937& rng, bool residual, const char* activation) {
+  set_fused_activation(c.node, activation);
   if (residual) {
     const NodeContext ctx = context_for(c);
     c.node.attrs[kAttrResidual] = int_attr(1);

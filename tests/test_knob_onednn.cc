@@ -21,8 +21,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +32,7 @@
 #include "engine/op_registry.h"
 #include "knobs/knobs.h"
 #include "node_harness.h"
+#include "onednn_cases.h"
 
 using namespace caliprox;
 
@@ -41,27 +40,15 @@ namespace {
 
 constexpr int kThreads = 2;
 
+// Seeds, random values and fused attributes: onednn_cases.h's.
+using onednn_test::rand_int;
+using onednn_test::random_tensor;
+using onednn_test::set_fused_activation;
+using onednn_test::test_seed;
+
 // Attribute builders: node_harness.h's.
-using caliprox::test::float_attr;
 using caliprox::test::int_attr;
 using caliprox::test::ints;
-using caliprox::test::str;
-
-unsigned test_seed(const char* what) {
-  unsigned seed = std::random_device{}();
-  if (const char* env = std::getenv("CALIPROX_TEST_SEED")) seed = static_cast<unsigned>(std::strtoul(env, nullptr, 10));
-  std::printf("test_knob_onednn %s: random seed %u\n", what, seed);
-  return seed;
-}
-
-int64_t rand_int(std::mt19937& rng, int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
-
-Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1, float hi = 1) {
-  Tensor t(DType::f32, std::move(shape));
-  std::uniform_real_distribution<float> dist(lo, hi);
-  for (float& v : t.span<float>()) v = dist(rng);
-  return t;
-}
 
 // Same logical shape, memory channels-last (and back).
 Tensor to_nhwc(const Tensor& t) {
@@ -112,19 +99,7 @@ std::vector<TensorType> infer(const ConvCase& c) {
 }
 
 void add_fusion(ConvCase& c, std::mt19937& rng, bool residual, const char* activation) {
-  if (activation != nullptr) {
-    c.node.attrs[kAttrActivation] = str(activation);
-    const std::string a = activation;
-    if (a == "LeakyRelu") c.node.attrs[kAttrAlpha] = float_attr(0.1f);
-    if (a == "Clip") {
-      c.node.attrs[kAttrAlpha] = float_attr(-0.5f);
-      c.node.attrs[kAttrBeta] = float_attr(0.75f);
-    }
-    if (a == "HardSigmoid") {
-      c.node.attrs[kAttrAlpha] = float_attr(0.3f);
-      c.node.attrs[kAttrBeta] = float_attr(0.4f);
-    }
-  }
+  set_fused_activation(c.node, activation);
   if (residual) {
     const Shape out = infer(c)[0].shape;
     c.node.attrs[kAttrResidual] = int_attr(1);
