@@ -263,6 +263,7 @@ struct Session::Impl {
   std::map<std::pair<std::string, ActivationCodes>, Tensor> codes_buffers;  // kept across configurations
   std::vector<CodesEdge> edges;
 
+  NodeContext knob_context(const Step& step, const Knob& knob) const;
   Result<Kernel*> knob_kernel(Step& step, const Knob& knob);
   Kernel* codes_kernel(Step& step, const ActivationCodes& codes);
   void plan_run();
@@ -671,12 +672,18 @@ void Session::set_calibrated_ranges(std::map<std::string, ValueRange> ranges) {
   impl_->calibrated_ranges = std::move(ranges);
 }
 
-Result<Kernel*> Session::Impl::knob_kernel(Step& step, const Knob& knob) {
-  if (auto it = step.knob_kernels.find(&knob); it != step.knob_kernels.end()) return it->second.kernel.get();
+// What a knob kernel of `step` is prepared from (layout left to the caller).
+NodeContext Session::Impl::knob_context(const Step& step, const Knob& knob) const {
   NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
   ctx.knob = &knob;
   ctx.residual_in_place = step.residual_lent;
   if (auto r = calibrated_ranges.find(step.node.name); r != calibrated_ranges.end()) ctx.input_range = r->second;
+  return ctx;
+}
+
+Result<Kernel*> Session::Impl::knob_kernel(Step& step, const Knob& knob) {
+  if (auto it = step.knob_kernels.find(&knob); it != step.knob_kernels.end()) return it->second.kernel.get();
+  NodeContext ctx = knob_context(step, knob);
   if (knob.kind == KnobKind::int8 && !ctx.input_range)
     return invalid_input("knob 'int8' on {} needs the range of its input calibrated on the experiment's calibrate "
                          "split, and none was given",
@@ -703,10 +710,7 @@ Kernel* Session::Impl::codes_kernel(Step& step, const ActivationCodes& codes) {
   if (step.knob == nullptr || (step.knob->kind != KnobKind::int8 && step.knob->kind != KnobKind::bf16)) return nullptr;
   auto [it, fresh] = step.codes_kernels.try_emplace({step.knob, codes});
   if (!fresh) return it->second.kernel.get();
-  NodeContext ctx{step.node, step.input_types, step.constants, step.output_types, threads};
-  ctx.knob = step.knob;
-  ctx.residual_in_place = step.residual_lent;
-  if (auto r = calibrated_ranges.find(step.node.name); r != calibrated_ranges.end()) ctx.input_range = r->second;
+  NodeContext ctx = knob_context(step, *step.knob);
   ctx.layout = step.layout;
   ctx.output_codes = codes;
   // Only the backend's own kernel in the step's layout: codes are not converted.
