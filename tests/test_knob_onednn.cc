@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/onednn/knob_conv.h"
+#include "backends/onednn/knob_conv_simd.h"
 #include "engine/op_registry.h"
 #include "knobs/knobs.h"
 #include "node_harness.h"
@@ -292,8 +294,10 @@ TEST_CASE("knob onednn: network-sized layers (blocked paths, both batch modes)")
   struct Geometry {
     int64_t c, hw, oc, k, stride, group;
   };
+  // 1x1 layers have no padding: the tiled kernel reads X in place.
   const Geometry layers[] = {{32, 28, 32, 3, 1, 1}, {32, 28, 64, 3, 2, 1}, {64, 7, 128, 1, 1, 1},
-                             {48, 14, 48, 3, 1, 48}, {1, 28, 16, 3, 1, 1}, {40, 10, 24, 3, 1, 2}};
+                             {32, 28, 64, 1, 2, 1}, {48, 14, 48, 3, 1, 48}, {1, 28, 16, 3, 1, 1},
+                             {40, 10, 24, 3, 1, 2}};
   const char* knob_names[] = {"perf-row-2-1", "perf-col-4-0", "perf-row-3-2-fp16", "samp-2-0", "samp-4-3",
                               "samp-3-1-fp16"};
   for (const Geometry& l : layers)
@@ -362,6 +366,50 @@ TEST_CASE("knob onednn: int8 without a calibrated range is an input error") {
   REQUIRE_FALSE(kernel.ok());
   CHECK(kernel.status().code() == Errc::invalid_input);
   CHECK(kernel.status().message().find("int8") != std::string::npos);
+}
+
+TEST_CASE("knob onednn: every tile shape of the tiled kernel matches the reference") {
+  // make_compact_conv times the shapes and keeps one; each is forced here.
+  if (!onednn::simd::cpu_has_avx512()) return;  // the tiled kernel is AVX-512 only
+  std::mt19937 rng(test_seed("tile shapes"));
+  struct Geometry {
+    int64_t c, hw, oc, k, stride;
+  };
+  // 7-wide maps (rows shorter than a tile), 1x1 read in place, padded 3x3,
+  // channel counts that leave partial 16-channel vectors and blocks.
+  const Geometry layers[] = {{24, 7, 72, 3, 1}, {20, 9, 40, 1, 1}, {16, 14, 100, 1, 2}, {3, 10, 48, 3, 1}};
+  const char* knob_names[] = {"perf-row-2-1", "perf-col-3-0", "samp-2-0", "samp-4-3", "perf-col-2-1-fp16"};
+  auto rt = std::make_shared<const onednn::Runtime>();
+  for (const Geometry& l : layers)
+    for (int64_t n : {1, 3}) {
+      ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, 1);
+      add_fusion(c, rng, true, "HardSwish");
+      for (const char* name : knob_names) {
+        const Knob* knob = find_knob(name);
+        const NodeContext ctx = context_for(c, knob, Layout::nhwc, std::nullopt);
+        auto setup = onednn::knob_conv_setup(ctx);
+        REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+        const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, std::nullopt);
+        const double bound = tolerance_for(*knob) * (1 + max_abs(want));
+        const int64_t row = l.hw / l.stride;  // >= the kept columns
+        for (auto [tile_n, tile_m] : {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}}) {
+          INFO("case " << describe(c) << ", knob " << name << ", tile " << tile_n << " x " << tile_m);
+          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, tile_m);
+          REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+          std::vector<Tensor> held = c.inputs;
+          held[0] = to_nhwc(c.inputs[0]);
+          held[3] = to_nhwc(c.inputs[3]);
+          std::vector<const Tensor*> in;
+          for (const Tensor& t : held) in.push_back(t.empty() ? nullptr : &t);
+          Tensor out(DType::f32, ctx.output_types[0].shape);
+          Tensor* outs[1] = {&out};
+          Status st = (*kernel)->run(in, outs);
+          REQUIRE_MESSAGE(st.ok(), st.message());
+          const double err = max_diff(to_nchw(out), want);
+          CHECK_MESSAGE(err <= bound, "max |diff| " << err << " > " << bound);
+        }
+      }
+    }
 }
 
 TEST_CASE("knob onednn: perforation by hand (identity 1x1 conv)") {

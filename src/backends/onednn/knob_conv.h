@@ -45,9 +45,16 @@ struct KnobConvSetup {
 // Errc::invalid_input for inputs no backend can run.
 Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx);
 
-// Perforation and sampling, fp32 or half (knob_conv_compact.cc).
+// Perforation and sampling, fp32 or half (knob_conv_compact.cc). On the
+// tiled path (AVX-512, NHWC, one group) layers of 4+ MFLOP with computed
+// rows shorter than 14 time the tile shapes on scratch tensors and keep the
+// fastest (remembered per layer shape and knob for the process).
 Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                   int threads);
+// The same with a forced tile (tests): tile_n channels (64, 48 or 32) by
+// tile_m positions (0: as many as the registers hold).
+Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
+                                                         int threads, int64_t tile_n, int64_t tile_m);
 
 // bf16 and int8 (knob_conv_lowp.cc). check_* builds the primitive
 // descriptors only (supports()).

@@ -5,9 +5,9 @@
 // computed output positions and the kept filter elements are multiplied,
 // by one of three paths:
 //
-//   tiled    (AVX-512, NHWC, one group, whole rows computed) the input is
-//            staged zero-padded and a register-tiled kernel multiplies
-//            straight from it;
+//   tiled    (AVX-512, NHWC, one group) a register-tiled kernel multiplies
+//            straight from the input (or from a zero-padded staged copy
+//            when the layer pads);
 //   gather + GEMM  (otherwise) the kept filter elements at the computed
 //            positions are gathered into a column buffer (im2col restricted
 //            to what the knob computes) and multiplied by oneDNN's sgemm,
@@ -19,7 +19,9 @@
 // All three fill a compact buffer ("comp") in the output's layout over the
 // computed positions (without perforation: the output tensor itself), and
 // one epilogue pass forms the output: bias, interpolation of the skipped
-// rows / columns, residual, activation, half rounding.
+// rows / columns, residual, activation, half rounding. (The tiled kernel
+// finishes each tile's computed positions itself while they are in L1, so
+// its epilogue forms the skipped positions only.)
 //
 // Layouts of the gather path: NCHW gathers col[tap][position] rows (runs
 // along the input row) and the GEMM yields out[channel][position]; NHWC
@@ -75,7 +77,7 @@ struct Plan {
   // column ([kw][nq]; -1 in the padding), unless contiguous_cols.
   std::vector<int32_t> iw_of;
   bool contiguous_cols = false;  // stride 1, no column perforation: plain runs
-  // NHWC gather with sampling: a staging pass permutes the channels of
+  // NHWC gather (not tiled) with sampling: a staging pass permutes the channels of
   // each group into residue classes (c mod rate), which is what sampling
   // drops per kernel position, so the kept channels of every kernel
   // position kpos = kh * KW + kw form a few contiguous runs:
@@ -87,27 +89,30 @@ struct Plan {
   std::vector<int32_t> run_begin, run_start, run_len;
   std::vector<int32_t> kpos_begin;
 
-  // Tiled path (AVX-512 CPUs, NHWC, one group, whole output rows computed,
-  // i.e. no column perforation): the input is staged zero-padded as
-  // [hp][wp][C] (channels permuted under sampling, half-rounded under half)
-  // and a register-tiled kernel multiplies straight from it, tile_m output
-  // positions of a row by tile_n output channels at a time; no column
-  // buffer, no GEMM call. kpos_offset[kpos]: floats from a position's
-  // window origin in the staged input to kernel position kpos. The runs
-  // above list every kernel position's kept channels (all of them without
-  // sampling).
-  // kblock_begin: kernel positions split into blocks whose weights (64
-  // output channels wide) stay in L1 while every tile of the image uses them.
+  // Tiled path (AVX-512 CPUs, NHWC, one group): a register-tiled kernel
+  // multiplies straight from the input, tile_m computed positions (in
+  // row-major order, across row ends) by tile_n output channels at a time;
+  // no column buffer, no GEMM call. The input is read in place when every
+  // window lies inside it (no padding, no half rounding), else from a
+  // staged copy [hp][wp][C] (zero-padded, half-rounded under half).
+  // pos_offset[m]: floats from the image's origin to the window origin of
+  // computed position m; tap_offset[t]: floats from a window origin to kept
+  // tap t (taps in kh, kw, c order, so no channel permutation is needed).
+  // tap_block_begin: taps split into blocks whose weights (tile_n output
+  // channels wide) stay in L1 while every tile of the image uses them.
   bool tiled = false;
+  bool staged_input = false;  // tiled: read the staged copy, not X
   int64_t hp = 0, wp = 0;
-  std::vector<int64_t> kpos_offset;
+  std::vector<int64_t> pos_offset;
+  std::vector<int64_t> out_offset;  // [npos]: floats from the output image's origin to position m
+  std::vector<int64_t> tap_offset;
   int64_t tile_m = 0;
   int64_t tile_n = 64;  // output channels per block (<= 64)
-  std::vector<int64_t> kblock_begin;
+  std::vector<int64_t> tap_block_begin;
 
   // Effective weights (sampling scale applied, half-rounded when half):
   //   NCHW: [G][OCg][k]            NHWC: [G][k][OCg]
-  //   depthwise, NHWC: [k][C]
+  //   depthwise, NHWC: [k][C]      tiled: [OC / tile_n][k][tile_n] (zero-padded)
   std::vector<float> weights;
   // Work is split in items of `images` images (small layers batch several
   // into one GEMM) and, within them, chunks of `chunk` positions per gather
@@ -133,9 +138,14 @@ struct Ops {
   // Columns of positions [m0, m1) of group g of image x into col:
   // NCHW col[tap * ld + m - m0], NHWC col[(m - m0) * k + tap].
   void (*gather)(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col, int64_t ld);
-  // Tiled path: output rows with indices [i0, i1) of `rows`, of the staged
-  // image `staged`, into comp ([npos][OC], no bias). Null in the portable copy.
-  void (*tiled_rows)(const Plan& p, const float* staged, float* comp, int64_t i0, int64_t i1);
+  // Tiled path: computed positions [m0, m1) of one image (X itself, or its
+  // staged copy) into comp ([npos][OC], conv values without bias), each
+  // tile then finished into the image's output y (bias as for the
+  // epilogue, residual or null; under perforation comp is a separate
+  // buffer, else y itself). The epilogue then forms only the skipped
+  // positions. Null in the portable copy.
+  void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
+                int64_t m0, int64_t m1);
   // Direct loops: channels [c0, c1) of image x into comp (no bias), laid
   // out as the GEMM would (NCHW [OC][npos], NHWC [npos][OC]).
   void (*direct)(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1);

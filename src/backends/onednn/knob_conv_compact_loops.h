@@ -391,6 +391,43 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
   const int64_t len = c1 - c0;
   const float* bias0 = bias + c0;
   const auto at = [&p, comp, c0](int64_t rslot, int64_t qslot) { return comp + (rslot * p.nq + qslot) * p.oc + c0; };
+  if (p.tiled) {
+    // The tiled kernel finished every computed position; the skipped ones
+    // remain.
+    if (!p.perforated) return;
+    if (p.perf_rows && c0 == 0 && c1 == p.oc) {
+      // Whole skipped rows (OW * OC floats; `bias` repeated along the row).
+      const int64_t row = p.ow * p.oc;
+      for (int64_t r = 0; r < p.oh; ++r) {
+        if (p.row_slot[static_cast<size_t>(r)] >= 0) continue;
+        int64_t first, second;
+        neighbours(p.row_slot, r, first, second);
+        float* d = y + r * row;
+        interpolated(d, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias, 0.f, row);
+        finish_run<K>(p, d, nullptr, false, 0.f, res != nullptr ? res + r * row : nullptr, row);
+      }
+      return;
+    }
+    for (int64_t r = 0; r < p.oh; ++r) {
+      const int64_t rslot = p.perf_rows ? p.row_slot[static_cast<size_t>(r)] : r;
+      for (int64_t q = 0; q < p.ow; ++q) {
+        const int64_t qslot = p.perf_rows ? q : p.col_slot[static_cast<size_t>(q)];
+        if (rslot >= 0 && qslot >= 0) continue;
+        const int64_t m = r * p.ow + q;
+        float* d = y + m * p.oc + c0;
+        int64_t first, second;
+        if (p.perf_rows) {
+          neighbours(p.row_slot, r, first, second);
+          interpolated(d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, 0.f, len);
+        } else {
+          neighbours(p.col_slot, q, first, second);
+          interpolated(d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, 0.f, len);
+        }
+        finish_run<K>(p, d, nullptr, false, 0.f, res != nullptr ? res + m * p.oc + c0 : nullptr, len);
+      }
+    }
+    return;
+  }
   if (c0 == 0 && c1 == p.oc) {
     // Whole output rows (OW * OC contiguous floats) at a time; `bias` then
     // holds the bias repeated for every position of a row.
@@ -460,35 +497,31 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
 // ---- tiled kernel (AVX-512 only) ---------------------------------------------------
 
 #if CP_KNOB_ISA_AVX512
-// MR output positions (consecutive in a row, `stride` floats apart in the
-// staged input) by NV vectors of 16 output channels, accumulated in
-// registers over the kept taps of kernel positions [kp0, kp1) (weights from
-// w, the block's first tap); added to what `out` holds unless `first`. The
-// last vector is masked by `tail`.
+// MR computed positions (window origins image + pos[i]) by NV vectors of 16
+// output channels, accumulated in registers over the kept taps [t0, t1)
+// (weights w[t * tile_n], the block's panel; offsets tap_offset[t]); added
+// to what `out` holds unless `first`. The last vector is masked by `tail`.
 template <int MR, int NV>
-CP_KNOB_INLINE void tile(const Plan& p, const float* base, int64_t stride, const float* w, float* out, __mmask16 tail,
-                         int64_t kp0, int64_t kp1, bool first) {
+CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
+                         __mmask16 tail, int64_t t0, int64_t t1, bool first) {
   __m512 acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v)
       acc[i][v] = first ? _mm512_setzero_ps()
                         : _mm512_maskz_loadu_ps(v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail,
                                                 out + i * p.oc + 16 * v);
-  const float* wk = w;
-  for (int64_t kp = kp0; kp < kp1; ++kp) {
-    const float* a0 = base + p.kpos_offset[static_cast<size_t>(kp)];
-    for (int32_t r = p.run_begin[static_cast<size_t>(kp)]; r < p.run_begin[static_cast<size_t>(kp) + 1]; ++r) {
-      const float* ar = a0 + p.run_start[static_cast<size_t>(r)];
-      const int64_t len = p.run_len[static_cast<size_t>(r)];
-      for (int64_t j = 0; j < len; ++j, wk += p.oc) {
-        __m512 b[NV];
-        for (int v = 0; v + 1 < NV; ++v) b[v] = _mm512_loadu_ps(wk + 16 * v);
-        b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
-        for (int i = 0; i < MR; ++i) {
-          const __m512 a = _mm512_set1_ps(ar[i * stride + j]);
-          for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
-        }
-      }
+  const float* a[MR];
+  for (int i = 0; i < MR; ++i) a[i] = image + pos[i];
+  const int64_t* off = p.tap_offset.data();
+  const float* wk = w + t0 * p.tile_n;
+  for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) {
+    const int64_t o = off[t];
+    __m512 b[NV];
+    for (int v = 0; v + 1 < NV; ++v) b[v] = _mm512_loadu_ps(wk + 16 * v);
+    b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
+    for (int i = 0; i < MR; ++i) {
+      const __m512 x = _mm512_set1_ps(a[i][o]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
     }
   }
   for (int i = 0; i < MR; ++i) {
@@ -499,10 +532,10 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* base, int64_t stride, const
 
 // Dispatches a tile of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
 template <int NV>
-CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* base, int64_t stride, const float* w, float* out,
-                            __mmask16 tail, int64_t kp0, int64_t kp1, bool first) {
+CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
+                            float* out, __mmask16 tail, int64_t t0, int64_t t1, bool first) {
 #define CP_KNOB_TILE(M) \
-  case M: tile<M, NV>(p, base, stride, w, out, tail, kp0, kp1, first); return;
+  case M: tile<M, NV>(p, image, pos, w, out, tail, t0, t1, first); return;
   switch (mr) {
     CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
     default: break;
@@ -522,32 +555,96 @@ CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* base, int64_
 #undef CP_KNOB_TILE
 }
 
-// Output channel blocks of tile_n outer, then blocks of kernel positions whose
-// weights fit in L1 (kblock_begin), then the rows and their tiles: each
-// weight block is read from L1 by every tile of the image.
-CP_KNOB_INLINE void tiled_rows_impl(const Plan& p, const float* staged, float* comp, int64_t i0, int64_t i1) {
-  const int64_t stride = p.sw * p.c;
+// activate<K> on 16 floats, with the same comparisons (and so the same
+// results, NaN included); sigmoid and tanh have no vector form here.
+template <ActivationKind K>
+inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
+
+template <ActivationKind K>
+CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
+  const __m512 zero = _mm512_setzero_ps();
+  if constexpr (K == ActivationKind::relu) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x);
+  if constexpr (K == ActivationKind::leaky_relu)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
+  if constexpr (K == ActivationKind::clip) {
+    const __m512 lo = _mm512_set1_ps(alpha), hi = _mm512_set1_ps(beta);
+    const __m512 upper = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), upper, lo);
+  }
+  if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
+    const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
+    const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
+    // a * x + b rounded twice, as the scalar form (no contraction) does.
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
+    const __m512 one = _mm512_set1_ps(1.f);
+    const __m512 lo = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, one, _CMP_LT_OQ), one, v);
+    const __m512 h = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(zero, lo, _CMP_LT_OQ), lo);
+    return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
+  }
+  return x;
+}
+
+// The last steps of a finished tile's values (positions [m, m + mr),
+// channels [ob, ob + width), `tail` masking the last vector) while they are
+// in L1: bias, residual, activation and half rounding, as finish_run, into
+// y. Under perforation the conv values stay in comp, where the epilogue
+// interpolates the skipped positions from.
+template <ActivationKind K>
+CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
+                                int64_t m, int64_t mr, int64_t ob, int64_t width, __mmask16 tail) {
+  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const int64_t nv = (width + 15) / 16;
+  for (int64_t i = m; i < m + mr; ++i) {
+    const int64_t o = p.out_offset[static_cast<size_t>(i)] + ob;
+    const float* s = comp + i * p.oc + ob;
+    float* d = y + o;
+    const float* r = res != nullptr ? res + o : nullptr;
+    if constexpr (!kVectorActivation<K>) {
+      for (int64_t c = 0; c < width; ++c) d[c] = s[c] + bias[ob + c];
+      finish_run<K>(p, d, nullptr, false, 0.f, r, width);
+      continue;
+    }
+    for (int64_t v = 0; v < nv; ++v) {
+      const __mmask16 mask = v + 1 < nv ? static_cast<__mmask16>(0xFFFF) : tail;
+      __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, s + 16 * v), _mm512_maskz_loadu_ps(mask, bias + ob + 16 * v));
+      if (r != nullptr) {
+        __m512 rv = _mm512_maskz_loadu_ps(mask, r + 16 * v);
+        if (p.half) rv = _mm512_cvtph_ps(_mm512_cvtps_ph(rv, kRne));
+        x = _mm512_add_ps(x, rv);
+      }
+      x = activate_vector<K>(x, p.act.alpha, p.act.beta);
+      if (p.half) x = _mm512_cvtph_ps(_mm512_cvtps_ph(x, kRne));
+      _mm512_mask_storeu_ps(d + 16 * v, mask, x);
+    }
+  }
+}
+
+// Output channel blocks of tile_n outer, then blocks of taps whose weights
+// fit in L1 (tap_block_begin), then the tiles of positions [m0, m1): each
+// weight block is read from L1 by every tile, and each tile is finished
+// after its last block.
+template <ActivationKind K>
+CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, const float* bias, const float* res,
+                               float* y, int64_t m0, int64_t m1) {
+  const size_t last = p.tap_block_begin.size() - 2;
   for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
     const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
     const int nv = static_cast<int>((width + 15) / 16);
     const __mmask16 tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
-    for (size_t kb = 0; kb + 1 < p.kblock_begin.size(); ++kb) {
-      const int64_t kp0 = p.kblock_begin[kb], kp1 = p.kblock_begin[kb + 1];
-      const float* w = p.weights.data() + p.kpos_begin[static_cast<size_t>(kp0)] * p.oc + ob;
-      for (int64_t i = i0; i < i1; ++i) {
-        // Window origin of output (rows[i], 0) in the padded input.
-        const float* row = staged + p.rows[static_cast<size_t>(i)] * p.sh * p.wp * p.c;
-        for (int64_t q0 = 0; q0 < p.ow; q0 += p.tile_m) {
-          const int64_t mr = std::min(p.tile_m, p.ow - q0);
-          const float* base = row + q0 * stride;
-          float* out = comp + (i * p.ow + q0) * p.oc + ob;
-          switch (nv) {
-            case 1: tile_of<1>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
-            case 2: tile_of<2>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
-            case 3: tile_of<3>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
-            default: tile_of<4>(mr, p, base, stride, w, out, tail, kp0, kp1, kb == 0); break;
-          }
+    for (size_t kb = 0; kb <= last; ++kb) {
+      const int64_t t0 = p.tap_block_begin[kb], t1 = p.tap_block_begin[kb + 1];
+      const float* w = p.weights.data() + ob * p.k;  // the block's [k][tile_n] panel
+      for (int64_t m = m0; m < m1; m += p.tile_m) {
+        const int64_t mr = std::min(p.tile_m, m1 - m);
+        const int64_t* pos = p.pos_offset.data() + m;
+        float* out = comp + m * p.oc + ob;
+        switch (nv) {
+          case 1: tile_of<1>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
+          case 2: tile_of<2>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
+          case 3: tile_of<3>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
+          default: tile_of<4>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
         }
+        if (kb == last) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, width, tail);
       }
     }
   }
@@ -620,14 +717,17 @@ inline void stage_entry(const Plan& p, const float* in, float* out, int64_t begi
 }
 
 #if CP_KNOB_ISA_AVX512
-inline void tiled_rows(const Plan& p, const float* staged, float* comp, int64_t i0, int64_t i1) {
-  tiled_rows_impl(p, staged, comp, i0, i1);
+inline void tiled(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
+                  int64_t m0, int64_t m1) {
+#define CP_KNOB_TILED(K) tiled_impl<K>(p, image, comp, bias, res, y, m0, m1)
+  CP_KNOB_ACTIVATION_SWITCH(p.act.kind, CP_KNOB_TILED)
+#undef CP_KNOB_TILED
 }
 #endif
 
 inline const Ops& isa_ops() {
 #if CP_KNOB_ISA_AVX512
-  static const Ops table{round_half_entry, stage_entry, gather, tiled_rows, direct, epilogue};
+  static const Ops table{round_half_entry, stage_entry, gather, tiled, direct, epilogue};
 #else
   static const Ops table{round_half_entry, stage_entry, gather, nullptr, direct, epilogue};
 #endif
