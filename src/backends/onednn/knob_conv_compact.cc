@@ -88,6 +88,11 @@ void set_tiles(Plan& p) {
     }
   for (const Tap& t : p.taps)
     p.tap_offset.push_back((t.kh * p.dh * p.wp + t.kw * p.dw) * p.c + t.c);
+  // 1x1 layers read X in place, one pixel's channels per position, in an
+  // order (strides, skipped rows) the hardware prefetchers follow poorly:
+  // with X in memory rather than cache, prefetching a tile ahead ran them
+  // 1.1-1.3x faster.
+  if (p.kh == 1 && p.kw == 1 && !p.staged_input) p.prefetch_floats = p.c;
   // The tile: tile_n output channels (the requested width, at most the
   // layer's channels rounded up to a vector) by as many positions as the
   // registers hold with it (24 accumulators). Tiles run on across row

@@ -109,6 +109,9 @@ struct Plan {
   int64_t tile_m = 0;
   int64_t tile_n = 64;  // output channels per block (<= 64)
   std::vector<int64_t> tap_block_begin;
+  // 1x1 layers reading X in place: floats of a window (its channels)
+  // software-prefetched one tile ahead; 0: none.
+  int64_t prefetch_floats = 0;
 
   // Effective weights (sampling scale applied, half-rounded when half):
   //   NCHW: [G][OCg][k]            NHWC: [G][k][OCg]

@@ -638,6 +638,13 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
         const int64_t mr = std::min(p.tile_m, m1 - m);
         const int64_t* pos = p.pos_offset.data() + m;
         float* out = comp + m * p.oc + ob;
+        if (p.prefetch_floats > 0 && ob == 0 && kb == 0) {
+          // The next tile's inputs (Plan::prefetch_floats).
+          for (int64_t j = m + mr; j < std::min(m1, m + 2 * mr); ++j)
+            for (int64_t f = 0; f < p.prefetch_floats; f += 16)
+              _mm_prefetch(reinterpret_cast<const char*>(image + p.pos_offset[static_cast<size_t>(j)] + f),
+                           _MM_HINT_T0);
+        }
         switch (nv) {
           case 1: tile_of<1>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
           case 2: tile_of<2>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
