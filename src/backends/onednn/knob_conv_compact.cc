@@ -105,6 +105,23 @@ void set_tiles(Plan& p) {
   const int64_t per_block = std::max<int64_t>(1, kL1Floats / p.tile_n);
   for (int64_t t = 0; t < p.k; t += per_block) p.tap_block_begin.push_back(t);
   p.tap_block_begin.push_back(p.k);
+  for (size_t kb = 0; kb + 1 < p.tap_block_begin.size(); ++kb) {
+    p.run_block_begin.push_back(static_cast<int64_t>(p.run_offset.size()));
+    for (int64_t t = p.tap_block_begin[kb]; t < p.tap_block_begin[kb + 1]; ++t) {
+      const int64_t o = p.tap_offset[static_cast<size_t>(t)];
+      const bool extends = static_cast<int64_t>(p.run_offset.size()) > p.run_block_begin.back() &&
+                           p.run_offset.back() + p.run_length.back() == o;
+      if (extends) {
+        ++p.run_length.back();
+      } else {
+        p.run_offset.push_back(o);
+        p.run_length.push_back(1);
+      }
+    }
+  }
+  p.run_block_begin.push_back(static_cast<int64_t>(p.run_offset.size()));
+  // Runs of 8+ taps on average: walking them saves the per-tap offset load.
+  p.by_runs = static_cast<int64_t>(p.run_offset.size()) * 8 <= p.k;
 }
 
 // Kept taps in the order the gather writes them, and the gather tables.

@@ -109,6 +109,14 @@ struct Plan {
   int64_t tile_m = 0;
   int64_t tile_n = 64;  // output channels per block (<= 64)
   std::vector<int64_t> tap_block_begin;
+  // The same taps as runs of consecutive offsets (whole kernel positions
+  // without sampling), split at the tap blocks: run_offset / run_length
+  // [run_block_begin[kb], run_block_begin[kb + 1]). The kernel walks runs
+  // when they are long (by_runs), else tap by tap.
+  bool by_runs = false;
+  std::vector<int64_t> run_offset;
+  std::vector<int64_t> run_length;
+  std::vector<int64_t> run_block_begin;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.
   int64_t prefetch_floats = 0;

@@ -497,13 +497,28 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
 // ---- tiled kernel (AVX-512 only) ---------------------------------------------------
 
 #if CP_KNOB_ISA_AVX512
+// One tap: its weights (NV vectors at wk, the last masked by `tail`) times
+// the MR positions' input at offset o, into acc.
+template <int MR, int NV>
+CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR], const float* wk, int64_t o,
+                             __mmask16 tail) {
+  __m512 b[NV];
+  for (int v = 0; v + 1 < NV; ++v) b[v] = _mm512_loadu_ps(wk + 16 * v);
+  b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
+  for (int i = 0; i < MR; ++i) {
+    const __m512 x = _mm512_set1_ps(a[i][o]);
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
+  }
+}
+
 // MR computed positions (window origins image + pos[i]) by NV vectors of 16
-// output channels, accumulated in registers over the kept taps [t0, t1)
-// (weights w[t * tile_n], the block's panel; offsets tap_offset[t]); added
-// to what `out` holds unless `first`. The last vector is masked by `tail`.
+// output channels, accumulated in registers over the kept taps of tap block
+// kb (weights w[t * tile_n], the block's panel; offsets tap_offset[t], or
+// the block's runs); added to what `out` holds unless `first`. The last
+// vector is masked by `tail`.
 template <int MR, int NV>
 CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
-                         __mmask16 tail, int64_t t0, int64_t t1, bool first) {
+                         __mmask16 tail, size_t kb, bool first) {
   __m512 acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v)
@@ -512,17 +527,17 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
                                                 out + i * p.oc + 16 * v);
   const float* a[MR];
   for (int i = 0; i < MR; ++i) a[i] = image + pos[i];
-  const int64_t* off = p.tap_offset.data();
+  const float* const (&ac)[MR] = a;
+  const int64_t t0 = p.tap_block_begin[kb], t1 = p.tap_block_begin[kb + 1];
   const float* wk = w + t0 * p.tile_n;
-  for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) {
-    const int64_t o = off[t];
-    __m512 b[NV];
-    for (int v = 0; v + 1 < NV; ++v) b[v] = _mm512_loadu_ps(wk + 16 * v);
-    b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
-    for (int i = 0; i < MR; ++i) {
-      const __m512 x = _mm512_set1_ps(a[i][o]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
+  if (p.by_runs) {
+    for (int64_t r = p.run_block_begin[kb]; r < p.run_block_begin[kb + 1]; ++r) {
+      const int64_t o = p.run_offset[static_cast<size_t>(r)], len = p.run_length[static_cast<size_t>(r)];
+      for (int64_t j = 0; j < len; ++j, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, o + j, tail);
     }
+  } else {
+    const int64_t* off = p.tap_offset.data();
+    for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
   }
   for (int i = 0; i < MR; ++i) {
     for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * p.oc + 16 * v, acc[i][v]);
@@ -533,9 +548,9 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
 // Dispatches a tile of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
 template <int NV>
 CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
-                            float* out, __mmask16 tail, int64_t t0, int64_t t1, bool first) {
+                            float* out, __mmask16 tail, size_t kb, bool first) {
 #define CP_KNOB_TILE(M) \
-  case M: tile<M, NV>(p, image, pos, w, out, tail, t0, t1, first); return;
+  case M: tile<M, NV>(p, image, pos, w, out, tail, kb, first); return;
   switch (mr) {
     CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
     default: break;
@@ -632,7 +647,6 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
     const int nv = static_cast<int>((width + 15) / 16);
     const __mmask16 tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
     for (size_t kb = 0; kb <= last; ++kb) {
-      const int64_t t0 = p.tap_block_begin[kb], t1 = p.tap_block_begin[kb + 1];
       const float* w = p.weights.data() + ob * p.k;  // the block's [k][tile_n] panel
       for (int64_t m = m0; m < m1; m += p.tile_m) {
         const int64_t mr = std::min(p.tile_m, m1 - m);
@@ -646,10 +660,10 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
                            _MM_HINT_T0);
         }
         switch (nv) {
-          case 1: tile_of<1>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
-          case 2: tile_of<2>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
-          case 3: tile_of<3>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
-          default: tile_of<4>(mr, p, image, pos, w, out, tail, t0, t1, kb == 0); break;
+          case 1: tile_of<1>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
+          case 2: tile_of<2>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
+          case 3: tile_of<3>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
+          default: tile_of<4>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
         }
         if (kb == last) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, width, tail);
       }
