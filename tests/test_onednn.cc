@@ -117,7 +117,7 @@ TEST_CASE("onednn: every Conv variant agrees with the reference") {
         continue;
       REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
       const std::vector<Tensor> got = run_kernel(**kernel, c, ctx);
-      INFO("seed " << seed << " case " << i << " layout " << onednn::layout_name(v.layout) << " threads " << v.threads << ": "
+      INFO("seed " << seed << " case " << i << " layout " << std::string(onednn::layout_name(v.layout)) << " threads " << v.threads << ": "
                    << describe(c) << " impl " << onednn::conv_impl_name(**kernel));
       const double err = relative_error(got[0], want[0]);
       if (std::getenv("CALIPROX_TEST_VERBOSE"))

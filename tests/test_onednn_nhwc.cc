@@ -147,8 +147,9 @@ TEST_CASE("onednn nhwc: every Conv variant agrees with the reference") {
         continue;
       }
       ++ran;
-      INFO("seed " << seed << " case " << i << " layout " << onednn::layout_name(v.layout) << " algorithm "
-                   << static_cast<int>(v.algorithm) << " threads " << v.threads << ": " << describe(c));
+      INFO("seed " << seed << " case " << i << " layout " << std::string(onednn::layout_name(v.layout)) << " algorithm "
+                   << static_cast<int>(v.algorithm) << " threads " << v.threads
+                   << std::string(v.binary_residual ? " binary residual" : "") << ": " << describe(c));
       CHECK(relative_error(got[0], want[0]) <= 1e-4);
     }
     CHECK(ran >= 2);
