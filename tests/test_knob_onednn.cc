@@ -368,8 +368,9 @@ TEST_CASE("knob onednn: int8 without a calibrated range is an input error") {
   CHECK(kernel.status().message().find("int8") != std::string::npos);
 }
 
-TEST_CASE("knob onednn: every tile shape of the tiled kernel matches the reference") {
-  // make_compact_conv times the shapes and keeps one; each is forced here.
+TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows, match the reference") {
+  // make_compact_conv times these candidates and keeps one; each is forced
+  // here. Winograd rows apply to the row perforation of the 3x3 layers.
   if (!onednn::simd::cpu_has_avx512()) return;  // the tiled kernel is AVX-512 only
   std::mt19937 rng(test_seed("tile shapes"));
   struct Geometry {
@@ -377,8 +378,10 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel matches the referen
   };
   // 7-wide maps (rows shorter than a tile), 1x1 read in place, padded 3x3,
   // channel counts that leave partial 16-channel vectors and blocks.
-  const Geometry layers[] = {{24, 7, 72, 3, 1}, {20, 9, 40, 1, 1}, {16, 14, 100, 1, 2}, {3, 10, 48, 3, 1}};
-  const char* knob_names[] = {"perf-row-2-1", "perf-col-3-0", "samp-2-0", "samp-4-3", "perf-col-2-1-fp16"};
+  const Geometry layers[] = {{24, 7, 72, 3, 1}, {20, 9, 40, 1, 1}, {16, 14, 100, 1, 2}, {3, 10, 48, 3, 1},
+                             {32, 13, 32, 3, 1}};
+  const char* knob_names[] = {"perf-row-2-1", "perf-col-3-0", "samp-2-0", "samp-4-3", "perf-col-2-1-fp16",
+                              "perf-row-3-2-fp16", "perf-row-4-0"};
   auto rt = std::make_shared<const onednn::Runtime>();
   for (const Geometry& l : layers)
     for (int64_t n : {1, 3}) {
@@ -392,9 +395,17 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel matches the referen
         const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, std::nullopt);
         const double bound = tolerance_for(*knob) * (1 + max_abs(want));
         const int64_t row = l.hw / l.stride;  // >= the kept columns
-        for (auto [tile_n, tile_m] : {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}}) {
+        // tile_m -1: Winograd rows (with 64-channel tiles).
+        for (auto [tile_n, tile_m] :
+             {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}, {64, -1}, {32, -1}}) {
           INFO("case " << describe(c) << ", knob " << name << ", tile " << tile_n << " x " << tile_m);
-          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, tile_m);
+          const bool winograd = tile_m < 0;
+          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m, winograd);
+          const bool applies = l.k == 3 && l.stride == 1 && knob->kind == KnobKind::perforation && knob->rows;
+          if (winograd && !applies) {
+            CHECK(kernel.status().code() == Errc::unsupported);
+            continue;
+          }
           REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
           std::vector<Tensor> held = c.inputs;
           held[0] = to_nhwc(c.inputs[0]);

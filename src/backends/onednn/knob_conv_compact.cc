@@ -77,17 +77,32 @@ void set_geometry(Plan& p, const ConvGeometry& g) {
 // offset of every kept tap, the tile shape and the weight blocks.
 void set_tiles(Plan& p) {
   const int64_t need_h = (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
-  const int64_t need_w = (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
-  p.staged_input = p.half || p.ph > 0 || p.pw > 0 || need_h > p.h || need_w > p.w;
+  int64_t need_w = (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
+  if (p.winograd) {
+    p.wt = (p.ow + 3) / 4;
+    p.wpos = static_cast<int64_t>(p.rows.size()) * p.wt;
+    need_w = 4 * p.wt + 2;  // whole tiles of 6 input columns
+  }
+  p.staged_input = p.winograd || p.half || p.ph > 0 || p.pw > 0 || need_h > p.h || need_w > p.w;
   p.hp = p.staged_input ? std::max(p.h + p.ph, need_h) : p.h;
   p.wp = p.staged_input ? std::max(p.w + p.pw, need_w) : p.w;
-  for (int64_t r : p.rows)
-    for (int64_t q : p.cols) {
-      p.pos_offset.push_back((r * p.sh * p.wp + q * p.sw) * p.c);
-      p.out_offset.push_back((r * p.ow + q) * p.oc);
-    }
-  for (const Tap& t : p.taps)
-    p.tap_offset.push_back((t.kh * p.dh * p.wp + t.kw * p.dw) * p.c + t.c);
+  if (p.winograd) {
+    // The xi-maps' "3x1 convolution": positions (computed row, tile), taps
+    // (kernel row, channel).
+    for (int64_t r : p.rows)
+      for (int64_t t = 0; t < p.wt; ++t) p.pos_offset.push_back((r * p.wt + t) * p.c);
+    for (int64_t kh = 0; kh < 3; ++kh)
+      for (int64_t c = 0; c < p.c; ++c) p.tap_offset.push_back(kh * p.wt * p.c + c);
+  } else {
+    for (int64_t r : p.rows)
+      for (int64_t q : p.cols) {
+        p.pos_offset.push_back((r * p.sh * p.wp + q * p.sw) * p.c);
+        p.out_offset.push_back((r * p.ow + q) * p.oc);
+      }
+    for (const Tap& t : p.taps)
+      p.tap_offset.push_back((t.kh * p.dh * p.wp + t.kw * p.dw) * p.c + t.c);
+  }
+  const int64_t taps = static_cast<int64_t>(p.tap_offset.size());
   // 1x1 layers read X in place, one pixel's channels per position, in an
   // order (strides, skipped rows) the hardware prefetchers follow poorly:
   // with X in memory rather than cache, prefetching a tile ahead ran them
@@ -103,8 +118,8 @@ void set_tiles(Plan& p) {
   // Weight blocks of at most ~32 KB (tile_n channels of the block's taps).
   constexpr int64_t kL1Floats = 8 * 1024;
   const int64_t per_block = std::max<int64_t>(1, kL1Floats / p.tile_n);
-  for (int64_t t = 0; t < p.k; t += per_block) p.tap_block_begin.push_back(t);
-  p.tap_block_begin.push_back(p.k);
+  for (int64_t t = 0; t < taps; t += per_block) p.tap_block_begin.push_back(t);
+  p.tap_block_begin.push_back(taps);
   for (size_t kb = 0; kb + 1 < p.tap_block_begin.size(); ++kb) {
     p.run_block_begin.push_back(static_cast<int64_t>(p.run_offset.size()));
     for (int64_t t = p.tap_block_begin[kb]; t < p.tap_block_begin[kb + 1]; ++t) {
@@ -121,7 +136,7 @@ void set_tiles(Plan& p) {
   }
   p.run_block_begin.push_back(static_cast<int64_t>(p.run_offset.size()));
   // Runs of 8+ taps on average: walking them saves the per-tap offset load.
-  p.by_runs = static_cast<int64_t>(p.run_offset.size()) * 8 <= p.k;
+  p.by_runs = static_cast<int64_t>(p.run_offset.size()) * 8 <= taps;
 }
 
 // Kept taps in the order the gather writes them, and the gather tables.
@@ -227,13 +242,50 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
       }
 }
 
+// Winograd rows: U[xi][kh][c][oc] = sum_k G[xi][k] w[oc][c][kh][k] (the
+// weights half-rounded first under a half knob), in tile_n-wide panels.
+void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
+  static constexpr float kG[6][3] = {{1.f / 4, 0, 0},
+                                     {-1.f / 6, -1.f / 6, -1.f / 6},
+                                     {-1.f / 6, 1.f / 6, -1.f / 6},
+                                     {1.f / 24, 1.f / 12, 1.f / 6},
+                                     {1.f / 24, -1.f / 12, 1.f / 6},
+                                     {0, 0, 1}};
+  const float* w = s.weights->data<float>();
+  const int64_t taps = 3 * p.c, blocks = (p.oc + p.tile_n - 1) / p.tile_n, per_xi = blocks * taps * p.tile_n;
+  p.wino_weights.assign(static_cast<size_t>(6 * per_xi), 0.f);
+  for (int64_t oc = 0; oc < p.oc; ++oc)
+    for (int64_t c = 0; c < p.c; ++c)
+      for (int64_t kh = 0; kh < 3; ++kh) {
+        float g[3];
+        for (int64_t k = 0; k < 3; ++k) {
+          const float v = w[((oc * p.c + c) * 3 + kh) * 3 + k];
+          g[k] = p.half ? round_half_value(v) : v;
+        }
+        const int64_t t = kh * p.c + c;
+        for (int64_t xi = 0; xi < 6; ++xi)
+          p.wino_weights[static_cast<size_t>(xi * per_xi + ((oc / p.tile_n) * taps + t) * p.tile_n + oc % p.tile_n)] =
+              kG[xi][0] * g[0] + kG[xi][1] * g[1] + kG[xi][2] * g[2];
+      }
+}
+
+// Whether row perforation of this layer can run as Winograd rows.
+bool winograd_applies(const KnobConvSetup& s, int team) {
+  const ConvGeometry& g = s.g;
+  return s.knob->kind == KnobKind::perforation && s.knob->rows && simd::cpu_has_avx512() &&
+         s.layout == Layout::nhwc && g.group == 1 && g.kernel[0] == 3 && g.kernel[1] == 3 && g.strides[0] == 1 &&
+         g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 && (g.n >= team || team == 1);
+}
+
 // The tiled kernel's tile: tile_n channels (64, 48 or 32) by tile_m
-// positions (0: as many as the registers hold).
-Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m) {
+// positions (0: as many as the registers hold); winograd: Winograd rows
+// (only where winograd_applies).
+Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m, bool winograd = false) {
   const Knob& knob = *s.knob;
   Plan p;
   p.tile_n = tile_n;
   p.tile_m = tile_m;
+  p.winograd = winograd && winograd_applies(s, team);
   set_geometry(p, s.g);
   p.layout = s.layout;
   p.half = knob.half;
@@ -255,6 +307,7 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
                      : std::vector<bool>(static_cast<size_t>(p.cg * p.kh * p.kw), true),
            knob.rate);
   set_weights(p, s);
+  if (p.winograd) set_winograd_weights(p, s);
 
   if (!p.direct && !p.tiled) {
     const double item_flops = 2.0 * static_cast<double>(p.npos * p.k * p.oc);
@@ -287,6 +340,10 @@ class CompactConvKernel final : public OnednnKernel {
     // into the output: perforation, or NCHW planes of several images.
     if (p_.perforated || (p_.layout == Layout::nchw && p_.images > 1))
       comp_.assign(buffers, std::vector<float>(static_cast<size_t>(p_.oc * p_.npos * p_.images)));
+    if (p_.winograd) {
+      wino_v_.assign(buffers, std::vector<float>(static_cast<size_t>(6 * p_.hp * p_.wt * p_.c)));
+      wino_m_.assign(buffers, std::vector<float>(static_cast<size_t>(6 * p_.wpos * p_.oc)));
+    }
     staged_ = p_.tiled ? p_.staged_input : p_.half || !p_.channel_perm.empty();
     const int64_t staged_image = p_.tiled ? p_.hp * p_.wp * p_.c : p_.in_image();
     if (staged_) stage_.assign(buffers, std::vector<float>(static_cast<size_t>(staged_image * p_.images)));
@@ -363,6 +420,8 @@ class CompactConvKernel final : public OnednnKernel {
     bool ok = true;
     if (p_.direct) {
       ops_.direct(p_, xb, comp, 0, p_.oc);
+    } else if (p_.winograd) {
+      ops_.winograd(p_, xb, wino_v_[t].data(), wino_m_[t].data(), comp);
     } else if (p_.tiled) {
       ops_.tiled(p_, xb, comp, bias_.data(), res ? res + n0 * p_.out_image() : nullptr, yb, 0, p_.npos);
     } else {
@@ -436,13 +495,18 @@ class CompactConvKernel final : public OnednnKernel {
   std::vector<std::vector<float>> col_;    // per thread: gathered columns
   std::vector<std::vector<float>> comp_;   // per thread: computed positions, when not written in place
   std::vector<std::vector<float>> stage_;  // per thread: staged input images
+  std::vector<std::vector<float>> wino_v_, wino_m_;  // per thread: Winograd rows' maps (Plan::winograd)
 };
 
 // Tile shapes picked by timing, per layer shape, knob, fusion and team, for
 // the process: every later kernel of the same kind is built directly.
+struct KernelChoice {
+  int64_t tile_n = 64, tile_m = 0;
+  bool winograd = false;
+};
 struct TileChoices {
   std::mutex mutex;
-  std::map<std::string, std::pair<int64_t, int64_t>> picked;  // key -> (tile_n, tile_m)
+  std::map<std::string, KernelChoice> picked;
 };
 TileChoices& tile_choices() {
   static TileChoices c;
@@ -464,14 +528,14 @@ double compact_flops(const KnobConvSetup& s) {
 }
 
 // Seconds per run of `k` on scratch tensors: the minimum over three rounds
-// of a few runs each, after a warm-up run.
+// of two runs each, after a warm-up run.
 Result<double> seconds_per_run(Kernel& k, std::span<const Tensor* const> in, std::span<Tensor* const> out) {
   CP_TRY(k.run(in, out));
   double best = 1e30;
   for (int round = 0; round < 3; ++round) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < 3; ++i) CP_TRY(k.run(in, out));
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 3);
+    for (int i = 0; i < 2; ++i) CP_TRY(k.run(in, out));
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 2);
   }
   return best;
 }
@@ -485,39 +549,51 @@ const Ops& ops() { return simd::cpu_has_avx512() ? avx512_ops() : portable_ops()
 }  // namespace compact
 
 Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
-                                                         int threads, int64_t tile_n, int64_t tile_m) {
+                                                         int threads, int64_t tile_n, int64_t tile_m, bool winograd) {
   const int team = team_for_flops(threads, compact_flops(s));
+  if (winograd && !winograd_applies(s, team))
+    return unsupported("knob '{}': Winograd rows take row perforation of 3x3 stride-1 NHWC layers", s.knob->name);
   return std::unique_ptr<Kernel>(std::make_unique<CompactConvKernel>(std::move(rt), team,
-                                                                     build_plan(s, team, tile_n, tile_m), s));
+                                                                     build_plan(s, team, tile_n, tile_m, winograd), s));
 }
 
 Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                   int threads) {
   const double flops = compact_flops(s);
   const int team = team_for_flops(threads, flops);
-  auto make = [&](int64_t tile_n, int64_t tile_m) {
-    return std::make_unique<CompactConvKernel>(rt, team, build_plan(s, team, tile_n, tile_m), s);
+  auto make = [&](const KernelChoice& c) {
+    return std::make_unique<CompactConvKernel>(rt, team, build_plan(s, team, c.tile_n, c.tile_m, c.winograd), s);
   };
   // Which tile shape runs a layer fastest depends on its extents: 64 x 6
   // tiles led on 14- and 28-wide maps, but on 7-wide ones 32 x 12 tiles or
   // 32-channel tiles of one output row ran up to 1.15x faster, by no rule
-  // the measurements showed. So layers whose computed rows are shorter than
-  // 14 and whose work is enough to matter time the shapes on scratch
-  // tensors and keep the fastest; the first keeps its place unless another
-  // is clearly faster.
+  // the measurements showed; and Winograd rows, where they apply, trade
+  // half the multiplications for transform passes. So layers whose
+  // work is enough to matter time their candidates (tile shapes when the
+  // computed rows are shorter than 14, Winograd rows where they apply) on
+  // scratch tensors and keep the fastest; the first keeps its place unless
+  // another is clearly faster.
   const std::string key = tile_key(s, team);
   {
     std::lock_guard<std::mutex> lock(tile_choices().mutex);
     auto it = tile_choices().picked.find(key);
-    if (it != tile_choices().picked.end()) return std::unique_ptr<Kernel>(make(it->second.first, it->second.second));
+    if (it != tile_choices().picked.end()) return std::unique_ptr<Kernel>(make(it->second));
   }
-  std::unique_ptr<CompactConvKernel> best = make(64, 0);
+  std::unique_ptr<CompactConvKernel> best = make({});
   const int64_t widest = (s.g.c_out + 15) / 16 * 16;
   const int64_t row = s.knob->kind == KnobKind::perforation && !s.knob->rows
                           ? static_cast<int64_t>(perforation_kept(*s.knob, s.g.out_spatial[1]).size())
                           : s.g.out_spatial[1];
-  if (!best->tiled() || flops < 4e6 || widest <= 32 || row >= 14) return std::unique_ptr<Kernel>(std::move(best));
-  std::pair<int64_t, int64_t> picked{64, 0};
+  std::vector<KernelChoice> others;
+  if (best->tiled() && flops >= 4e6) {
+    if (widest > 32 && row < 14) {
+      others.push_back({32, 0});
+      if (row < 12) others.push_back({32, row});
+    }
+    if (winograd_applies(s, team)) others.push_back({64, 0, true});
+  }
+  if (others.empty()) return std::unique_ptr<Kernel>(std::move(best));
+  KernelChoice picked;
   std::vector<Tensor> scratch;
   scratch.reserve(5);
   const Shape x_shape{s.g.n, s.g.c_in, s.g.in_spatial[0], s.g.in_spatial[1]}, y_shape = s.g.output_shape();
@@ -545,14 +621,13 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::s
       v = static_cast<float>(state >> 8) * (2.f / 16777216.f) - 1.f;
     }
   CP_ASSIGN_OR_RETURN(double best_time, seconds_per_run(*best, in, out));
-  for (const auto& [tile_n, tile_m] : {std::pair<int64_t, int64_t>{32, 0}, {32, std::min<int64_t>(row, 12)}}) {
-    if (tile_m == 12) continue;  // the same as 32 x 0
-    std::unique_ptr<CompactConvKernel> other = make(tile_n, tile_m);
+  for (const KernelChoice& c : others) {
+    std::unique_ptr<CompactConvKernel> other = make(c);
     CP_ASSIGN_OR_RETURN(double t, seconds_per_run(*other, in, out));
     if (t < 0.95 * best_time) {
       best = std::move(other);
       best_time = t;
-      picked = {tile_n, tile_m};
+      picked = c;
     }
   }
   {

@@ -117,6 +117,20 @@ struct Plan {
   std::vector<int64_t> run_offset;
   std::vector<int64_t> run_length;
   std::vector<int64_t> run_block_begin;
+  // Row perforation of 3x3 stride-1 layers (winograd, on the tiled path):
+  // each computed row by 1-D Winograd F(4,3) along it. The staged rows are
+  // transformed per tile of 4 output columns into six maps V[xi][hp][wt][C];
+  // then per xi a "3x1 convolution" of V[xi] (taps kernel row x channel,
+  // positions computed row x tile: tap_offset, runs and pos_offset describe
+  // it, wpos positions) by the transformed weights U[xi] = G g
+  // (wino_weights, [6][OC / tile_n][3C][tile_n]) gives M[xi]; the output
+  // transform forms comp, which the epilogue finishes. Half the direct
+  // kernel's multiplications (6 per 4 outputs and kernel row instead of
+  // 12), against oneDNN's 2-D Winograd on the exact layer.
+  bool winograd = false;
+  int64_t wt = 0;    // tiles of 4 output columns per row
+  int64_t wpos = 0;  // rows.size() * wt
+  std::vector<float> wino_weights;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.
   int64_t prefetch_floats = 0;
@@ -157,6 +171,10 @@ struct Ops {
   // positions. Null in the portable copy.
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 int64_t m0, int64_t m1);
+  // Winograd rows (Plan::winograd): the staged image into comp ([npos][OC],
+  // conv values), through v ([6][hp][wt][C]) and m ([6][wpos][OC]). Null in
+  // the portable copy.
+  void (*winograd)(const Plan& p, const float* staged, float* v, float* m, float* comp);
   // Direct loops: channels [c0, c1) of image x into comp (no bias), laid
   // out as the GEMM would (NCHW [OC][npos], NHWC [npos][OC]).
   void (*direct)(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1);

@@ -391,7 +391,7 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
   const int64_t len = c1 - c0;
   const float* bias0 = bias + c0;
   const auto at = [&p, comp, c0](int64_t rslot, int64_t qslot) { return comp + (rslot * p.nq + qslot) * p.oc + c0; };
-  if (p.tiled) {
+  if (p.tiled && !p.winograd) {
     // The tiled kernel finished every computed position; the skipped ones
     // remain.
     if (!p.perforated) return;
@@ -670,6 +670,68 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
     }
   }
 }
+
+// Winograd rows (Plan::winograd): F(4,3) along each computed row, i.e. per
+// tile of 4 output columns the 6 input columns d are transformed by B^T, the
+// kernel rows' 3 taps g by G (at prepare time), their products summed over
+// kernel rows and channels per xi (the tiles below), and A^T forms the 4
+// outputs.
+CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, float* m, float* comp) {
+  const int64_t c_in = p.c, tiles = p.wt, plane = p.hp * tiles * c_in;
+  for (int64_t ih = 0; ih < p.hp; ++ih)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const float* d = staged + (ih * p.wp + 4 * t) * c_in;
+      float* out = v + (ih * tiles + t) * c_in;
+      for (int64_t c = 0; c < c_in; ++c) {
+        const float d0 = d[c], d1 = d[c_in + c], d2 = d[2 * c_in + c], d3 = d[3 * c_in + c], d4 = d[4 * c_in + c],
+                    d5 = d[5 * c_in + c];
+        out[c] = 4.f * d0 - 5.f * d2 + d4;
+        out[plane + c] = -4.f * d1 - 4.f * d2 + d3 + d4;
+        out[2 * plane + c] = 4.f * d1 - 4.f * d2 - d3 + d4;
+        out[3 * plane + c] = -2.f * d1 - d2 + 2.f * d3 + d4;
+        out[4 * plane + c] = 2.f * d1 - d2 - 2.f * d3 + d4;
+        out[5 * plane + c] = 4.f * d1 - 5.f * d3 + d5;
+      }
+    }
+  const int64_t taps = 3 * c_in, per_xi = (p.oc + p.tile_n - 1) / p.tile_n * taps * p.tile_n;
+  const size_t last = p.tap_block_begin.size() - 2;
+  for (int64_t xi = 0; xi < 6; ++xi) {
+    const float* vx = v + xi * plane;
+    float* mx = m + xi * p.wpos * p.oc;
+    const float* wx = p.wino_weights.data() + xi * per_xi;
+    for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
+      const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
+      const int nv = static_cast<int>((width + 15) / 16);
+      const __mmask16 tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
+      const float* w = wx + ob * taps;  // the block's [3C][tile_n] panel
+      for (size_t kb = 0; kb <= last; ++kb)
+        for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
+          const int64_t mr = std::min(p.tile_m, p.wpos - m0);
+          const int64_t* pos = p.pos_offset.data() + m0;
+          float* out = mx + m0 * p.oc + ob;
+          switch (nv) {
+            case 1: tile_of<1>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
+            case 2: tile_of<2>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
+            case 3: tile_of<3>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
+            default: tile_of<4>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
+          }
+        }
+    }
+  }
+  const int64_t rows = static_cast<int64_t>(p.rows.size()), stride = p.wpos * p.oc;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const float* m0 = m + (i * tiles + t) * p.oc;
+      const float *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride, *m4 = m3 + stride, *m5 = m4 + stride;
+      float* d = comp + (i * p.ow + 4 * t) * p.oc;
+      const int64_t outs = std::min<int64_t>(4, p.ow - 4 * t);
+      for (int64_t o = 0; o < p.oc; ++o) {
+        const float s12 = m1[o] + m2[o], d12 = m1[o] - m2[o], s34 = m3[o] + m4[o], d34 = m3[o] - m4[o];
+        const float y[4] = {m0[o] + s12 + s34, d12 + 2.f * d34, s12 + 4.f * s34, d12 + 8.f * d34 + m5[o]};
+        for (int64_t j = 0; j < outs; ++j) d[j * p.oc + o] = y[j];
+      }
+    }
+}
 #endif
 
 // ---- staging -------------------------------------------------------------------
@@ -738,6 +800,10 @@ inline void stage_entry(const Plan& p, const float* in, float* out, int64_t begi
 }
 
 #if CP_KNOB_ISA_AVX512
+inline void winograd(const Plan& p, const float* staged, float* v, float* m, float* comp) {
+  winograd_impl(p, staged, v, m, comp);
+}
+
 inline void tiled(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
                   int64_t m0, int64_t m1) {
 #define CP_KNOB_TILED(K) tiled_impl<K>(p, image, comp, bias, res, y, m0, m1)
@@ -748,9 +814,9 @@ inline void tiled(const Plan& p, const float* image, float* comp, const float* b
 
 inline const Ops& isa_ops() {
 #if CP_KNOB_ISA_AVX512
-  static const Ops table{round_half_entry, stage_entry, gather, tiled, direct, epilogue};
+  static const Ops table{round_half_entry, stage_entry, gather, tiled, winograd, direct, epilogue};
 #else
-  static const Ops table{round_half_entry, stage_entry, gather, nullptr, direct, epilogue};
+  static const Ops table{round_half_entry, stage_entry, gather, nullptr, nullptr, direct, epilogue};
 #endif
   return table;
 }
