@@ -76,23 +76,32 @@ void set_geometry(Plan& p, const ConvGeometry& g) {
 // window lies inside it), the window origin of every computed position, the
 // offset of every kept tap, the tile shape and the weight blocks.
 void set_tiles(Plan& p) {
-  const int64_t need_h = (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
+  int64_t need_h = (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
   int64_t need_w = (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
   if (p.winograd) {
-    p.wt = (p.ow + 3) / 4;
-    p.wpos = static_cast<int64_t>(p.rows.size()) * p.wt;
-    need_w = 4 * p.wt + 2;  // whole tiles of 6 input columns
+    // Tiles of 4 outputs along the axis perforation leaves whole, read from
+    // whole tiles of 6 staged inputs.
+    p.wt = ((p.perf_rows ? p.ow : p.oh) + 3) / 4;
+    p.wpos = static_cast<int64_t>(p.perf_rows ? p.rows.size() : p.cols.size()) * p.wt;
+    (p.perf_rows ? need_w : need_h) = 4 * p.wt + 2;
   }
   p.staged_input = p.winograd || p.half || p.ph > 0 || p.pw > 0 || need_h > p.h || need_w > p.w;
   p.hp = p.staged_input ? std::max(p.h + p.ph, need_h) : p.h;
   p.wp = p.staged_input ? std::max(p.w + p.pw, need_w) : p.w;
-  if (p.winograd) {
-    // The xi-maps' "3x1 convolution": positions (computed row, tile), taps
-    // (kernel row, channel).
+  if (p.winograd && p.perf_rows) {
+    // The xi-maps [hp][wt][C]' "3x1 convolution": positions (computed row,
+    // tile), taps (kernel row, channel).
     for (int64_t r : p.rows)
       for (int64_t t = 0; t < p.wt; ++t) p.pos_offset.push_back((r * p.wt + t) * p.c);
     for (int64_t kh = 0; kh < 3; ++kh)
       for (int64_t c = 0; c < p.c; ++c) p.tap_offset.push_back(kh * p.wt * p.c + c);
+  } else if (p.winograd) {
+    // Columns: the xi-maps [wt][wp][C]' "1x3 convolution": positions (tile,
+    // computed column), taps (kernel column, channel).
+    for (int64_t t = 0; t < p.wt; ++t)
+      for (int64_t q : p.cols) p.pos_offset.push_back((t * p.wp + q) * p.c);
+    for (int64_t kw = 0; kw < 3; ++kw)
+      for (int64_t c = 0; c < p.c; ++c) p.tap_offset.push_back(kw * p.c + c);
   } else {
     for (int64_t r : p.rows)
       for (int64_t q : p.cols) {
@@ -242,8 +251,9 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
       }
 }
 
-// Winograd rows: U[xi][kh][c][oc] = sum_k G[xi][k] w[oc][c][kh][k] (the
-// weights half-rounded first under a half knob), in tile_n-wide panels.
+// Winograd rows: U[xi][kh][c][oc] = sum_k G[xi][k] w[oc][c][kh][k];
+// columns: U[xi][kw][c][oc] = sum_k G[xi][k] w[oc][c][k][kw] (the weights
+// half-rounded first under a half knob), in tile_n-wide panels.
 void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
   static constexpr float kG[6][3] = {{1.f / 4, 0, 0},
                                      {-1.f / 6, -1.f / 6, -1.f / 6},
@@ -256,23 +266,23 @@ void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
   p.wino_weights.assign(static_cast<size_t>(6 * per_xi), 0.f);
   for (int64_t oc = 0; oc < p.oc; ++oc)
     for (int64_t c = 0; c < p.c; ++c)
-      for (int64_t kh = 0; kh < 3; ++kh) {
+      for (int64_t kr = 0; kr < 3; ++kr) {  // the kernel row (rows) or column (columns) of the tap
         float g[3];
         for (int64_t k = 0; k < 3; ++k) {
-          const float v = w[((oc * p.c + c) * 3 + kh) * 3 + k];
+          const float v = w[((oc * p.c + c) * 3 + (p.perf_rows ? kr : k)) * 3 + (p.perf_rows ? k : kr)];
           g[k] = p.half ? round_half_value(v) : v;
         }
-        const int64_t t = kh * p.c + c;
+        const int64_t t = kr * p.c + c;
         for (int64_t xi = 0; xi < 6; ++xi)
           p.wino_weights[static_cast<size_t>(xi * per_xi + ((oc / p.tile_n) * taps + t) * p.tile_n + oc % p.tile_n)] =
               kG[xi][0] * g[0] + kG[xi][1] * g[1] + kG[xi][2] * g[2];
       }
 }
 
-// Whether row perforation of this layer can run as Winograd rows.
+// Whether perforation of this layer can run as Winograd rows (columns).
 bool winograd_applies(const KnobConvSetup& s, int team) {
   const ConvGeometry& g = s.g;
-  return s.knob->kind == KnobKind::perforation && s.knob->rows && simd::cpu_has_avx512() &&
+  return s.knob->kind == KnobKind::perforation && simd::cpu_has_avx512() &&
          s.layout == Layout::nhwc && g.group == 1 && g.kernel[0] == 3 && g.kernel[1] == 3 && g.strides[0] == 1 &&
          g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 && (g.n >= team || team == 1);
 }
@@ -552,7 +562,7 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
                                                          int threads, int64_t tile_n, int64_t tile_m, bool winograd) {
   const int team = team_for_flops(threads, compact_flops(s));
   if (winograd && !winograd_applies(s, team))
-    return unsupported("knob '{}': Winograd rows take row perforation of 3x3 stride-1 NHWC layers", s.knob->name);
+    return unsupported("knob '{}': Winograd rows take perforation of 3x3 stride-1 NHWC layers", s.knob->name);
   return std::unique_ptr<Kernel>(std::make_unique<CompactConvKernel>(std::move(rt), team,
                                                                      build_plan(s, team, tile_n, tile_m, winograd), s));
 }

@@ -117,19 +117,21 @@ struct Plan {
   std::vector<int64_t> run_offset;
   std::vector<int64_t> run_length;
   std::vector<int64_t> run_block_begin;
-  // Row perforation of 3x3 stride-1 layers (winograd, on the tiled path):
-  // each computed row by 1-D Winograd F(4,3) along it. The staged rows are
+  // Perforation of 3x3 stride-1 layers (winograd, on the tiled path): each
+  // computed row by 1-D Winograd F(4,3) along it. The staged rows are
   // transformed per tile of 4 output columns into six maps V[xi][hp][wt][C];
   // then per xi a "3x1 convolution" of V[xi] (taps kernel row x channel,
   // positions computed row x tile: tap_offset, runs and pos_offset describe
   // it, wpos positions) by the transformed weights U[xi] = G g
   // (wino_weights, [6][OC / tile_n][3C][tile_n]) gives M[xi]; the output
-  // transform forms comp, which the epilogue finishes. Half the direct
+  // transform forms comp, which the epilogue finishes. Column perforation
+  // is the same along each computed column: maps V[xi][wt][wp][C], a "1x3
+  // convolution" over positions tile x computed column. Half the direct
   // kernel's multiplications (6 per 4 outputs and kernel row instead of
   // 12), against oneDNN's 2-D Winograd on the exact layer.
   bool winograd = false;
-  int64_t wt = 0;    // tiles of 4 output columns per row
-  int64_t wpos = 0;  // rows.size() * wt
+  int64_t wt = 0;    // tiles of 4 outputs per computed row (column)
+  int64_t wpos = 0;  // rows.size() (cols.size()) * wt
   std::vector<float> wino_weights;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.

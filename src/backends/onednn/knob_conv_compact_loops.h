@@ -671,20 +671,24 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
   }
 }
 
-// Winograd rows (Plan::winograd): F(4,3) along each computed row, i.e. per
-// tile of 4 output columns the 6 input columns d are transformed by B^T, the
-// kernel rows' 3 taps g by G (at prepare time), their products summed over
-// kernel rows and channels per xi (the tiles below), and A^T forms the 4
-// outputs.
+// Winograd rows (Plan::winograd): F(4,3) along each computed row (column),
+// i.e. per tile of 4 outputs the 6 inputs d are transformed by B^T, each
+// kernel row's (column's) 3 taps g by G (at prepare time), their products
+// summed over kernel rows (columns) and channels per xi (the tiles below),
+// and A^T forms the 4 outputs.
 CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, float* m, float* comp) {
-  const int64_t c_in = p.c, tiles = p.wt, plane = p.hp * tiles * c_in;
-  for (int64_t ih = 0; ih < p.hp; ++ih)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const float* d = staged + (ih * p.wp + 4 * t) * c_in;
-      float* out = v + (ih * tiles + t) * c_in;
+  // Rows: maps [hp][wt][C] from 6 consecutive pixels of a staged row;
+  // columns: maps [wt][wp][C] from 6 consecutive rows of a staged column.
+  const int64_t c_in = p.c, tiles = p.wt;
+  const int64_t outer = p.perf_rows ? p.hp : tiles, inner = p.perf_rows ? tiles : p.wp;
+  const int64_t plane = outer * inner * c_in, step = p.perf_rows ? c_in : p.wp * c_in;
+  for (int64_t a = 0; a < outer; ++a)
+    for (int64_t b = 0; b < inner; ++b) {
+      const float* d = staged + (p.perf_rows ? a * p.wp + 4 * b : 4 * a * p.wp + b) * c_in;
+      float* out = v + (a * inner + b) * c_in;
       for (int64_t c = 0; c < c_in; ++c) {
-        const float d0 = d[c], d1 = d[c_in + c], d2 = d[2 * c_in + c], d3 = d[3 * c_in + c], d4 = d[4 * c_in + c],
-                    d5 = d[5 * c_in + c];
+        const float d0 = d[c], d1 = d[step + c], d2 = d[2 * step + c], d3 = d[3 * step + c], d4 = d[4 * step + c],
+                    d5 = d[5 * step + c];
         out[c] = 4.f * d0 - 5.f * d2 + d4;
         out[plane + c] = -4.f * d1 - 4.f * d2 + d3 + d4;
         out[2 * plane + c] = 4.f * d1 - 4.f * d2 - d3 + d4;
@@ -718,17 +722,21 @@ CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, 
         }
     }
   }
-  const int64_t rows = static_cast<int64_t>(p.rows.size()), stride = p.wpos * p.oc;
-  for (int64_t i = 0; i < rows; ++i)
+  // Outputs: rows, comp [computed row][OW][OC], position (row i, tile t);
+  // columns, comp [OH][computed column][OC], position (tile t, column i).
+  const int64_t lines = static_cast<int64_t>(p.perf_rows ? p.rows.size() : p.cols.size());
+  const int64_t stride = p.wpos * p.oc, extent = p.perf_rows ? p.ow : p.oh;
+  const int64_t next = (p.perf_rows ? 1 : p.nq) * p.oc;  // floats from one output of a tile to the next
+  for (int64_t i = 0; i < lines; ++i)
     for (int64_t t = 0; t < tiles; ++t) {
-      const float* m0 = m + (i * tiles + t) * p.oc;
+      const float* m0 = m + (p.perf_rows ? i * tiles + t : t * lines + i) * p.oc;
       const float *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride, *m4 = m3 + stride, *m5 = m4 + stride;
-      float* d = comp + (i * p.ow + 4 * t) * p.oc;
-      const int64_t outs = std::min<int64_t>(4, p.ow - 4 * t);
+      float* d = comp + (p.perf_rows ? i * p.ow + 4 * t : 4 * t * p.nq + i) * p.oc;
+      const int64_t outs = std::min<int64_t>(4, extent - 4 * t);
       for (int64_t o = 0; o < p.oc; ++o) {
         const float s12 = m1[o] + m2[o], d12 = m1[o] - m2[o], s34 = m3[o] + m4[o], d34 = m3[o] - m4[o];
         const float y[4] = {m0[o] + s12 + s34, d12 + 2.f * d34, s12 + 4.f * s34, d12 + 8.f * d34 + m5[o]};
-        for (int64_t j = 0; j < outs; ++j) d[j * p.oc + o] = y[j];
+        for (int64_t j = 0; j < outs; ++j) d[j * next + o] = y[j];
       }
     }
 }
