@@ -396,7 +396,7 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows,
         const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, std::nullopt);
         const double bound = tolerance_for(*knob) * (1 + max_abs(want));
         const int64_t row = l.hw / l.stride;  // >= the kept columns
-        // tile_m -1: Winograd rows (with 64-channel tiles).
+        // tile_m -1: Winograd rows (columns), with 64- or 32-channel tiles.
         for (auto [tile_n, tile_m] :
              {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}, {64, -1}, {32, -1}}) {
           INFO("case " << describe(c) << ", knob " << name << ", tile " << tile_n << " x " << tile_m);

@@ -117,8 +117,8 @@ TEST_CASE("onednn: every Conv variant agrees with the reference") {
         continue;
       REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
       const std::vector<Tensor> got = run_kernel(**kernel, c, ctx);
-      INFO("seed " << seed << " case " << i << " layout " << std::string(onednn::layout_name(v.layout)) << " threads " << v.threads << ": "
-                   << describe(c) << " impl " << onednn::conv_impl_name(**kernel));
+      INFO("seed " << seed << " case " << i << " layout " << std::string(onednn::layout_name(v.layout)) << " threads "
+                   << v.threads << ": " << describe(c) << " impl " << onednn::conv_impl_name(**kernel));
       const double err = relative_error(got[0], want[0]);
       if (std::getenv("CALIPROX_TEST_VERBOSE"))
         std::fprintf(stderr, "variant %s/%d/%d err %.3g impl %s\n", onednn::layout_name(v.layout), static_cast<int>(v.algorithm), v.threads, err,

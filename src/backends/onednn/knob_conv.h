@@ -49,13 +49,13 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx);
 // tiled path (AVX-512, NHWC, one group) layers of 4+ MFLOP time their
 // candidates on scratch tensors and keep the fastest (remembered per layer
 // shape and knob for the process): tile shapes when the computed rows are
-// shorter than 14, and Winograd rows (1-D F(4,3) along each computed row)
-// for row perforation of 3x3 stride-1 layers.
+// shorter than 14, and Winograd rows (1-D F(4,3) along each computed row
+// or column) for perforation of 3x3 stride-1 layers.
 Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                   int threads);
 // The same with a forced tile (tests): tile_n channels (64, 48 or 32) by
 // tile_m positions (0: as many as the registers hold); winograd: Winograd
-// rows (row perforation of 3x3 stride-1 layers, else Errc::unsupported).
+// rows (perforation of 3x3 stride-1 layers, else Errc::unsupported).
 Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                          int threads, int64_t tile_n, int64_t tile_m,
                                                          bool winograd = false);

@@ -508,8 +508,9 @@ class CompactConvKernel final : public OnednnKernel {
   std::vector<std::vector<float>> wino_v_, wino_m_;  // per thread: Winograd rows' maps (Plan::winograd)
 };
 
-// Tile shapes picked by timing, per layer shape, knob, fusion and team, for
-// the process: every later kernel of the same kind is built directly.
+// Kernels (tile shape, Winograd rows or not) picked by timing, per layer
+// shape, knob, fusion and team, for the process: every later kernel of the
+// same kind is built directly.
 struct KernelChoice {
   int64_t tile_n = 64, tile_m = 0;
   bool winograd = false;

@@ -621,7 +621,8 @@ CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* b
     }
     for (int64_t v = 0; v < nv; ++v) {
       const __mmask16 mask = v + 1 < nv ? static_cast<__mmask16>(0xFFFF) : tail;
-      __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, s + 16 * v), _mm512_maskz_loadu_ps(mask, bias + ob + 16 * v));
+      __m512 x =
+          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, s + 16 * v), _mm512_maskz_loadu_ps(mask, bias + ob + 16 * v));
       if (r != nullptr) {
         __m512 rv = _mm512_maskz_loadu_ps(mask, r + 16 * v);
         if (p.half) rv = _mm512_cvtph_ps(_mm512_cvtps_ph(rv, kRne));
