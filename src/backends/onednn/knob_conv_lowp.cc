@@ -153,10 +153,10 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
       d.pd = dnnl::convolution_forward::primitive_desc(cd, attr, rt.engine);
       last = require_optimized(ctx.node, d.pd, int8 ? "int8 convolution" : "bf16 convolution");
       // oneDNN 2.6's GEMM-based convolution on signed 8-bit sources
-      // (x64:gemm_s8s8s32) miscomputes grouped layers with padding (found
-      // by the int8 fuzz test: errors of 10-20 on outputs of ~1). Such
-      // layers, which only odd channel counts route there, are left to the
-      // reference backend.
+      // (x64:gemm_s8s8s32) miscomputes grouped layers (found by the int8
+      // fuzz test on padded ones: errors of 10-20 on outputs of ~1; the
+      // cause is not known, so every grouped layer it would run is refused).
+      // Only odd channel counts route there; the reference backend runs them.
       if (last.ok() && int8 && q->src_type == dt::s8 && g.group > 1 &&
           std::string(d.pd.impl_info_str()).find("gemm") != std::string::npos)
         return unsupported("{}: oneDNN's GEMM-based signed int8 convolution miscomputes grouped layers",
