@@ -2,7 +2,10 @@
 // Conv / ConvTranspose on oneDNN: how a convolution is laid out and which
 // algorithm runs it. Exposed so tests and benchmarks can force each variant
 // and compare it with the heuristic's pick.
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,51 @@ double conv_flops(const ConvGeometry& g);
 // binary-residual variant, which would need one, is not offered.
 std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, bool residual_sum,
                                          Layout host = Layout::nchw, bool residual_in_place = false);
+
+// Prepare-time timing (conv_tune.cc), shared by the Conv tuner below and the
+// knob kernels' choice of kernel (knob_conv_compact.cc).
+//
+// Everything that changes which variant of a node wins: op, shapes,
+// attributes (fused ones included), which inputs are constants, host layout,
+// thread count (and, for NodeContext::residual_in_place, whether the
+// residual is lent to the output).
+std::string tuning_key(const NodeContext& ctx, int threads);
+// Scratch inputs and outputs of the node's shapes (constants used as they
+// are); residual_in_output: input #3 handed in output #0's buffer.
+struct TuningScratch {
+  std::vector<Tensor> owned;
+  std::vector<const Tensor*> inputs;
+  std::vector<Tensor*> outputs;
+};
+void make_tuning_scratch(const NodeContext& ctx, bool residual_in_output, TuningScratch& s);
+// Seconds per run of each kernel on the scratch tensors: one warm-up run
+// each, then three rounds in turn of about round_seconds of runs per kernel
+// (at least min_reps); the minimum per kernel.
+Result<std::vector<double>> time_kernels(const std::vector<Kernel*>& kernels, const TuningScratch& s,
+                                         double round_seconds, int min_reps);
+// The index of the fastest: the first keeps its place unless another is
+// clearly (5 %) faster, since near-ties are noise and a stable choice is
+// easier to reason about.
+size_t fastest_of(const std::vector<double>& seconds);
+// Winners remembered for the process, by tuning key.
+template <class V>
+class TuningCache {
+ public:
+  std::optional<V> find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = winners_.find(key);
+    if (it == winners_.end()) return std::nullopt;
+    return it->second;
+  }
+  void remember(const std::string& key, const V& v) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    winners_.emplace(key, v);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, V> winners_;
+};
 
 // Prepare-time tuning (conv_tune.cc): builds the kernel of every candidate,
 // times it on scratch tensors of the node's shapes and keeps the fastest.

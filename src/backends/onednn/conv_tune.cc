@@ -9,8 +9,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <string>
 
 #include <fmt/format.h>
@@ -25,8 +23,8 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Everything that changes which variant wins: op, shapes, attributes (fused
-// ones included), which inputs are constants, host layout, thread count.
+}  // namespace
+
 std::string tuning_key(const NodeContext& ctx, int threads) {
   std::string key = fmt::format("{}|t{}|{}{}", ctx.node.op_type, threads, ctx.layout == Layout::nhwc ? "nhwc" : "nchw",
                                 ctx.residual_in_place ? "|in-place" : "");
@@ -48,26 +46,18 @@ std::string tuning_key(const NodeContext& ctx, int threads) {
   return key;
 }
 
-struct TuningCache {
-  std::mutex mutex;
-  std::map<std::string, ConvVariant> winners;
-};
+namespace {
 
-TuningCache& cache() {
-  static TuningCache c;
+TuningCache<ConvVariant>& cache() {
+  static TuningCache<ConvVariant> c;
   return c;
 }
 
-// Scratch inputs and outputs of the node's shapes; constants are used as
-// they are. Values in [-1, 1) rather than zeros: some implementations
-// (oneDNN's GEMM-based post-ops) branch on the sign of each output.
-struct Scratch {
-  std::vector<Tensor> owned;
-  std::vector<const Tensor*> inputs;
-  std::vector<Tensor*> outputs;
-};
+}  // namespace
 
-void make_scratch(const NodeContext& ctx, Scratch& s) {
+// Values in [-1, 1) rather than zeros: some implementations (oneDNN's
+// GEMM-based post-ops) branch on the sign of each output.
+void make_tuning_scratch(const NodeContext& ctx, bool residual_in_output, TuningScratch& s) {
   s.owned.reserve(ctx.input_types.size() + ctx.output_types.size());
   for (size_t i = 0; i < ctx.input_types.size(); ++i) {
     const Tensor* c = i < ctx.constants.size() ? ctx.constants[i] : nullptr;
@@ -91,17 +81,49 @@ void make_scratch(const NodeContext& ctx, Scratch& s) {
     s.owned.emplace_back(t.dtype, t.shape);
     s.outputs.push_back(&s.owned.back());
   }
-  // Timed as it will run: the residual already in the destination.
   const bool residual_scratch = s.inputs.size() > 3 && s.inputs[3] != nullptr &&
                                 (ctx.constants.size() <= 3 || ctx.constants[3] == nullptr);
-  if (ctx.residual_in_place && residual_scratch && !s.outputs.empty() && s.inputs[3]->type() == s.outputs[0]->type())
+  if (residual_in_output && residual_scratch && !s.outputs.empty() && s.inputs[3]->type() == s.outputs[0]->type())
     s.outputs[0] = const_cast<Tensor*>(s.inputs[3]);
 }
+
+Result<std::vector<double>> time_kernels(const std::vector<Kernel*>& kernels, const TuningScratch& s,
+                                         double round_seconds, int min_reps) {
+  // One warm-up run each (first-touch page faults, cold caches), then rounds
+  // in turn so that a burst of load from elsewhere hits every kernel; the
+  // minimum per-run time of each is what it can do.
+  double slowest_warmup = 0;
+  for (Kernel* k : kernels) {
+    const double t0 = now_seconds();
+    CP_TRY(k->run(s.inputs, s.outputs));
+    slowest_warmup = std::max(slowest_warmup, now_seconds() - t0);
+  }
+  // Short kernels are repeated to rise above timer noise.
+  const int reps = std::clamp(static_cast<int>(round_seconds / std::max(slowest_warmup, 1e-7)), min_reps,
+                              std::max(min_reps, 50));
+  std::vector<double> best(kernels.size(), 1e30);
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < kernels.size(); ++i) {
+      const double t0 = now_seconds();
+      for (int r = 0; r < reps; ++r) CP_TRY(kernels[i]->run(s.inputs, s.outputs));
+      best[i] = std::min(best[i], (now_seconds() - t0) / reps);
+    }
+  return best;
+}
+
+size_t fastest_of(const std::vector<double>& seconds) {
+  size_t winner = 0;
+  for (size_t i = 1; i < seconds.size(); ++i)
+    if (seconds[i] < 0.95 * seconds[winner]) winner = i;
+  return winner;
+}
+
+namespace {
+
 
 struct Contender {
   ConvVariant variant;
   std::unique_ptr<Kernel> kernel;
-  double best = 1e30;  // seconds per run, minimum over rounds
 };
 
 }  // namespace
@@ -114,11 +136,7 @@ bool conv_tuning_enabled() {
 Result<std::unique_ptr<Kernel>> fastest_conv_kernel(const NodeContext& ctx, std::shared_ptr<const Runtime> rt,
                                                     int threads, const std::vector<ConvVariant>& candidates) {
   const std::string key = tuning_key(ctx, threads);
-  {
-    std::lock_guard<std::mutex> lock(cache().mutex);
-    auto it = cache().winners.find(key);
-    if (it != cache().winners.end()) return make_conv_kernel(ctx, rt, threads, &it->second);
-  }
+  if (auto known = cache().find(key)) return make_conv_kernel(ctx, rt, threads, &*known);
 
   std::vector<Contender> field;
   Status first_error;
@@ -133,41 +151,22 @@ Result<std::unique_ptr<Kernel>> fastest_conv_kernel(const NodeContext& ctx, std:
   if (field.empty()) return first_error;
   if (field.size() == 1) return std::move(field.front().kernel);
 
-  Scratch scratch;
-  make_scratch(ctx, scratch);
-  // One warm-up run each (first-touch page faults, cold caches), then rounds
-  // in turn so that a burst of load from elsewhere hits every contender; the
-  // minimum per-run time of each is what it can do.
-  double slowest_warmup = 0;
-  for (Contender& c : field) {
-    const double t0 = now_seconds();
-    CP_TRY(c.kernel->run(scratch.inputs, scratch.outputs));
-    slowest_warmup = std::max(slowest_warmup, now_seconds() - t0);
-  }
-  // Short kernels are repeated to rise above timer noise; about 2 ms of
-  // runs per contender and round, never fewer than one run.
-  const int reps = std::clamp(static_cast<int>(2e-3 / std::max(slowest_warmup, 1e-7)), 1, 50);
-  for (int round = 0; round < 3; ++round) {
-    for (Contender& c : field) {
-      const double t0 = now_seconds();
-      for (int i = 0; i < reps; ++i) CP_TRY(c.kernel->run(scratch.inputs, scratch.outputs));
-      c.best = std::min(c.best, (now_seconds() - t0) / reps);
-    }
-  }
+  // Timed as it will run: the residual already in the destination when the
+  // executor lends it. About 2 ms of runs per contender and round.
+  TuningScratch scratch;
+  make_tuning_scratch(ctx, ctx.residual_in_place, scratch);
+  std::vector<Kernel*> kernels;
+  for (Contender& c : field) kernels.push_back(c.kernel.get());
+  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 2e-3, 1));
   // The heuristic's pick (first) keeps its place unless another is clearly
-  // faster: near-ties are noise, and a stable choice is easier to reason about.
-  size_t winner = 0;
-  for (size_t i = 1; i < field.size(); ++i)
-    if (field[i].best < 0.95 * field[winner].best) winner = i;
+  // faster (fastest_of).
+  const size_t winner = fastest_of(seconds);
   for (size_t i = 0; i < field.size(); ++i)
     log_debug("onednn: {} variant {} ({} on {} host tensors, {} layout{}, {} thread(s)): {:.1f} us{}",
               ctx.node.describe(), i, conv_impl_name(*field[i].kernel), ctx.layout == Layout::nhwc ? "NHWC" : "NCHW",
               layout_name(field[i].variant.layout), field[i].variant.binary_residual ? ", binary residual" : "",
-              field[i].variant.threads, field[i].best * 1e6, i == winner ? " <- picked" : "");
-  {
-    std::lock_guard<std::mutex> lock(cache().mutex);
-    cache().winners.emplace(key, field[winner].variant);
-  }
+              field[i].variant.threads, seconds[i] * 1e6, i == winner ? " <- picked" : "");
+  cache().remember(key, field[winner].variant);
   return std::move(field[winner].kernel);
 }
 

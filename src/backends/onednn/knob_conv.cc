@@ -138,7 +138,7 @@ Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx, std::shar
     return unsupported("{}: only int8 and bf16 kernels write low-precision activations", ctx.node.describe());
   switch (s.knob->kind) {
     case KnobKind::perforation:
-    case KnobKind::sampling: return make_compact_conv(s, std::move(rt), threads);
+    case KnobKind::sampling: return make_compact_conv(ctx, s, std::move(rt), threads);
     case KnobKind::bf16:
     case KnobKind::int8: return make_lowp_conv(ctx, s, std::move(rt), threads);
     case KnobKind::fp16: return make_half_conv(ctx, s, std::move(rt), threads);

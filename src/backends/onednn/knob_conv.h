@@ -47,12 +47,13 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx);
 
 // Perforation and sampling, fp32 or half (knob_conv_compact.cc). On the
 // tiled path (AVX-512, NHWC, one group) layers of 4+ MFLOP time their
-// candidates on scratch tensors and keep the fastest (remembered per layer
-// shape and knob for the process): tile shapes when the computed rows are
+// candidates on scratch tensors and keep the fastest (conv.h's timing,
+// remembered per node shape and knob for the process; off with the Conv
+// tuner's CALIPROX_ONEDNN_TUNE=0): tile shapes when the computed rows are
 // shorter than 14, and Winograd rows (1-D F(4,3) along each computed row
 // or column) for perforation of 3x3 stride-1 layers.
-Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
-                                                  int threads);
+Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                                  std::shared_ptr<const Runtime> rt, int threads);
 // The same with a forced tile (tests): tile_n channels (64, 48 or 32) by
 // tile_m positions (0: as many as the registers hold); winograd: Winograd
 // rows (perforation of 3x3 stride-1 layers, else Errc::unsupported).

@@ -11,15 +11,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
-#include <map>
-#include <mutex>
 #include <string>
 
-#include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include "backends/onednn/conv.h"
 #include "backends/onednn/knob_conv.h"
 #include "backends/onednn/knob_conv_compact.h"
 #include "backends/onednn/knob_conv_simd.h"
@@ -508,47 +505,16 @@ class CompactConvKernel final : public OnednnKernel {
   std::vector<std::vector<float>> wino_v_, wino_m_;  // per thread: Winograd rows' maps (Plan::winograd)
 };
 
-// Kernels (tile shape, Winograd rows or not) picked by timing, per layer
-// shape, knob, fusion and team, for the process: every later kernel of the
-// same kind is built directly.
+// A kernel candidate: tile shape, Winograd rows or not.
 struct KernelChoice {
   int64_t tile_n = 64, tile_m = 0;
   bool winograd = false;
 };
-struct TileChoices {
-  std::mutex mutex;
-  std::map<std::string, KernelChoice> picked;
-};
-TileChoices& tile_choices() {
-  static TileChoices c;
-  return c;
-}
-std::string tile_key(const KnobConvSetup& s, int team) {
-  const ConvGeometry& g = s.g;
-  return fmt::format("{}|t{}|{}|n{} c{} {}x{} oc{} k{}x{} s{}x{} p{},{},{},{} d{}x{}|b{} r{} a{}", s.knob->name, team,
-                     s.layout == Layout::nhwc ? "nhwc" : "nchw", g.n, g.c_in, g.in_spatial[0], g.in_spatial[1],
-                     g.c_out, g.kernel[0], g.kernel[1], g.strides[0], g.strides[1], g.pads_begin[0],
-                     g.pads_begin[1], g.pads_end[0], g.pads_end[1], g.dilations[0], g.dilations[1], s.has_bias,
-                     s.residual, static_cast<int>(s.act.kind));
-}
 
 // The work the team is sized by: the knob's FLOPs, twice that under half
 // rounding (its passes cost about as much again).
 double compact_flops(const KnobConvSetup& s) {
   return conv_layer_flops(s.g) / layer_nominal_speedup(*s.knob, s.g) * (s.knob->half ? 2.0 : 1.0);
-}
-
-// Seconds per run of `k` on scratch tensors: the minimum over three rounds
-// of two runs each, after a warm-up run.
-Result<double> seconds_per_run(Kernel& k, std::span<const Tensor* const> in, std::span<Tensor* const> out) {
-  CP_TRY(k.run(in, out));
-  double best = 1e30;
-  for (int round = 0; round < 3; ++round) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < 2; ++i) CP_TRY(k.run(in, out));
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 2);
-  }
-  return best;
 }
 
 }  // namespace
@@ -568,8 +534,8 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
                                                                      build_plan(s, team, tile_n, tile_m, winograd), s));
 }
 
-Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
-                                                  int threads) {
+Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                                  std::shared_ptr<const Runtime> rt, int threads) {
   const double flops = compact_flops(s);
   const int team = team_for_flops(threads, flops);
   auto make = [&](const KernelChoice& c) {
@@ -582,70 +548,39 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const KnobConvSetup& s, std::s
   // half the multiplications for transform passes. So layers whose
   // work is enough to matter time their candidates (tile shapes when the
   // computed rows are shorter than 14, Winograd rows where they apply) on
-  // scratch tensors and keep the fastest; the first keeps its place unless
-  // another is clearly faster.
-  const std::string key = tile_key(s, team);
-  {
-    std::lock_guard<std::mutex> lock(tile_choices().mutex);
-    auto it = tile_choices().picked.find(key);
-    if (it != tile_choices().picked.end()) return std::unique_ptr<Kernel>(make(it->second));
-  }
-  std::unique_ptr<CompactConvKernel> best = make({});
+  // scratch tensors and keep the fastest, with the Conv tuner's timing
+  // (conv.h), and the choice is remembered for the process.
+  static TuningCache<KernelChoice> choices;
+  const std::string key = s.knob->name + "|" + tuning_key(ctx, team);
+  if (auto known = choices.find(key)) return std::unique_ptr<Kernel>(make(*known));
+  std::unique_ptr<CompactConvKernel> first = make({});
   const int64_t widest = (s.g.c_out + 15) / 16 * 16;
   const int64_t row = s.knob->kind == KnobKind::perforation && !s.knob->rows
                           ? static_cast<int64_t>(perforation_kept(*s.knob, s.g.out_spatial[1]).size())
                           : s.g.out_spatial[1];
-  std::vector<KernelChoice> others;
-  if (best->tiled() && flops >= 4e6) {
+  std::vector<KernelChoice> field{{}};
+  if (first->tiled() && flops >= 4e6 && conv_tuning_enabled()) {
     if (widest > 32 && row < 14) {
-      others.push_back({32, 0});
-      if (row < 12) others.push_back({32, row});
+      field.push_back({32, 0});
+      if (row < 12) field.push_back({32, row});
     }
-    if (winograd_applies(s, team)) others.push_back({64, 0, true});
+    if (winograd_applies(s, team)) field.push_back({64, 0, true});
   }
-  if (others.empty()) return std::unique_ptr<Kernel>(std::move(best));
-  KernelChoice picked;
-  std::vector<Tensor> scratch;
-  scratch.reserve(5);
-  const Shape x_shape{s.g.n, s.g.c_in, s.g.in_spatial[0], s.g.in_spatial[1]}, y_shape = s.g.output_shape();
-  const auto nhwc = [&](const Shape& nchw) {
-    return s.layout == Layout::nhwc ? Shape{nchw[0], nchw[2], nchw[3], nchw[1]} : nchw;
-  };
-  std::vector<const Tensor*> in(4, nullptr);
-  scratch.emplace_back(DType::f32, nhwc(x_shape));
-  in[0] = &scratch.back();
-  in[1] = s.weights;
-  if (s.has_bias) {
-    scratch.emplace_back(DType::f32, Shape{s.g.c_out});
-    in[2] = s.bias != nullptr ? s.bias : &scratch.back();
+  if (field.size() == 1) return std::unique_ptr<Kernel>(std::move(first));
+  std::vector<std::unique_ptr<CompactConvKernel>> built;
+  built.push_back(std::move(first));
+  std::vector<Kernel*> kernels{built.front().get()};
+  for (size_t i = 1; i < field.size(); ++i) {
+    built.push_back(make(field[i]));
+    kernels.push_back(built.back().get());
   }
-  if (s.residual) {
-    scratch.emplace_back(DType::f32, nhwc(y_shape));
-    in[3] = &scratch.back();
-  }
-  scratch.emplace_back(DType::f32, nhwc(y_shape));
-  Tensor* out[1] = {&scratch.back()};
-  uint32_t state = 12345u;
-  for (Tensor& t : scratch)
-    for (float& v : t.span<float>()) {
-      state = state * 1664525u + 1013904223u;  // LCG: cheap, deterministic
-      v = static_cast<float>(state >> 8) * (2.f / 16777216.f) - 1.f;
-    }
-  CP_ASSIGN_OR_RETURN(double best_time, seconds_per_run(*best, in, out));
-  for (const KernelChoice& c : others) {
-    std::unique_ptr<CompactConvKernel> other = make(c);
-    CP_ASSIGN_OR_RETURN(double t, seconds_per_run(*other, in, out));
-    if (t < 0.95 * best_time) {
-      best = std::move(other);
-      best_time = t;
-      picked = c;
-    }
-  }
-  {
-    std::lock_guard<std::mutex> lock(tile_choices().mutex);
-    tile_choices().picked.emplace(key, picked);
-  }
-  return std::unique_ptr<Kernel>(std::move(best));
+  // Two runs per kernel and round: these layers take 0.1 ms and more.
+  TuningScratch scratch;
+  make_tuning_scratch(ctx, false, scratch);
+  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 0, 2));
+  const size_t winner = fastest_of(seconds);
+  choices.remember(key, field[winner]);
+  return std::unique_ptr<Kernel>(std::move(built[winner]));
 }
 
 }  // namespace caliprox::onednn
