@@ -114,13 +114,13 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx) {
                            node.describe(), ctx.knob->name, r.min, r.max);
     s.input_range = r;
   }
+  if (ctx.output_codes && s.knob->kind != KnobKind::int8 && s.knob->kind != KnobKind::bf16)
+    return unsupported("{}: only int8 and bf16 kernels write low-precision activations", node.describe());
   return s;
 }
 
 Status check_knob_conv(const NodeContext& ctx, const Runtime& rt) {
   CP_ASSIGN_OR_RETURN(KnobConvSetup s, knob_conv_setup(ctx));
-  if (ctx.output_codes && s.knob->kind != KnobKind::int8 && s.knob->kind != KnobKind::bf16)
-    return unsupported("{}: only int8 and bf16 kernels write low-precision activations", ctx.node.describe());
   switch (s.knob->kind) {
     case KnobKind::perforation:
     case KnobKind::sampling: return {};
@@ -134,8 +134,6 @@ Status check_knob_conv(const NodeContext& ctx, const Runtime& rt) {
 
 Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx, std::shared_ptr<const Runtime> rt, int threads) {
   CP_ASSIGN_OR_RETURN(KnobConvSetup s, knob_conv_setup(ctx));
-  if (ctx.output_codes && s.knob->kind != KnobKind::int8 && s.knob->kind != KnobKind::bf16)
-    return unsupported("{}: only int8 and bf16 kernels write low-precision activations", ctx.node.describe());
   switch (s.knob->kind) {
     case KnobKind::perforation:
     case KnobKind::sampling: return make_compact_conv(ctx, s, std::move(rt), threads);

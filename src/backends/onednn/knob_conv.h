@@ -40,7 +40,8 @@ struct KnobConvSetup {
 };
 
 // Validates the node for a knob kernel: a 2-D float32 Conv the knob applies
-// to, with constant weights and (int8) a finite calibrated range.
+// to, with constant weights, (int8) a finite calibrated range, and
+// (NodeContext::output_codes) an int8 or bf16 knob.
 // Errc::unsupported for what this backend leaves to the reference one,
 // Errc::invalid_input for inputs no backend can run.
 Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx);
