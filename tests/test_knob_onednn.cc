@@ -133,6 +133,28 @@ NodeContext context_for(const ConvCase& c, const Knob* knob, Layout layout, std:
   return ctx;
 }
 
+// Runs a prepared kernel on the case's inputs (or `feeds`, same shapes) in
+// `layout`; the output in NCHW. With feeds it runs twice, first on the
+// case's own inputs, to check that it holds no state from an earlier run.
+Tensor run_kernel(Kernel& kernel, const ConvCase& c, const NodeContext& ctx, Layout layout,
+                  const std::vector<Tensor>* feeds = nullptr) {
+  Tensor out(DType::f32, ctx.output_types[0].shape);
+  for (int pass = 0; pass < (feeds ? 2 : 1); ++pass) {
+    const std::vector<Tensor>& src = pass == 0 ? c.inputs : *feeds;
+    std::vector<Tensor> held = src;
+    if (layout == Layout::nhwc) {
+      held[0] = to_nhwc(src[0]);
+      if (held.size() > 3 && !held[3].empty()) held[3] = to_nhwc(src[3]);
+    }
+    std::vector<const Tensor*> in;
+    for (const Tensor& t : held) in.push_back(t.empty() ? nullptr : &t);
+    Tensor* outs[1] = {&out};
+    Status st = kernel.run(in, outs);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+  }
+  return layout == Layout::nhwc ? to_nchw(out) : out;
+}
+
 // Runs the node on `backend` in `layout`; the backend must claim it.
 // `feeds` replaces the inputs at run time (same shapes), to check that a
 // kernel holds no state from an earlier run.
@@ -145,21 +167,7 @@ Tensor run_on(Backend& backend, const ConvCase& c, const Knob* knob, Layout layo
   if (layout == Layout::nhwc) REQUIRE(backend.supports_nhwc(ctx));
   auto kernel = backend.prepare(ctx);
   REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
-  Tensor out(DType::f32, ctx.output_types[0].shape);
-  for (int pass = 0; pass < (feeds ? 2 : 1); ++pass) {
-    const std::vector<Tensor>& src = pass == 0 ? c.inputs : *feeds;
-    std::vector<Tensor> held = src;
-    if (layout == Layout::nhwc) {
-      held[0] = to_nhwc(src[0]);
-      if (held.size() > 3 && !held[3].empty()) held[3] = to_nhwc(src[3]);
-    }
-    std::vector<const Tensor*> in;
-    for (const Tensor& t : held) in.push_back(t.empty() ? nullptr : &t);
-    Tensor* outs[1] = {&out};
-    Status st = (*kernel)->run(in, outs);
-    REQUIRE_MESSAGE(st.ok(), st.message());
-  }
-  return layout == Layout::nhwc ? to_nchw(out) : out;
+  return run_kernel(**kernel, c, ctx, layout, feeds);
 }
 
 double max_abs(const Tensor& t) {
@@ -408,16 +416,7 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows,
             continue;
           }
           REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
-          std::vector<Tensor> held = c.inputs;
-          held[0] = to_nhwc(c.inputs[0]);
-          held[3] = to_nhwc(c.inputs[3]);
-          std::vector<const Tensor*> in;
-          for (const Tensor& t : held) in.push_back(t.empty() ? nullptr : &t);
-          Tensor out(DType::f32, ctx.output_types[0].shape);
-          Tensor* outs[1] = {&out};
-          Status st = (*kernel)->run(in, outs);
-          REQUIRE_MESSAGE(st.ok(), st.message());
-          const double err = max_diff(to_nchw(out), want);
+          const double err = max_diff(run_kernel(**kernel, c, ctx, Layout::nhwc), want);
           CHECK_MESSAGE(err <= bound, "max |diff| " << err << " > " << bound);
         }
       }
