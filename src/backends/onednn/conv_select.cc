@@ -105,9 +105,9 @@ std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, boo
       if (!blocked_ok) continue;
       // The residual read where it is (jit_1x1 has it on NHWC): no copy into
       // the destination first, measured 1.3x faster for strided 1x1
-      // shortcuts whose residual is not already in the destination. Not for
-      // grouped layers (conv.cc, variant_is_safe).
-      if (residual_sum && !residual_in_place && g.group == 1) add({ConvLayout::plain, direct, t, true});
+      // shortcuts whose residual is not already in the destination. Never on
+      // the GEMM-based implementation (conv.cc, conv_pd_with).
+      if (residual_sum && !residual_in_place) add({ConvLayout::plain, direct, t, true});
       add({ConvLayout::channels16, direct, t});
       if (winograd_shape(g)) add({ConvLayout::any, dnnl::algorithm::convolution_winograd, t});
     }
