@@ -102,6 +102,7 @@ Result<RunResult> bench_model(const Graph& graph, const Tensor& input, int threa
     CP_ASSIGN_OR_RETURN(Prepared p, prepare(graph, input, threads, settings.backend, false));
     r.create_ms = p.create_ms;
     r.node_backends = p.session->node_backends();
+    r.split = p.session->batch_split();
     CP_ASSIGN_OR_RETURN(Samples samples, time_runs(*p.session, input, settings.warmup, settings.repeats, [] {}));
     r.samples_ms = std::move(samples.wall_ms);
     r.cpu_samples_ms = std::move(samples.cpu_ms);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "conv_costs.h"
+#include "engine/batch_split.h"
 #include "engine/graph.h"
 #include "engine/tensor.h"
 #include "util/stats.h"
@@ -41,6 +42,7 @@ struct RunResult {
   std::string output_name;
   Tensor output;                   // first graph output of the last timed run (owned copy)
   std::vector<std::pair<std::string, std::string>> node_backends;
+  BatchSplit split;                 // how the session split the batch (chunk 0: not split)
   std::vector<LayerTiming> layers;  // execution order; empty unless settings.layers
   LatencyStats layered_run_ms;      // run() wall time in the timing session
   LatencyStats layered_cpu_ms;      // and its process CPU time

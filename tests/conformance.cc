@@ -53,6 +53,8 @@ struct BackendResult {
   // Some node ran on this backend's own kernels (not all on the reference
   // fallback), in every data set.
   bool native = false;
+  // Some data set also ran with its batch split over two threads.
+  bool split = false;
 };
 
 struct Case {
@@ -203,23 +205,44 @@ BackendResult run_data_set(const Graph& graph, Backend& backend, const fs::path&
   if (!session.ok())
     return fail(session.status().code() == Errc::unsupported ? Outcome::skip : Outcome::fail,
                 session.status().message());
-  std::vector<Tensor> run_inputs;
-  for (const auto& name : (*session)->input_names()) run_inputs.push_back(data.at(name));
-  Status st = (*session)->run(run_inputs);
-  if (!st.ok()) return fail(Outcome::fail, "run: " + st.message());
-
-  const auto& out_names = (*session)->output_names();
-  for (size_t k = 0; k < outputs.size(); ++k) {
-    auto it = std::find(out_names.begin(), out_names.end(), outputs[k].name);
-    size_t index = it != out_names.end() ? static_cast<size_t>(it - out_names.begin()) : k;
-    if (index >= out_names.size())
-      return fail(Outcome::fail, fmt::format("expected output #{} ('{}') but the session has {} outputs", k,
-                                             outputs[k].name, out_names.size()));
-    std::string diff = compare((*session)->output(index), outputs[k].tensor, out_names[index]);
-    if (!diff.empty()) return fail(Outcome::fail, diff);
-  }
+  // Runs a session and compares its outputs with the expected ones.
+  auto check = [&](Session& session, std::string_view how) -> std::string {
+    std::vector<Tensor> run_inputs;
+    for (const auto& name : session.input_names()) run_inputs.push_back(data.at(name));
+    Status st = session.run(run_inputs);
+    if (!st.ok()) return fmt::format("run{}: {}", how, st.message());
+    const auto& out_names = session.output_names();
+    for (size_t k = 0; k < outputs.size(); ++k) {
+      auto it = std::find(out_names.begin(), out_names.end(), outputs[k].name);
+      size_t index = it != out_names.end() ? static_cast<size_t>(it - out_names.begin()) : k;
+      if (index >= out_names.size())
+        return fmt::format("expected output #{} ('{}') but the session has {} outputs", k, outputs[k].name,
+                           out_names.size());
+      std::string diff = compare(session.output(index), outputs[k].tensor, out_names[index]);
+      if (!diff.empty()) return fmt::format("{}{}", diff, how);
+    }
+    return {};
+  };
+  if (std::string why = check(**session, ""); !why.empty()) return fail(Outcome::fail, why);
   for (const auto& [node, ran_on] : (*session)->node_backends())
     if (ran_on == backend.name()) r.native = true;
+
+  // The same case with two threads: a batch of 2+ on a graph that keeps its
+  // samples apart runs split (engine/batch_split.h), one chunk per thread.
+  std::map<std::string, Shape> fed;
+  for (const auto& name : (*session)->input_names()) fed[name] = data.at(name).shape();
+  SessionOptions two = options;
+  two.threads = 2;
+  for (const auto& name : (*session)->input_names()) two.bound_inputs.erase(name);
+  for (const auto& [name, t] : data)
+    if (!fed.count(name)) two.bound_inputs[name] = t;
+  if (auto split = Session::create(graph, backend, fed, two); split.ok() && (*split)->batch_split().chunk > 0) {
+    r.split = true;
+    const BatchSplit& p = (*split)->batch_split();
+    if (std::string why = check(**split, fmt::format(" (batch split in {} chunks of {})", p.chunks, p.chunk));
+        !why.empty())
+      return fail(Outcome::fail, why);
+  }
   return r;
 }
 
@@ -245,6 +268,7 @@ std::vector<BackendResult> run_case(const Case& c, const std::vector<std::string
     for (const auto& set : sets) {
       BackendResult r = run_data_set(*graph, *backend, set);
       overall.native = overall.native && r.native;
+      overall.split = overall.split || r.split;
       if (r.outcome == Outcome::pass) continue;
       if (overall.outcome == Outcome::pass || r.outcome == Outcome::fail) {
         overall = r;
@@ -297,7 +321,8 @@ std::string encode(const std::vector<BackendResult>& results) {
   for (const auto& r : results) {
     std::string reason = r.reason.substr(0, 4000);
     std::replace(reason.begin(), reason.end(), '\n', ' ');
-    out += fmt::format("{}\x1f{}\x1f{}\x1f{}\n", r.backend, outcome_name(r.outcome), r.native ? 1 : 0, reason);
+    out += fmt::format("{}\x1f{}\x1f{}{}\x1f{}\n", r.backend, outcome_name(r.outcome), r.native ? 1 : 0,
+                       r.split ? 1 : 0, reason);
   }
   return out;
 }
@@ -313,8 +338,9 @@ std::vector<BackendResult> decode(const std::string& text) {
     size_t a = line.find('\x1f'), b = line.find('\x1f', a + 1), c = line.find('\x1f', b + 1);
     if (a == std::string::npos || b == std::string::npos || c == std::string::npos) continue;
     std::string o = line.substr(a + 1, b - a - 1);
+    const std::string flags = line.substr(b + 1, c - b - 1);  // native, split
     results.push_back({line.substr(0, a), o == "pass" ? Outcome::pass : o == "skip" ? Outcome::skip : Outcome::fail,
-                       line.substr(c + 1), line.substr(b + 1, c - b - 1) == "1"});
+                       line.substr(c + 1), flags.size() > 0 && flags[0] == '1', flags.size() > 1 && flags[1] == '1'});
   }
   return results;
 }
@@ -514,6 +540,13 @@ int main(int argc, char** argv) {
         if (r.backend == b && r.outcome == Outcome::pass) ++pass, native += r.native ? 1 : 0;
     fmt::print("{}: {} of {} passing cases ran at least one node on {} kernels (the rest fell back to reference)\n", b,
                native, pass, b);
+  }
+  for (const auto& b : s.backends) {
+    int split = 0;
+    for (const auto& per_case : results)
+      for (const auto& r : per_case)
+        if (r.backend == b && r.outcome == Outcome::pass && r.split) ++split;
+    fmt::print("{}: {} passing cases also passed with their batch split over two threads\n", b, split);
   }
   if (s.list_skips) {
     fmt::print("all skips:\n");

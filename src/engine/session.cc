@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
+#include <string_view>
 
+#include "engine/batch_split.h"
 #include "engine/layout.h"
 #include "engine/op_registry.h"
 #include "engine/passes.h"
@@ -199,6 +202,26 @@ Status resolve_input_type(const ValueInfo& info, const Shape& shape, std::map<st
   return {};
 }
 
+// Whether Shape's output (with start/end, opset 15) includes axis 0.
+bool shape_value_has_axis0(const Node& node, const Shape& in) {
+  const auto rank = static_cast<int64_t>(in.size());
+  int64_t start = node.attr_int("start", 0);
+  if (start < 0) start += rank;
+  int64_t end = node.attr_int("end", rank);
+  if (end < 0) end += rank;
+  return start <= 0 && end > 0;
+}
+
+// CALIPROX_BATCH_SPLIT=0 turns batch splitting off for the process (for
+// side-by-side benchmarks).
+bool batch_split_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("CALIPROX_BATCH_SPLIT");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return on;
+}
+
 // Shape's output computed from the input type alone (ONNX Shape with start/end, opset 15).
 Tensor shape_value(const Node& node, const Shape& in) {
   const auto rank = static_cast<int64_t>(in.size());
@@ -263,6 +286,21 @@ struct Session::Impl {
   std::map<std::pair<std::string, ActivationCodes>, Tensor> codes_buffers;  // kept across configurations
   std::vector<CodesEdge> edges;
 
+  // Batch split: the chunk-size sessions (one per worker thread) that run
+  // this session's batch, or null when it runs as one piece.
+  struct Split {
+    BatchSplit plan;
+    int64_t n = 0;  // this session's batch
+    std::vector<std::unique_ptr<Session>> workers;
+    std::vector<std::vector<Tensor>> padded;  // per worker: inputs of a last, partial chunk
+    std::vector<std::vector<NodeTiming>> timings;  // per worker, summed over its chunks
+  };
+  std::unique_ptr<Split> split;
+  Result<bool> try_split(const Graph& graph, Backend& backend, const std::map<std::string, Shape>& input_shapes,
+                         const SessionOptions& options, const BatchGraphView& view);
+  Status run_worker(size_t w, std::span<const Tensor> inputs);
+  Status run_split(std::span<const Tensor> inputs);
+
   NodeContext knob_context(const Step& step, const Knob& knob) const;
   Result<Kernel*> knob_kernel(Step& step, const Knob& knob);
   Kernel* codes_kernel(Step& step, const ActivationCodes& codes);
@@ -322,6 +360,7 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
   s.threads = options.threads;
   s.calibrated_ranges = options.input_ranges;
   std::vector<Node> to_run;
+  std::set<std::string> batch_derived;  // folded values computed from a fed value's shape
   for (const Node& node : graph.nodes) {
     const OpDef* op = find_op(node.op_type);
     if (!op || !(node.domain.empty() || node.domain == "ai.onnx"))
@@ -352,9 +391,14 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
 
     if (node.op_type == "Shape") {
       s.constants[node.outputs[0]] = shape_value(node, inputs[0].type.shape);
+      // A shape that includes axis 0 of a runtime value depends on the batch.
+      if (!all_constant && shape_value_has_axis0(node, inputs[0].type.shape))
+        batch_derived.insert(node.outputs[0]);
       continue;
     }
     if (all_constant && !node.inputs.empty()) {
+      if (std::any_of(node.inputs.begin(), node.inputs.end(), [&](const std::string& v) { return batch_derived.count(v) != 0; }))
+        for (const auto& out : node.outputs) batch_derived.insert(out);
       NodeContext ctx{node, {}, {}, {}, 1};
       std::vector<const Tensor*> in_ptrs;
       for (const auto& in : inputs) {
@@ -380,6 +424,17 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
 
   std::set<std::string> graph_outputs;
   for (const auto& o : graph.outputs) graph_outputs.insert(o.name);
+
+  // Batch split (batch_split.h): sessions at the chunk size do the work.
+  if (options.batch_split && batch_split_enabled()) {
+    std::vector<std::string> out_names;
+    for (const auto& o : graph.outputs) out_names.push_back(o.name);
+    CP_ASSIGN_OR_RETURN(bool split, s.try_split(graph, backend, input_shapes, options,
+                                                BatchGraphView{to_run, types, s.constants, batch_derived,
+                                                               s.input_names, out_names}));
+    if (split) return session;
+  }
+
   if (options.optimize) {
     PassStats st = fuse_conv_chains(to_run, s.constants, types, graph_outputs);
     log_debug("graph passes: {} HardSwish formed, {} BatchNorm folded, {} residual Add and {} activations fused "
@@ -620,6 +675,166 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
   return session;
 }
 
+Result<bool> Session::Impl::try_split(const Graph& graph, Backend& backend,
+                                      const std::map<std::string, Shape>& input_shapes, const SessionOptions& options,
+                                      const BatchGraphView& view) {
+  if (input_names.empty()) return false;
+  const int64_t n = input_types[0].shape.empty() ? 0 : input_types[0].shape[0];
+  if (Status st = check_batch_separable(view, n); !st.ok()) {
+    log_debug("batch split: no ({})", st.message());
+    return false;
+  }
+  const double sample_bytes = sample_working_set(view, n);
+  const BatchSplit plan = plan_batch_split(n, options.threads, sample_bytes, batch_split_budget());
+  if (plan.chunk == 0) return false;
+
+  auto sp = std::make_unique<Split>();
+  sp->plan = plan;
+  sp->n = n;
+  std::map<std::string, Shape> chunk_shapes = input_shapes;
+  for (auto& [name, shape] : chunk_shapes) shape[0] = plan.chunk;
+  SessionOptions inner = options;
+  inner.threads = 1;
+  inner.batch_split = false;
+  // A model may declare a fixed batch length; its chunks have another one.
+  Graph chunk_graph = graph;
+  for (ValueInfo& info : chunk_graph.inputs)
+    if (chunk_shapes.count(info.name) && info.dims && !info.dims->empty()) (*info.dims)[0] = Dim{};
+  for (int w = 0; w < plan.workers; ++w) {
+    auto worker = Session::create(chunk_graph, backend, chunk_shapes, inner);
+    if (!worker.ok()) {
+      // E.g. a Reshape to a literal batch length: run the batch as one piece.
+      log_debug("batch split: no (a session at {} samples fails: {})", plan.chunk, worker.status().message());
+      return false;
+    }
+    if (w == 0) {
+      // Belt and braces: each output must be this session's output cut to
+      // the chunk (the copy in run_worker relies on it).
+      for (size_t i = 0; i < (*worker)->output_types().size(); ++i) {
+        const TensorType& part = (*worker)->output_types()[i];
+        const auto it = std::find(view.outputs.begin(), view.outputs.end(), (*worker)->output_names()[i]);
+        TensorType whole = part;
+        if (!whole.shape.empty()) whole.shape[0] = n;
+        if (part.shape.empty() || part.shape[0] != plan.chunk || it == view.outputs.end() ||
+            view.types.at(*it) != whole) {
+          log_debug("batch split: no (output '{}' is {} at {} samples)", (*worker)->output_names()[i],
+                    shape_str(part.shape), plan.chunk);
+          return false;
+        }
+      }
+    }
+    sp->workers.push_back(std::move(*worker));
+  }
+  const Session& first = *sp->workers[0];
+  for (size_t i = 0; i < first.output_names().size(); ++i) {
+    TensorType t = first.output_types()[i];
+    t.shape[0] = n;
+    output_names.push_back(first.output_names()[i]);
+    output_types.push_back(t);
+    outputs.emplace_back(t.dtype, t.shape);
+  }
+  for (KnobSite site : first.knob_sites()) {
+    site.flops *= static_cast<double>(n) / static_cast<double>(plan.chunk);
+    site.geometry.n = n;
+    sites.push_back(std::move(site));
+  }
+  run_inputs.resize(input_names.size());
+  sp->padded.resize(static_cast<size_t>(plan.workers));
+  sp->timings.resize(static_cast<size_t>(plan.workers));
+  log_debug("batch split: {} samples as {} chunks of {} on {} worker(s) ({:.0f} KiB per sample at most)", n,
+            plan.chunks, plan.chunk, plan.workers, sample_bytes / 1024);
+  split = std::move(sp);
+  return true;
+}
+
+// Worker w runs chunks w, w + workers, ... and copies their outputs into
+// this session's outputs (disjoint rows per chunk).
+Status Session::Impl::run_worker(size_t w, std::span<const Tensor> inputs) {
+  Split& sp = *split;
+  Session& worker = *sp.workers[w];
+  std::vector<NodeTiming>& times = sp.timings[w];
+  times.clear();
+  const int64_t b = sp.plan.chunk;
+  std::vector<Tensor> chunk_inputs(inputs.size());
+  for (auto c = static_cast<int64_t>(w); c < sp.plan.chunks; c += sp.plan.workers) {
+    const int64_t begin = c * b;
+    const int64_t count = std::min(b, sp.n - begin);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Shape shape = inputs[i].shape();
+      shape[0] = b;
+      const size_t sample = inputs[i].nbytes() / static_cast<size_t>(sp.n);
+      const auto* from = static_cast<const char*>(inputs[i].raw()) + static_cast<size_t>(begin) * sample;
+      if (count == b) {
+        // The worker session only reads its inputs.
+        chunk_inputs[i] = Tensor::view(inputs[i].dtype(), shape, const_cast<char*>(from));
+        continue;
+      }
+      // A partial last chunk: pad with copies of its last sample (they are
+      // computed and dropped; repeating a real sample keeps calibrated
+      // ranges unchanged).
+      auto& padded = sp.padded[w];
+      if (padded.size() != inputs.size()) padded.resize(inputs.size());
+      if (padded[i].shape() != shape || padded[i].dtype() != inputs[i].dtype()) padded[i] = Tensor(inputs[i].dtype(), shape);
+      auto* to = static_cast<char*>(padded[i].raw());
+      std::memcpy(to, from, static_cast<size_t>(count) * sample);
+      for (int64_t k = count; k < b; ++k)
+        std::memcpy(to + static_cast<size_t>(k) * sample, from + static_cast<size_t>(count - 1) * sample, sample);
+      chunk_inputs[i] = padded[i];
+    }
+    CP_TRY(worker.run(chunk_inputs));
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      const Tensor& part = worker.output(o);
+      const size_t sample = part.nbytes() / static_cast<size_t>(b);
+      std::memcpy(static_cast<char*>(outputs[o].raw()) + static_cast<size_t>(begin) * sample, part.raw(),
+                  static_cast<size_t>(count) * sample);
+    }
+    if (collect_timings) {
+      const auto& t = worker.timings();
+      if (times.empty()) {
+        times = t;
+      } else {
+        for (size_t k = 0; k < times.size() && k < t.size(); ++k) times[k].ms += t[k].ms;
+      }
+    }
+  }
+  return {};
+}
+
+Status Session::Impl::run_split(std::span<const Tensor> inputs) {
+  Split& sp = *split;
+  const auto workers = static_cast<int>(sp.workers.size());
+  std::vector<Status> status(sp.workers.size());
+  // One thread per worker, each running its chunks through the whole network
+  // on one core. Nested kernels see they are inside a parallel region (and
+  // were prepared for one thread) and do not start teams of their own.
+#pragma omp parallel for num_threads(workers) schedule(static, 1)
+  for (int w = 0; w < workers; ++w) status[static_cast<size_t>(w)] = run_worker(static_cast<size_t>(w), inputs);
+  for (const Status& st : status)
+    if (!st.ok()) return st;
+  if (collect_timings) {
+    // Per node: the threads' time summed over all chunks, divided by the
+    // number of threads (the node's share of the run's wall time).
+    timings = sp.timings[0];
+    for (size_t w = 1; w < sp.timings.size(); ++w)
+      for (size_t k = 0; k < timings.size() && k < sp.timings[w].size(); ++k) timings[k].ms += sp.timings[w][k].ms;
+    for (NodeTiming& t : timings) t.ms /= static_cast<double>(workers);
+  }
+  if (track_ranges) {
+    seen_ranges.clear();
+    for (const auto& worker : sp.workers)
+      for (const auto& [node, r] : worker->input_ranges()) {
+        auto [it, inserted] = seen_ranges.emplace(node, r);
+        if (!inserted) it->second = {std::min(it->second.min, r.min), std::max(it->second.max, r.max)};
+      }
+  }
+  return {};
+}
+
+const BatchSplit& Session::batch_split() const {
+  static const BatchSplit none;
+  return impl_->split ? impl_->split->plan : none;
+}
+
 const std::vector<std::string>& Session::input_names() const { return impl_->input_names; }
 const std::vector<TensorType>& Session::input_types() const { return impl_->input_types; }
 const std::vector<std::string>& Session::output_names() const { return impl_->output_names; }
@@ -627,17 +842,24 @@ const std::vector<TensorType>& Session::output_types() const { return impl_->out
 const std::vector<NodeTiming>& Session::timings() const { return impl_->timings; }
 
 std::vector<std::pair<std::string, std::string>> Session::node_backends() const {
+  if (impl_->split) return impl_->split->workers[0]->node_backends();
   std::vector<std::pair<std::string, std::string>> r;
   for (const auto& st : impl_->steps) r.emplace_back(st.node.name, *st.active_backend);
   return r;
 }
 
 const std::vector<KnobSite>& Session::knob_sites() const { return impl_->sites; }
-const std::vector<CodesEdge>& Session::codes_edges() const { return impl_->edges; }
+const std::vector<CodesEdge>& Session::codes_edges() const {
+  return impl_->split ? impl_->split->workers[0]->codes_edges() : impl_->edges;
+}
 const KnobConfig& Session::configuration() const { return impl_->config; }
 
 size_t Session::release_idle_kernels() {
   size_t freed = 0;
+  if (impl_->split) {
+    for (auto& worker : impl_->split->workers) freed += worker->release_idle_kernels();
+    return freed;
+  }
   for (Step& step : impl_->steps) {
     for (auto it = step.knob_kernels.begin(); it != step.knob_kernels.end();) {
       if (it->second.kernel.get() == step.configured) {
@@ -661,6 +883,11 @@ size_t Session::release_idle_kernels() {
 
 void Session::track_input_ranges(bool on) {
   impl_->track_ranges = on;
+  if (impl_->split) {
+    for (auto& worker : impl_->split->workers) worker->track_input_ranges(on);
+    if (on) impl_->seen_ranges.clear();
+    return;
+  }
   if (on) {
     impl_->seen_ranges.clear();
     impl_->range_first.assign(impl_->sites.size(), true);
@@ -669,6 +896,8 @@ void Session::track_input_ranges(bool on) {
 }
 const std::map<std::string, ValueRange>& Session::input_ranges() const { return impl_->seen_ranges; }
 void Session::set_calibrated_ranges(std::map<std::string, ValueRange> ranges) {
+  if (impl_->split)
+    for (auto& worker : impl_->split->workers) worker->set_calibrated_ranges(ranges);
   impl_->calibrated_ranges = std::move(ranges);
 }
 
@@ -790,6 +1019,18 @@ void Session::Impl::plan_run() {
 
 Status Session::configure(const KnobConfig& config) {
   Impl& s = *impl_;
+  if (s.split) {
+    // All workers or none: one that fails puts the others back.
+    auto& workers = s.split->workers;
+    for (size_t w = 0; w < workers.size(); ++w) {
+      if (Status st = workers[w]->configure(config); !st.ok()) {
+        for (size_t v = 0; v < w; ++v) (void)workers[v]->configure(s.config);
+        return st;
+      }
+    }
+    s.config = workers[0]->configuration();
+    return {};
+  }
   // Validate and prepare everything first, switch only when all is well.
   std::vector<std::pair<Step*, const Knob*>> plan;
   for (const auto& [node, knob_name] : config) {
@@ -846,6 +1087,7 @@ Status Session::run(std::span<const Tensor> inputs) {
                            dtype_name(s.input_types[i].dtype), shape_str(s.input_types[i].shape));
     s.run_inputs[i] = inputs[i];
   }
+  if (s.split) return s.run_split(inputs);
   if (s.collect_timings) s.timings.clear();
   for (size_t k = 0; k < s.steps.size(); ++k) {
     Impl::StepIo& sio = s.io[k];

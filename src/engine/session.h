@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "engine/batch_split.h"
 #include "engine/graph.h"
 #include "engine/ops/conv_geometry.h"
 #include "engine/tensor.h"
@@ -34,6 +35,11 @@ struct SessionOptions {
   // of floats where they can (see Session::codes_edges). Off: every such
   // layer converts its own float input.
   bool lowp_edges = true;
+  // Run a batch as chunks (engine/batch_split.h) when the graph keeps its
+  // samples apart: with threads > 1 each thread runs whole chunks on one
+  // core; with one thread, chunks small enough for the core's caches. The
+  // results are the same; CALIPROX_BATCH_SPLIT=0 turns it off process-wide.
+  bool batch_split = true;
 };
 
 // A value that travels in low precision under the current configuration
@@ -87,6 +93,9 @@ class Session {
   // Valid until the next run().
   const Tensor& output(size_t i) const;
 
+  // With collect_timings: per node, its wall time in the last run; when the
+  // batch ran split over several threads, the threads' time in the node
+  // summed over all chunks and divided by the number of threads.
   const std::vector<NodeTiming>& timings() const;
 
   // Switches the per-node knobs: nodes named in `config` run their knob, all
@@ -115,6 +124,8 @@ class Session {
   // int8 / bf16 knobs, with SessionOptions::lowp_edges off, or while
   // tracking ranges).
   const std::vector<CodesEdge>& codes_edges() const;
+  // How run() splits the batch (chunk 0: it runs as one piece).
+  const BatchSplit& batch_split() const;
   // Which backend runs each node ("onednn" / "reference") under the current
   // configuration, in execution order.
   std::vector<std::pair<std::string, std::string>> node_backends() const;
