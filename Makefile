@@ -22,7 +22,7 @@ build: deps $(BUILD)/build.ninja
 
 demo: build
 	$(CALIPROX) check $(DEMO_EXPERIMENT)
-	OMP_WAIT_POLICY=passive $(CALIPROX) tune $(DEMO_EXPERIMENT)
+	$(CALIPROX) tune $(DEMO_EXPERIMENT)
 
 test: build
 	bash scripts/run-tests.sh $(BUILD)

@@ -50,6 +50,7 @@ json run_json(const RunResult& r) {
   j["samples_ms"] = r.samples_ms;
   j["cpu_ms"] = stats_json(r.cpu);
   j["cpu_samples_ms"] = r.cpu_samples_ms;
+  j["loop"] = {{"wall_ms", r.loop.wall_ms}, {"cpu_ms", r.loop.cpu_ms}};
   j["output"] = {{"name", r.output_name}, {"shape", r.output.shape()}, {"values", r.output.to_double_vector()}};
   json backends = json::array();
   for (const auto& [node, backend] : r.node_backends) backends.push_back({{"node", node}, {"backend", backend}});
@@ -57,6 +58,7 @@ json run_json(const RunResult& r) {
   if (!r.layers.empty()) {
     j["layered_run_ms"] = stats_json(r.layered_run_ms);
     j["layered_cpu_ms"] = stats_json(r.layered_cpu_ms);
+    j["layered_loop"] = {{"wall_ms", r.layered_loop.wall_ms}, {"cpu_ms", r.layered_loop.cpu_ms}};
     json layers = json::array();
     for (const LayerTiming& l : r.layers) {
       json e = {{"node", l.node}, {"op_type", l.op_type}, {"backend", l.backend}, {"ms", stats_json(l.ms)}};

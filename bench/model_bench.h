@@ -31,6 +31,15 @@ struct LayerTiming {
   const ConvCost* conv = nullptr;  // Conv nodes only (points into the caller's map)
 };
 
+// CPU and wall time of a whole timed loop. Per-run CPU times undercount a
+// worker thread that is still spinning when the run ends (the kernel accounts
+// a running thread's time at scheduler ticks), which for runs of a few ms can
+// be all of its time; the loop total, read once the workers sleep, does not.
+struct LoopTotals {
+  double wall_ms = 0;  // sum of the timed runs' wall times
+  double cpu_ms = 0;   // process CPU time over the loop
+};
+
 struct RunResult {
   int64_t batch = 0;
   int threads = 1;
@@ -39,6 +48,7 @@ struct RunResult {
   LatencyStats latency;            // of samples_ms
   std::vector<double> cpu_samples_ms;  // process CPU time of each timed run (all threads)
   LatencyStats cpu;                    // of cpu_samples_ms
+  LoopTotals loop;                     // of the same runs
   std::string output_name;
   Tensor output;                   // first graph output of the last timed run (owned copy)
   std::vector<std::pair<std::string, std::string>> node_backends;
@@ -46,6 +56,7 @@ struct RunResult {
   std::vector<LayerTiming> layers;  // execution order; empty unless settings.layers
   LatencyStats layered_run_ms;      // run() wall time in the timing session
   LatencyStats layered_cpu_ms;      // and its process CPU time
+  LoopTotals layered_loop;
 };
 
 // The first `batch` images of an IDX uint8 image set [count, H, W] as a float

@@ -117,6 +117,14 @@ function collectConfigs(dir) {
   return nets;
 }
 
+// caliprox CPU ms per run: the timed loop's CPU time / runs when the JSON
+// has it (see model_bench.h, LoopTotals), else the per-run median.
+function caliproxCpuMs(run) {
+  if (!run) return undefined;
+  if (run.loop && run.samples_ms && run.samples_ms.length > 0) return run.loop.cpu_ms / run.samples_ms.length;
+  return run.cpu_ms && run.cpu_ms.median;
+}
+
 function latencyTable(net) {
   const rows = [];
   for (const c of net.configs) {
@@ -127,7 +135,7 @@ function latencyTable(net) {
       fmt(cp && cp.median), cp ? `${fmt(cp.min)}/${fmt(cp.mad)}` : '-',
       fmt(ort && ort.median), ort ? `${fmt(ort.min)}/${fmt(ort.mad)}` : '-',
       cp && ort ? fmt(cp.median / ort.median, 2) : '-',
-      fmt(c.caliprox && c.caliprox.cpu_ms && c.caliprox.cpu_ms.median),
+      fmt(caliproxCpuMs(c.caliprox)),
       fmt(c.ort && c.ort.cpu_ms && c.ort.cpu_ms.median),
       c.cpu_ratio === undefined ? '-' : fmt(c.cpu_ratio, 2),
       c.outputs && c.outputs.max_abs_diff !== null ? c.outputs.max_abs_diff.toExponential(1) : '-',
@@ -160,12 +168,15 @@ function pairConvs(cpLayers, ortLayers) {
   return pairs;
 }
 
-// Share of its cores the timing session actually got: process CPU time per
-// run / (wall time per run x threads). Node times are wall times, so on a busy
+// Share of its cores the timing session actually got: process CPU time over
+// the timed loop / (wall time of the loop x threads) (per-run figures when an
+// older JSON has no loop totals). Node times are wall times, so on a busy
 // machine they include time the process spent preempted; dividing by this
 // share estimates the time on the CPU (assuming preemption hits every node
 // alike). 1 on a quiet machine.
 function cpuShare(run) {
+  const loop = run.layered_loop;
+  if (loop && loop.wall_ms > 0) return Math.min(1, loop.cpu_ms / (loop.wall_ms * run.threads));
   if (!run.layered_cpu_ms || !run.layered_run_ms || run.layered_run_ms.median <= 0) return 1;
   return Math.min(1, run.layered_cpu_ms.median / (run.layered_run_ms.median * run.threads));
 }
@@ -234,7 +245,8 @@ function main() {
     for (const c of net.configs) {
       if (c.caliprox && c.ort) {
         c.ratio = c.caliprox.latency_ms.median / c.ort.latency_ms.median;
-        if (c.caliprox.cpu_ms && c.ort.cpu_ms) c.cpu_ratio = c.caliprox.cpu_ms.median / c.ort.cpu_ms.median;
+        const cpu = caliproxCpuMs(c.caliprox);
+        if (cpu !== undefined && c.ort.cpu_ms) c.cpu_ratio = cpu / c.ort.cpu_ms.median;
         c.outputs = compareOutputs(c.caliprox.output, c.ort.output);
       }
       const fallbacks = ((c.caliprox && c.caliprox.node_backends) || []).filter((n) => n.backend !== c.caliprox_backend);

@@ -38,6 +38,10 @@ read -r -a threads <<<"${BENCH_THREADS:-1 2}"
 # spin and steal the shared cores from whatever else runs; passive makes the
 # figures far steadier on this machine.
 export OMP_WAIT_POLICY=passive
+# What the caliprox binary sets for itself when OMP_WAIT_POLICY is unset
+# (src/cli/main.cc): workers spin ~30000 rounds before sleeping, so a team
+# that runs layer after layer is not woken from sleep each time.
+export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
 
 ninja -C "$build" bench/caliprox_bench >&2
 bench_exe="$build/bench/caliprox_bench"
