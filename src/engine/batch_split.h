@@ -54,7 +54,7 @@ struct BatchSplit {
 BatchSplit plan_batch_split(int64_t n, int threads, double sample_bytes, double budget_bytes);
 
 // The per-worker working-set budget (bytes): CALIPROX_BATCH_BUDGET_KB when
-// set, else 1 MiB (this machine's L2 per core; see README "Batch splitting").
+// set, else 1 MiB (an L2 of this machine's cores; man caliprox, ENVIRONMENT).
 double batch_split_budget();
 
 }  // namespace caliprox
