@@ -72,10 +72,7 @@ Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() 
     s->track_input_ranges(true);
     Tensor x = data_.sample_batch(b, e);
     CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
-    for (const auto& [node, r] : s->input_ranges()) {
-      auto [it, inserted] = ranges.emplace(node, r);
-      if (!inserted) it->second = {std::min(it->second.min, r.min), std::max(it->second.max, r.max)};
-    }
+    merge_ranges(ranges, s->input_ranges());
     s->track_input_ranges(false);
   }
   ranges_ = std::move(ranges);

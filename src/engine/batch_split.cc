@@ -229,16 +229,14 @@ double sample_working_set(const BatchGraphView& g, int64_t n) {
   // After fusion a layer reads one activation and writes another: twice the
   // largest activation is what one layer keeps in flight.
   double largest = 0;
-  for (const Node& node : g.nodes)
-    for (const auto& name : node.outputs)
-      if (!name.empty()) {
-        const TensorType& t = g.types.at(name);
-        largest = std::max(largest, static_cast<double>(shape_numel(t.shape)) * static_cast<double>(dtype_size(t.dtype)));
-      }
-  for (const auto& name : g.inputs) {
+  auto consider = [&](const std::string& name) {
     const TensorType& t = g.types.at(name);
     largest = std::max(largest, static_cast<double>(shape_numel(t.shape)) * static_cast<double>(dtype_size(t.dtype)));
-  }
+  };
+  for (const Node& node : g.nodes)
+    for (const auto& name : node.outputs)
+      if (!name.empty()) consider(name);
+  for (const auto& name : g.inputs) consider(name);
   return 2 * largest / static_cast<double>(std::max<int64_t>(n, 1));
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <utility>
 
 #include "engine/batch_split.h"
 #include "engine/layout.h"
@@ -202,14 +203,21 @@ Status resolve_input_type(const ValueInfo& info, const Shape& shape, std::map<st
   return {};
 }
 
-// Whether Shape's output (with start/end, opset 15) includes axis 0.
-bool shape_value_has_axis0(const Node& node, const Shape& in) {
+// The axes [start, end) of its input that Shape outputs (start/end, opset 15).
+std::pair<int64_t, int64_t> shape_axes(const Node& node, const Shape& in) {
   const auto rank = static_cast<int64_t>(in.size());
-  int64_t start = node.attr_int("start", 0);
-  if (start < 0) start += rank;
-  int64_t end = node.attr_int("end", rank);
-  if (end < 0) end += rank;
-  return start <= 0 && end > 0;
+  auto clamp_axis = [rank](int64_t a) { return std::clamp(a < 0 ? a + rank : a, int64_t{0}, rank); };
+  return {clamp_axis(node.attr_int("start", 0)), clamp_axis(node.attr_int("end", rank))};
+}
+
+// Adds `part` (the node timings of one run) to `sum` node by node; `sum`
+// takes `part` as it is when empty.
+void add_timings(std::vector<NodeTiming>& sum, const std::vector<NodeTiming>& part) {
+  if (sum.empty()) {
+    sum = part;
+    return;
+  }
+  for (size_t k = 0; k < sum.size() && k < part.size(); ++k) sum[k].ms += part[k].ms;
 }
 
 // CALIPROX_BATCH_SPLIT=0 turns batch splitting off for the process (for
@@ -224,10 +232,7 @@ bool batch_split_enabled() {
 
 // Shape's output computed from the input type alone (ONNX Shape with start/end, opset 15).
 Tensor shape_value(const Node& node, const Shape& in) {
-  const auto rank = static_cast<int64_t>(in.size());
-  auto clamp_axis = [rank](int64_t a) { return std::clamp(a < 0 ? a + rank : a, int64_t{0}, rank); };
-  int64_t start = clamp_axis(node.attr_int("start", 0));
-  int64_t end = clamp_axis(node.attr_int("end", rank));
+  const auto [start, end] = shape_axes(node, in);
   int64_t n = std::max<int64_t>(0, end - start);
   Tensor t(DType::i64, {n});
   for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = in[static_cast<size_t>(start + i)];
@@ -392,12 +397,13 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
     if (node.op_type == "Shape") {
       s.constants[node.outputs[0]] = shape_value(node, inputs[0].type.shape);
       // A shape that includes axis 0 of a runtime value depends on the batch.
-      if (!all_constant && shape_value_has_axis0(node, inputs[0].type.shape))
+      if (const auto axes = shape_axes(node, inputs[0].type.shape); !all_constant && axes.first == 0 && axes.second > 0)
         batch_derived.insert(node.outputs[0]);
       continue;
     }
     if (all_constant && !node.inputs.empty()) {
-      if (std::any_of(node.inputs.begin(), node.inputs.end(), [&](const std::string& v) { return batch_derived.count(v) != 0; }))
+      auto derived = [&](const std::string& v) { return batch_derived.count(v) != 0; };
+      if (std::any_of(node.inputs.begin(), node.inputs.end(), derived))
         for (const auto& out : node.outputs) batch_derived.insert(out);
       NodeContext ctx{node, {}, {}, {}, 1};
       std::vector<const Tensor*> in_ptrs;
@@ -774,7 +780,8 @@ Status Session::Impl::run_worker(size_t w, std::span<const Tensor> inputs) {
       // ranges unchanged).
       auto& padded = sp.padded[w];
       if (padded.size() != inputs.size()) padded.resize(inputs.size());
-      if (padded[i].shape() != shape || padded[i].dtype() != inputs[i].dtype()) padded[i] = Tensor(inputs[i].dtype(), shape);
+      if (padded[i].shape() != shape || padded[i].dtype() != inputs[i].dtype())
+        padded[i] = Tensor(inputs[i].dtype(), shape);
       auto* to = static_cast<char*>(padded[i].raw());
       std::memcpy(to, from, static_cast<size_t>(count) * sample);
       for (int64_t k = count; k < b; ++k)
@@ -788,14 +795,7 @@ Status Session::Impl::run_worker(size_t w, std::span<const Tensor> inputs) {
       std::memcpy(static_cast<char*>(outputs[o].raw()) + static_cast<size_t>(begin) * sample, part.raw(),
                   static_cast<size_t>(count) * sample);
     }
-    if (collect_timings) {
-      const auto& t = worker.timings();
-      if (times.empty()) {
-        times = t;
-      } else {
-        for (size_t k = 0; k < times.size() && k < t.size(); ++k) times[k].ms += t[k].ms;
-      }
-    }
+    if (collect_timings) add_timings(times, worker.timings());
   }
   return {};
 }
@@ -814,18 +814,13 @@ Status Session::Impl::run_split(std::span<const Tensor> inputs) {
   if (collect_timings) {
     // Per node: the threads' time summed over all chunks, divided by the
     // number of threads (the node's share of the run's wall time).
-    timings = sp.timings[0];
-    for (size_t w = 1; w < sp.timings.size(); ++w)
-      for (size_t k = 0; k < timings.size() && k < sp.timings[w].size(); ++k) timings[k].ms += sp.timings[w][k].ms;
+    timings.clear();
+    for (const auto& t : sp.timings) add_timings(timings, t);
     for (NodeTiming& t : timings) t.ms /= static_cast<double>(workers);
   }
   if (track_ranges) {
     seen_ranges.clear();
-    for (const auto& worker : sp.workers)
-      for (const auto& [node, r] : worker->input_ranges()) {
-        auto [it, inserted] = seen_ranges.emplace(node, r);
-        if (!inserted) it->second = {std::min(it->second.min, r.min), std::max(it->second.max, r.max)};
-      }
+    for (const auto& worker : sp.workers) merge_ranges(seen_ranges, worker->input_ranges());
   }
   return {};
 }

@@ -8,6 +8,13 @@
 
 namespace caliprox {
 
+void merge_ranges(std::map<std::string, ValueRange>& into, const std::map<std::string, ValueRange>& seen) {
+  for (const auto& [node, r] : seen) {
+    auto [it, inserted] = into.emplace(node, r);
+    if (!inserted) it->second = {std::min(it->second.min, r.min), std::max(it->second.max, r.max)};
+  }
+}
+
 std::string_view knob_kind_name(KnobKind kind) {
   switch (kind) {
     case KnobKind::exact: return "exact";

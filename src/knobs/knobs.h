@@ -92,6 +92,9 @@ struct ValueRange {
   float min = 0;
   float max = 0;
 };
+// Widens each node's range in `into` by the one in `seen` (adds the nodes
+// `into` does not have yet).
+void merge_ranges(std::map<std::string, ValueRange>& into, const std::map<std::string, ValueRange>& seen);
 
 // Knob-name patterns of an experiment's knob space: '*' matches any run of
 // characters ("perf-row-2-*", "*-fp16"); anything else matches literally.
