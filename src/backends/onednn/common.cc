@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include "engine/op_registry.h"
 
@@ -152,6 +153,10 @@ Result<std::vector<EltwiseOp>> fused_activation_ops(const Node& node) {
 
 void append_eltwise_ops(dnnl::post_ops& ops, const std::vector<EltwiseOp>& steps) {
   for (const EltwiseOp& e : steps) ops.append_eltwise(1.f, e.alg, e.alpha, e.beta);
+}
+
+bool is_gemm(const dnnl::primitive_desc_base& pd) {
+  return std::string(pd.impl_info_str()).find("gemm") != std::string::npos;
 }
 
 Status require_optimized(const Node& node, const dnnl::primitive_desc_base& pd, std::string_view what) {

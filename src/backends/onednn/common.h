@@ -134,6 +134,9 @@ void append_eltwise_ops(dnnl::post_ops& ops, const std::vector<EltwiseOp>& steps
 // reference backend: a primitive descriptor that lands on one is refused
 // (Errc::unsupported naming `what`), so the node falls back.
 Status require_optimized(const Node& node, const dnnl::primitive_desc_base& pd, std::string_view what);
+// Whether the descriptor landed on one of oneDNN's GEMM-based convolutions
+// (x64:gemm:jit, x64:gemm_s8s8s32, ...).
+bool is_gemm(const dnnl::primitive_desc_base& pd);
 
 // Every input and output of the node that is present is float32.
 bool all_f32(const NodeContext& ctx);

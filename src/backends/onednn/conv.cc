@@ -150,10 +150,6 @@ Result<ConvSetup> conv_setup(const NodeContext& ctx) {
   return s;
 }
 
-bool is_gemm(const dnnl::primitive_desc& pd) {
-  return std::string(pd.impl_info_str()).find("gemm") != std::string::npos;
-}
-
 // The plain layout of a gemm_only node must land on the GEMM-based
 // implementation (oneDNN's first pick on NHWC tensors is brgconv).
 bool needs_gemm(const ConvSetup& s, const ConvVariant& v) { return s.gemm_only && v.layout == ConvLayout::plain; }

@@ -120,7 +120,6 @@ size_t fastest_of(const std::vector<double>& seconds) {
 
 namespace {
 
-
 struct Contender {
   ConvVariant variant;
   std::unique_ptr<Kernel> kernel;

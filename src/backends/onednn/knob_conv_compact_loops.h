@@ -570,6 +570,30 @@ CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const
 #undef CP_KNOB_TILE
 }
 
+// Dispatches a tile of nv (1..4) vectors by mr positions.
+CP_KNOB_INLINE void tile_nv(int nv, int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
+                            float* out, __mmask16 tail, size_t kb, bool first) {
+  switch (nv) {
+    case 1: tile_of<1>(mr, p, image, pos, w, out, tail, kb, first); break;
+    case 2: tile_of<2>(mr, p, image, pos, w, out, tail, kb, first); break;
+    case 3: tile_of<3>(mr, p, image, pos, w, out, tail, kb, first); break;
+    default: tile_of<4>(mr, p, image, pos, w, out, tail, kb, first); break;
+  }
+}
+
+// The block of output channels [ob, ob + width) a tile covers: nv vectors,
+// the last masked by `tail`.
+struct ChannelBlock {
+  int64_t width;
+  int nv;
+  __mmask16 tail;
+};
+CP_KNOB_INLINE ChannelBlock channel_block(const Plan& p, int64_t ob) {
+  const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
+  const int nv = static_cast<int>((width + 15) / 16);
+  return {width, nv, static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u)};
+}
+
 // activate<K> on 16 floats, with the same comparisons (and so the same
 // results, NaN included); sigmoid and tanh have no vector form here.
 template <ActivationKind K>
@@ -644,9 +668,7 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
                                float* y, int64_t m0, int64_t m1) {
   const size_t last = p.tap_block_begin.size() - 2;
   for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
-    const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
-    const int nv = static_cast<int>((width + 15) / 16);
-    const __mmask16 tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
+    const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
       const float* w = p.weights.data() + ob * p.k;  // the block's [k][tile_n] panel
       for (int64_t m = m0; m < m1; m += p.tile_m) {
@@ -660,13 +682,8 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
               _mm_prefetch(reinterpret_cast<const char*>(image + p.pos_offset[static_cast<size_t>(j)] + f),
                            _MM_HINT_T0);
         }
-        switch (nv) {
-          case 1: tile_of<1>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
-          case 2: tile_of<2>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
-          case 3: tile_of<3>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
-          default: tile_of<4>(mr, p, image, pos, w, out, tail, kb, kb == 0); break;
-        }
-        if (kb == last) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, width, tail);
+        tile_nv(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0);
+        if (kb == last) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, cb.width, cb.tail);
       }
     }
   }
@@ -705,21 +722,14 @@ CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, 
     float* mx = m + xi * p.wpos * p.oc;
     const float* wx = p.wino_weights.data() + xi * per_xi;
     for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
-      const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
-      const int nv = static_cast<int>((width + 15) / 16);
-      const __mmask16 tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
+      const ChannelBlock cb = channel_block(p, ob);
       const float* w = wx + ob * taps;  // the block's [3C][tile_n] panel
       for (size_t kb = 0; kb <= last; ++kb)
         for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
           const int64_t mr = std::min(p.tile_m, p.wpos - m0);
           const int64_t* pos = p.pos_offset.data() + m0;
           float* out = mx + m0 * p.oc + ob;
-          switch (nv) {
-            case 1: tile_of<1>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
-            case 2: tile_of<2>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
-            case 3: tile_of<3>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
-            default: tile_of<4>(mr, p, vx, pos, w, out, tail, kb, kb == 0); break;
-          }
+          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0);
         }
     }
   }

@@ -157,8 +157,7 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
       // fuzz test on padded ones: errors of 10-20 on outputs of ~1; the
       // cause is not known, so every grouped layer it would run is refused).
       // Only odd channel counts route there; the reference backend runs them.
-      if (last.ok() && int8 && q->src_type == dt::s8 && g.group > 1 &&
-          std::string(d.pd.impl_info_str()).find("gemm") != std::string::npos)
+      if (last.ok() && int8 && q->src_type == dt::s8 && g.group > 1 && is_gemm(d.pd))
         return unsupported("{}: oneDNN's GEMM-based signed int8 convolution miscomputes grouped layers",
                            ctx.node.describe());
       if (last.ok()) return d;
