@@ -120,9 +120,10 @@ Status run_model(const ModelArgs& a) {
       CP_ASSIGN_OR_RETURN(RunResult r, bench_model(graph, input, threads, a.settings, &costs));
       // Peak samples taken between model runs, under the load the runs saw.
       if (a.peak_trials > 0) peaks.push_back(peak_json(measure_fma_peak(threads, a.peak_trials, 0.05)));
-      const std::string split = r.split.chunk == 0 ? std::string("not split")
-                                                   : fmt::format("split: {} chunks of {} on {} thread(s)", r.split.chunks,
-                                                                 r.split.chunk, r.split.workers);
+      const std::string split =
+          r.split.chunk == 0
+              ? std::string("not split")
+              : fmt::format("split: {} chunks of {} on {} thread(s)", r.split.chunks, r.split.chunk, r.split.workers);
       log_info("{} batch {} threads {} ({}): median {:.3f} ms (min {:.3f}, MAD {:.3f}) over {} runs", a.model, batch,
                threads, split, r.latency.median, r.latency.min, r.latency.mad, r.latency.count);
       runs.push_back(run_json(r));

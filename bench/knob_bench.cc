@@ -232,14 +232,14 @@ Result<NetResult> bench_net(const Options& o, const std::string& path, const Ten
     kr.switch_ms = median_of(switches);
     kr.net_exact_ms = median_of(total_e);
     kr.net_knob_ms = median_of(total_k);
-    std::vector<double> net_ratio;
-    for (size_t i = 0; i < total_e.size(); ++i) net_ratio.push_back(total_e[i] / total_k[i]);
-    kr.net_speedup = median_of(net_ratio);
-    if (lowp) {
-      std::vector<double> ratio_n;
-      for (size_t i = 0; i < total_e.size(); ++i) ratio_n.push_back(total_e[i] / total_n[i]);
-      kr.net_speedup_no_edges = median_of(ratio_n);
-    }
+    // Median over the rounds of exact time / the other's time, round by round.
+    const auto median_speedup = [&](const std::vector<double>& other) {
+      std::vector<double> ratio;
+      for (size_t i = 0; i < total_e.size(); ++i) ratio.push_back(total_e[i] / other[i]);
+      return median_of(ratio);
+    };
+    kr.net_speedup = median_speedup(total_k);
+    if (lowp) kr.net_speedup_no_edges = median_speedup(total_n);
     for (size_t i = 0; i < ns; ++i) {
       if (!config.count(net.sites[i].node)) continue;
       LayerResult l;
