@@ -409,7 +409,9 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows,
              {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}, {64, -1}, {32, -1}}) {
           INFO("case " << describe(c) << ", knob " << name << ", tile " << tile_n << " x " << tile_m);
           const bool winograd = tile_m < 0;
-          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m, winograd);
+          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m,
+                                                         winograd ? onednn::CompactPath::winograd_rows
+                                                                  : onednn::CompactPath::tiled);
           const bool applies = l.k == 3 && l.stride == 1 && knob->kind == KnobKind::perforation;
           if (winograd && !applies) {
             CHECK(kernel.status().code() == Errc::unsupported);
@@ -421,6 +423,61 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows,
         }
       }
     }
+}
+
+TEST_CASE("knob onednn: the pointwise path (packed pixels, oneDNN's 1x1 convolution) matches the reference") {
+  // make_compact_conv times it against the tiled kernel on 1x1 layers; it is
+  // forced here. Channel counts leave partial 16-channel blocks for the
+  // sampling mask; stride 2 packs every other pixel; the runs hand the
+  // residual in a buffer of its own, and the bias both as a constant and at
+  // run time (a second run with new inputs checks that nothing is kept).
+  std::mt19937 rng(test_seed("pointwise"));
+  struct Geometry {
+    int64_t c, hw, oc, stride;
+  };
+  const Geometry layers[] = {{20, 7, 72, 1}, {37, 9, 40, 2}, {16, 14, 32, 1}, {64, 6, 128, 2}};
+  const char* knob_names[] = {"perf-row-2-0", "perf-row-3-1", "perf-col-2-1", "perf-col-4-3",
+                              "samp-2-0",     "samp-2-1",     "samp-3-2",     "samp-4-3"};
+  auto rt = std::make_shared<const onednn::Runtime>();
+  int index = 0;
+  for (const Geometry& l : layers)
+    for (int64_t n : {1, 3}) {
+      ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, 1, l.stride, 1);
+      const bool residual = index % 2 == 0;
+      add_fusion(c, rng, residual, kActivations[index % 7]);
+      c.bias_constant = index % 3 != 0;
+      ++index;
+      std::vector<Tensor> second = c.inputs;
+      second[0] = random_tensor(c.inputs[0].shape(), rng);
+      if (!c.bias_constant) second[2] = random_tensor(c.inputs[2].shape(), rng);
+      if (residual) second[3] = random_tensor(c.inputs[3].shape(), rng);
+      ConvCase expect = c;
+      expect.inputs = second;
+      for (const char* name : knob_names) {
+        INFO("case " << describe(c) << ", knob " << std::string(name));
+        const Knob* knob = find_knob(name);
+        const NodeContext ctx = context_for(c, knob, Layout::nhwc, std::nullopt);
+        auto setup = onednn::knob_conv_setup(ctx);
+        REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+        auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, 64, 0, onednn::CompactPath::pointwise);
+        REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+        const Tensor want = run_on(reference_backend(), expect, knob, Layout::nchw, std::nullopt);
+        const double err = max_diff(run_kernel(**kernel, c, ctx, Layout::nhwc, &second), want);
+        CHECK_MESSAGE(err <= tolerance_for(*knob) * (1 + max_abs(want)), "max |diff| " << err);
+      }
+    }
+  // Where it does not apply: 3x3 layers, half knobs, NCHW.
+  ConvCase c3 = network_layer(rng, 1, 8, 6, 16, 3, 1, 1);
+  ConvCase c1 = network_layer(rng, 1, 8, 6, 16, 1, 1, 1);
+  const std::tuple<const ConvCase*, const char*, Layout> refused[] = {
+      {&c3, "samp-2-0", Layout::nhwc}, {&c1, "perf-row-2-0-fp16", Layout::nhwc}, {&c1, "samp-2-0", Layout::nchw}};
+  for (const auto& [cc, name, layout] : refused) {
+    const NodeContext ctx = context_for(*cc, find_knob(name), layout, std::nullopt);
+    auto setup = onednn::knob_conv_setup(ctx);
+    REQUIRE(setup.ok());
+    auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, 64, 0, onednn::CompactPath::pointwise);
+    CHECK_MESSAGE(kernel.status().code() == Errc::unsupported, name);
+  }
 }
 
 TEST_CASE("knob onednn: perforation by hand (identity 1x1 conv)") {

@@ -48,6 +48,21 @@ std::vector<int32_t> slots(const std::vector<int64_t>& kept, int64_t extent) {
 
 float round_half_value(float v) { return half_to_float(float_to_half(v)); }
 
+// body(i, t) for i in [0, count) across a team of `team` threads, t the
+// calling thread's index in it. On one thread no parallel region is
+// entered: libgomp's region cost ~1.3 us here even for a team of one (and
+// inside the batch split's worker region omp_get_thread_num() would name
+// the worker, not 0), a few percent of a knob layer's time per chunk.
+template <class Body>
+void team_for(int team, int64_t count, Body&& body) {
+  if (team <= 1) {
+    for (int64_t i = 0; i < count; ++i) body(i, 0);
+    return;
+  }
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+  for (int64_t i = 0; i < count; ++i) body(i, omp_get_thread_num());
+}
+
 void set_geometry(Plan& p, const ConvGeometry& g) {
   p.n = g.n;
   p.c = g.c_in;
@@ -158,12 +173,12 @@ void set_taps(Plan& p, const std::vector<bool>& keep, int64_t rate) {
   // The tiled kernel (AVX-512): NHWC, one group; it also beats the direct
   // loop on layers with few taps. The direct loop takes depthwise layers
   // and few-tap layers the tiled kernel cannot.
-  p.tiled = simd::cpu_has_avx512() && p.layout == Layout::nhwc && p.group == 1;
-  p.direct = p.depthwise || (!p.tiled && p.group == 1 && kept_count <= compact::kDirectTaps);
+  p.tiled = !p.pointwise && simd::cpu_has_avx512() && p.layout == Layout::nhwc && p.group == 1;
+  p.direct = !p.pointwise && (p.depthwise || (!p.tiled && p.group == 1 && kept_count <= compact::kDirectTaps));
   // NHWC gather with sampling: channels grouped by residue class (what
   // sampling drops per kernel position) so that the kept ones form
   // contiguous runs. (The tiled kernel addresses every tap on its own.)
-  const bool permuted = p.layout == Layout::nhwc && p.sampled && !p.direct && !p.tiled;
+  const bool permuted = p.layout == Layout::nhwc && p.sampled && !p.direct && !p.tiled && !p.pointwise;
   if (permuted)
     for (int64_t r = 0; r < rate; ++r)
       for (int64_t c = r; c < p.cg; c += rate) p.channel_perm.push_back(static_cast<int32_t>(c));
@@ -202,6 +217,11 @@ void set_taps(Plan& p, const std::vector<bool>& keep, int64_t rate) {
   if (p.tiled) {
     set_tiles(p);
     return;
+  }
+  if (p.pointwise && p.sampled) {
+    // 1x1: the kept taps are kept channels.
+    p.keep_mask.assign(static_cast<size_t>((p.c + 15) / 16), 0);
+    for (const Tap& t : p.taps) p.keep_mask[static_cast<size_t>(t.c / 16)] |= static_cast<uint16_t>(1u << (t.c % 16));
   }
   if (!permuted) return;
   p.run_begin.push_back(0);
@@ -276,6 +296,19 @@ void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
       }
 }
 
+// Whether the knob can run as the pointwise path: a 1x1 layer without
+// padding, one group, NHWC, fp32 (the half knobs' rounding passes stay on
+// the other paths), whose fused activation oneDNN can express when the
+// output is written by the convolution (no perforation).
+bool pointwise_applies(const KnobConvSetup& s) {
+  const ConvGeometry& g = s.g;
+  const Knob& k = *s.knob;
+  const bool kind = k.kind == KnobKind::perforation || k.kind == KnobKind::sampling;
+  return kind && !k.half && s.layout == Layout::nhwc && g.group == 1 && g.kernel[0] == 1 && g.kernel[1] == 1 &&
+         g.pads_begin[0] == 0 && g.pads_begin[1] == 0 && g.pads_end[0] == 0 && g.pads_end[1] == 0 &&
+         (k.kind == KnobKind::perforation || s.act_ops_ok);
+}
+
 // Whether perforation of this layer can run as Winograd rows (columns).
 bool winograd_applies(const KnobConvSetup& s, int team) {
   const ConvGeometry& g = s.g;
@@ -285,14 +318,16 @@ bool winograd_applies(const KnobConvSetup& s, int team) {
 }
 
 // The tiled kernel's tile: tile_n channels (64, 48 or 32) by tile_m
-// positions (0: as many as the registers hold); winograd: Winograd rows
-// (only where winograd_applies).
-Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m, bool winograd = false) {
+// positions (0: as many as the registers hold); path: Winograd rows (only
+// where winograd_applies) or the pointwise path (where pointwise_applies)
+// instead of the tiled kernel.
+Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m, CompactPath path) {
   const Knob& knob = *s.knob;
   Plan p;
   p.tile_n = tile_n;
   p.tile_m = tile_m;
-  p.winograd = winograd && winograd_applies(s, team);
+  p.winograd = path == CompactPath::winograd_rows && winograd_applies(s, team);
+  p.pointwise = path == CompactPath::pointwise && pointwise_applies(s);
   set_geometry(p, s.g);
   p.layout = s.layout;
   p.half = knob.half;
@@ -343,6 +378,18 @@ class CompactConvKernel final : public OnednnKernel {
     col_.resize(static_cast<size_t>(team_));
     if (!p_.direct && !p_.tiled)
       for (auto& c : col_) c.assign(static_cast<size_t>(p_.k * p_.chunk + 16), 0.f);
+    if (p_.pointwise) {
+      // On one thread, image by image, so that each image's packed input,
+      // computed values and output stay in cache between the passes and
+      // the output's stores overlap the next image's multiplications
+      // (whole-batch passes: 35 against 31 us for perf-row-2-0 of 8 images
+      // of a 128-channel 7x7 layer); on a team, the batch at once, each
+      // pass split across it.
+      pw_images_ = team_ == 1 ? 1 : p_.n;
+      packed_.assign(static_cast<size_t>(pw_images_ * p_.npos * p_.k), 0.f);
+      if (p_.perforated) comp_.assign(1, std::vector<float>(static_cast<size_t>(pw_images_ * p_.npos * p_.oc)));
+      return;
+    }
     // A separate compact buffer when the computed values cannot go straight
     // into the output: perforation, or NCHW planes of several images.
     if (p_.perforated || (p_.layout == Layout::nchw && p_.images > 1))
@@ -358,17 +405,61 @@ class CompactConvKernel final : public OnednnKernel {
 
   bool tiled() const { return p_.tiled; }
 
+  // The pointwise path's oneDNN convolution: the packed input [N][rows][cols][k]
+  // (NHWC over dims N, k, rows, cols) by the effective weights into comp
+  // (perforation: no bias, the epilogue adds it) or into the output with the
+  // bias, residual (sum post-op) and activation fused. Throws dnnl::error.
+  Status build_pointwise(const KnobConvSetup& s) {
+    const Runtime& r = rt();
+    use_threads(team_);
+    const int64_t rows = static_cast<int64_t>(p_.rows.size());
+    const memory::desc src({pw_images_, p_.k, rows, p_.nq}, memory::data_type::f32, memory::format_tag::nhwc);
+    const memory::desc dst({pw_images_, p_.oc, rows, p_.nq}, memory::data_type::f32, memory::format_tag::nhwc);
+    const memory::desc wei_user({p_.oc, p_.k, 1, 1}, memory::data_type::f32, memory::format_tag::iohw);
+    const memory::desc wei_any({p_.oc, p_.k, 1, 1}, memory::data_type::f32, memory::format_tag::any);
+    memory::desc bias;
+    dnnl::post_ops ops;
+    if (!p_.perforated) {
+      if (s.has_bias) bias = memory::desc({p_.oc}, memory::data_type::f32, memory::format_tag::x);
+      if (p_.residual) ops.append_sum(1.f);
+      append_eltwise_ops(ops, s.act_ops);
+    }
+    dnnl::primitive_attr attr = base_attr();
+    attr.set_post_ops(ops);
+    const dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference,
+                                             dnnl::algorithm::convolution_direct, src, wei_any, bias, dst, {1, 1},
+                                             {0, 0}, {0, 0});
+    const dnnl::convolution_forward::primitive_desc pd(cd, attr, r.engine);
+    // oneDNN's reference loops would be slower than the tiled kernel.
+    if (std::string_view(pd.impl_info_str()).starts_with("ref"))
+      return unsupported("knob '{}': oneDNN has no optimized 1x1 convolution for the pointwise path", s.knob->name);
+    if (pd.src_desc() != src || pd.dst_desc() != dst)
+      return unsupported("knob '{}': oneDNN's 1x1 convolution wants other layouts than NHWC", s.knob->name);
+    memory wei(pd.weights_desc(), r.engine);
+    CP_TRY(execute_once(bound_reorder(memory(wei_user, r.engine, p_.weights.data()), wei, r), r));
+    pw_src_ = memory(src, r.engine, packed_.data());
+    pw_dst_ = user_memory(dst, r);
+    pw_bias_ = bias ? memory(bias, r.engine, bias_.data()) : memory();
+    pw_conv_ = BoundPrimitive(dnnl::primitive(pd), {{DNNL_ARG_SRC, pw_src_},
+                                                     {DNNL_ARG_WEIGHTS, wei},
+                                                     {DNNL_ARG_BIAS, pw_bias_},
+                                                     {DNNL_ARG_DST, pw_dst_},
+                                                     {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd, r)}});
+    return {};
+  }
+
  protected:
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     if (bias_runtime_) set_bias(inputs[2]->data<float>());
     const float* x = inputs[0]->data<float>();
     const float* res = p_.residual ? inputs[3]->data<float>() : nullptr;
     float* y = outputs[0]->data<float>();
+    if (p_.pointwise) return run_pointwise(x, res, y);
     std::atomic<bool> failed{false};
     if (per_item_) {
-#pragma omp parallel for num_threads(team_) schedule(dynamic, 1)
-      for (int64_t item = 0; item < items_; ++item)
-        if (!run_item(x, res, y, item, static_cast<size_t>(omp_get_thread_num()))) failed = true;
+      team_for(team_, items_, [&](int64_t item, int t) {
+        if (!run_item(x, res, y, item, static_cast<size_t>(t))) failed = true;
+      });
     } else {
       for (int64_t n = 0; n < p_.n; ++n) share_image(x, res, y, n, failed);
     }
@@ -445,6 +536,34 @@ class CompactConvKernel final : public OnednnKernel {
     return ok;
   }
 
+  // Images [n0, n0 + pw_images_) at a time: packed, multiplied, finished.
+  Status run_pointwise(const float* x, const float* res, float* y) {
+    const int64_t per = pw_images_;
+    float* comp = p_.perforated ? comp_[0].data() : nullptr;
+    for (int64_t n0 = 0; n0 < p_.n; n0 += per) {
+      team_for(team_, per, [&](int64_t i, int) {
+        ops_.gather_pixels(p_, x + (n0 + i) * p_.in_image(), packed_.data() + i * p_.npos * p_.k);
+      });
+      float* yb = y + n0 * p_.out_image();
+      if (!p_.perforated) {
+        // The sum post-op adds what the output holds.
+        if (p_.residual && res != y)
+          std::copy(res + n0 * p_.out_image(), res + (n0 + per) * p_.out_image(), yb);
+        pw_dst_.set_data_handle(yb);
+        CP_TRY(pw_conv_.execute(stream()));
+        continue;
+      }
+      pw_dst_.set_data_handle(comp);
+      CP_TRY(pw_conv_.execute(stream()));
+      team_for(team_, per, [&](int64_t i, int) {
+        const int64_t off = (n0 + i) * p_.out_image();
+        ops_.epilogue(p_, comp + i * p_.npos * p_.oc, p_.npos, bias_.data(), res ? res + off : nullptr, y + off, 0,
+                      p_.oc);
+      });
+    }
+    return {};
+  }
+
   // Slice [begin, end) of `total` items for thread t of `team`, in units of
   // `align` (channel slices stay whole vectors).
   static std::pair<int64_t, int64_t> slice(int64_t total, int t, int team, int64_t align) {
@@ -503,12 +622,18 @@ class CompactConvKernel final : public OnednnKernel {
   std::vector<std::vector<float>> comp_;   // per thread: computed positions, when not written in place
   std::vector<std::vector<float>> stage_;  // per thread: staged input images
   std::vector<std::vector<float>> wino_v_, wino_m_;  // per thread: Winograd rows' maps (Plan::winograd)
+  // Pointwise path: the packed input, and the convolution reading it and
+  // writing comp_[0] or the output.
+  std::vector<float> packed_;
+  int64_t pw_images_ = 1;  // images per convolution call
+  memory pw_src_, pw_dst_, pw_bias_;
+  BoundPrimitive pw_conv_;
 };
 
-// A kernel candidate: tile shape, Winograd rows or not.
+// A kernel candidate: tile shape, and which path.
 struct KernelChoice {
   int64_t tile_n = 64, tile_m = 0;
-  bool winograd = false;
+  CompactPath path = CompactPath::tiled;
 };
 
 // The work the team is sized by: the knob's FLOPs, twice that under half
@@ -525,61 +650,97 @@ const Ops& ops() { return simd::cpu_has_avx512() ? avx512_ops() : portable_ops()
 
 }  // namespace compact
 
-Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
-                                                         int threads, int64_t tile_n, int64_t tile_m, bool winograd) {
-  const int team = team_for_flops(threads, compact_flops(s));
-  if (winograd && !winograd_applies(s, team))
+namespace {
+
+// The kernel of one candidate (its plan, and the pointwise path's oneDNN
+// convolution); Errc::unsupported when the path does not apply.
+Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
+                                                        int team, const KernelChoice& c) {
+  if (c.path == CompactPath::winograd_rows && !winograd_applies(s, team))
     return unsupported("knob '{}': Winograd rows take perforation of 3x3 stride-1 NHWC layers", s.knob->name);
-  return std::unique_ptr<Kernel>(std::make_unique<CompactConvKernel>(std::move(rt), team,
-                                                                     build_plan(s, team, tile_n, tile_m, winograd), s));
+  if (c.path == CompactPath::pointwise && !pointwise_applies(s))
+    return unsupported("knob '{}': the pointwise path takes fp32 perforation and sampling of unpadded, ungrouped "
+                       "1x1 NHWC layers",
+                       s.knob->name);
+  auto kernel =
+      std::make_unique<CompactConvKernel>(std::move(rt), team, build_plan(s, team, c.tile_n, c.tile_m, c.path), s);
+  if (c.path == CompactPath::pointwise) {
+    try {
+      CP_TRY(kernel->build_pointwise(s));
+    } catch (const dnnl::error& e) {
+      return unsupported("knob '{}': oneDNN cannot build the pointwise path's 1x1 convolution: {}", s.knob->name,
+                         e.what());
+    }
+  }
+  return kernel;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
+                                                         int threads, int64_t tile_n, int64_t tile_m,
+                                                         CompactPath path) {
+  const int team = team_for_flops(threads, compact_flops(s));
+  CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, std::move(rt), team, {tile_n, tile_m, path}));
+  return std::unique_ptr<Kernel>(std::move(kernel));
 }
 
 Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const KnobConvSetup& s,
                                                   std::shared_ptr<const Runtime> rt, int threads) {
   const double flops = compact_flops(s);
   const int team = team_for_flops(threads, flops);
-  auto make = [&](const KernelChoice& c) {
-    return std::make_unique<CompactConvKernel>(rt, team, build_plan(s, team, c.tile_n, c.tile_m, c.winograd), s);
-  };
   // Which tile shape runs a layer fastest depends on its extents: 64 x 6
   // tiles led on 14- and 28-wide maps, but on 7-wide ones 32 x 12 tiles or
   // 32-channel tiles of one output row ran up to 1.15x faster, by no rule
-  // the measurements showed; and Winograd rows, where they apply, trade
-  // half the multiplications for transform passes. So layers whose
-  // work is enough to matter time their candidates (tile shapes when the
-  // computed rows are shorter than 14, Winograd rows where they apply) on
+  // the measurements showed; Winograd rows, where they apply, trade half
+  // the multiplications for transform passes; and on 1x1 layers the
+  // pointwise path (oneDNN's own 1x1 kernel, for a packing pass and, under
+  // perforation, an epilogue pass) and the tiled kernel ran within 10 % of
+  // each other in isolation, either ahead depending on the layer (8 images
+  // of 128 -> 256 channels on 7x7, perf-row-2-0: 57 against 61 us; of 32
+  // -> 64 on 14x14: 25 against 24 us). So layers whose work is enough to matter
+  // time their candidates (tile shapes when the computed rows are shorter
+  // than 14, Winograd rows and the pointwise path where they apply) on
   // scratch tensors and keep the fastest, with the Conv tuner's timing
   // (conv.h), and the choice is remembered for the process.
   static TuningCache<KernelChoice> choices;
   const std::string key = s.knob->name + "|" + tuning_key(ctx, team);
-  if (auto known = choices.find(key)) return std::unique_ptr<Kernel>(make(*known));
-  std::unique_ptr<CompactConvKernel> first = make({});
+  if (auto known = choices.find(key)) {
+    CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, rt, team, *known));
+    return std::unique_ptr<Kernel>(std::move(kernel));
+  }
+  CP_ASSIGN_OR_RETURN(std::unique_ptr<CompactConvKernel> first, build_kernel(s, rt, team, {}));
   const int64_t widest = (s.g.c_out + 15) / 16 * 16;
   const int64_t row = s.knob->kind == KnobKind::perforation && !s.knob->rows
                           ? static_cast<int64_t>(perforation_kept(*s.knob, s.g.out_spatial[1]).size())
                           : s.g.out_spatial[1];
-  std::vector<KernelChoice> field{{}};
-  if (first->tiled() && flops >= 4e6 && conv_tuning_enabled()) {
-    if (widest > 32 && row < 14) {
+  std::vector<KernelChoice> field;
+  if (flops >= 4e6 && conv_tuning_enabled()) {
+    if (first->tiled() && widest > 32 && row < 14) {
       field.push_back({32, 0});
       if (row < 12) field.push_back({32, row});
     }
-    if (winograd_applies(s, team)) field.push_back({64, 0, true});
+    if (first->tiled() && winograd_applies(s, team)) field.push_back({64, 0, CompactPath::winograd_rows});
+    if (pointwise_applies(s)) field.push_back({64, 0, CompactPath::pointwise});
   }
-  if (field.size() == 1) return std::unique_ptr<Kernel>(std::move(first));
+  std::vector<KernelChoice> tried{{}};
   std::vector<std::unique_ptr<CompactConvKernel>> built;
   built.push_back(std::move(first));
-  std::vector<Kernel*> kernels{built.front().get()};
-  for (size_t i = 1; i < field.size(); ++i) {
-    built.push_back(make(field[i]));
-    kernels.push_back(built.back().get());
+  for (const KernelChoice& c : field) {
+    auto kernel = build_kernel(s, rt, team, c);
+    if (!kernel.ok()) continue;  // a path oneDNN has no kernel for
+    built.push_back(std::move(*kernel));
+    tried.push_back(c);
   }
+  if (built.size() == 1) return std::unique_ptr<Kernel>(std::move(built.front()));
+  std::vector<Kernel*> kernels;
+  for (const auto& k : built) kernels.push_back(k.get());
   // Two runs per kernel and round: these layers take 0.1 ms and more.
   TuningScratch scratch;
   make_tuning_scratch(ctx, false, scratch);
   CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 0, 2));
   const size_t winner = fastest_of(seconds);
-  choices.remember(key, field[winner]);
+  choices.remember(key, tried[winner]);
   return std::unique_ptr<Kernel>(std::move(built[winner]));
 }
 

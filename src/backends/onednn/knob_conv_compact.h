@@ -137,6 +137,16 @@ struct Plan {
   // software-prefetched one tile ahead; 0: none.
   int64_t prefetch_floats = 0;
 
+  // Pointwise path (1x1 layers without padding, one group, NHWC, fp32): the
+  // kept channels of the input pixel under every computed position are
+  // packed into a dense [N][rows][cols][k] tensor (gather_pixels), which
+  // oneDNN's own 1x1 convolution multiplies: into comp [N][npos][OC] under
+  // perforation (the epilogue then forms the output), else straight into
+  // the output with the bias, residual and activation fused. keep_mask:
+  // per 16-channel block, the kept channels' bits (sampling).
+  bool pointwise = false;
+  std::vector<uint16_t> keep_mask;
+
   // Effective weights (sampling scale applied, half-rounded when half):
   //   NCHW: [G][OCg][k]            NHWC: [G][k][OCg]
   //   depthwise, NHWC: [k][C]      tiled: [OC / tile_n][k][tile_n] (zero-padded)
@@ -177,6 +187,9 @@ struct Ops {
   // conv values), through v ([6][hp][wt][C]) and m ([6][wpos][OC]). Null in
   // the portable copy.
   void (*winograd)(const Plan& p, const float* staged, float* v, float* m, float* comp);
+  // Pointwise path: the kept channels of the pixel under each computed
+  // position of image x, packed into out ([npos][k]).
+  void (*gather_pixels)(const Plan& p, const float* x, float* out);
   // Direct loops: channels [c0, c1) of image x into comp (no bias), laid
   // out as the GEMM would (NCHW [OC][npos], NHWC [npos][OC]).
   void (*direct)(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1);

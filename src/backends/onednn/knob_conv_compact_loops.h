@@ -172,6 +172,36 @@ CP_KNOB_INLINE void gather_nhwc(const Plan& p, const float* x, int64_t g, int64_
   }
 }
 
+// ---- pointwise gather: out[m][tap] ----------------------------------------------
+
+CP_KNOB_INLINE void gather_pixels(const Plan& p, const float* x, float* out) {
+  for (int64_t r : p.rows)
+    for (int64_t q : p.cols) {
+      const float* s = x + (r * p.sh * p.w + q * p.sw) * p.c;
+      if (!p.sampled) {
+        copy(out, s, p.c);
+        out += p.c;
+        continue;
+      }
+#if CP_KNOB_ISA_AVX512
+      // Each 16-channel block's kept channels, compressed in a register
+      // (compress straight to memory is slow on some cores) and stored
+      // masked, so nothing past this pixel's k floats is written.
+      for (size_t b = 0; b < p.keep_mask.size(); ++b) {
+        const int64_t c0 = static_cast<int64_t>(b) * 16, left = p.c - c0;
+        const __mmask16 in = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+        const __mmask16 keep = p.keep_mask[b];
+        const __m512 v = _mm512_maskz_compress_ps(keep, _mm512_maskz_loadu_ps(in, s + c0));
+        const int count = __builtin_popcount(keep);
+        _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << count) - 1u), v);
+        out += count;
+      }
+#else
+      for (const Tap& t : p.taps) *out++ = s[t.c];
+#endif
+    }
+}
+
 // ---- direct loops (depthwise, and dense layers with few taps) -------------------
 
 // NCHW, output channels [c0, c1): each kept output row accumulates the kept
@@ -327,6 +357,37 @@ CP_KNOB_INLINE void interpolated(float* d, const float* a, const float* b, const
   }
 }
 
+// One run of n output values formed and finished: a computed one (b null:
+// a's conv values plus bias) or a skipped one (the mean of its neighbours a
+// and b, or a copy of a at an edge), then residual and activation, as
+// interpolated + finish_run do, but in one pass over d without half
+// rounding (d is written once while a, b and the residual stream through).
+// Under a half knob, the two passes. Not inlined: inside the epilogue's
+// many inlined paths GCC kept the loop's pointers and a vector on the
+// stack, reloading them every iteration (3x slower than this function on
+// its own).
+template <ActivationKind K>
+[[gnu::noinline]] void formed_run(const Plan& p, float* __restrict d, const float* __restrict a,
+                                  const float* __restrict b, const float* __restrict bias,
+                                  const float* __restrict res, int64_t n) {
+  if (p.half) {
+    interpolated(d, a, b, bias, 0.f, n);
+    finish_run<K>(p, d, nullptr, false, 0.f, res, n);
+    return;
+  }
+  const float al = p.act.alpha, be = p.act.beta;
+  if (b == nullptr && res == nullptr) {
+    for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i] + bias[i], al, be);
+  } else if (b == nullptr) {
+    for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>((a[i] + bias[i]) + res[i], al, be);
+  } else if (res == nullptr) {
+    for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(((a[i] + bias[i]) + (b[i] + bias[i])) / 2, al, be);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      d[i] = simd::activate<K>(((a[i] + bias[i]) + (b[i] + bias[i])) / 2 + res[i], al, be);
+  }
+}
+
 // Slots (indices into rows / cols) of the computed neighbours of skipped
 // position `pos`: `first` always exists, `second` is -1 at an edge.
 CP_KNOB_INLINE void neighbours(const std::vector<int32_t>& slot, int64_t pos, int64_t& first, int64_t& second) {
@@ -402,9 +463,8 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
         if (p.row_slot[static_cast<size_t>(r)] >= 0) continue;
         int64_t first, second;
         neighbours(p.row_slot, r, first, second);
-        float* d = y + r * row;
-        interpolated(d, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias, 0.f, row);
-        finish_run<K>(p, d, nullptr, false, 0.f, res != nullptr ? res + r * row : nullptr, row);
+        formed_run<K>(p, y + r * row, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias,
+                      res != nullptr ? res + r * row : nullptr, row);
       }
       return;
     }
@@ -415,15 +475,15 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
         if (rslot >= 0 && qslot >= 0) continue;
         const int64_t m = r * p.ow + q;
         float* d = y + m * p.oc + c0;
+        const float* rm = res != nullptr ? res + m * p.oc + c0 : nullptr;
         int64_t first, second;
         if (p.perf_rows) {
           neighbours(p.row_slot, r, first, second);
-          interpolated(d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, 0.f, len);
+          formed_run<K>(p, d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, rm, len);
         } else {
           neighbours(p.col_slot, q, first, second);
-          interpolated(d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, 0.f, len);
+          formed_run<K>(p, d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, rm, len);
         }
-        finish_run<K>(p, d, nullptr, false, 0.f, res != nullptr ? res + m * p.oc + c0 : nullptr, len);
       }
     }
     return;
@@ -441,28 +501,18 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
       }
       if (p.perf_rows) {
         const int64_t slot = p.row_slot[static_cast<size_t>(r)];
-        if (slot >= 0) {
-          const float* s = comp + slot * row;
-          for (int64_t i = 0; i < row; ++i) d[i] = s[i] + bias[i];
-        } else {
-          int64_t first, second;
-          neighbours(p.row_slot, r, first, second);
-          interpolated(d, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias, 0.f, row);
-        }
-      } else {
-        for (int64_t q = 0; q < p.ow; ++q) {
-          const int64_t slot = p.col_slot[static_cast<size_t>(q)];
-          if (slot >= 0) {
-            const float* s = at(r, slot);
-            for (int64_t c = 0; c < p.oc; ++c) d[q * p.oc + c] = s[c] + bias[c];
-          } else {
-            int64_t first, second;
-            neighbours(p.col_slot, q, first, second);
-            interpolated(d + q * p.oc, at(r, first), second >= 0 ? at(r, second) : nullptr, bias, 0.f, p.oc);
-          }
-        }
+        int64_t first = slot, second = -1;
+        if (slot < 0) neighbours(p.row_slot, r, first, second);
+        formed_run<K>(p, d, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias, rr, row);
+        continue;
       }
-      finish_run<K>(p, d, nullptr, false, 0.f, rr, row);
+      for (int64_t q = 0; q < p.ow; ++q) {
+        const int64_t slot = p.col_slot[static_cast<size_t>(q)];
+        int64_t first = slot, second = -1;
+        if (slot < 0) neighbours(p.col_slot, q, first, second);
+        formed_run<K>(p, d + q * p.oc, at(r, first), second >= 0 ? at(r, second) : nullptr, bias,
+                      rr != nullptr ? rr + q * p.oc : nullptr, p.oc);
+      }
     }
     return;
   }
@@ -478,18 +528,16 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
       }
       const int64_t qslot = p.perf_rows ? q : p.col_slot[static_cast<size_t>(q)];
       if (rslot >= 0 && qslot >= 0) {
-        const float* s = at(rslot, qslot);
-        for (int64_t c = 0; c < len; ++c) d[c] = s[c] + bias0[c];
+        formed_run<K>(p, d, at(rslot, qslot), nullptr, bias0, rm, len);
       } else if (p.perf_rows) {
         int64_t first, second;
         neighbours(p.row_slot, r, first, second);
-        interpolated(d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, 0.f, len);
+        formed_run<K>(p, d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, rm, len);
       } else {
         int64_t first, second;
         neighbours(p.col_slot, q, first, second);
-        interpolated(d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, 0.f, len);
+        formed_run<K>(p, d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, rm, len);
       }
-      finish_run<K>(p, d, nullptr, false, 0.f, rm, len);
     }
   }
 }
@@ -799,6 +847,8 @@ inline void gather(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t
   else gather_nhwc(p, x, g, m0, m1, col);
 }
 
+inline void gather_pixels_entry(const Plan& p, const float* x, float* out) { gather_pixels(p, x, out); }
+
 inline void direct(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1) {
   if (p.layout == Layout::nchw) direct_nchw(p, x, comp, c0, c1);
   else direct_nhwc(p, x, comp, c0, c1);
@@ -833,9 +883,10 @@ inline void tiled(const Plan& p, const float* image, float* comp, const float* b
 
 inline const Ops& isa_ops() {
 #if CP_KNOB_ISA_AVX512
-  static const Ops table{round_half_entry, stage_entry, gather, tiled, winograd, direct, epilogue};
+  static const Ops table{round_half_entry, stage_entry, gather, tiled, winograd, gather_pixels_entry, direct, epilogue};
 #else
-  static const Ops table{round_half_entry, stage_entry, gather, nullptr, nullptr, direct, epilogue};
+  static const Ops table{round_half_entry, stage_entry, gather, nullptr, nullptr, gather_pixels_entry, direct,
+                         epilogue};
 #endif
   return table;
 }
