@@ -376,10 +376,10 @@ TEST_CASE("knob onednn: int8 without a calibrated range is an input error") {
   CHECK(kernel.status().message().find("int8") != std::string::npos);
 }
 
-TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows, match the reference") {
+TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows and tiles, match the reference") {
   // make_compact_conv times these candidates and keeps one; each is forced
   // here. Winograd rows (columns) apply to the perforation of the 3x3
-  // stride-1 layers.
+  // stride-1 layers, Winograd tiles to it at rates 3 and 4.
   if (!onednn::simd::cpu_has_avx512()) return;  // the tiled kernel is AVX-512 only
   std::mt19937 rng(test_seed("tile shapes"));
   struct Geometry {
@@ -404,15 +404,18 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows,
         const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, std::nullopt);
         const double bound = tolerance_for(*knob) * (1 + max_abs(want));
         const int64_t row = l.hw / l.stride;  // >= the kept columns
-        // tile_m -1: Winograd rows (columns), with 64- or 32-channel tiles.
-        for (auto [tile_n, tile_m] :
-             {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}, {64, -1}, {32, -1}}) {
-          INFO("case " << describe(c) << ", knob " << name << ", tile " << tile_n << " x " << tile_m);
+        // tile_m -1: Winograd rows (columns), -2: Winograd tiles, with 64-
+        // or 32-channel tiles.
+        for (auto [tile_n, tile_m] : {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5},
+                                      {64, -1}, {32, -1}, {64, -2}, {32, -2}}) {
+          INFO("case " << describe(c) << ", knob " << std::string(name) << ", tile " << tile_n << " x " << tile_m);
           const bool winograd = tile_m < 0;
-          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m,
-                                                         winograd ? onednn::CompactPath::winograd_rows
-                                                                  : onednn::CompactPath::tiled);
-          const bool applies = l.k == 3 && l.stride == 1 && knob->kind == KnobKind::perforation;
+          const onednn::CompactPath path = tile_m == -1   ? onednn::CompactPath::winograd_rows
+                                           : tile_m == -2 ? onednn::CompactPath::winograd_tiles
+                                                          : onednn::CompactPath::tiled;
+          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m, path);
+          const bool applies = l.k == 3 && l.stride == 1 && knob->kind == KnobKind::perforation &&
+                               (path != onednn::CompactPath::winograd_tiles || knob->rate >= 3);
           if (winograd && !applies) {
             CHECK(kernel.status().code() == Errc::unsupported);
             continue;

@@ -51,17 +51,19 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx);
 // candidates on scratch tensors and keep the fastest (conv.h's timing,
 // remembered per node shape and knob for the process; off with the Conv
 // tuner's CALIPROX_ONEDNN_TUNE=0): tile shapes when the computed rows are
-// shorter than 14, Winograd rows (1-D F(4,3) along each computed row or
-// column) for perforation of 3x3 stride-1 layers, and the pointwise path
-// (below) for 1x1 layers.
+// shorter than 14, Winograd rows and tiles (below) for perforation of 3x3
+// stride-1 layers, and the pointwise path (below) for 1x1 layers.
 Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const KnobConvSetup& s,
                                                   std::shared_ptr<const Runtime> rt, int threads);
 // The compact kernel's paths: the register-tiled kernel (or, off AVX-512
 // and NHWC, gather + GEMM and the direct loops); Winograd rows (perforation
-// of 3x3 stride-1 NHWC layers); the pointwise path (fp32 perforation and
-// sampling of unpadded, ungrouped 1x1 NHWC layers: the computed pixels'
-// kept channels packed, then oneDNN's own 1x1 convolution).
-enum class CompactPath { tiled, winograd_rows, pointwise };
+// of 3x3 stride-1 NHWC layers: 1-D F(4,3) along each computed row or
+// column); Winograd tiles (the same at rate 3 or 4: 2-D F(rate - 1, 3) x
+// F(4,3) over each run of computed rows or columns); the pointwise path
+// (fp32 perforation and sampling of unpadded, ungrouped 1x1 NHWC layers:
+// the computed pixels' kept channels packed, then oneDNN's own 1x1
+// convolution).
+enum class CompactPath { tiled, winograd_rows, winograd_tiles, pointwise };
 // The same with a forced path and tile (tests): tile_n channels (64, 48 or
 // 32) by tile_m positions (0: as many as the registers hold).
 // Errc::unsupported where the path does not apply.

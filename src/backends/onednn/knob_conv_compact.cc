@@ -94,13 +94,34 @@ void set_tiles(Plan& p) {
     // Tiles of 4 outputs along the axis perforation leaves whole, read from
     // whole tiles of 6 staged inputs.
     p.wt = ((p.perf_rows ? p.ow : p.oh) + 3) / 4;
-    p.wpos = static_cast<int64_t>(p.perf_rows ? p.rows.size() : p.cols.size()) * p.wt;
     (p.perf_rows ? need_w : need_h) = 4 * p.wt + 2;
+    const std::vector<int64_t>& kept = p.perf_rows ? p.rows : p.cols;
+    p.wpos = static_cast<int64_t>(kept.size()) * p.wt;
+    if (p.wr > 0) {
+      // Winograd tiles: runs of at most wr consecutive computed rows
+      // (columns), each read from wr + 2 staged ones.
+      for (int64_t h : kept) {
+        if (!p.wino_first.empty() && p.wino_first.back() + p.wino_len.back() == h && p.wino_len.back() < p.wr) {
+          ++p.wino_len.back();
+        } else {
+          p.wino_first.push_back(h);
+          p.wino_len.push_back(1);
+        }
+      }
+      p.wpos = static_cast<int64_t>(p.wino_first.size()) * p.wt;
+      int64_t& across = p.perf_rows ? need_h : need_w;
+      across = std::max(across, p.wino_first.back() + p.wr + 2);
+    }
   }
   p.staged_input = p.winograd || p.half || p.ph > 0 || p.pw > 0 || need_h > p.h || need_w > p.w;
   p.hp = p.staged_input ? std::max(p.h + p.ph, need_h) : p.h;
   p.wp = p.staged_input ? std::max(p.w + p.pw, need_w) : p.w;
-  if (p.winograd && p.perf_rows) {
+  if (p.winograd && p.wr > 0) {
+    // Each map [run tile][C] by its weights: positions the run tiles, taps
+    // the channels.
+    for (int64_t q = 0; q < p.wpos; ++q) p.pos_offset.push_back(q * p.c);
+    for (int64_t c = 0; c < p.c; ++c) p.tap_offset.push_back(c);
+  } else if (p.winograd && p.perf_rows) {
     // The xi-maps [hp][wt][C]' "3x1 convolution": positions (computed row,
     // tile), taps (kernel row, channel).
     for (int64_t r : p.rows)
@@ -268,16 +289,18 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
       }
 }
 
+// F(4,3)'s weight transform G (the loops' B^T and A^T go with it).
+constexpr float kG[6][3] = {{1.f / 4, 0, 0},
+                            {-1.f / 6, -1.f / 6, -1.f / 6},
+                            {-1.f / 6, 1.f / 6, -1.f / 6},
+                            {1.f / 24, 1.f / 12, 1.f / 6},
+                            {1.f / 24, -1.f / 12, 1.f / 6},
+                            {0, 0, 1}};
+
 // Winograd rows: U[xi][kh][c][oc] = sum_k G[xi][k] w[oc][c][kh][k];
 // columns: U[xi][kw][c][oc] = sum_k G[xi][k] w[oc][c][k][kw] (the weights
 // half-rounded first under a half knob), in tile_n-wide panels.
 void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
-  static constexpr float kG[6][3] = {{1.f / 4, 0, 0},
-                                     {-1.f / 6, -1.f / 6, -1.f / 6},
-                                     {-1.f / 6, 1.f / 6, -1.f / 6},
-                                     {1.f / 24, 1.f / 12, 1.f / 6},
-                                     {1.f / 24, -1.f / 12, 1.f / 6},
-                                     {0, 0, 1}};
   const float* w = s.weights->data<float>();
   const int64_t taps = 3 * p.c, blocks = (p.oc + p.tile_n - 1) / p.tile_n, per_xi = blocks * taps * p.tile_n;
   p.wino_weights.assign(static_cast<size_t>(6 * per_xi), 0.f);
@@ -309,6 +332,36 @@ bool pointwise_applies(const KnobConvSetup& s) {
          (k.kind == KnobKind::perforation || s.act_ops_ok);
 }
 
+// Winograd tiles: U[a * 6 + b] = sum over i, k of G_wr[a][i] G_4[b][k] g[i][k],
+// i across the perforated axis (the kernel row under row perforation), k
+// along it, in tile_n-wide panels [maps][OC / tile_n][C][tile_n] (the
+// weights half-rounded first under a half knob).
+void set_winograd_tile_weights(Plan& p, const KnobConvSetup& s) {
+  static constexpr float kG2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+  static constexpr float kG3[5][3] = {
+      {0.5f, 0, 0}, {0.5f, 0.5f, 0.5f}, {1.f / 6, -1.f / 6, 1.f / 6}, {1.f / 6, 1.f / 3, 2.f / 3}, {0, 0, 1}};
+  const int64_t across = p.wr + 2, blocks = (p.oc + p.tile_n - 1) / p.tile_n, per_map = blocks * p.c * p.tile_n;
+  const float* w = s.weights->data<float>();
+  p.wino_weights.assign(static_cast<size_t>(across * 6 * per_map), 0.f);
+  for (int64_t oc = 0; oc < p.oc; ++oc)
+    for (int64_t c = 0; c < p.c; ++c) {
+      float g[3][3];  // [across][along]
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t k = 0; k < 3; ++k) {
+          const float v = w[((oc * p.c + c) * 3 + (p.perf_rows ? i : k)) * 3 + (p.perf_rows ? k : i)];
+          g[i][k] = p.half ? round_half_value(v) : v;
+        }
+      for (int64_t a = 0; a < across; ++a) {
+        const float* ga = p.wr == 2 ? kG2[a] : kG3[a];
+        float t[3];  // G_wr g, row a
+        for (int64_t k = 0; k < 3; ++k) t[k] = ga[0] * g[0][k] + ga[1] * g[1][k] + ga[2] * g[2][k];
+        for (int64_t b = 0; b < 6; ++b)
+          p.wino_weights[static_cast<size_t>((a * 6 + b) * per_map + ((oc / p.tile_n) * p.c + c) * p.tile_n +
+                                             oc % p.tile_n)] = kG[b][0] * t[0] + kG[b][1] * t[1] + kG[b][2] * t[2];
+      }
+    }
+}
+
 // Whether perforation of this layer can run as Winograd rows (columns).
 bool winograd_applies(const KnobConvSetup& s, int team) {
   const ConvGeometry& g = s.g;
@@ -319,14 +372,15 @@ bool winograd_applies(const KnobConvSetup& s, int team) {
 
 // The tiled kernel's tile: tile_n channels (64, 48 or 32) by tile_m
 // positions (0: as many as the registers hold); path: Winograd rows (only
-// where winograd_applies) or the pointwise path (where pointwise_applies)
-// instead of the tiled kernel.
+// where winograd_applies), Winograd tiles (there, at rates 3 and 4) or the
+// pointwise path (where pointwise_applies) instead of the tiled kernel.
 Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m, CompactPath path) {
   const Knob& knob = *s.knob;
   Plan p;
   p.tile_n = tile_n;
   p.tile_m = tile_m;
-  p.winograd = path == CompactPath::winograd_rows && winograd_applies(s, team);
+  p.winograd = (path == CompactPath::winograd_rows || path == CompactPath::winograd_tiles) && winograd_applies(s, team);
+  if (p.winograd && path == CompactPath::winograd_tiles && knob.rate >= 3) p.wr = knob.rate - 1;
   p.pointwise = path == CompactPath::pointwise && pointwise_applies(s);
   set_geometry(p, s.g);
   p.layout = s.layout;
@@ -349,7 +403,8 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
                      : std::vector<bool>(static_cast<size_t>(p.cg * p.kh * p.kw), true),
            knob.rate);
   set_weights(p, s);
-  if (p.winograd) set_winograd_weights(p, s);
+  if (p.winograd && p.wr > 0) set_winograd_tile_weights(p, s);
+  else if (p.winograd) set_winograd_weights(p, s);
 
   if (!p.direct && !p.tiled) {
     const double item_flops = 2.0 * static_cast<double>(p.npos * p.k * p.oc);
@@ -395,8 +450,10 @@ class CompactConvKernel final : public OnednnKernel {
     if (p_.perforated || (p_.layout == Layout::nchw && p_.images > 1))
       comp_.assign(buffers, std::vector<float>(static_cast<size_t>(p_.oc * p_.npos * p_.images)));
     if (p_.winograd) {
-      wino_v_.assign(buffers, std::vector<float>(static_cast<size_t>(6 * p_.hp * p_.wt * p_.c)));
-      wino_m_.assign(buffers, std::vector<float>(static_cast<size_t>(6 * p_.wpos * p_.oc)));
+      const int64_t maps = p_.wr > 0 ? (p_.wr + 2) * 6 : 6;
+      const int64_t v = p_.wr > 0 ? maps * p_.wpos * p_.c : 6 * p_.hp * p_.wt * p_.c;
+      wino_v_.assign(buffers, std::vector<float>(static_cast<size_t>(v)));
+      wino_m_.assign(buffers, std::vector<float>(static_cast<size_t>(maps * p_.wpos * p_.oc)));
     }
     staged_ = p_.tiled ? p_.staged_input : p_.half || !p_.channel_perm.empty();
     const int64_t staged_image = p_.tiled ? p_.hp * p_.wp * p_.c : p_.in_image();
@@ -621,7 +678,7 @@ class CompactConvKernel final : public OnednnKernel {
   std::vector<std::vector<float>> col_;    // per thread: gathered columns
   std::vector<std::vector<float>> comp_;   // per thread: computed positions, when not written in place
   std::vector<std::vector<float>> stage_;  // per thread: staged input images
-  std::vector<std::vector<float>> wino_v_, wino_m_;  // per thread: Winograd rows' maps (Plan::winograd)
+  std::vector<std::vector<float>> wino_v_, wino_m_;  // per thread: Winograd maps (Plan::winograd)
   // Pointwise path: the packed input, and the convolution reading it and
   // writing comp_[0] or the output.
   std::vector<float> packed_;
@@ -658,6 +715,9 @@ Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, 
                                                         int team, const KernelChoice& c) {
   if (c.path == CompactPath::winograd_rows && !winograd_applies(s, team))
     return unsupported("knob '{}': Winograd rows take perforation of 3x3 stride-1 NHWC layers", s.knob->name);
+  if (c.path == CompactPath::winograd_tiles && (!winograd_applies(s, team) || s.knob->rate < 3))
+    return unsupported("knob '{}': Winograd tiles take perforation at rate 3 or 4 of 3x3 stride-1 NHWC layers",
+                       s.knob->name);
   if (c.path == CompactPath::pointwise && !pointwise_applies(s))
     return unsupported("knob '{}': the pointwise path takes fp32 perforation and sampling of unpadded, ungrouped "
                        "1x1 NHWC layers",
@@ -692,15 +752,17 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   // Which tile shape runs a layer fastest depends on its extents: 64 x 6
   // tiles led on 14- and 28-wide maps, but on 7-wide ones 32 x 12 tiles or
   // 32-channel tiles of one output row ran up to 1.15x faster, by no rule
-  // the measurements showed; Winograd rows, where they apply, trade half
-  // the multiplications for transform passes; and on 1x1 layers the
+  // the measurements showed; Winograd rows and tiles, where they apply,
+  // trade a half to two thirds of the multiplications for transform passes
+  // (with tiles as a candidate, perf-row-3-0 ran ResNet-style's four 3x3
+  // stride-1 layers 1.5-1.9x faster than with rows alone); and on 1x1 layers the
   // pointwise path (oneDNN's own 1x1 kernel, for a packing pass and, under
   // perforation, an epilogue pass) and the tiled kernel ran within 10 % of
   // each other in isolation, either ahead depending on the layer (8 images
   // of 128 -> 256 channels on 7x7, perf-row-2-0: 57 against 61 us; of 32
-  // -> 64 on 14x14: 25 against 24 us). So layers whose work is enough to matter
-  // time their candidates (tile shapes when the computed rows are shorter
-  // than 14, Winograd rows and the pointwise path where they apply) on
+  // -> 64 on 14x14: 25 against 24 us). So layers whose work is enough to
+  // matter time their candidates (tile shapes when the computed rows are
+  // shorter than 14, Winograd rows and tiles and the pointwise path where they apply) on
   // scratch tensors and keep the fastest, with the Conv tuner's timing
   // (conv.h), and the choice is remembered for the process.
   static TuningCache<KernelChoice> choices;
@@ -720,7 +782,10 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
       field.push_back({32, 0});
       if (row < 12) field.push_back({32, row});
     }
-    if (first->tiled() && winograd_applies(s, team)) field.push_back({64, 0, CompactPath::winograd_rows});
+    if (first->tiled() && winograd_applies(s, team)) {
+      field.push_back({64, 0, CompactPath::winograd_rows});
+      if (s.knob->rate >= 3) field.push_back({64, 0, CompactPath::winograd_tiles});
+    }
     if (pointwise_applies(s)) field.push_back({64, 0, CompactPath::pointwise});
   }
   std::vector<KernelChoice> tried{{}};

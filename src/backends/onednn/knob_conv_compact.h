@@ -129,9 +129,22 @@ struct Plan {
   // convolution" over positions tile x computed column. Half the direct
   // kernel's multiplications (6 per 4 outputs and kernel row instead of
   // 12), against oneDNN's 2-D Winograd on the exact layer.
+  //
+  // Winograd tiles (wr > 0: perforation at rate 3 or 4, whose computed rows
+  // come in runs of rate - 1): 2-D Winograd F(wr,3) across each run (wr =
+  // rate - 1 rows, or columns) by F(4,3) along it, (wr + 2) * 6 maps
+  // V[a * 6 + b][run tile][C] of the staged input, one GEMM per map
+  // (positions: the run tiles, taps: the channels) by U = G_wr g G_4^T,
+  // and the 2-D output transform writes each run's rows into comp. 2.5
+  // (wr 3) or 3 (wr 2) multiplications per computed output, against 4.5
+  // for the rows above and oneDNN's 2.25 per output of the exact layer.
+  // wino_first / wino_len: per run tile, its first computed row (column)
+  // and how many of its wr rows are computed (fewer at an edge).
   bool winograd = false;
+  int64_t wr = 0;
+  std::vector<int64_t> wino_first, wino_len;
   int64_t wt = 0;    // tiles of 4 outputs per computed row (column)
-  int64_t wpos = 0;  // rows.size() (cols.size()) * wt
+  int64_t wpos = 0;  // rows.size() (cols.size()) * wt; Winograd tiles: run tiles * wt
   std::vector<float> wino_weights;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.
@@ -183,9 +196,10 @@ struct Ops {
   // positions. Null in the portable copy.
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 int64_t m0, int64_t m1);
-  // Winograd rows (Plan::winograd): the staged image into comp ([npos][OC],
-  // conv values), through v ([6][hp][wt][C]) and m ([6][wpos][OC]). Null in
-  // the portable copy.
+  // Winograd rows or tiles (Plan::winograd): the staged image into comp
+  // ([npos][OC], conv values), through v (rows: [6][hp][wt][C], tiles:
+  // [(wr + 2) * 6][wpos][C]) and m ([maps][wpos][OC]). Null in the portable
+  // copy.
   void (*winograd)(const Plan& p, const float* staged, float* v, float* m, float* comp);
   // Pointwise path: the kept channels of the pixel under each computed
   // position of image x, packed into out ([npos][k]).

@@ -737,6 +737,31 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
   }
 }
 
+// The Winograd products: per map xi of `maps`, M[xi] ([wpos][OC]) = the
+// "convolution" of V[xi] (plane floats apart; positions pos_offset, taps
+// tap_offset) by the transformed weights U[xi] ([OC / tile_n][taps][tile_n]).
+CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t plane, int64_t maps, int64_t taps,
+                                      float* m) {
+  const int64_t per_xi = (p.oc + p.tile_n - 1) / p.tile_n * taps * p.tile_n;
+  const size_t last = p.tap_block_begin.size() - 2;
+  for (int64_t xi = 0; xi < maps; ++xi) {
+    const float* vx = v + xi * plane;
+    float* mx = m + xi * p.wpos * p.oc;
+    const float* wx = p.wino_weights.data() + xi * per_xi;
+    for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
+      const ChannelBlock cb = channel_block(p, ob);
+      const float* w = wx + ob * taps;  // the block's [taps][tile_n] panel
+      for (size_t kb = 0; kb <= last; ++kb)
+        for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
+          const int64_t mr = std::min(p.tile_m, p.wpos - m0);
+          const int64_t* pos = p.pos_offset.data() + m0;
+          float* out = mx + m0 * p.oc + ob;
+          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0);
+        }
+    }
+  }
+}
+
 // Winograd rows (Plan::winograd): F(4,3) along each computed row (column),
 // i.e. per tile of 4 outputs the 6 inputs d are transformed by B^T, each
 // kernel row's (column's) 3 taps g by G (at prepare time), their products
@@ -763,24 +788,7 @@ CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, 
         out[5 * plane + c] = 4.f * d1 - 5.f * d3 + d5;
       }
     }
-  const int64_t taps = 3 * c_in, per_xi = (p.oc + p.tile_n - 1) / p.tile_n * taps * p.tile_n;
-  const size_t last = p.tap_block_begin.size() - 2;
-  for (int64_t xi = 0; xi < 6; ++xi) {
-    const float* vx = v + xi * plane;
-    float* mx = m + xi * p.wpos * p.oc;
-    const float* wx = p.wino_weights.data() + xi * per_xi;
-    for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
-      const ChannelBlock cb = channel_block(p, ob);
-      const float* w = wx + ob * taps;  // the block's [3C][tile_n] panel
-      for (size_t kb = 0; kb <= last; ++kb)
-        for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
-          const int64_t mr = std::min(p.tile_m, p.wpos - m0);
-          const int64_t* pos = p.pos_offset.data() + m0;
-          float* out = mx + m0 * p.oc + ob;
-          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0);
-        }
-    }
-  }
+  winograd_products(p, v, plane, 6, 3 * c_in, m);
   // Outputs: rows, comp [computed row][OW][OC], position (row i, tile t);
   // columns, comp [OH][computed column][OC], position (tile t, column i).
   const int64_t lines = static_cast<int64_t>(p.perf_rows ? p.rows.size() : p.cols.size());
@@ -798,6 +806,122 @@ CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, 
         for (int64_t j = 0; j < outs; ++j) d[j * next + o] = y[j];
       }
     }
+}
+
+// Winograd tiles (Plan::wr > 0), 16 channels at a time. Transforms, with
+// the fractions of the points 0, 1, -1 (, 2) and infinity moved into G:
+//   F(4,3) input  B^T d (rows as in winograd_impl), output A^T m;
+//   F(2,3) input  [d0 - d2, d1 + d2, d2 - d1, d3 - d1], output [m0 + m1 + m2, m1 - m2 + m3];
+//   F(3,3) input  [2d0 - d1 - 2d2 + d3, 2d1 + d2 - d3, 3d2 - 2d1 - d3, d3 - d1, 2d1 - d2 - 2d3 + d4],
+//          output [m0 + m1 + m2 + m3, m1 - m2 + 2m3, m1 + m2 + 4m3 + m4].
+CP_KNOB_INLINE void wino_in4(const __m512 (&d)[6], __m512 (&o)[6]) {
+  const __m512 four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f), two = _mm512_set1_ps(2.f);
+  const __m512 d4_d2 = _mm512_sub_ps(d[4], d[2]);
+  o[0] = _mm512_add_ps(_mm512_fnmadd_ps(five, d[2], _mm512_mul_ps(four, d[0])), d[4]);
+  o[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+  o[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+  o[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), d4_d2);
+  o[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), d4_d2);
+  o[5] = _mm512_add_ps(_mm512_fnmadd_ps(five, d[3], _mm512_mul_ps(four, d[1])), d[5]);
+}
+CP_KNOB_INLINE void wino_out4(const __m512 (&m)[6], __m512 (&y)[4]) {
+  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), d34, d12);
+  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.f), s34, s12);
+  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), d34, d12), m[5]);
+}
+template <int WR>
+CP_KNOB_INLINE void wino_in_across(const __m512 (&d)[WR + 2], __m512 (&o)[WR + 2]) {
+  if constexpr (WR == 2) {
+    o[0] = _mm512_sub_ps(d[0], d[2]);
+    o[1] = _mm512_add_ps(d[1], d[2]);
+    o[2] = _mm512_sub_ps(d[2], d[1]);
+    o[3] = _mm512_sub_ps(d[3], d[1]);
+  } else {
+    const __m512 two = _mm512_set1_ps(2.f);
+    o[0] = _mm512_add_ps(_mm512_fmsub_ps(two, _mm512_sub_ps(d[0], d[2]), d[1]), d[3]);
+    o[1] = _mm512_sub_ps(_mm512_fmadd_ps(two, d[1], d[2]), d[3]);
+    o[2] = _mm512_sub_ps(_mm512_fmsub_ps(_mm512_set1_ps(3.f), d[2], _mm512_mul_ps(two, d[1])), d[3]);
+    o[3] = _mm512_sub_ps(d[3], d[1]);
+    o[4] = _mm512_add_ps(_mm512_fmsub_ps(two, _mm512_sub_ps(d[1], d[3]), d[2]), d[4]);
+  }
+}
+template <int WR>
+CP_KNOB_INLINE void wino_out_across(const __m512 (&m)[WR + 2], __m512 (&y)[WR]) {
+  if constexpr (WR == 2) {
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], m[1]), m[2]);
+    y[1] = _mm512_add_ps(_mm512_sub_ps(m[1], m[2]), m[3]);
+  } else {
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], m[1]), _mm512_add_ps(m[2], m[3]));
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), m[3], _mm512_sub_ps(m[1], m[2]));
+    y[2] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(4.f), m[3], _mm512_add_ps(m[1], m[2])), m[4]);
+  }
+}
+
+template <int WR>
+void winograd_tiles_impl(const Plan& p, const float* staged, float* v, float* m, float* comp) {
+  constexpr int kA = WR + 2;  // maps across; 6 along
+  const int64_t c_in = p.c, tiles = p.wt, runs = static_cast<int64_t>(p.wino_first.size());
+  const int64_t vplane = p.wpos * c_in, mplane = p.wpos * p.oc;
+  // Staged element (i across, k along) of a tile: rows perforated, row i
+  // and column k of the patch; columns, the transpose.
+  const int64_t step_i = p.perf_rows ? p.wp * c_in : c_in, step_k = p.perf_rows ? c_in : p.wp * c_in;
+  for (int64_t j = 0; j < runs; ++j)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t first = p.wino_first[static_cast<size_t>(j)];
+      const float* d0 = staged + (p.perf_rows ? first * p.wp + 4 * t : 4 * t * p.wp + first) * c_in;
+      float* out = v + (j * tiles + t) * c_in;
+      for (int64_t c = 0; c < c_in; c += 16) {
+        const __mmask16 mk = c + 16 <= c_in ? static_cast<__mmask16>(0xFFFF)
+                                            : static_cast<__mmask16>((1u << (c_in - c)) - 1u);
+        __m512 along[6][kA];
+        for (int i = 0; i < kA; ++i) {
+          __m512 d[6], o[6];
+          for (int k = 0; k < 6; ++k) d[k] = _mm512_maskz_loadu_ps(mk, d0 + i * step_i + k * step_k + c);
+          wino_in4(d, o);
+          for (int b = 0; b < 6; ++b) along[b][i] = o[b];
+        }
+        for (int b = 0; b < 6; ++b) {
+          __m512 o[kA];
+          wino_in_across<WR>(along[b], o);
+          for (int a = 0; a < kA; ++a) _mm512_mask_storeu_ps(out + (a * 6 + b) * vplane + c, mk, o[a]);
+        }
+      }
+    }
+  winograd_products(p, v, vplane, kA * 6, c_in, m);
+  // Outputs: each run tile's computed rows (columns) into comp, at their
+  // slots (consecutive within a run).
+  const int64_t extent = p.perf_rows ? p.ow : p.oh;
+  for (int64_t j = 0; j < runs; ++j) {
+    const int64_t first = p.wino_first[static_cast<size_t>(j)], len = p.wino_len[static_cast<size_t>(j)];
+    const int64_t slot = (p.perf_rows ? p.row_slot : p.col_slot)[static_cast<size_t>(first)];
+    for (int64_t t = 0; t < tiles; ++t) {
+      const float* mt = m + (j * tiles + t) * p.oc;
+      const int64_t outs = std::min<int64_t>(4, extent - 4 * t);
+      for (int64_t o = 0; o < p.oc; o += 16) {
+        const __mmask16 mk = o + 16 <= p.oc ? static_cast<__mmask16>(0xFFFF)
+                                            : static_cast<__mmask16>((1u << (p.oc - o)) - 1u);
+        __m512 along[4][kA];
+        for (int a = 0; a < kA; ++a) {
+          __m512 mm[6], y[4];
+          for (int b = 0; b < 6; ++b) mm[b] = _mm512_maskz_loadu_ps(mk, mt + (a * 6 + b) * mplane + o);
+          wino_out4(mm, y);
+          for (int k = 0; k < 4; ++k) along[k][a] = y[k];
+        }
+        for (int64_t k = 0; k < outs; ++k) {
+          __m512 y[WR];
+          wino_out_across<WR>(along[k], y);
+          const int64_t q = 4 * t + k;  // the position along
+          for (int64_t i = 0; i < len; ++i) {
+            const int64_t at = p.perf_rows ? (slot + i) * p.ow + q : q * p.nq + slot + i;
+            _mm512_mask_storeu_ps(comp + at * p.oc + o, mk, y[i]);
+          }
+        }
+      }
+    }
+  }
 }
 #endif
 
@@ -870,7 +994,9 @@ inline void stage_entry(const Plan& p, const float* in, float* out, int64_t begi
 
 #if CP_KNOB_ISA_AVX512
 inline void winograd(const Plan& p, const float* staged, float* v, float* m, float* comp) {
-  winograd_impl(p, staged, v, m, comp);
+  if (p.wr == 2) winograd_tiles_impl<2>(p, staged, v, m, comp);
+  else if (p.wr == 3) winograd_tiles_impl<3>(p, staged, v, m, comp);
+  else winograd_impl(p, staged, v, m, comp);
 }
 
 inline void tiled(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
