@@ -438,7 +438,9 @@ TEST_CASE("knob onednn: the pointwise path (packed pixels, oneDNN's 1x1 convolut
   struct Geometry {
     int64_t c, hw, oc, stride;
   };
-  const Geometry layers[] = {{20, 7, 72, 1}, {37, 9, 40, 2}, {16, 14, 32, 1}, {64, 6, 128, 2}};
+  // The last, with 3 images, is large enough for a team of two (the whole
+  // batch per pass, each pass split across the team).
+  const Geometry layers[] = {{20, 7, 72, 1}, {37, 9, 40, 2}, {16, 14, 32, 1}, {64, 6, 128, 2}, {64, 14, 128, 1}};
   const char* knob_names[] = {"perf-row-2-0", "perf-row-3-1", "perf-col-2-1", "perf-col-4-3",
                               "samp-2-0",     "samp-2-1",     "samp-3-2",     "samp-4-3"};
   auto rt = std::make_shared<const onednn::Runtime>();
