@@ -6,7 +6,9 @@
 //   * perforation and sampling (fp32 or with IEEE-half rounding): a compact
 //     convolution over only the computed output positions and only the kept
 //     filter elements (knob_conv_compact*: a register-tiled AVX-512 kernel,
-//     or im2col + sgemm, or a direct loop for depthwise layers);
+//     Winograd rows or tiles for perforated 3x3 layers, oneDNN's 1x1
+//     convolution on packed pixels, im2col + sgemm, or a direct loop for
+//     depthwise layers);
 //   * bf16 and int8: oneDNN convolutions on bfloat16 / 8-bit data with the
 //     fused bias, residual and activation as post-ops (knob_conv_lowp.cc);
 //   * fp16: the exact oneDNN convolution run on half-rounded inputs, weights

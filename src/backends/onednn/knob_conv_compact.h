@@ -3,11 +3,14 @@
 // prepare time) and its per-image loops (knob_conv_compact_loops.h), which
 // the driver (knob_conv_compact.cc) runs across the OpenMP team. Only the
 // computed output positions and the kept filter elements are multiplied,
-// by one of three paths:
+// by one of these paths:
 //
 //   tiled    (AVX-512, NHWC, one group) a register-tiled kernel multiplies
 //            straight from the input (or from a zero-padded staged copy
-//            when the layer pads);
+//            when the layer pads); perforation of 3x3 stride-1 layers may
+//            run as Winograd rows or tiles on it (Plan::winograd);
+//   pointwise  (1x1 layers, NHWC, fp32) the computed pixels' kept channels
+//            packed densely, then oneDNN's own 1x1 convolution;
 //   gather + GEMM  (otherwise) the kept filter elements at the computed
 //            positions are gathered into a column buffer (im2col restricted
 //            to what the knob computes) and multiplied by oneDNN's sgemm,
@@ -16,12 +19,13 @@
 //            take) a loop over the kept taps, vectorised along the row
 //            (NCHW) or the channels (NHWC).
 //
-// All three fill a compact buffer ("comp") in the output's layout over the
-// computed positions (without perforation: the output tensor itself), and
-// one epilogue pass forms the output: bias, interpolation of the skipped
-// rows / columns, residual, activation, half rounding. (The tiled kernel
-// finishes each tile's computed positions itself while they are in L1, so
-// its epilogue forms the skipped positions only.)
+// All of them fill a compact buffer ("comp") in the output's layout over
+// the computed positions (without perforation: the output tensor itself),
+// and one epilogue pass forms the output: bias, interpolation of the
+// skipped rows / columns, residual, activation, half rounding. (The tiled
+// kernel finishes each tile's computed positions itself while they are in
+// L1, so its epilogue forms the skipped positions only; without
+// perforation oneDNN's 1x1 convolution writes the finished output itself.)
 //
 // Layouts of the gather path: NCHW gathers col[tap][position] rows (runs
 // along the input row) and the GEMM yields out[channel][position]; NHWC

@@ -362,10 +362,10 @@ CP_KNOB_INLINE void interpolated(float* d, const float* a, const float* b, const
 // and b, or a copy of a at an edge), then residual and activation, as
 // interpolated + finish_run do, but in one pass over d without half
 // rounding (d is written once while a, b and the residual stream through).
-// Under a half knob, the two passes. Not inlined: inside the epilogue's
-// many inlined paths GCC kept the loop's pointers and a vector on the
-// stack, reloading them every iteration (3x slower than this function on
-// its own).
+// Under a half knob, the two passes. Not inlined: inlined into the
+// epilogue's many paths, GCC kept the loop's pointers on the stack and
+// reloaded them every iteration (the pointwise path's epilogue for 8
+// images of 128 channels on 7x7: 8.4 us inlined, 7.3 us out of line).
 template <ActivationKind K>
 [[gnu::noinline]] void formed_run(const Plan& p, float* __restrict d, const float* __restrict a,
                                   const float* __restrict b, const float* __restrict bias,
