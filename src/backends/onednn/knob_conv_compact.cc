@@ -752,19 +752,20 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   // Which tile shape runs a layer fastest depends on its extents: 64 x 6
   // tiles led on 14- and 28-wide maps, but on 7-wide ones 32 x 12 tiles or
   // 32-channel tiles of one output row ran up to 1.15x faster, by no rule
-  // the measurements showed; Winograd rows and tiles, where they apply,
+  // the measurements showed. Winograd rows and tiles, where they apply,
   // trade a half to two thirds of the multiplications for transform passes
   // (with tiles as a candidate, perf-row-3-0 ran ResNet-style's four 3x3
-  // stride-1 layers 1.5-1.9x faster than with rows alone); and on 1x1 layers the
-  // pointwise path (oneDNN's own 1x1 kernel, for a packing pass and, under
-  // perforation, an epilogue pass) and the tiled kernel ran within 10 % of
-  // each other in isolation, either ahead depending on the layer (8 images
-  // of 128 -> 256 channels on 7x7, perf-row-2-0: 57 against 61 us; of 32
-  // -> 64 on 14x14: 25 against 24 us). So layers whose work is enough to
-  // matter time their candidates (tile shapes when the computed rows are
-  // shorter than 14, Winograd rows and tiles and the pointwise path where they apply) on
-  // scratch tensors and keep the fastest, with the Conv tuner's timing
-  // (conv.h), and the choice is remembered for the process.
+  // stride-1 layers 1.5-1.9x faster than with rows alone). On 1x1 layers
+  // the pointwise path (oneDNN's own 1x1 kernel, for a packing pass and,
+  // under perforation, an epilogue pass) and the tiled kernel ran within
+  // 10 % of each other in isolation, either ahead depending on the layer
+  // (8 images of 128 -> 256 channels on 7x7, perf-row-2-0: 57 against
+  // 61 us; of 32 -> 64 on 14x14: 25 against 24 us). So layers whose work
+  // is enough to matter time their candidates (tile shapes when the
+  // computed rows are shorter than 14, Winograd rows and tiles and the
+  // pointwise path where they apply) on scratch tensors and keep the
+  // fastest, with the Conv tuner's timing (conv.h), and the choice is
+  // remembered for the process.
   static TuningCache<KernelChoice> choices;
   const std::string key = s.knob->name + "|" + tuning_key(ctx, team);
   if (auto known = choices.find(key)) {
