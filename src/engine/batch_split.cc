@@ -113,8 +113,7 @@ Status check_node(const BatchGraphView& g, const Node& node, const std::vector<b
   if (op == "Concat") {
     for (bool b : batched)
       if (!b) return no_split(node, "concatenates a constant with batched values");
-    CP_ASSIGN_OR_RETURN(int64_t axis, attr_int(node, "axis", 0));
-    CP_ASSIGN_OR_RETURN(axis, normalize_axis(node, axis, rank, "'axis'"));
+    CP_ASSIGN_OR_RETURN(int64_t axis, axis_attr(node, 0, rank));
     if (axis == 0) return no_split(node, "concatenates along the batch axis");
     return {};
   }
@@ -164,8 +163,7 @@ Status check_node(const BatchGraphView& g, const Node& node, const std::vector<b
   }
   if (op == "Gather") {
     CP_TRY(only_first_batched());
-    CP_ASSIGN_OR_RETURN(int64_t axis, attr_int(node, "axis", 0));
-    CP_ASSIGN_OR_RETURN(axis, normalize_axis(node, axis, rank, "'axis'"));
+    CP_ASSIGN_OR_RETURN(int64_t axis, axis_attr(node, 0, rank));
     if (axis == 0) return no_split(node, "gathers along the batch axis");
     return {};
   }

@@ -180,8 +180,7 @@ Types infer_gather(const Node& node, std::span<const InferInput> inputs) {
     return invalid_input("{}: 'indices' must be int64 or int32, found {}", node.describe(),
                          dtype_name(inputs[1].type.dtype));
   if (data.empty()) return invalid_input("{}: cannot gather from a scalar (rank 0)", node.describe());
-  CP_ASSIGN_OR_RETURN(int64_t axis, attr_int(node, "axis", 0));
-  CP_ASSIGN_OR_RETURN(int64_t a, normalize_axis(node, axis, static_cast<int64_t>(data.size()), "'axis'"));
+  CP_ASSIGN_OR_RETURN(int64_t a, axis_attr(node, 0, static_cast<int64_t>(data.size())));
   const auto ua = static_cast<size_t>(a);
   Shape out(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(ua));
   out.insert(out.end(), indices.begin(), indices.end());

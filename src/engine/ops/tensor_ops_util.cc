@@ -125,6 +125,11 @@ Result<int64_t> normalize_axis(const Node& node, int64_t axis, int64_t rank, std
   return axis < 0 ? axis + rank : axis;
 }
 
+Result<int64_t> axis_attr(const Node& node, int64_t fallback, int64_t rank) {
+  CP_ASSIGN_OR_RETURN(int64_t axis, attr_int(node, "axis", fallback));
+  return normalize_axis(node, axis, rank, "'axis'");
+}
+
 Result<std::vector<int64_t>> normalize_axes(const Node& node, std::span<const int64_t> axes, int64_t rank,
                                             std::string_view what) {
   std::vector<int64_t> out;

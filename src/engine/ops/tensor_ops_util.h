@@ -49,6 +49,8 @@ bool is_integer_dtype(DType t);  // i8, u8, i32, i64
 
 // axis in [-rank, rank) -> [0, rank); `what` names the attribute or input.
 Result<int64_t> normalize_axis(const Node& node, int64_t axis, int64_t rank, std::string_view what);
+// The node's 'axis' attribute (fallback when absent), normalised for rank.
+Result<int64_t> axis_attr(const Node& node, int64_t fallback, int64_t rank);
 // Each axis normalised; duplicates rejected. Order is kept.
 Result<std::vector<int64_t>> normalize_axes(const Node& node, std::span<const int64_t> axes, int64_t rank,
                                             std::string_view what);
