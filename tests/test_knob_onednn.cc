@@ -331,21 +331,27 @@ TEST_CASE("knob onednn: fp16 and bf16 on random geometries") {
     }
 }
 
+// X's values within 0.3 of a step of an int8 code of the returned
+// calibrated range, so that no rounding of X / sx is near a tie: unsigned
+// (post-activation-like) or signed. The range is narrower than the data on
+// one side so that saturation shows.
+ValueRange put_on_int8_grid(ConvCase& c, bool is_unsigned, std::mt19937& rng) {
+  const ValueRange range = is_unsigned ? ValueRange{0.0f, 0.8f} : ValueRange{-0.9f, 0.6f};
+  const float sx = is_unsigned ? range.max / 255.0f : 0.9f / 127.0f;
+  const int lo = is_unsigned ? -20 : -150, hi = is_unsigned ? 290 : 150;
+  std::uniform_int_distribution<int> code(lo, hi);
+  std::uniform_real_distribution<float> off(-0.3f, 0.3f);
+  for (float& v : c.inputs[0].span<float>()) v = (static_cast<float>(code(rng)) + off(rng)) * sx;
+  return range;
+}
+
 TEST_CASE("knob onednn: int8 on the quantisation grid matches the reference") {
   std::mt19937 rng(test_seed("int8 grid"));
   const Knob& int8 = *find_knob("int8");
   for (int i = 0; i < 16; ++i) {
     ConvCase c = i < 4 ? network_layer(rng, 2, 16, 9, 24, 3, 1 + i % 2, 1) : random_conv(rng, rand_int(rng, 1, 3));
     if (rand_int(rng, 0, 1) == 1) add_fusion(c, rng, true, kActivations[rand_int(rng, 0, 6)]);
-    // Unsigned (post-activation-like) or signed input; the calibrated range
-    // is narrower than the data on one side so that saturation shows.
-    const bool is_unsigned = i % 2 == 0;
-    const ValueRange range = is_unsigned ? ValueRange{0.0f, 0.8f} : ValueRange{-0.9f, 0.6f};
-    const float sx = is_unsigned ? range.max / 255.0f : 0.9f / 127.0f;
-    const int lo = is_unsigned ? -20 : -150, hi = is_unsigned ? 290 : 150;
-    std::uniform_int_distribution<int> code(lo, hi);
-    std::uniform_real_distribution<float> off(-0.3f, 0.3f);
-    for (float& v : c.inputs[0].span<float>()) v = (static_cast<float>(code(rng)) + off(rng)) * sx;
+    const ValueRange range = put_on_int8_grid(c, i % 2 == 0, rng);
     const NodeContext ctx = context_for(c, &int8, Layout::nchw, range);
     if (!onednn_backend().supports(ctx)) continue;
     check_knob(c, int8, range);
@@ -364,6 +370,53 @@ TEST_CASE("knob onednn: int8 on arbitrary inputs and ranges") {
     if (!onednn_backend().supports(ctx)) continue;
     check_knob(c, int8, range, 2.0 * sx * max_abs(c.inputs[1]));
   }
+}
+
+TEST_CASE("knob onednn: every oneDNN implementation the bf16 and int8 tuning times matches the reference") {
+  // make_lowp_conv times the implementations lowp_conv_impls lists and
+  // keeps the fastest; each is forced here, on NHWC layers like the bundled
+  // networks' (strided 1x1 shortcuts, 1x1 and 3x3 layers on 7x7 maps, one
+  // input channel), with fused activations and residuals.
+  std::mt19937 rng(test_seed("lowp impls"));
+  struct Geometry {
+    int64_t c, hw, oc, k, stride;
+  };
+  const Geometry layers[] = {{32, 14, 64, 1, 2}, {64, 7, 128, 1, 1}, {32, 7, 48, 3, 1}, {1, 12, 32, 3, 1},
+                             {16, 9, 32, 3, 2}};
+  auto rt = std::make_shared<const onednn::Runtime>();
+  int index = 0, alternatives = 0;
+  for (const Geometry& l : layers)
+    for (const char* name : {"bf16", "int8"}) {
+      const Knob* knob = find_knob(name);
+      ConvCase c = network_layer(rng, 2, l.c, l.hw, l.oc, l.k, l.stride, 1);
+      add_fusion(c, rng, index % 2 == 0, kActivations[index % 7]);
+      ++index;
+      std::optional<ValueRange> range;
+      if (knob->kind == KnobKind::int8) range = put_on_int8_grid(c, index % 3 != 0, rng);
+      const NodeContext ctx = context_for(c, knob, Layout::nhwc, range);
+      if (!onednn_backend().supports(ctx)) continue;  // no bf16 / VNNI kernels on this CPU
+      auto setup = onednn::knob_conv_setup(ctx);
+      REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+      auto impls = onednn::lowp_conv_impls(ctx, *setup, *rt, kThreads);
+      REQUIRE_MESSAGE(impls.ok(), impls.status().message());
+      REQUIRE_FALSE(impls->empty());
+      CHECK_FALSE(impls->front().src_host);  // oneDNN's pick first
+      alternatives += static_cast<int>(impls->size()) - 1;
+      const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, range);
+      const double bound = tolerance_for(*knob) * (1 + max_abs(want));
+      for (const onednn::LowpImpl& impl : *impls) {
+        INFO("case " << describe(c) << ", knob " << std::string(name) << ", implementation " << impl.name
+                     << std::string(impl.src_host ? " (host-layout source)" : ""));
+        auto kernel = onednn::make_lowp_conv_impl(ctx, *setup, rt, kThreads, impl);
+        REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+        const double err = max_diff(run_kernel(**kernel, c, ctx, Layout::nhwc), want);
+        CHECK_MESSAGE(err <= bound, "max |diff| " << err << " > " << bound);
+      }
+      // A place with no implementation is refused, not run on another one.
+      auto none = onednn::make_lowp_conv_impl(ctx, *setup, rt, kThreads, {false, "no such implementation", {}, {}});
+      CHECK(none.status().code() == Errc::unsupported);
+    }
+  MESSAGE("alternatives to oneDNN's pick: " << alternatives);
 }
 
 TEST_CASE("knob onednn: int8 without a calibrated range is an input error") {

@@ -182,15 +182,19 @@ dnnl::primitive_desc conv_pd_with(const ConvSetup& s, const ConvVariant& v, bool
   if (fuse_activation) append_eltwise_ops(ops, s.activation);
   dnnl::primitive_attr attr = base_attr();
   attr.set_post_ops(ops);
+  // oneDNN's iterator over implementations keeps a pointer to the operation
+  // descriptor, so it lives as long as pd may still be advanced.
+  std::optional<dnnl::deconvolution_forward::desc> deconv;
+  std::optional<dnnl::convolution_forward::desc> conv;
   dnnl::primitive_desc pd;
   if (s.transpose) {
-    dnnl::deconvolution_forward::desc d(prop_kind::forward_inference, algorithm::deconvolution_direct, src, wei,
-                                        s.bias_host, dst, s.strides, s.dilates, s.pad_l, s.pad_r);
-    pd = dnnl::deconvolution_forward::primitive_desc(d, attr, rt.engine);
+    deconv.emplace(prop_kind::forward_inference, algorithm::deconvolution_direct, src, wei, s.bias_host, dst,
+                   s.strides, s.dilates, s.pad_l, s.pad_r);
+    pd = dnnl::deconvolution_forward::primitive_desc(*deconv, attr, rt.engine);
   } else {
-    dnnl::convolution_forward::desc d(prop_kind::forward_inference, v.algorithm, src, wei, s.bias_host, dst,
-                                      s.strides, s.dilates, s.pad_l, s.pad_r);
-    pd = dnnl::convolution_forward::primitive_desc(d, attr, rt.engine);
+    conv.emplace(prop_kind::forward_inference, v.algorithm, src, wei, s.bias_host, dst, s.strides, s.dilates, s.pad_l,
+                 s.pad_r);
+    pd = dnnl::convolution_forward::primitive_desc(*conv, attr, rt.engine);
   }
   if (needs_gemm(s, v))
     while (!is_gemm(pd))

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "backends/onednn/common.h"
 #include "backends/reference/activation.h"
@@ -74,10 +76,30 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
                                                          CompactPath path = CompactPath::tiled);
 
 // bf16 and int8 (knob_conv_lowp.cc). check_* builds the primitive
-// descriptors only (supports()).
+// descriptors only (supports()). make_lowp_conv times the implementations
+// lowp_conv_impls lists (layers of 4+ MFLOP) and keeps the fastest.
 Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);
 Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s,
                                                std::shared_ptr<const Runtime> rt, int threads);
+// One of oneDNN's implementations of a bf16 / int8 layer, for a source in
+// the layout oneDNN prefers or, with src_host, in the host layout (which
+// some implementations need to write an NHWC destination). oneDNN may list
+// an implementation twice, so it is known by its name and the layouts it
+// reads, not by its place in the list. An empty name is oneDNN's own pick.
+struct LowpImpl {
+  bool src_host = false;
+  std::string name;
+  dnnl::memory::desc src, wei;
+};
+// oneDNN's implementations worth timing for the layer, its own pick first:
+// the others it lists for the pick's ISA, GEMM-based ones left out.
+Result<std::vector<LowpImpl>> lowp_conv_impls(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt,
+                                              int threads);
+// The kernel on that implementation; Errc::unsupported when the layer has
+// none there.
+Result<std::unique_ptr<Kernel>> make_lowp_conv_impl(const NodeContext& ctx, const KnobConvSetup& s,
+                                                    std::shared_ptr<const Runtime> rt, int threads,
+                                                    const LowpImpl& impl);
 
 // fp16 (knob_conv_half.cc): wraps the exact Conv kernel of conv.cc.
 Status check_half_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);

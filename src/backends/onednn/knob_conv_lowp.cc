@@ -30,9 +30,14 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "backends/onednn/conv.h"
 #include "backends/onednn/knob_conv.h"
+#include "util/log.h"
 
 namespace caliprox::onednn {
 namespace {
@@ -105,10 +110,43 @@ struct LowpDescs {
   dnnl::convolution_forward::primitive_desc pd;
 };
 
-// The convolution: source in oneDNN's preferred layout, destination in the
-// host layout when oneDNN has an optimized kernel writing it (NHWC), else in
-// its preferred one with a reorder after.
-Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, const Quantization* q, const Runtime& rt) {
+// Implementations whose results are wrong in oneDNN 2.6 (below) are never
+// run; neither are the unoptimized reference ones.
+Status acceptable_impl(const NodeContext& ctx, const KnobConvSetup& s, const Quantization* q,
+                       const dnnl::primitive_desc& pd) {
+  CP_TRY(require_optimized(ctx.node, pd, q != nullptr ? "int8 convolution" : "bf16 convolution"));
+  // oneDNN 2.6's GEMM-based convolution on signed 8-bit sources
+  // (x64:gemm_s8s8s32) miscomputes grouped layers (found by the int8 fuzz
+  // test on padded ones: errors of 10-20 on outputs of ~1; the cause is not
+  // known, so every grouped layer it would run is refused). Only odd channel
+  // counts route there; the reference backend runs them.
+  if (q != nullptr && q->src_type == dt::s8 && s.g.group > 1 && is_gemm(pd))
+    return unsupported("{}: oneDNN's GEMM-based signed int8 convolution miscomputes grouped layers",
+                       ctx.node.describe());
+  return {};
+}
+
+// The ISA an implementation was generated for: "avx512_core_vnni" of
+// "jit_int8_1x1:avx512_core_vnni".
+std::string_view impl_isa(std::string_view impl) {
+  const size_t colon = impl.find(':');
+  return colon == std::string_view::npos ? std::string_view() : impl.substr(colon + 1);
+}
+
+// The convolution: source in oneDNN's preferred layout (or, with
+// impl.src_host, in the host layout), destination in the host layout when
+// oneDNN has an optimized kernel writing it (NHWC), else in its preferred one
+// with a reorder after.
+//
+// impl: which of oneDNN's implementations (default: its own pick, the first
+// it lists); Errc::unsupported when it has no acceptable one of that kind.
+// alternatives (with the default impl): receives the pick, then the other
+// implementations worth timing against it (make_lowp_conv): those listed
+// for either source layout that are generated for the pick's ISA, are not
+// GEMM-based, pass acceptable_impl and differ from those before them in name
+// or in the layouts they read.
+Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, const Quantization* q, const Runtime& rt,
+                             const LowpImpl& impl = {}, std::vector<LowpImpl>* alternatives = nullptr) {
   const ConvGeometry& g = s.g;
   if (!s.act_ops_ok)
     return unsupported("{}: the fused activation has no exact oneDNN post-op", ctx.node.describe());
@@ -131,7 +169,8 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
   d.dst_user = activation_desc(g.output_shape(), s.layout, codes ? codes_type(codes->type) : dt::f32);
   d.wei_user = plain_weights(g, int8 ? dt::s8 : dt::f32);
   if (s.has_bias) d.bias = memory::desc({g.c_out}, dt::f32, tag::x);
-  const memory::desc src(x, int8 ? q->src_type : dt::bf16, tag::any);
+  const dt src_type = int8 ? q->src_type : dt::bf16;
+  const memory::desc src_any(x, src_type, tag::any), src_host = activation_desc(x, s.layout, src_type);
   const memory::desc wei(weight_dims(g), int8 ? dt::s8 : dt::bf16, tag::any);
   dnnl::post_ops ops;
   if (s.residual) ops.append_sum(1.f);
@@ -145,24 +184,58 @@ Result<LowpDescs> lowp_descs(const NodeContext& ctx, const KnobConvSetup& s, con
   std::vector<memory::desc> dst_choices;
   if (s.layout == Layout::nhwc || codes) dst_choices.push_back(d.dst_user);
   if (!codes) dst_choices.push_back(memory::desc(g.output_shape(), dt::f32, tag::any));
+  const char* what = int8 ? "create an int8 convolution" : "create a bf16 convolution";
   Status last;
   for (const memory::desc& dst : dst_choices) {
     try {
-      dnnl::convolution_forward::desc cd(prop_kind::forward_inference, algorithm::convolution_direct, src, wei, d.bias,
-                                         dst, strides, dilates, pad_l, pad_r);
-      d.pd = dnnl::convolution_forward::primitive_desc(cd, attr, rt.engine);
-      last = require_optimized(ctx.node, d.pd, int8 ? "int8 convolution" : "bf16 convolution");
-      // oneDNN 2.6's GEMM-based convolution on signed 8-bit sources
-      // (x64:gemm_s8s8s32) miscomputes grouped layers (found by the int8
-      // fuzz test on padded ones: errors of 10-20 on outputs of ~1; the
-      // cause is not known, so every grouped layer it would run is refused).
-      // Only odd channel counts route there; the reference backend runs them.
-      if (last.ok() && int8 && q->src_type == dt::s8 && g.group > 1 && is_gemm(d.pd))
-        return unsupported("{}: oneDNN's GEMM-based signed int8 convolution miscomputes grouped layers",
-                           ctx.node.describe());
-      if (last.ok()) return d;
+      // oneDNN's iterator over implementations keeps a pointer to the
+      // descriptor, so both outlive every primitive descriptor made here
+      // that may still be advanced.
+      const dnnl::convolution_forward::desc cd_any(prop_kind::forward_inference, algorithm::convolution_direct,
+                                                   src_any, wei, d.bias, dst, strides, dilates, pad_l, pad_r);
+      const dnnl::convolution_forward::desc cd_host(prop_kind::forward_inference, algorithm::convolution_direct,
+                                                    src_host, wei, d.bias, dst, strides, dilates, pad_l, pad_r);
+      auto conv_pd = [&](bool host_src) {
+        return dnnl::convolution_forward::primitive_desc(host_src ? cd_host : cd_any, attr, rt.engine);
+      };
+      d.pd = conv_pd(false);
+      last = acceptable_impl(ctx, s, q, d.pd);
+      // A refused GEMM-based pick is final (the other destination layout
+      // gets the same implementation); an unoptimized one tries the next.
+      if (!last.ok() && is_gemm(d.pd)) return last;
+      if (!last.ok()) continue;
+      const std::string pick = d.pd.impl_info_str();
+      if (!impl.name.empty()) {
+        // oneDNN may list an implementation twice (once more after its
+        // primitive was created), so it is found by what it is.
+        d.pd = conv_pd(impl.src_host);
+        do {
+          if (impl.name == d.pd.impl_info_str() && impl.src == d.pd.src_desc() && impl.wei == d.pd.weights_desc() &&
+              acceptable_impl(ctx, s, q, d.pd).ok())
+            return d;
+        } while (d.pd.next_impl());
+        return unsupported("{}: oneDNN has no usable implementation '{}'{} of this {} convolution", ctx.node.describe(),
+                           impl.name, impl.src_host ? " (host-layout source)" : "", int8 ? "int8" : "bf16");
+      }
+      if (alternatives != nullptr) {
+        // Fresh iterators, so that d.pd stays at the pick.
+        alternatives->push_back({false, pick, d.pd.src_desc(), d.pd.weights_desc()});
+        for (const bool host_src : {false, true}) {
+          auto other = conv_pd(host_src);
+          do {
+            const LowpImpl found{host_src, other.impl_info_str(), other.src_desc(), other.weights_desc()};
+            const bool fresh = std::none_of(alternatives->begin(), alternatives->end(), [&](const LowpImpl& e) {
+              return e.name == found.name && e.src == found.src && e.wei == found.wei;
+            });
+            if (fresh && impl_isa(found.name) == impl_isa(pick) && !is_gemm(other) &&
+                acceptable_impl(ctx, s, q, other).ok())
+              alternatives->push_back(found);
+          } while (other.next_impl());
+        }
+      }
+      return d;
     } catch (const dnnl::error& e) {
-      last = dnnl_status(ctx.node, int8 ? "create an int8 convolution" : "create a bf16 convolution", e);
+      last = dnnl_status(ctx.node, what, e);
     }
   }
   return last;
@@ -301,15 +374,76 @@ Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Run
   return lowp_descs(ctx, s, q ? &*q : nullptr, rt).status();
 }
 
-Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s,
-                                               std::shared_ptr<const Runtime> rt, int threads) {
+Result<std::unique_ptr<Kernel>> make_lowp_conv_impl(const NodeContext& ctx, const KnobConvSetup& s,
+                                                    std::shared_ptr<const Runtime> rt, int threads,
+                                                    const LowpImpl& impl) {
   const int team = team_for_flops(threads, conv_layer_flops(s.g));
   use_threads(team);
   std::optional<Quantization> q = quantization_for(s);
-  CP_ASSIGN_OR_RETURN(LowpDescs d, lowp_descs(ctx, s, q ? &*q : nullptr, *rt));
+  CP_ASSIGN_OR_RETURN(LowpDescs d, lowp_descs(ctx, s, q ? &*q : nullptr, *rt, impl));
   auto kernel = std::make_unique<LowpConvKernel>(rt, team);
   CP_TRY(kernel->build(s, std::move(d), std::move(q)));
   return std::unique_ptr<Kernel>(std::move(kernel));
+}
+
+Result<std::vector<LowpImpl>> lowp_conv_impls(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt,
+                                              int threads) {
+  use_threads(team_for_flops(threads, conv_layer_flops(s.g)));
+  std::optional<Quantization> q = quantization_for(s);
+  std::vector<LowpImpl> impls;
+  CP_TRY(lowp_descs(ctx, s, q ? &*q : nullptr, rt, {}, &impls).status());
+  return impls;
+}
+
+Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                               std::shared_ptr<const Runtime> rt, int threads) {
+  // oneDNN lists several implementations of these convolutions and runs the
+  // first; on this backend's target others were often faster on the bundled
+  // networks' layers (one thread, NHWC, in isolation: int8 jit_int8_1x1
+  // 5.3 us against brgconv_1x1's 7.7 on 4 images of 64 -> 128 channels 1x1
+  // stride 2; jit_int8 59 against brgconv's 67 us on 128 -> 128 3x3 on 7x7;
+  // bf16 jit_bf16 9.1 against brgconv_1x1's 11.9 us on 32 -> 64 1x1 stride
+  // 2, with the source in NHWC, which oneDNN's own pick of source layout
+  // rules out). So layers of 1+ MFLOP time them, as the Conv tuner times its
+  // variants (conv.h), and keep the fastest; the choice is remembered for
+  // the process.
+  const int team = team_for_flops(threads, conv_layer_flops(s.g));
+  static TuningCache<LowpImpl> choices;
+  // The int8 source type follows from the calibrated range.
+  dt src_type = dt::bf16;
+  if (s.knob->kind == KnobKind::int8) input_scale(*s.input_range, &src_type);
+  const std::string key = fmt::format("{}|{}|{}|{}", s.knob->name, static_cast<int>(src_type),
+                                      ctx.output_codes ? dtype_name(ctx.output_codes->type) : "f32",
+                                      tuning_key(ctx, team));
+  if (auto known = choices.find(key)) {
+    auto kernel = make_lowp_conv_impl(ctx, s, rt, threads, *known);
+    if (kernel.ok()) return kernel;
+  }
+  if (!conv_tuning_enabled() || conv_layer_flops(s.g) < 1e6) return make_lowp_conv_impl(ctx, s, rt, threads, {});
+  CP_ASSIGN_OR_RETURN(std::vector<LowpImpl> impls, lowp_conv_impls(ctx, s, *rt, threads));
+  std::vector<std::unique_ptr<Kernel>> built;
+  std::vector<LowpImpl> tried;
+  for (const LowpImpl& impl : impls) {
+    auto kernel = make_lowp_conv_impl(ctx, s, rt, threads, impl);
+    if (!kernel.ok()) {
+      if (built.empty()) return kernel.status();  // oneDNN's own pick
+      continue;
+    }
+    built.push_back(std::move(kernel).value());
+    tried.push_back(impl);
+  }
+  if (built.size() == 1) return std::move(built.front());
+  std::vector<Kernel*> kernels;
+  for (const auto& k : built) kernels.push_back(k.get());
+  TuningScratch scratch;
+  make_tuning_scratch(ctx, ctx.residual_in_place, scratch);
+  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 1e-3, 2));
+  const size_t winner = fastest_of(seconds);
+  for (size_t i = 0; i < built.size(); ++i)
+    log_debug("onednn: {} {}: implementation {}{}: {:.1f} us{}", ctx.node.describe(), s.knob->name, tried[i].name,
+              tried[i].src_host ? " (host-layout source)" : "", seconds[i] * 1e6, i == winner ? " <- picked" : "");
+  choices.remember(key, tried[winner]);
+  return std::move(built[winner]);
 }
 
 }  // namespace caliprox::onednn
