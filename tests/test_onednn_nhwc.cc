@@ -124,6 +124,7 @@ TEST_CASE("onednn nhwc: every Conv variant agrees with the reference") {
       {ConvLayout::any, dnnl::algorithm::convolution_winograd, kThreads},
       {ConvLayout::plain, dnnl::algorithm::convolution_direct, kThreads, true},
       {ConvLayout::channels16, dnnl::algorithm::convolution_direct, kThreads, true},
+      {ConvLayout::plain, dnnl::algorithm::convolution_direct, kThreads, false, true},
   };
   for (int i = 0; i < 16; ++i) {
     NodeCase c = random_conv(rng, rand_int(rng, 1, 4));
@@ -143,13 +144,14 @@ TEST_CASE("onednn nhwc: every Conv variant agrees with the reference") {
       // without a residual; plain with the sum post-op always exists.
       const std::vector<Tensor> got = run_nhwc(c, &v);
       if (got.empty()) {
-        CHECK((v.layout != ConvLayout::plain || v.binary_residual));
+        CHECK((v.layout != ConvLayout::plain || v.binary_residual || v.jit));
         continue;
       }
       ++ran;
       INFO("seed " << seed << " case " << i << " layout " << std::string(onednn::layout_name(v.layout)) << " algorithm "
                    << static_cast<int>(v.algorithm) << " threads " << v.threads
-                   << std::string(v.binary_residual ? " binary residual" : "") << ": " << describe(c));
+                   << std::string(v.binary_residual ? " binary residual" : "")
+                   << std::string(v.jit ? " past brgemm" : "") << ": " << describe(c));
       CHECK(relative_error(got[0], want[0]) <= 1e-4);
     }
     CHECK(ran >= 2);

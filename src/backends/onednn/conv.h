@@ -45,6 +45,10 @@ struct ConvVariant {
   // reads the residual tensor where it is (no copy; only some
   // implementations have it, e.g. jit_1x1 on NHWC).
   bool binary_residual = false;
+  // Past oneDNN's brgemm-based implementations (its first choice on NHWC)
+  // to the direct JIT kernel listed after them (jit / jit_1x1), where there
+  // is one.
+  bool jit = false;
   bool operator==(const ConvVariant&) const = default;
 };
 const char* layout_name(ConvLayout layout);

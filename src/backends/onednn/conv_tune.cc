@@ -161,10 +161,11 @@ Result<std::unique_ptr<Kernel>> fastest_conv_kernel(const NodeContext& ctx, std:
   // faster (fastest_of).
   const size_t winner = fastest_of(seconds);
   for (size_t i = 0; i < field.size(); ++i)
-    log_debug("onednn: {} variant {} ({} on {} host tensors, {} layout{}, {} thread(s)): {:.1f} us{}",
+    log_debug("onednn: {} variant {} ({} on {} host tensors, {} layout{}{}, {} thread(s)): {:.1f} us{}",
               ctx.node.describe(), i, conv_impl_name(*field[i].kernel), ctx.layout == Layout::nhwc ? "NHWC" : "NCHW",
               layout_name(field[i].variant.layout), field[i].variant.binary_residual ? ", binary residual" : "",
-              field[i].variant.threads, seconds[i] * 1e6, i == winner ? " <- picked" : "");
+              field[i].variant.jit ? ", past brgemm" : "", field[i].variant.threads, seconds[i] * 1e6,
+              i == winner ? " <- picked" : "");
   cache().remember(key, field[winner].variant);
   return std::move(field[winner].kernel);
 }
