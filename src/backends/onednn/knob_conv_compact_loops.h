@@ -749,38 +749,60 @@ CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
   return x;
 }
 
-// The last steps of a finished tile's values (positions [m, m + mr),
-// channels [ob, ob + width), `tail` masking the last vector) while they are
-// in L1: bias, residual, activation and half rounding, as finish_run, into
-// y. Under perforation the conv values stay in comp, where the epilogue
-// interpolates the skipped positions from.
-template <ActivationKind K>
-CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
-                                int64_t m, int64_t mr, int64_t ob, int64_t width, __mmask16 tail) {
+// The last steps of a finished tile's values (positions [m, m + mr), NV
+// vectors of channels from ob, `tail` masking the last) while they are in
+// L1: bias, residual, activation and half rounding, as finish_run, into y.
+// Under perforation the conv values stay in comp, where the epilogue
+// interpolates the skipped positions from. The bias vectors are loaded once
+// per tile and the vector loop is unrolled: the generic loop (a mask and a
+// bias load per vector) took a third of samp-2-0's time on 1x1 layers of 32
+// input channels.
+template <ActivationKind K, int NV>
+CP_KNOB_INLINE void finish_tile_nv(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
+                                   int64_t m, int64_t mr, int64_t ob, __mmask16 tail) {
   constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const int64_t nv = (width + 15) / 16;
+  __mmask16 mask[NV];
+  __m512 b[NV];
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail;
+    b[v] = _mm512_maskz_loadu_ps(mask[v], bias + ob + 16 * v);
+  }
   for (int64_t i = m; i < m + mr; ++i) {
     const int64_t o = p.out_offset[static_cast<size_t>(i)] + ob;
     const float* s = comp + i * p.oc + ob;
     float* d = y + o;
     const float* r = res != nullptr ? res + o : nullptr;
-    if constexpr (!kVectorActivation<K>) {
-      for (int64_t c = 0; c < width; ++c) d[c] = s[c] + bias[ob + c];
-      finish_run<K>(p, d, nullptr, false, 0.f, r, width);
-      continue;
-    }
-    for (int64_t v = 0; v < nv; ++v) {
-      const __mmask16 mask = v + 1 < nv ? static_cast<__mmask16>(0xFFFF) : tail;
-      __m512 x =
-          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, s + 16 * v), _mm512_maskz_loadu_ps(mask, bias + ob + 16 * v));
+    for (int v = 0; v < NV; ++v) {
+      __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], s + 16 * v), b[v]);
       if (r != nullptr) {
-        __m512 rv = _mm512_maskz_loadu_ps(mask, r + 16 * v);
+        __m512 rv = _mm512_maskz_loadu_ps(mask[v], r + 16 * v);
         if (p.half) rv = _mm512_cvtph_ps(_mm512_cvtps_ph(rv, kRne));
         x = _mm512_add_ps(x, rv);
       }
       x = activate_vector<K>(x, p.act.alpha, p.act.beta);
       if (p.half) x = _mm512_cvtph_ps(_mm512_cvtps_ph(x, kRne));
-      _mm512_mask_storeu_ps(d + 16 * v, mask, x);
+      _mm512_mask_storeu_ps(d + 16 * v, mask[v], x);
+    }
+  }
+}
+
+template <ActivationKind K>
+CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
+                                int64_t m, int64_t mr, int64_t ob, int64_t width, __mmask16 tail) {
+  if constexpr (!kVectorActivation<K>) {
+    for (int64_t i = m; i < m + mr; ++i) {
+      const int64_t o = p.out_offset[static_cast<size_t>(i)] + ob;
+      const float* s = comp + i * p.oc + ob;
+      float* d = y + o;
+      for (int64_t c = 0; c < width; ++c) d[c] = s[c] + bias[ob + c];
+      finish_run<K>(p, d, nullptr, false, 0.f, res != nullptr ? res + o : nullptr, width);
+    }
+  } else {
+    switch ((width + 15) / 16) {
+      case 1: finish_tile_nv<K, 1>(p, comp, bias, res, y, m, mr, ob, tail); break;
+      case 2: finish_tile_nv<K, 2>(p, comp, bias, res, y, m, mr, ob, tail); break;
+      case 3: finish_tile_nv<K, 3>(p, comp, bias, res, y, m, mr, ob, tail); break;
+      default: finish_tile_nv<K, 4>(p, comp, bias, res, y, m, mr, ob, tail); break;
     }
   }
 }
