@@ -77,7 +77,7 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
 
 // bf16 and int8 (knob_conv_lowp.cc). check_* builds the primitive
 // descriptors only (supports()). make_lowp_conv times the implementations
-// lowp_conv_impls lists (layers of 4+ MFLOP) and keeps the fastest.
+// lowp_conv_impls lists (layers of 1+ MFLOP) and keeps the fastest.
 Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);
 Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s,
                                                std::shared_ptr<const Runtime> rt, int threads);

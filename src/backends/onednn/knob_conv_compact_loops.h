@@ -1027,13 +1027,9 @@ void winograd_tiles_impl(const Plan& p, const float* staged, float* v, float* m,
 
 // ---- staging -------------------------------------------------------------------
 
-// One pixel's channels (groups of cg), permuted and / or half-rounded.
+// One pixel's channels (groups of cg), permuted (Plan::channel_perm) and
+// half-rounded if the knob is.
 CP_KNOB_INLINE void stage_pixel(const Plan& p, const float* s, float* d) {
-  if (p.channel_perm.empty()) {
-    if (p.half) round_half(s, d, p.c);
-    else copy(d, s, p.c);
-    return;
-  }
   const int32_t* perm = p.channel_perm.data();
   for (int64_t g = 0; g < p.c; g += p.cg)
     for (int64_t j = 0; j < p.cg; ++j) d[g + j] = s[g + perm[j]];
