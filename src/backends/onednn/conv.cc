@@ -207,7 +207,7 @@ dnnl::primitive_desc conv_pd_with(const ConvSetup& s, const ConvVariant& v, bool
     while (is_gemm(pd))
       if (!pd.next_impl()) throw dnnl::error(dnnl_unimplemented, "no non-GEMM convolution with a binary residual");
   if (v.jit) {
-    while (std::string_view(pd.impl_info_str()).substr(0, 3) == "brg")
+    while (std::string_view(pd.impl_info_str()).starts_with("brg"))
       if (!pd.next_impl()) throw dnnl::error(dnnl_unimplemented, "no convolution other than brgemm-based ones");
     if (is_gemm(pd)) throw dnnl::error(dnnl_unimplemented, "no direct JIT convolution for this geometry");
   }

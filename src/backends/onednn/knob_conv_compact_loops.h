@@ -23,6 +23,11 @@ namespace caliprox::onednn::compact::CP_KNOB_ISA {
 
 using simd::ActivationKind;
 
+// The mask of the first n of 16 lanes (none for n <= 0, all for n >= 16).
+CP_KNOB_INLINE __mmask16 first_lanes(int64_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
+}
+
 // IEEE-half rounding of n floats (in == out allowed).
 CP_KNOB_INLINE void round_half(const float* in, float* out, int64_t n) {
   int64_t i = 0;
@@ -31,7 +36,7 @@ CP_KNOB_INLINE void round_half(const float* in, float* out, int64_t n) {
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(in + i), kRne)));
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 m = first_lanes(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(m, in + i);
     _mm512_mask_storeu_ps(out + i, m, _mm512_cvtph_ps(_mm512_cvtps_ph(v, kRne)));
   }
@@ -64,7 +69,7 @@ CP_KNOB_INLINE void copy(float* d, const float* s, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_loadu_ps(s + i));
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 m = first_lanes(n - i);
     _mm512_mask_storeu_ps(d + i, m, _mm512_maskz_loadu_ps(m, s + i));
   }
 #else
@@ -188,12 +193,11 @@ CP_KNOB_INLINE void gather_pixels(const Plan& p, const float* x, float* out) {
       // (compress straight to memory is slow on some cores) and stored
       // masked, so nothing past this pixel's k floats is written.
       for (size_t b = 0; b < p.keep_mask.size(); ++b) {
-        const int64_t c0 = static_cast<int64_t>(b) * 16, left = p.c - c0;
-        const __mmask16 in = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+        const int64_t c0 = static_cast<int64_t>(b) * 16;
         const __mmask16 keep = p.keep_mask[b];
-        const __m512 v = _mm512_maskz_compress_ps(keep, _mm512_maskz_loadu_ps(in, s + c0));
+        const __m512 v = _mm512_maskz_compress_ps(keep, _mm512_maskz_loadu_ps(first_lanes(p.c - c0), s + c0));
         const int count = __builtin_popcount(keep);
-        _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << count) - 1u), v);
+        _mm512_mask_storeu_ps(out, first_lanes(count), v);
         out += count;
       }
 #else
@@ -235,6 +239,18 @@ CP_KNOB_INLINE void direct_nchw(const Plan& p, const float* x, float* comp, int6
 }
 
 #if CP_KNOB_ISA_AVX512
+// A block of width (1..64) channels: nv vectors of 16, the last masked by
+// `tail`.
+struct ChannelBlock {
+  int64_t width;
+  int nv;
+  __mmask16 tail;
+};
+CP_KNOB_INLINE ChannelBlock channel_block(int64_t width) {
+  const int nv = static_cast<int>((width + 15) / 16);
+  return {width, nv, first_lanes(width - 16 * (nv - 1))};
+}
+
 // NV (1..4) vectors of 16 channels starting at channel c of one output
 // position, accumulated in registers over the kept taps.
 template <int NV>
@@ -243,8 +259,7 @@ CP_KNOB_INLINE void direct_nhwc_block(const Plan& p, const float* x, int64_t oh,
   __mmask16 mask[NV];
   __m512 acc[NV];
   for (int j = 0; j < NV; ++j) {
-    const int64_t rest = std::clamp<int64_t>(len - 16 * j, 0, 16);
-    mask[j] = static_cast<__mmask16>((1u << rest) - 1u);
+    mask[j] = first_lanes(len - 16 * j);
     acc[j] = _mm512_setzero_ps();
   }
   for (int64_t ti = 0; ti < p.k; ++ti) {
@@ -334,16 +349,14 @@ template <int MR>
 CP_KNOB_INLINE void depthwise_tiles(const Plan& p, const float* x, int64_t oh, const int64_t* iw0, float* const* d,
                                     int64_t c0, int64_t c1) {
   for (int64_t c = c0; c < c1; c += 64) {
-    const int64_t width = std::min<int64_t>(64, c1 - c);
-    const int nv = static_cast<int>((width + 15) / 16);
-    const auto tail = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u);
+    const ChannelBlock cb = channel_block(std::min<int64_t>(64, c1 - c));
     float* dc[MR];
     for (int m = 0; m < MR; ++m) dc[m] = d[m] + (c - c0);
-    switch (nv) {
-      case 1: depthwise_tile<1, MR>(p, x, oh, iw0, dc, c, tail); break;
-      case 2: depthwise_tile<2, MR>(p, x, oh, iw0, dc, c, tail); break;
-      case 3: depthwise_tile<3, MR>(p, x, oh, iw0, dc, c, tail); break;
-      default: depthwise_tile<4, MR>(p, x, oh, iw0, dc, c, tail); break;
+    switch (cb.nv) {
+      case 1: depthwise_tile<1, MR>(p, x, oh, iw0, dc, c, cb.tail); break;
+      case 2: depthwise_tile<2, MR>(p, x, oh, iw0, dc, c, cb.tail); break;
+      case 3: depthwise_tile<3, MR>(p, x, oh, iw0, dc, c, cb.tail); break;
+      default: depthwise_tile<4, MR>(p, x, oh, iw0, dc, c, cb.tail); break;
     }
   }
 }
@@ -707,17 +720,9 @@ CP_KNOB_INLINE void tile_nv(int nv, int64_t mr, const Plan& p, const float* imag
   }
 }
 
-// The block of output channels [ob, ob + width) a tile covers: nv vectors,
-// the last masked by `tail`.
-struct ChannelBlock {
-  int64_t width;
-  int nv;
-  __mmask16 tail;
-};
+// The block of a tile's output channels [ob, ob + width).
 CP_KNOB_INLINE ChannelBlock channel_block(const Plan& p, int64_t ob) {
-  const int64_t width = std::min<int64_t>(p.tile_n, p.oc - ob);
-  const int nv = static_cast<int>((width + 15) / 16);
-  return {width, nv, static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1u)};
+  return channel_block(std::min<int64_t>(p.tile_n, p.oc - ob));
 }
 
 // activate<K> on 16 floats, with the same comparisons (and so the same
@@ -974,8 +979,7 @@ void winograd_tiles_impl(const Plan& p, const float* staged, float* v, float* m,
       const float* d0 = staged + (p.perf_rows ? first * p.wp + 4 * t : 4 * t * p.wp + first) * c_in;
       float* out = v + (j * tiles + t) * c_in;
       for (int64_t c = 0; c < c_in; c += 16) {
-        const __mmask16 mk = c + 16 <= c_in ? static_cast<__mmask16>(0xFFFF)
-                                            : static_cast<__mmask16>((1u << (c_in - c)) - 1u);
+        const __mmask16 mk = first_lanes(c_in - c);
         __m512 along[6][kA];
         for (int i = 0; i < kA; ++i) {
           __m512 d[6], o[6];
@@ -1001,8 +1005,7 @@ void winograd_tiles_impl(const Plan& p, const float* staged, float* v, float* m,
       const float* mt = m + (j * tiles + t) * p.oc;
       const int64_t outs = std::min<int64_t>(4, extent - 4 * t);
       for (int64_t o = 0; o < p.oc; o += 16) {
-        const __mmask16 mk = o + 16 <= p.oc ? static_cast<__mmask16>(0xFFFF)
-                                            : static_cast<__mmask16>((1u << (p.oc - o)) - 1u);
+        const __mmask16 mk = first_lanes(p.oc - o);
         __m512 along[4][kA];
         for (int a = 0; a < kA; ++a) {
           __m512 mm[6], y[4];
