@@ -23,8 +23,10 @@
 // the computed positions (without perforation: the output tensor itself),
 // and one epilogue pass forms the output: bias, interpolation of the
 // skipped rows / columns, residual, activation, half rounding. (The tiled
-// kernel finishes each tile's computed positions itself while they are in
-// L1, so its epilogue forms the skipped positions only; without
+// kernel finishes each tile's computed positions itself, in its registers
+// when every position is computed and the last steps are a bias, a
+// residual and a ReLU at most, else while they are in L1, so its epilogue
+// forms the skipped positions only; without
 // perforation oneDNN's 1x1 convolution writes the finished output itself.)
 //
 // Layouts of the gather path: NCHW gathers col[tap][position] rows (runs

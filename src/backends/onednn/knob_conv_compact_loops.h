@@ -650,20 +650,45 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
   }
 }
 
+// How a tile's values start and end. Raw (bias null): the conv values
+// alone, for a finishing pass. Fused (bias set; no half rounding, a ReLU or
+// no activation, every position computed): the first tap block starts from
+// the bias plus the residual (rows oc floats apart from res) and the last
+// ends with the ReLU, so the tile writes the finished output itself. On 1x1
+// layers of 16-32 kept channels the separate pass cost as much as a third
+// of the multiplications.
+struct TileEnds {
+  const float* bias = nullptr;  // the block's first channel
+  const float* res = nullptr;   // the tile's first position and the block's first channel
+  bool relu = false;
+};
+
 // MR computed positions (window origins image + pos[i]) by NV vectors of 16
 // output channels, accumulated in registers over the kept taps of tap block
 // kb (weights w[t * tile_n], the block's panel; offsets tap_offset[t], or
-// the block's runs); added to what `out` holds unless `first`. The last
-// vector is masked by `tail`.
+// the block's runs); added to what `out` holds unless `first`, which starts
+// from zero or (fused) the bias and residual. The last vector is masked by
+// `tail`.
 template <int MR, int NV>
 CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
-                         __mmask16 tail, size_t kb, bool first) {
+                         __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
+  constexpr auto kAll = static_cast<__mmask16>(0xFFFF);
   __m512 acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v)
-      acc[i][v] = first ? _mm512_setzero_ps()
-                        : _mm512_maskz_loadu_ps(v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail,
-                                                out + i * p.oc + 16 * v);
+  if (!first) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail, out + i * p.oc + 16 * v);
+  } else if (ends.bias == nullptr) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  } else {
+    __m512 b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail, ends.bias + 16 * v);
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v)
+        acc[i][v] = ends.res == nullptr ? b[v]
+                                        : _mm512_add_ps(b[v], _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail,
+                                                                                     ends.res + i * p.oc + 16 * v));
+  }
   const float* a[MR];
   for (int i = 0; i < MR; ++i) a[i] = image + pos[i];
   const float* const (&ac)[MR] = a;
@@ -678,6 +703,12 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     const int64_t* off = p.tap_offset.data();
     for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
   }
+  if (last && ends.relu) {
+    // max(x, +0) is +0 for a NaN x, as activate<relu>'s x > 0 test gives.
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_max_ps(acc[i][v], zero);
+  }
   for (int i = 0; i < MR; ++i) {
     for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * p.oc + 16 * v, acc[i][v]);
     _mm512_mask_storeu_ps(out + i * p.oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
@@ -687,9 +718,9 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
 // Dispatches a tile of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
 template <int NV>
 CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
-                            float* out, __mmask16 tail, size_t kb, bool first) {
+                            float* out, __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
 #define CP_KNOB_TILE(M) \
-  case M: tile<M, NV>(p, image, pos, w, out, tail, kb, first); return;
+  case M: tile<M, NV>(p, image, pos, w, out, tail, kb, first, last, ends); return;
   switch (mr) {
     CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
     default: break;
@@ -711,12 +742,12 @@ CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const
 
 // Dispatches a tile of nv (1..4) vectors by mr positions.
 CP_KNOB_INLINE void tile_nv(int nv, int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
-                            float* out, __mmask16 tail, size_t kb, bool first) {
+                            float* out, __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
   switch (nv) {
-    case 1: tile_of<1>(mr, p, image, pos, w, out, tail, kb, first); break;
-    case 2: tile_of<2>(mr, p, image, pos, w, out, tail, kb, first); break;
-    case 3: tile_of<3>(mr, p, image, pos, w, out, tail, kb, first); break;
-    default: tile_of<4>(mr, p, image, pos, w, out, tail, kb, first); break;
+    case 1: tile_of<1>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    case 2: tile_of<2>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    case 3: tile_of<3>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    default: tile_of<4>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
   }
 }
 
@@ -820,6 +851,10 @@ template <ActivationKind K>
 CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, const float* bias, const float* res,
                                float* y, int64_t m0, int64_t m1) {
   const size_t last = p.tap_block_begin.size() - 2;
+  // The tiles finish their values themselves (TileEnds) when every position
+  // is computed (comp is y) and the last steps are a bias, a residual and a
+  // ReLU at most.
+  const bool fused = comp == y && !p.half && (K == ActivationKind::none || K == ActivationKind::relu);
   for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
     const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
@@ -835,8 +870,10 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
               _mm_prefetch(reinterpret_cast<const char*>(image + p.pos_offset[static_cast<size_t>(j)] + f),
                            _MM_HINT_T0);
         }
-        tile_nv(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0);
-        if (kb == last) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, cb.width, cb.tail);
+        TileEnds ends;
+        if (fused) ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr, K == ActivationKind::relu};
+        tile_nv(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0, kb == last, ends);
+        if (kb == last && !fused) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, cb.width, cb.tail);
       }
     }
   }
@@ -861,7 +898,7 @@ CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t pla
           const int64_t mr = std::min(p.tile_m, p.wpos - m0);
           const int64_t* pos = p.pos_offset.data() + m0;
           float* out = mx + m0 * p.oc + ob;
-          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0);
+          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0, kb == last, TileEnds{});
         }
     }
   }
