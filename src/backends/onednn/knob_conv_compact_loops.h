@@ -879,78 +879,7 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
   }
 }
 
-// The Winograd products: per map xi of `maps`, M[xi] ([wpos][OC]) = the
-// "convolution" of V[xi] (plane floats apart; positions pos_offset, taps
-// tap_offset) by the transformed weights U[xi] ([OC / tile_n][taps][tile_n]).
-CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t plane, int64_t maps, int64_t taps,
-                                      float* m) {
-  const int64_t per_xi = (p.oc + p.tile_n - 1) / p.tile_n * taps * p.tile_n;
-  const size_t last = p.tap_block_begin.size() - 2;
-  for (int64_t xi = 0; xi < maps; ++xi) {
-    const float* vx = v + xi * plane;
-    float* mx = m + xi * p.wpos * p.oc;
-    const float* wx = p.wino_weights.data() + xi * per_xi;
-    for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
-      const ChannelBlock cb = channel_block(p, ob);
-      const float* w = wx + ob * taps;  // the block's [taps][tile_n] panel
-      for (size_t kb = 0; kb <= last; ++kb)
-        for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
-          const int64_t mr = std::min(p.tile_m, p.wpos - m0);
-          const int64_t* pos = p.pos_offset.data() + m0;
-          float* out = mx + m0 * p.oc + ob;
-          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0, kb == last, TileEnds{});
-        }
-    }
-  }
-}
-
-// Winograd rows (Plan::winograd): F(4,3) along each computed row (column),
-// i.e. per tile of 4 outputs the 6 inputs d are transformed by B^T, each
-// kernel row's (column's) 3 taps g by G (at prepare time), their products
-// summed over kernel rows (columns) and channels per xi (the tiles below),
-// and A^T forms the 4 outputs.
-CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, float* m, float* comp) {
-  // Rows: maps [hp][wt][C] from 6 consecutive pixels of a staged row;
-  // columns: maps [wt][wp][C] from 6 consecutive rows of a staged column.
-  const int64_t c_in = p.c, tiles = p.wt;
-  const int64_t outer = p.perf_rows ? p.hp : tiles, inner = p.perf_rows ? tiles : p.wp;
-  const int64_t plane = outer * inner * c_in, step = p.perf_rows ? c_in : p.wp * c_in;
-  for (int64_t a = 0; a < outer; ++a)
-    for (int64_t b = 0; b < inner; ++b) {
-      const float* d = staged + (p.perf_rows ? a * p.wp + 4 * b : 4 * a * p.wp + b) * c_in;
-      float* out = v + (a * inner + b) * c_in;
-      for (int64_t c = 0; c < c_in; ++c) {
-        const float d0 = d[c], d1 = d[step + c], d2 = d[2 * step + c], d3 = d[3 * step + c], d4 = d[4 * step + c],
-                    d5 = d[5 * step + c];
-        out[c] = 4.f * d0 - 5.f * d2 + d4;
-        out[plane + c] = -4.f * d1 - 4.f * d2 + d3 + d4;
-        out[2 * plane + c] = 4.f * d1 - 4.f * d2 - d3 + d4;
-        out[3 * plane + c] = -2.f * d1 - d2 + 2.f * d3 + d4;
-        out[4 * plane + c] = 2.f * d1 - d2 - 2.f * d3 + d4;
-        out[5 * plane + c] = 4.f * d1 - 5.f * d3 + d5;
-      }
-    }
-  winograd_products(p, v, plane, 6, 3 * c_in, m);
-  // Outputs: rows, comp [computed row][OW][OC], position (row i, tile t);
-  // columns, comp [OH][computed column][OC], position (tile t, column i).
-  const int64_t lines = static_cast<int64_t>(p.perf_rows ? p.rows.size() : p.cols.size());
-  const int64_t stride = p.wpos * p.oc, extent = p.perf_rows ? p.ow : p.oh;
-  const int64_t next = (p.perf_rows ? 1 : p.nq) * p.oc;  // floats from one output of a tile to the next
-  for (int64_t i = 0; i < lines; ++i)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const float* m0 = m + (p.perf_rows ? i * tiles + t : t * lines + i) * p.oc;
-      const float *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride, *m4 = m3 + stride, *m5 = m4 + stride;
-      float* d = comp + (p.perf_rows ? i * p.ow + 4 * t : 4 * t * p.nq + i) * p.oc;
-      const int64_t outs = std::min<int64_t>(4, extent - 4 * t);
-      for (int64_t o = 0; o < p.oc; ++o) {
-        const float s12 = m1[o] + m2[o], d12 = m1[o] - m2[o], s34 = m3[o] + m4[o], d34 = m3[o] - m4[o];
-        const float y[4] = {m0[o] + s12 + s34, d12 + 2.f * d34, s12 + 4.f * s34, d12 + 8.f * d34 + m5[o]};
-        for (int64_t j = 0; j < outs; ++j) d[j * next + o] = y[j];
-      }
-    }
-}
-
-// Winograd tiles (Plan::wr > 0), 16 channels at a time. Transforms, with
+// The Winograd transforms, on 16 channels, with
 // the fractions of the points 0, 1, -1 (, 2) and infinity moved into G:
 //   F(4,3) input  B^T d (rows as in winograd_impl), output A^T m;
 //   F(2,3) input  [d0 - d2, d1 + d2, d2 - d1, d3 - d1], output [m0 + m1 + m2, m1 - m2 + m3];
@@ -1002,6 +931,77 @@ CP_KNOB_INLINE void wino_out_across(const __m512 (&m)[WR + 2], __m512 (&y)[WR]) 
   }
 }
 
+// The Winograd products: per map xi of `maps`, M[xi] ([wpos][OC]) = the
+// "convolution" of V[xi] (plane floats apart; positions pos_offset, taps
+// tap_offset) by the transformed weights U[xi] ([OC / tile_n][taps][tile_n]).
+CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t plane, int64_t maps, int64_t taps,
+                                      float* m) {
+  const int64_t per_xi = (p.oc + p.tile_n - 1) / p.tile_n * taps * p.tile_n;
+  const size_t last = p.tap_block_begin.size() - 2;
+  for (int64_t xi = 0; xi < maps; ++xi) {
+    const float* vx = v + xi * plane;
+    float* mx = m + xi * p.wpos * p.oc;
+    const float* wx = p.wino_weights.data() + xi * per_xi;
+    for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
+      const ChannelBlock cb = channel_block(p, ob);
+      const float* w = wx + ob * taps;  // the block's [taps][tile_n] panel
+      for (size_t kb = 0; kb <= last; ++kb)
+        for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
+          const int64_t mr = std::min(p.tile_m, p.wpos - m0);
+          const int64_t* pos = p.pos_offset.data() + m0;
+          float* out = mx + m0 * p.oc + ob;
+          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0, kb == last, TileEnds{});
+        }
+    }
+  }
+}
+
+// Winograd rows (Plan::winograd): F(4,3) along each computed row (column),
+// i.e. per tile of 4 outputs the 6 inputs d are transformed by B^T, each
+// kernel row's (column's) 3 taps g by G (at prepare time), their products
+// summed over kernel rows (columns) and channels per xi (the tiles below),
+// and A^T forms the 4 outputs.
+CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, float* m, float* comp) {
+  // Rows: maps [hp][wt][C] from 6 consecutive pixels of a staged row;
+  // columns: maps [wt][wp][C] from 6 consecutive rows of a staged column.
+  const int64_t c_in = p.c, tiles = p.wt;
+  const int64_t outer = p.perf_rows ? p.hp : tiles, inner = p.perf_rows ? tiles : p.wp;
+  const int64_t plane = outer * inner * c_in, step = p.perf_rows ? c_in : p.wp * c_in;
+  for (int64_t a = 0; a < outer; ++a)
+    for (int64_t b = 0; b < inner; ++b) {
+      const float* d = staged + (p.perf_rows ? a * p.wp + 4 * b : 4 * a * p.wp + b) * c_in;
+      float* out = v + (a * inner + b) * c_in;
+      for (int64_t c = 0; c < c_in; c += 16) {
+        const __mmask16 mk = first_lanes(c_in - c);
+        __m512 x[6], o[6];
+        for (int k = 0; k < 6; ++k) x[k] = _mm512_maskz_loadu_ps(mk, d + k * step + c);
+        wino_in4(x, o);
+        for (int k = 0; k < 6; ++k) _mm512_mask_storeu_ps(out + k * plane + c, mk, o[k]);
+      }
+    }
+  winograd_products(p, v, plane, 6, 3 * c_in, m);
+  // Outputs: rows, comp [computed row][OW][OC], position (row i, tile t);
+  // columns, comp [OH][computed column][OC], position (tile t, column i).
+  const int64_t lines = static_cast<int64_t>(p.perf_rows ? p.rows.size() : p.cols.size());
+  const int64_t stride = p.wpos * p.oc, extent = p.perf_rows ? p.ow : p.oh;
+  const int64_t next = (p.perf_rows ? 1 : p.nq) * p.oc;  // floats from one output of a tile to the next
+  for (int64_t i = 0; i < lines; ++i)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const float* m0 = m + (p.perf_rows ? i * tiles + t : t * lines + i) * p.oc;
+      const float *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride, *m4 = m3 + stride, *m5 = m4 + stride;
+      float* d = comp + (p.perf_rows ? i * p.ow + 4 * t : 4 * t * p.nq + i) * p.oc;
+      const int64_t outs = std::min<int64_t>(4, extent - 4 * t);
+      for (int64_t o = 0; o < p.oc; o += 16) {
+        const __mmask16 mk = first_lanes(p.oc - o);
+        __m512 x[6], y[4];
+        for (int k = 0; k < 6; ++k) x[k] = _mm512_maskz_loadu_ps(mk, m0 + k * stride + o);
+        wino_out4(x, y);
+        for (int64_t j = 0; j < outs; ++j) _mm512_mask_storeu_ps(d + j * next + o, mk, y[j]);
+      }
+    }
+}
+
+// Winograd tiles (Plan::wr > 0), 16 channels at a time.
 template <int WR>
 void winograd_tiles_impl(const Plan& p, const float* staged, float* v, float* m, float* comp) {
   constexpr int kA = WR + 2;  // maps across; 6 along
