@@ -111,6 +111,8 @@ struct Plan {
   int64_t hp = 0, wp = 0;
   std::vector<int64_t> pos_offset;
   std::vector<int64_t> out_offset;  // [npos]: floats from the output image's origin to position m
+  // (pos_offset and out_offset go on over the images of an item: [images * npos],
+  // from its first image's origin.)
   std::vector<int64_t> tap_offset;
   int64_t tile_m = 0;
   int64_t tile_n = 64;  // output channels per block (<= 64)
@@ -152,6 +154,10 @@ struct Plan {
   int64_t wt = 0;    // tiles of 4 outputs per computed row (column)
   int64_t wpos = 0;  // rows.size() (cols.size()) * wt; Winograd tiles: run tiles * wt
   std::vector<float> wino_weights;
+  // Tiled path, not Winograd, no half rounding, a ReLU or no activation:
+  // the tiles start from the bias and finish their values in registers
+  // (TileEnds in the loops); under perforation comp then holds conv + bias.
+  bool tile_bias = false;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.
   int64_t prefetch_floats = 0;
@@ -171,7 +177,7 @@ struct Plan {
   //   depthwise, NHWC: [k][C]      tiled: [OC / tile_n][k][tile_n] (zero-padded)
   std::vector<float> weights;
   // Work is split in items of `images` images (small layers batch several
-  // into one GEMM) and, within them, chunks of `chunk` positions per gather
+  // into one GEMM or, tiled, into one run of tiles) and, within them, chunks of `chunk` positions per gather
   // + GEMM step (the column buffer's size).
   int64_t images = 1;
   int64_t chunk = 0;
@@ -194,11 +200,11 @@ struct Ops {
   // Columns of positions [m0, m1) of group g of image x into col:
   // NCHW col[tap * ld + m - m0], NHWC col[(m - m0) * k + tap].
   void (*gather)(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col, int64_t ld);
-  // Tiled path: computed positions [m0, m1) of one image (X itself, or its
-  // staged copy) into comp ([npos][OC], conv values without bias), each
-  // tile then finished into the image's output y (bias as for the
-  // epilogue, residual or null; under perforation comp is a separate
-  // buffer, else y itself). The epilogue then forms only the skipped
+  // Tiled path: computed positions [m0, m1) of one item (X itself, or one
+  // image's staged copy) into comp ([npos][OC] per image: conv values, plus
+  // the bias under tile_bias), each tile then finished into the item's
+  // output y (bias as for the epilogue, residual or null; under perforation
+  // comp is a separate buffer, else y itself). The epilogue then forms only the skipped
   // positions. Null in the portable copy.
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 int64_t m0, int64_t m1);

@@ -467,6 +467,19 @@ template <ActivationKind K>
     return;
   }
   const float al = p.act.alpha, be = p.act.beta;
+  if (bias == nullptr) {
+    // The tiled kernel's comp holds conv + bias already (Plan::tile_bias).
+    if (b == nullptr && res == nullptr) {
+      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i], al, be);
+    } else if (b == nullptr) {
+      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i] + res[i], al, be);
+    } else if (res == nullptr) {
+      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>((a[i] + b[i]) / 2, al, be);
+    } else {
+      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>((a[i] + b[i]) / 2 + res[i], al, be);
+    }
+    return;
+  }
   if (b == nullptr && res == nullptr) {
     for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i] + bias[i], al, be);
   } else if (b == nullptr) {
@@ -547,6 +560,7 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
     // The tiled kernel finished every computed position; the skipped ones
     // remain.
     if (!p.perforated) return;
+    if (p.tile_bias) bias = bias0 = nullptr;
     if (p.perf_rows && c0 == 0 && c1 == p.oc) {
       // Whole skipped rows (OW * OC floats; `bias` repeated along the row).
       const int64_t row = p.ow * p.oc;
@@ -642,25 +656,34 @@ template <int MR, int NV>
 CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR], const float* wk, int64_t o,
                              __mmask16 tail) {
   __m512 b[NV];
+  CP_KNOB_UNROLL
   for (int v = 0; v + 1 < NV; ++v) b[v] = _mm512_loadu_ps(wk + 16 * v);
   b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
+  CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
     const __m512 x = _mm512_set1_ps(a[i][o]);
+    CP_KNOB_UNROLL
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
   }
 }
 
 // How a tile's values start and end. Raw (bias null): the conv values
-// alone, for a finishing pass. Fused (bias set; no half rounding, a ReLU or
-// no activation, every position computed): the first tap block starts from
-// the bias plus the residual (rows oc floats apart from res) and the last
-// ends with the ReLU, so the tile writes the finished output itself. On 1x1
-// layers of 16-32 kept channels the separate pass cost as much as a third
-// of the multiplications.
+// alone, for a finishing pass. Fused (bias set; Plan::tile_bias): the first
+// tap block starts from the bias, and the last ends the values itself.
+// Every position computed (y null): the residual (rows oc floats apart from
+// res) joins the bias at the start, the ReLU ends, and the tile's output is
+// the finished one. Under perforation (y set): the tile's output (comp)
+// keeps conv + bias, which the skipped positions are interpolated from, and
+// the finished values (residual at y_res, ReLU) go to y + out_offset[i]. On
+// 1x1 layers of 16-32 kept channels a separate finishing pass cost as much
+// as a third of the multiplications.
 struct TileEnds {
   const float* bias = nullptr;  // the block's first channel
   const float* res = nullptr;   // the tile's first position and the block's first channel
   bool relu = false;
+  float* y = nullptr;                    // the block's first channel in the output image
+  const int64_t* out_offset = nullptr;   // the tile's first position's
+  const float* y_res = nullptr;          // the block's first channel in the residual image
 };
 
 // MR computed positions (window origins image + pos[i]) by NV vectors of 16
@@ -675,21 +698,29 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   constexpr auto kAll = static_cast<__mmask16>(0xFFFF);
   __m512 acc[MR][NV];
   if (!first) {
+    CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
+      CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail, out + i * p.oc + 16 * v);
   } else if (ends.bias == nullptr) {
+    CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
+      CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   } else {
     __m512 b[NV];
+    CP_KNOB_UNROLL
     for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail, ends.bias + 16 * v);
+    CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
+      CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v)
         acc[i][v] = ends.res == nullptr ? b[v]
                                         : _mm512_add_ps(b[v], _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail,
                                                                                      ends.res + i * p.oc + 16 * v));
   }
   const float* a[MR];
+  CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) a[i] = image + pos[i];
   const float* const (&ac)[MR] = a;
   const int64_t t0 = p.tap_block_begin[kb], t1 = p.tap_block_begin[kb + 1];
@@ -703,15 +734,33 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     const int64_t* off = p.tap_offset.data();
     for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
   }
-  if (last && ends.relu) {
-    // max(x, +0) is +0 for a NaN x, as activate<relu>'s x > 0 test gives.
-    const __m512 zero = _mm512_setzero_ps();
+  // max(x, +0) is +0 for a NaN x, as activate<relu>'s x > 0 test gives.
+  const __m512 zero = _mm512_setzero_ps();
+  if (last && ends.relu && ends.y == nullptr) {
+    CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
+      CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_max_ps(acc[i][v], zero);
   }
+  CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
+    CP_KNOB_UNROLL
     for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * p.oc + 16 * v, acc[i][v]);
     _mm512_mask_storeu_ps(out + i * p.oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
+  }
+  if (last && ends.y != nullptr) {
+    CP_KNOB_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      const int64_t o = ends.out_offset[i];
+      CP_KNOB_UNROLL
+      for (int v = 0; v < NV; ++v) {
+        const __mmask16 mk = v + 1 < NV ? kAll : tail;
+        __m512 x = acc[i][v];
+        if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, ends.y_res + o + 16 * v));
+        if (ends.relu) x = _mm512_max_ps(x, zero);
+        _mm512_mask_storeu_ps(ends.y + o + 16 * v, mk, x);
+      }
+    }
   }
 }
 
@@ -851,10 +900,10 @@ template <ActivationKind K>
 CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, const float* bias, const float* res,
                                float* y, int64_t m0, int64_t m1) {
   const size_t last = p.tap_block_begin.size() - 2;
-  // The tiles finish their values themselves (TileEnds) when every position
-  // is computed (comp is y) and the last steps are a bias, a residual and a
-  // ReLU at most.
-  const bool fused = comp == y && !p.half && (K == ActivationKind::none || K == ActivationKind::relu);
+  // The tiles finish their values themselves (TileEnds) when the last steps
+  // are a bias, a residual and a ReLU at most (Plan::tile_bias).
+  constexpr bool kFusable = K == ActivationKind::none || K == ActivationKind::relu;
+  const bool fused = kFusable && p.tile_bias;
   for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
     const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
@@ -871,7 +920,12 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
                            _MM_HINT_T0);
         }
         TileEnds ends;
-        if (fused) ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr, K == ActivationKind::relu};
+        if (fused && comp == y) {
+          ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr, K == ActivationKind::relu};
+        } else if (fused) {
+          ends = {bias + ob, nullptr, K == ActivationKind::relu, y + ob, p.out_offset.data() + m,
+                  res != nullptr ? res + ob : nullptr};
+        }
         tile_nv(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0, kb == last, ends);
         if (kb == last && !fused) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, cb.width, cb.tail);
       }
