@@ -24,9 +24,8 @@
 // and one epilogue pass forms the output: bias, interpolation of the
 // skipped rows / columns, residual, activation, half rounding. (The tiled
 // kernel finishes each tile's computed positions itself, in its registers
-// when every position is computed and the last steps are a bias, a
-// residual and a ReLU at most, else while they are in L1, so its epilogue
-// forms the skipped positions only; without
+// (Plan::tile_bias) or else while they are in L1, so its epilogue forms the
+// skipped positions only; without
 // perforation oneDNN's 1x1 convolution writes the finished output itself.)
 //
 // Layouts of the gather path: NCHW gathers col[tap][position] rows (runs
@@ -154,9 +153,10 @@ struct Plan {
   int64_t wt = 0;    // tiles of 4 outputs per computed row (column)
   int64_t wpos = 0;  // rows.size() (cols.size()) * wt; Winograd tiles: run tiles * wt
   std::vector<float> wino_weights;
-  // Tiled path, not Winograd, no half rounding, a ReLU or no activation:
-  // the tiles start from the bias and finish their values in registers
-  // (TileEnds in the loops); under perforation comp then holds conv + bias.
+  // Tiled path, not Winograd, no half rounding, an activation with a vector
+  // form (not sigmoid or tanh): the tiles start from the bias and finish
+  // their values in registers (TileEnds in the loops); under perforation
+  // comp then holds conv + bias.
   bool tile_bias = false;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.

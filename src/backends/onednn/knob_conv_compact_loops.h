@@ -667,20 +667,48 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
   }
 }
 
+// activate<K> on 16 floats, with the same comparisons (and so the same
+// results, NaN included); sigmoid and tanh have no vector form here.
+template <ActivationKind K>
+inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
+
+template <ActivationKind K>
+CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
+  const __m512 zero = _mm512_setzero_ps();
+  if constexpr (K == ActivationKind::relu) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x);
+  if constexpr (K == ActivationKind::leaky_relu)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
+  if constexpr (K == ActivationKind::clip) {
+    const __m512 lo = _mm512_set1_ps(alpha), hi = _mm512_set1_ps(beta);
+    const __m512 upper = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), upper, lo);
+  }
+  if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
+    const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
+    const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
+    // a * x + b rounded twice, as the scalar form (no contraction) does.
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
+    const __m512 one = _mm512_set1_ps(1.f);
+    const __m512 lo = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, one, _CMP_LT_OQ), one, v);
+    const __m512 h = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(zero, lo, _CMP_LT_OQ), lo);
+    return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
+  }
+  return x;
+}
+
 // How a tile's values start and end. Raw (bias null): the conv values
 // alone, for a finishing pass. Fused (bias set; Plan::tile_bias): the first
 // tap block starts from the bias, and the last ends the values itself.
 // Every position computed (y null): the residual (rows oc floats apart from
-// res) joins the bias at the start, the ReLU ends, and the tile's output is
-// the finished one. Under perforation (y set): the tile's output (comp)
-// keeps conv + bias, which the skipped positions are interpolated from, and
-// the finished values (residual at y_res, ReLU) go to y + out_offset[i]. On
-// 1x1 layers of 16-32 kept channels a separate finishing pass cost as much
-// as a third of the multiplications.
+// res) joins the bias at the start, the activation ends, and the tile's
+// output is the finished one. Under perforation (y set): the tile's output
+// (comp) keeps conv + bias, which the skipped positions are interpolated
+// from, and the finished values (residual at y_res, activation) go to
+// y + out_offset[i]. On 1x1 layers of 16-32 kept channels a separate
+// finishing pass cost as much as a third of the multiplications.
 struct TileEnds {
   const float* bias = nullptr;  // the block's first channel
   const float* res = nullptr;   // the tile's first position and the block's first channel
-  bool relu = false;
   float* y = nullptr;                    // the block's first channel in the output image
   const int64_t* out_offset = nullptr;   // the tile's first position's
   const float* y_res = nullptr;          // the block's first channel in the residual image
@@ -692,7 +720,7 @@ struct TileEnds {
 // the block's runs); added to what `out` holds unless `first`, which starts
 // from zero or (fused) the bias and residual. The last vector is masked by
 // `tail`.
-template <int MR, int NV>
+template <ActivationKind K, int MR, int NV>
 CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
                          __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
   constexpr auto kAll = static_cast<__mmask16>(0xFFFF);
@@ -734,13 +762,12 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     const int64_t* off = p.tap_offset.data();
     for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
   }
-  // max(x, +0) is +0 for a NaN x, as activate<relu>'s x > 0 test gives.
-  const __m512 zero = _mm512_setzero_ps();
-  if (last && ends.relu && ends.y == nullptr) {
+  const float al = p.act.alpha, be = p.act.beta;
+  if (last && ends.bias != nullptr && ends.y == nullptr) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_max_ps(acc[i][v], zero);
+      for (int v = 0; v < NV; ++v) acc[i][v] = activate_vector<K>(acc[i][v], al, be);
   }
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
@@ -757,7 +784,7 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
         const __mmask16 mk = v + 1 < NV ? kAll : tail;
         __m512 x = acc[i][v];
         if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, ends.y_res + o + 16 * v));
-        if (ends.relu) x = _mm512_max_ps(x, zero);
+        x = activate_vector<K>(x, al, be);
         _mm512_mask_storeu_ps(ends.y + o + 16 * v, mk, x);
       }
     }
@@ -765,11 +792,11 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
 }
 
 // Dispatches a tile of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
-template <int NV>
+template <ActivationKind K, int NV>
 CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
                             float* out, __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
 #define CP_KNOB_TILE(M) \
-  case M: tile<M, NV>(p, image, pos, w, out, tail, kb, first, last, ends); return;
+  case M: tile<K, M, NV>(p, image, pos, w, out, tail, kb, first, last, ends); return;
   switch (mr) {
     CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
     default: break;
@@ -790,48 +817,20 @@ CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const
 }
 
 // Dispatches a tile of nv (1..4) vectors by mr positions.
+template <ActivationKind K>
 CP_KNOB_INLINE void tile_nv(int nv, int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
                             float* out, __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
   switch (nv) {
-    case 1: tile_of<1>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
-    case 2: tile_of<2>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
-    case 3: tile_of<3>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
-    default: tile_of<4>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    case 1: tile_of<K, 1>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    case 2: tile_of<K, 2>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    case 3: tile_of<K, 3>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
+    default: tile_of<K, 4>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
   }
 }
 
 // The block of a tile's output channels [ob, ob + width).
 CP_KNOB_INLINE ChannelBlock channel_block(const Plan& p, int64_t ob) {
   return channel_block(std::min<int64_t>(p.tile_n, p.oc - ob));
-}
-
-// activate<K> on 16 floats, with the same comparisons (and so the same
-// results, NaN included); sigmoid and tanh have no vector form here.
-template <ActivationKind K>
-inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
-
-template <ActivationKind K>
-CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
-  const __m512 zero = _mm512_setzero_ps();
-  if constexpr (K == ActivationKind::relu) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x);
-  if constexpr (K == ActivationKind::leaky_relu)
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
-  if constexpr (K == ActivationKind::clip) {
-    const __m512 lo = _mm512_set1_ps(alpha), hi = _mm512_set1_ps(beta);
-    const __m512 upper = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), upper, lo);
-  }
-  if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
-    const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
-    const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
-    // a * x + b rounded twice, as the scalar form (no contraction) does.
-    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
-    const __m512 one = _mm512_set1_ps(1.f);
-    const __m512 lo = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, one, _CMP_LT_OQ), one, v);
-    const __m512 h = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(zero, lo, _CMP_LT_OQ), lo);
-    return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
-  }
-  return x;
 }
 
 // The last steps of a finished tile's values (positions [m, m + mr), NV
@@ -900,10 +899,8 @@ template <ActivationKind K>
 CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, const float* bias, const float* res,
                                float* y, int64_t m0, int64_t m1) {
   const size_t last = p.tap_block_begin.size() - 2;
-  // The tiles finish their values themselves (TileEnds) when the last steps
-  // are a bias, a residual and a ReLU at most (Plan::tile_bias).
-  constexpr bool kFusable = K == ActivationKind::none || K == ActivationKind::relu;
-  const bool fused = kFusable && p.tile_bias;
+  // The tiles finish their values themselves (TileEnds, Plan::tile_bias).
+  const bool fused = kVectorActivation<K> && p.tile_bias;
   for (int64_t ob = 0; ob < p.oc; ob += p.tile_n) {
     const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
@@ -921,12 +918,14 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
         }
         TileEnds ends;
         if (fused && comp == y) {
-          ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr, K == ActivationKind::relu};
+          ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr};
         } else if (fused) {
-          ends = {bias + ob, nullptr, K == ActivationKind::relu, y + ob, p.out_offset.data() + m,
+          ends = {bias + ob, nullptr, y + ob, p.out_offset.data() + m,
                   res != nullptr ? res + ob : nullptr};
         }
-        tile_nv(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0, kb == last, ends);
+        // (Raw tiles for the activations without a vector form.)
+        tile_nv<kVectorActivation<K> ? K : ActivationKind::none>(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0,
+                                                                 kb == last, ends);
         if (kb == last && !fused) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, cb.width, cb.tail);
       }
     }
@@ -1004,7 +1003,7 @@ CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t pla
           const int64_t mr = std::min(p.tile_m, p.wpos - m0);
           const int64_t* pos = p.pos_offset.data() + m0;
           float* out = mx + m0 * p.oc + ob;
-          tile_nv(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0, kb == last, TileEnds{});
+          tile_nv<ActivationKind::none>(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0, kb == last, TileEnds{});
         }
     }
   }
