@@ -667,15 +667,19 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
   }
 }
 
-// activate<K> on 16 floats, with the same comparisons (and so the same
-// results, NaN included); sigmoid and tanh have no vector form here.
+// activate<K> on 16 floats, with the same results (NaN and -0 included);
+// sigmoid and tanh have no vector form here.
 template <ActivationKind K>
 inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
 
 template <ActivationKind K>
 CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
+  // max / min return their second operand when the first is NaN or both
+  // are zeros, which is what the scalar x > 0 ? x : 0 and v < 1 ? v : 1
+  // give (+0 for a NaN or a -0 x); one instruction instead of a comparison
+  // and a blend.
   const __m512 zero = _mm512_setzero_ps();
-  if constexpr (K == ActivationKind::relu) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x);
+  if constexpr (K == ActivationKind::relu) return _mm512_max_ps(x, zero);
   if constexpr (K == ActivationKind::leaky_relu)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
   if constexpr (K == ActivationKind::clip) {
@@ -688,9 +692,7 @@ CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
     const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
     // a * x + b rounded twice, as the scalar form (no contraction) does.
     const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
-    const __m512 one = _mm512_set1_ps(1.f);
-    const __m512 lo = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, one, _CMP_LT_OQ), one, v);
-    const __m512 h = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(zero, lo, _CMP_LT_OQ), lo);
+    const __m512 h = _mm512_max_ps(_mm512_min_ps(v, _mm512_set1_ps(1.f)), zero);
     return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
   }
   return x;
