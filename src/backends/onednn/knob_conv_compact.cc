@@ -394,6 +394,15 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
   p.cols = p.perforated && !knob.rows ? perforation_kept(knob, p.ow) : all_of(p.ow);
   p.row_slot = slots(p.rows, p.oh);
   p.col_slot = slots(p.cols, p.ow);
+  if (p.perforated) {
+    const std::vector<int32_t>& slot = p.perf_rows ? p.row_slot : p.col_slot;
+    for (int64_t i = 0; i < static_cast<int64_t>(slot.size()); ++i) {
+      if (slot[static_cast<size_t>(i)] >= 0) continue;
+      compact::Skipped k{i};
+      compact::neighbours(slot, i, k.first, k.second);
+      p.skipped.push_back(k);
+    }
+  }
   p.nq = static_cast<int64_t>(p.cols.size());
   p.npos = static_cast<int64_t>(p.rows.size()) * p.nq;
 

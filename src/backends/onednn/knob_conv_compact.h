@@ -48,6 +48,22 @@ struct Tap {
   int32_t kw = 0;
 };
 
+// Slots (indices into rows / cols) of the computed neighbours of skipped
+// position `pos` along the perforated axis (slot: row_slot / col_slot):
+// `first` always exists, `second` is -1 at an edge.
+inline void neighbours(const std::vector<int32_t>& slot, int64_t pos, int64_t& first, int64_t& second) {
+  const int64_t before = pos > 0 ? slot[static_cast<size_t>(pos - 1)] : -1;
+  const int64_t after = pos + 1 < static_cast<int64_t>(slot.size()) ? slot[static_cast<size_t>(pos + 1)] : -1;
+  first = before >= 0 ? before : after;
+  second = before >= 0 ? after : -1;
+}
+
+// A skipped row (column) `at` and its neighbours' slots, as neighbours()
+// gives them.
+struct Skipped {
+  int64_t at = 0, first = 0, second = -1;
+};
+
 struct Plan {
   int64_t n = 0, c = 0, h = 0, w = 0;   // X
   int64_t oc = 0, oh = 0, ow = 0;       // Y
@@ -64,6 +80,8 @@ struct Plan {
   std::vector<int64_t> rows, cols;  // increasing
   // Per output row / column: its index in rows / cols, -1 when skipped.
   std::vector<int32_t> row_slot, col_slot;
+  // The skipped rows (columns) and their computed neighbours' slots.
+  std::vector<Skipped> skipped;
   int64_t npos = 0;  // rows.size() * cols.size(): positions per image
   int64_t nq = 0;    // cols.size()
 

@@ -402,6 +402,58 @@ CP_KNOB_INLINE void direct_nhwc(const Plan& p, const float* x, float* comp, int6
     }
 }
 
+#if CP_KNOB_ISA_AVX512
+// activate<K> on 16 floats, with the same results (NaN and -0 included);
+// sigmoid and tanh have no vector form here.
+template <ActivationKind K>
+inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
+
+template <ActivationKind K>
+CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
+  // max / min return their second operand when the first is NaN or both
+  // are zeros, which is what the scalar x > 0 ? x : 0 and v < 1 ? v : 1
+  // give (+0 for a NaN or a -0 x); one instruction instead of a comparison
+  // and a blend.
+  const __m512 zero = _mm512_setzero_ps();
+  if constexpr (K == ActivationKind::relu) return _mm512_max_ps(x, zero);
+  if constexpr (K == ActivationKind::leaky_relu)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
+  if constexpr (K == ActivationKind::clip) {
+    const __m512 lo = _mm512_set1_ps(alpha), hi = _mm512_set1_ps(beta);
+    const __m512 upper = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), upper, lo);
+  }
+  if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
+    const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
+    const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
+    // a * x + b rounded twice, as the scalar form (no contraction) does.
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
+    const __m512 h = _mm512_max_ps(_mm512_min_ps(v, _mm512_set1_ps(1.f)), zero);
+    return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
+  }
+  return x;
+}
+
+// One skipped position's n channels (or a run of them) of a tiled layer
+// whose comp holds conv + bias (Plan::tile_bias): the mean of its
+// neighbours a and b (a alone at an edge: b null), plus the residual, then
+// the activation, 16 channels at a time. As formed_run computes it, but
+// inline: column perforation calls it once per skipped position, for a few
+// vectors each.
+template <ActivationKind K>
+CP_KNOB_INLINE void formed_skipped(const Plan& p, float* d, const float* a, const float* b, const float* res,
+                                   int64_t n) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  for (int64_t c = 0; c < n; c += 16) {
+    const __mmask16 mk = first_lanes(n - c);
+    __m512 x = _mm512_maskz_loadu_ps(mk, a + c);
+    if (b != nullptr) x = _mm512_mul_ps(_mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, b + c)), half);
+    if (res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + c));
+    _mm512_mask_storeu_ps(d + c, mk, activate_vector<K>(x, p.act.alpha, p.act.beta));
+  }
+}
+#endif
+
 // ---- epilogue ------------------------------------------------------------------
 
 // y = act(y + bias + residual), then half rounding: the last steps of every
@@ -467,19 +519,6 @@ template <ActivationKind K>
     return;
   }
   const float al = p.act.alpha, be = p.act.beta;
-  if (bias == nullptr) {
-    // The tiled kernel's comp holds conv + bias already (Plan::tile_bias).
-    if (b == nullptr && res == nullptr) {
-      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i], al, be);
-    } else if (b == nullptr) {
-      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i] + res[i], al, be);
-    } else if (res == nullptr) {
-      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>((a[i] + b[i]) / 2, al, be);
-    } else {
-      for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>((a[i] + b[i]) / 2 + res[i], al, be);
-    }
-    return;
-  }
   if (b == nullptr && res == nullptr) {
     for (int64_t i = 0; i < n; ++i) d[i] = simd::activate<K>(a[i] + bias[i], al, be);
   } else if (b == nullptr) {
@@ -490,15 +529,6 @@ template <ActivationKind K>
     for (int64_t i = 0; i < n; ++i)
       d[i] = simd::activate<K>(((a[i] + bias[i]) + (b[i] + bias[i])) / 2 + res[i], al, be);
   }
-}
-
-// Slots (indices into rows / cols) of the computed neighbours of skipped
-// position `pos`: `first` always exists, `second` is -1 at an edge.
-CP_KNOB_INLINE void neighbours(const std::vector<int32_t>& slot, int64_t pos, int64_t& first, int64_t& second) {
-  const int64_t before = pos > 0 ? slot[static_cast<size_t>(pos - 1)] : -1;
-  const int64_t after = pos + 1 < static_cast<int64_t>(slot.size()) ? slot[static_cast<size_t>(pos + 1)] : -1;
-  first = before >= 0 ? before : after;
-  second = before >= 0 ? after : -1;
 }
 
 // One pass per output channel plane: every row is formed once (computed
@@ -560,35 +590,43 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
     // The tiled kernel finished every computed position; the skipped ones
     // remain.
     if (!p.perforated) return;
-    if (p.tile_bias) bias = bias0 = nullptr;
-    if (p.perf_rows && c0 == 0 && c1 == p.oc) {
-      // Whole skipped rows (OW * OC floats; `bias` repeated along the row).
-      const int64_t row = p.ow * p.oc;
-      for (int64_t r = 0; r < p.oh; ++r) {
-        if (p.row_slot[static_cast<size_t>(r)] >= 0) continue;
-        int64_t first, second;
-        neighbours(p.row_slot, r, first, second);
-        formed_run<K>(p, y + r * row, comp + first * row, second >= 0 ? comp + second * row : nullptr, bias,
-                      res != nullptr ? res + r * row : nullptr, row);
+    // One skipped run: from comp's conv + bias when the tiles added the
+    // bias (Plan::tile_bias), else from conv values and `bs`.
+    const auto form = [&p](float* d, const float* a, const float* b, const float* bs, const float* r, int64_t n) {
+#if CP_KNOB_ISA_AVX512
+      if constexpr (kVectorActivation<K>) {
+        if (p.tile_bias) return formed_skipped<K>(p, d, a, b, r, n);
+      }
+#endif
+      formed_run<K>(p, d, a, b, bs, r, n);
+    };
+    const int64_t row = p.ow * p.oc;
+    if (p.perf_rows) {
+      for (const Skipped& k : p.skipped) {
+        const float* a = comp + k.first * row;
+        const float* b = k.second >= 0 ? comp + k.second * row : nullptr;
+        float* d = y + k.at * row;
+        const float* rr = res != nullptr ? res + k.at * row : nullptr;
+        if (c0 == 0 && c1 == p.oc) {
+          // The whole row (OW * OC floats; `bias` repeated along it).
+          form(d, a, b, bias, rr, row);
+          continue;
+        }
+        for (int64_t q = 0; q < p.ow; ++q) {
+          const int64_t o = q * p.oc + c0;
+          form(d + o, a + o, b != nullptr ? b + o : nullptr, bias0, rr != nullptr ? rr + o : nullptr, len);
+        }
       }
       return;
     }
     for (int64_t r = 0; r < p.oh; ++r) {
-      const int64_t rslot = p.perf_rows ? p.row_slot[static_cast<size_t>(r)] : r;
-      for (int64_t q = 0; q < p.ow; ++q) {
-        const int64_t qslot = p.perf_rows ? q : p.col_slot[static_cast<size_t>(q)];
-        if (rslot >= 0 && qslot >= 0) continue;
-        const int64_t m = r * p.ow + q;
-        float* d = y + m * p.oc + c0;
-        const float* rm = res != nullptr ? res + m * p.oc + c0 : nullptr;
-        int64_t first, second;
-        if (p.perf_rows) {
-          neighbours(p.row_slot, r, first, second);
-          formed_run<K>(p, d, at(first, q), second >= 0 ? at(second, q) : nullptr, bias0, rm, len);
-        } else {
-          neighbours(p.col_slot, q, first, second);
-          formed_run<K>(p, d, at(r, first), second >= 0 ? at(r, second) : nullptr, bias0, rm, len);
-        }
+      const float* cr = comp + r * p.nq * p.oc + c0;
+      float* d = y + r * row + c0;
+      const float* rr = res != nullptr ? res + r * row + c0 : nullptr;
+      for (const Skipped& k : p.skipped) {
+        const int64_t o = k.at * p.oc;
+        form(d + o, cr + k.first * p.oc, k.second >= 0 ? cr + k.second * p.oc : nullptr, bias0,
+             rr != nullptr ? rr + o : nullptr, len);
       }
     }
     return;
@@ -665,37 +703,6 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
     CP_KNOB_UNROLL
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
   }
-}
-
-// activate<K> on 16 floats, with the same results (NaN and -0 included);
-// sigmoid and tanh have no vector form here.
-template <ActivationKind K>
-inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
-
-template <ActivationKind K>
-CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
-  // max / min return their second operand when the first is NaN or both
-  // are zeros, which is what the scalar x > 0 ? x : 0 and v < 1 ? v : 1
-  // give (+0 for a NaN or a -0 x); one instruction instead of a comparison
-  // and a blend.
-  const __m512 zero = _mm512_setzero_ps();
-  if constexpr (K == ActivationKind::relu) return _mm512_max_ps(x, zero);
-  if constexpr (K == ActivationKind::leaky_relu)
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
-  if constexpr (K == ActivationKind::clip) {
-    const __m512 lo = _mm512_set1_ps(alpha), hi = _mm512_set1_ps(beta);
-    const __m512 upper = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), upper, lo);
-  }
-  if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
-    const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
-    const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
-    // a * x + b rounded twice, as the scalar form (no contraction) does.
-    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
-    const __m512 h = _mm512_max_ps(_mm512_min_ps(v, _mm512_set1_ps(1.f)), zero);
-    return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
-  }
-  return x;
 }
 
 // How a tile's values start and end. Raw (bias null): the conv values
