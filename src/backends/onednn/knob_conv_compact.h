@@ -25,8 +25,8 @@
 // skipped rows / columns, residual, activation, half rounding. (The tiled
 // kernel finishes each tile's computed positions itself, in its registers
 // (Plan::tile_bias) or else while they are in L1, so its epilogue forms the
-// skipped positions only; without
-// perforation oneDNN's 1x1 convolution writes the finished output itself.)
+// skipped positions only; without perforation oneDNN's 1x1 convolution
+// writes the finished output itself.)
 //
 // Layouts of the gather path: NCHW gathers col[tap][position] rows (runs
 // along the input row) and the GEMM yields out[channel][position]; NHWC
@@ -195,8 +195,9 @@ struct Plan {
   //   depthwise, NHWC: [k][C]      tiled: [OC / tile_n][k][tile_n] (zero-padded)
   std::vector<float> weights;
   // Work is split in items of `images` images (small layers batch several
-  // into one GEMM or, tiled, into one run of tiles) and, within them, chunks of `chunk` positions per gather
-  // + GEMM step (the column buffer's size).
+  // into one GEMM or, tiled, into one run of tiles) and, within them,
+  // chunks of `chunk` positions per gather + GEMM step (the column
+  // buffer's size).
   int64_t images = 1;
   int64_t chunk = 0;
 
@@ -222,8 +223,8 @@ struct Ops {
   // image's staged copy) into comp ([npos][OC] per image: conv values, plus
   // the bias under tile_bias), each tile then finished into the item's
   // output y (bias as for the epilogue, residual or null; under perforation
-  // comp is a separate buffer, else y itself). The epilogue then forms only the skipped
-  // positions. Null in the portable copy.
+  // comp is a separate buffer, else y itself). The epilogue then forms only
+  // the skipped positions. Null in the portable copy.
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 int64_t m0, int64_t m1);
   // Winograd rows or tiles (Plan::winograd): the staged image into comp

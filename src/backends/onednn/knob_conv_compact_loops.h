@@ -716,11 +716,11 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
 // y + out_offset[i]. On 1x1 layers of 16-32 kept channels a separate
 // finishing pass cost as much as a third of the multiplications.
 struct TileEnds {
-  const float* bias = nullptr;  // the block's first channel
-  const float* res = nullptr;   // the tile's first position and the block's first channel
-  float* y = nullptr;                    // the block's first channel in the output image
-  const int64_t* out_offset = nullptr;   // the tile's first position's
-  const float* y_res = nullptr;          // the block's first channel in the residual image
+  const float* bias = nullptr;          // the block's first channel
+  const float* res = nullptr;           // the tile's first position, the block's first channel
+  float* y = nullptr;                   // the block's first channel in the item's output
+  const int64_t* out_offset = nullptr;  // the tile's first position's
+  const float* y_res = nullptr;         // the block's first channel in the item's residual
 };
 
 // MR computed positions (window origins image + pos[i]) by NV vectors of 16
@@ -844,12 +844,11 @@ CP_KNOB_INLINE ChannelBlock channel_block(const Plan& p, int64_t ob) {
 
 // The last steps of a finished tile's values (positions [m, m + mr), NV
 // vectors of channels from ob, `tail` masking the last) while they are in
-// L1: bias, residual, activation and half rounding, as finish_run, into y.
-// Under perforation the conv values stay in comp, where the epilogue
+// L1, where the tile cannot take them (half rounding, sigmoid, tanh): bias,
+// residual, activation and half rounding, as finish_run, into y. Under
+// perforation the conv values stay in comp, where the epilogue
 // interpolates the skipped positions from. The bias vectors are loaded once
-// per tile and the vector loop is unrolled: the generic loop (a mask and a
-// bias load per vector) took a third of samp-2-0's time on 1x1 layers of 32
-// input channels.
+// per tile and the vector loop is unrolled.
 template <ActivationKind K, int NV>
 CP_KNOB_INLINE void finish_tile_nv(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
                                    int64_t m, int64_t mr, int64_t ob, __mmask16 tail) {
@@ -929,8 +928,7 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
         if (fused && comp == y) {
           ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr};
         } else if (fused) {
-          ends = {bias + ob, nullptr, y + ob, p.out_offset.data() + m,
-                  res != nullptr ? res + ob : nullptr};
+          ends = {bias + ob, nullptr, y + ob, p.out_offset.data() + m, res != nullptr ? res + ob : nullptr};
         }
         // (Raw tiles for the activations without a vector form.)
         tile_nv<kVectorActivation<K> ? K : ActivationKind::none>(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0,
@@ -941,8 +939,8 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
   }
 }
 
-// The Winograd transforms, on 16 channels, with
-// the fractions of the points 0, 1, -1 (, 2) and infinity moved into G:
+// The Winograd transforms, on 16 channels, with the fractions of the
+// points 0, 1, -1 (, 2) and infinity moved into G:
 //   F(4,3) input  B^T d (rows as in winograd_impl), output A^T m;
 //   F(2,3) input  [d0 - d2, d1 + d2, d2 - d1, d3 - d1], output [m0 + m1 + m2, m1 - m2 + m3];
 //   F(3,3) input  [2d0 - d1 - 2d2 + d3, 2d1 + d2 - d3, 3d2 - 2d1 - d3, d3 - d1, 2d1 - d2 - 2d3 + d4],
@@ -1049,14 +1047,13 @@ CP_KNOB_INLINE void winograd_impl(const Plan& p, const float* staged, float* v, 
   const int64_t next = (p.perf_rows ? 1 : p.nq) * p.oc;  // floats from one output of a tile to the next
   for (int64_t i = 0; i < lines; ++i)
     for (int64_t t = 0; t < tiles; ++t) {
-      const float* m0 = m + (p.perf_rows ? i * tiles + t : t * lines + i) * p.oc;
-      const float *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride, *m4 = m3 + stride, *m5 = m4 + stride;
+      const float* mt = m + (p.perf_rows ? i * tiles + t : t * lines + i) * p.oc;
       float* d = comp + (p.perf_rows ? i * p.ow + 4 * t : 4 * t * p.nq + i) * p.oc;
       const int64_t outs = std::min<int64_t>(4, extent - 4 * t);
       for (int64_t o = 0; o < p.oc; o += 16) {
         const __mmask16 mk = first_lanes(p.oc - o);
         __m512 x[6], y[4];
-        for (int k = 0; k < 6; ++k) x[k] = _mm512_maskz_loadu_ps(mk, m0 + k * stride + o);
+        for (int k = 0; k < 6; ++k) x[k] = _mm512_maskz_loadu_ps(mk, mt + k * stride + o);
         wino_out4(x, y);
         for (int64_t j = 0; j < outs; ++j) _mm512_mask_storeu_ps(d + j * next + o, mk, y[j]);
       }
