@@ -415,9 +415,7 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
   if (p.winograd && p.wr > 0) set_winograd_tile_weights(p, s);
   else if (p.winograd) set_winograd_weights(p, s);
 
-  // (Sigmoid and tanh have no vector form in the loops.)
-  p.tile_bias = p.tiled && !p.winograd && !p.half && p.act.kind != reference::ActivationKind::sigmoid &&
-                p.act.kind != reference::ActivationKind::tanh;
+  p.tile_bias = p.tiled && !p.winograd && !p.half && compact::has_vector_form(p.act.kind);
   if (p.tiled && !p.winograd && !p.staged_input) {
     // Items of several images when an image has few computed positions, so
     // each weight panel serves more tiles before the next one is loaded:

@@ -58,6 +58,12 @@ inline void neighbours(const std::vector<int32_t>& slot, int64_t pos, int64_t& f
   second = before >= 0 ? after : -1;
 }
 
+// Whether the loops have a vector form of the activation (activate_vector):
+// all but sigmoid and tanh.
+constexpr bool has_vector_form(reference::ActivationKind k) {
+  return k != reference::ActivationKind::sigmoid && k != reference::ActivationKind::tanh;
+}
+
 // A skipped row (column) `at` and its neighbours' slots, as neighbours()
 // gives them.
 struct Skipped {
@@ -172,7 +178,7 @@ struct Plan {
   int64_t wpos = 0;  // rows.size() (cols.size()) * wt; Winograd tiles: run tiles * wt
   std::vector<float> wino_weights;
   // Tiled path, not Winograd, no half rounding, an activation with a vector
-  // form (not sigmoid or tanh): the tiles start from the bias and finish
+  // form (has_vector_form): the tiles start from the bias and finish
   // their values in registers (TileEnds in the loops); under perforation
   // comp then holds conv + bias.
   bool tile_bias = false;

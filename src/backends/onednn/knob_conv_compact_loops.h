@@ -251,6 +251,13 @@ CP_KNOB_INLINE ChannelBlock channel_block(int64_t width) {
   return {width, nv, first_lanes(width - 16 * (nv - 1))};
 }
 
+// The masks of a block's NV vectors: all lanes, the last one `tail`.
+template <int NV>
+CP_KNOB_INLINE void block_masks(__mmask16 tail, __mmask16 (&mask)[NV]) {
+  CP_KNOB_UNROLL
+  for (int v = 0; v < NV; ++v) mask[v] = v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail;
+}
+
 // NV (1..4) vectors of 16 channels starting at channel c of one output
 // position, accumulated in registers over the kept taps.
 template <int NV>
@@ -324,7 +331,7 @@ CP_KNOB_INLINE void depthwise_tile(const Plan& p, const float* x, int64_t oh, co
                                    int64_t c, __mmask16 tail) {
   __m512 acc[MR][NV];
   __mmask16 mask[NV];
-  for (int v = 0; v < NV; ++v) mask[v] = v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail;
+  block_masks(tail, mask);
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
   for (int64_t ti = 0; ti < p.k; ++ti) {
@@ -403,10 +410,10 @@ CP_KNOB_INLINE void direct_nhwc(const Plan& p, const float* x, float* comp, int6
 }
 
 #if CP_KNOB_ISA_AVX512
-// activate<K> on 16 floats, with the same results (NaN and -0 included);
-// sigmoid and tanh have no vector form here.
+// activate<K> on 16 floats, with the same results (NaN and -0 included),
+// for the kinds with a vector form (has_vector_form).
 template <ActivationKind K>
-inline constexpr bool kVectorActivation = K != ActivationKind::sigmoid && K != ActivationKind::tanh;
+inline constexpr bool kVectorActivation = has_vector_form(K);
 
 template <ActivationKind K>
 CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
@@ -732,13 +739,14 @@ struct TileEnds {
 template <ActivationKind K, int MR, int NV>
 CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
                          __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
-  constexpr auto kAll = static_cast<__mmask16>(0xFFFF);
+  __mmask16 mask[NV];
+  block_masks(tail, mask);
   __m512 acc[MR][NV];
   if (!first) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail, out + i * p.oc + 16 * v);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(mask[v], out + i * p.oc + 16 * v);
   } else if (ends.bias == nullptr) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
@@ -747,14 +755,14 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   } else {
     __m512 b[NV];
     CP_KNOB_UNROLL
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail, ends.bias + 16 * v);
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], ends.bias + 16 * v);
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v)
-        acc[i][v] = ends.res == nullptr ? b[v]
-                                        : _mm512_add_ps(b[v], _mm512_maskz_loadu_ps(v + 1 < NV ? kAll : tail,
-                                                                                     ends.res + i * p.oc + 16 * v));
+        acc[i][v] = ends.res == nullptr
+                        ? b[v]
+                        : _mm512_add_ps(b[v], _mm512_maskz_loadu_ps(mask[v], ends.res + i * p.oc + 16 * v));
   }
   const float* a[MR];
   CP_KNOB_UNROLL
@@ -790,11 +798,10 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
       const int64_t o = ends.out_offset[i];
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) {
-        const __mmask16 mk = v + 1 < NV ? kAll : tail;
         __m512 x = acc[i][v];
-        if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, ends.y_res + o + 16 * v));
+        if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ends.y_res + o + 16 * v));
         x = activate_vector<K>(x, al, be);
-        _mm512_mask_storeu_ps(ends.y + o + 16 * v, mk, x);
+        _mm512_mask_storeu_ps(ends.y + o + 16 * v, mask[v], x);
       }
     }
   }
@@ -854,11 +861,9 @@ CP_KNOB_INLINE void finish_tile_nv(const Plan& p, const float* comp, const float
                                    int64_t m, int64_t mr, int64_t ob, __mmask16 tail) {
   constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   __mmask16 mask[NV];
+  block_masks(tail, mask);
   __m512 b[NV];
-  for (int v = 0; v < NV; ++v) {
-    mask[v] = v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail;
-    b[v] = _mm512_maskz_loadu_ps(mask[v], bias + ob + 16 * v);
-  }
+  for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], bias + ob + 16 * v);
   for (int64_t i = m; i < m + mr; ++i) {
     const int64_t o = p.out_offset[static_cast<size_t>(i)] + ob;
     const float* s = comp + i * p.oc + ob;
