@@ -416,6 +416,26 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
   else if (p.winograd) set_winograd_weights(p, s);
 
   p.tile_bias = p.tiled && !p.winograd && !p.half && compact::has_vector_form(p.act.kind);
+  p.tile_skips = p.tile_bias && p.perforated && !p.perf_rows;
+  if (p.tile_skips) {
+    // Each skipped column goes to the computed position that holds both its
+    // neighbours' values last: the later one of a pair, else its one
+    // neighbour (compact::TileSkip).
+    p.tile_skip.assign(static_cast<size_t>(p.npos), {});
+    for (int64_t r = 0; r < p.oh; ++r)
+      for (const compact::Skipped& k : p.skipped) {
+        const int64_t at = (r * p.ow + k.at) * p.oc;
+        compact::TileSkip& owner = p.tile_skip[static_cast<size_t>(r * p.nq + (k.second >= 0 ? k.second : k.first))];
+        if (k.second >= 0) {
+          owner.left = at;
+          owner.pair = true;
+        } else if (k.at < p.cols[static_cast<size_t>(k.first)]) {
+          owner.left = at;
+        } else {
+          owner.right = at;
+        }
+      }
+  }
   if (p.tiled && !p.winograd && !p.staged_input) {
     // Items of several images when an image has few computed positions, so
     // each weight panel serves more tiles before the next one is loaded:
@@ -430,6 +450,11 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
       for (int64_t m = 0; m < npos; ++m) {
         p.pos_offset.push_back(p.pos_offset[static_cast<size_t>(m)] + i * p.in_image());
         p.out_offset.push_back(p.out_offset[static_cast<size_t>(m)] + i * p.out_image());
+        if (!p.tile_skips) continue;
+        compact::TileSkip k = p.tile_skip[static_cast<size_t>(m)];
+        if (k.left >= 0) k.left += i * p.out_image();
+        if (k.right >= 0) k.right += i * p.out_image();
+        p.tile_skip.push_back(k);
       }
   }
   if (!p.direct && !p.tiled) {
@@ -677,7 +702,8 @@ class CompactConvKernel final : public OnednnKernel {
       if (p_.direct) {
         ops_.direct(p_, src, comp, c0, c1);
       } else if (p_.tiled) {
-        const auto [m0, m1] = slice(p_.npos, t, team, p_.tile_m);
+        // (Plan::tile_skips: each thread's positions start at a row start.)
+        const auto [m0, m1] = slice(p_.npos, t, team, p_.tile_skips ? p_.nq : p_.tile_m);
         ops_.tiled(p_, src, comp, bias_.data(), res ? res + n * p_.out_image() : nullptr, yn, m0, m1);
 #pragma omp barrier
       } else {

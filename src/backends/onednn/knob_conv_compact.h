@@ -25,8 +25,9 @@
 // skipped rows / columns, residual, activation, half rounding. (The tiled
 // kernel finishes each tile's computed positions itself, in its registers
 // (Plan::tile_bias) or else while they are in L1, so its epilogue forms the
-// skipped positions only; without perforation oneDNN's 1x1 convolution
-// writes the finished output itself.)
+// skipped positions only, and under column perforation the tiles form
+// those too (Plan::tile_skips); without perforation oneDNN's 1x1
+// convolution writes the finished output itself.)
 //
 // Layouts of the gather path: NCHW gathers col[tap][position] rows (runs
 // along the input row) and the GEMM yields out[channel][position]; NHWC
@@ -68,6 +69,19 @@ constexpr bool has_vector_form(reference::ActivationKind k) {
 // gives them.
 struct Skipped {
   int64_t at = 0, first = 0, second = -1;
+};
+
+// Column perforation on the fused tiled kernel (Plan::tile_skips): the
+// skipped columns a computed position m forms from its tile's registers,
+// as offsets into the item's output (-1: none). `left`: the skipped column
+// just before m's, the mean of m - 1 and m when `pair` (m - 1 is then the
+// row's previous computed column), else a copy of m (m starts its row).
+// `right`: the skipped column just after m's when m ends its row, a copy
+// of m. (Consecutive skipped columns are rate >= 2 apart, so there is at
+// most one between two computed ones.)
+struct TileSkip {
+  int64_t left = -1, right = -1;
+  bool pair = false;
 };
 
 struct Plan {
@@ -182,6 +196,14 @@ struct Plan {
   // their values in registers (TileEnds in the loops); under perforation
   // comp then holds conv + bias.
   bool tile_bias = false;
+  // tile_bias under column perforation: the tiles also form the skipped
+  // columns, from their neighbours in registers (tile_skip, [images * npos]
+  // like out_offset); comp keeps only each tile's last position (conv +
+  // bias), which the next tile's first may pair with, and the epilogue has
+  // nothing left to do. A position's left neighbour is in its own row, so
+  // a run of positions handed to one call must start at a row start.
+  bool tile_skips = false;
+  std::vector<TileSkip> tile_skip;
   // 1x1 layers reading X in place: floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.
   int64_t prefetch_floats = 0;

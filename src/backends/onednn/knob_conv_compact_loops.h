@@ -445,8 +445,8 @@ CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
 // whose comp holds conv + bias (Plan::tile_bias): the mean of its
 // neighbours a and b (a alone at an edge: b null), plus the residual, then
 // the activation, 16 channels at a time. As formed_run computes it, but
-// inline: column perforation calls it once per skipped position, for a few
-// vectors each.
+// inline. (Row perforation; the tiles form skipped columns themselves,
+// Plan::tile_skips.)
 template <ActivationKind K>
 CP_KNOB_INLINE void formed_skipped(const Plan& p, float* d, const float* a, const float* b, const float* res,
                                    int64_t n) {
@@ -594,9 +594,9 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
   const float* bias0 = bias + c0;
   const auto at = [&p, comp, c0](int64_t rslot, int64_t qslot) { return comp + (rslot * p.nq + qslot) * p.oc + c0; };
   if (p.tiled && !p.winograd) {
-    // The tiled kernel finished every computed position; the skipped ones
-    // remain.
-    if (!p.perforated) return;
+    // The tiled kernel finished every computed position, and under
+    // tile_skips the skipped ones too; otherwise the skipped ones remain.
+    if (!p.perforated || p.tile_skips) return;
     // One skipped run: from comp's conv + bias when the tiles added the
     // bias (Plan::tile_bias), else from conv values and `bs`.
     const auto form = [&p](float* d, const float* a, const float* b, const float* bs, const float* r, int64_t n) {
@@ -728,6 +728,7 @@ struct TileEnds {
   float* y = nullptr;                   // the block's first channel in the item's output
   const int64_t* out_offset = nullptr;  // the tile's first position's
   const float* y_res = nullptr;         // the block's first channel in the item's residual
+  const TileSkip* skip = nullptr;       // Plan::tile_skips: the tile's first position's
 };
 
 // MR computed positions (window origins image + pos[i]) by NV vectors of 16
@@ -786,23 +787,48 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) acc[i][v] = activate_vector<K>(acc[i][v], al, be);
   }
+  // With the skipped columns formed here, comp needs only the last
+  // position, which the next tile's first may pair with.
+  const bool skips = last && ends.skip != nullptr;
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
+    // (A constant start: the loop must unroll for acc to stay in registers.)
+    if (skips && i + 1 < MR) continue;
     CP_KNOB_UNROLL
     for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * p.oc + 16 * v, acc[i][v]);
     _mm512_mask_storeu_ps(out + i * p.oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
   }
-  if (last && ends.y != nullptr) {
+  if (!last || ends.y == nullptr) return;
+  // Vector v of one output position at offset o of the item: x + residual,
+  // activated.
+  const auto finish = [&](int64_t o, int v, __m512 x) {
+    if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ends.y_res + o + 16 * v));
+    _mm512_mask_storeu_ps(ends.y + o + 16 * v, mask[v], activate_vector<K>(x, al, be));
+  };
+  const __m512 half = _mm512_set1_ps(0.5f);
+  CP_KNOB_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    const int64_t o = ends.out_offset[i];
     CP_KNOB_UNROLL
-    for (int i = 0; i < MR; ++i) {
-      const int64_t o = ends.out_offset[i];
+    for (int v = 0; v < NV; ++v) finish(o, v, acc[i][v]);
+    if (!skips) continue;
+    const TileSkip& k = ends.skip[i];
+    if (k.left >= 0 && k.pair) {
+      // The mean of the previous position (the previous tile's last, from
+      // comp, when this is the tile's first) and this one, as
+      // formed_skipped computes it.
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) {
-        __m512 x = acc[i][v];
-        if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ends.y_res + o + 16 * v));
-        x = activate_vector<K>(x, al, be);
-        _mm512_mask_storeu_ps(ends.y + o + 16 * v, mask[v], x);
+        const __m512 prev = i > 0 ? acc[i > 0 ? i - 1 : 0][v] : _mm512_maskz_loadu_ps(mask[v], out - p.oc + 16 * v);
+        finish(k.left, v, _mm512_mul_ps(_mm512_add_ps(prev, acc[i][v]), half));
       }
+    } else if (k.left >= 0) {
+      CP_KNOB_UNROLL
+      for (int v = 0; v < NV; ++v) finish(k.left, v, acc[i][v]);
+    }
+    if (k.right >= 0) {
+      CP_KNOB_UNROLL
+      for (int v = 0; v < NV; ++v) finish(k.right, v, acc[i][v]);
     }
   }
 }
@@ -933,7 +959,8 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
         if (fused && comp == y) {
           ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr};
         } else if (fused) {
-          ends = {bias + ob, nullptr, y + ob, p.out_offset.data() + m, res != nullptr ? res + ob : nullptr};
+          ends = {bias + ob, nullptr, y + ob, p.out_offset.data() + m, res != nullptr ? res + ob : nullptr,
+                  p.tile_skips ? p.tile_skip.data() + m : nullptr};
         }
         // (Raw tiles for the activations without a vector form.)
         tile_nv<kVectorActivation<K> ? K : ActivationKind::none>(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0,
