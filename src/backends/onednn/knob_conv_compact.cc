@@ -513,6 +513,18 @@ class CompactConvKernel final : public OnednnKernel {
 
   bool tiled() const { return p_.tiled; }
 
+  // The residual may be the output's own buffer (the executor then skips
+  // copying it) when every output value is written only after its residual
+  // value was read: on tiles that start from bias + residual and end in
+  // registers (Plan::tile_bias; their skipped rows are formed value by
+  // value, their skipped columns in the tiles). Elsewhere y is written
+  // before the residual is added: the GEMM, the direct loops and raw tiles
+  // write conv values into it, the epilogues interpolate a row into it
+  // first (and formed_run takes its output and residual as __restrict).
+  // (The pointwise path would qualify without perforation; it does not
+  // claim it, untested.)
+  bool residual_in_place() const override { return p_.tile_bias; }
+
   // The pointwise path's oneDNN convolution: the packed input [N][rows][cols][k]
   // (NHWC over dims N, k, rows, cols) by the effective weights into comp
   // (perforation: no bias, the epilogue adds it) or into the output with the
