@@ -249,10 +249,11 @@ struct Ops {
   void (*gather)(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col, int64_t ld);
   // Tiled path: computed positions [m0, m1) of one item (X itself, or one
   // image's staged copy) into comp ([npos][OC] per image: conv values, plus
-  // the bias under tile_bias), each tile then finished into the item's
-  // output y (bias as for the epilogue, residual or null; under perforation
-  // comp is a separate buffer, else y itself). The epilogue then forms only
-  // the skipped positions. Null in the portable copy.
+  // the bias under tile_bias; under tile_skips only each tile's last
+  // position), each tile then finished into the item's output y (bias as
+  // for the epilogue, residual or null; under perforation comp is a
+  // separate buffer, else y itself). The epilogue then forms only the
+  // skipped positions (none under tile_skips). Null in the portable copy.
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 int64_t m0, int64_t m1);
   // Winograd rows or tiles (Plan::winograd): the staged image into comp

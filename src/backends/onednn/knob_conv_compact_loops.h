@@ -720,7 +720,9 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
 // output is the finished one. Under perforation (y set): the tile's output
 // (comp) keeps conv + bias, which the skipped positions are interpolated
 // from, and the finished values (residual at y_res, activation) go to
-// y + out_offset[i]. On 1x1 layers of 16-32 kept channels a separate
+// y + out_offset[i]; with `skip` (Plan::tile_skips) the tile forms the
+// skipped columns itself and comp keeps only its last position, for the
+// next tile's first. On 1x1 layers of 16-32 kept channels a separate
 // finishing pass cost as much as a third of the multiplications.
 struct TileEnds {
   const float* bias = nullptr;          // the block's first channel
