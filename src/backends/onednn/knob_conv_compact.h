@@ -204,7 +204,8 @@ struct Plan {
   // a run of positions handed to one call must start at a row start.
   bool tile_skips = false;
   std::vector<TileSkip> tile_skip;
-  // 1x1 layers reading X in place: floats of a window (its channels)
+  // 1x1 layers reading X in place with gaps between the positions
+  // (strides, perforation): floats of a window (its channels)
   // software-prefetched one tile ahead; 0: none.
   int64_t prefetch_floats = 0;
 
