@@ -742,6 +742,10 @@ struct TileEnds {
 template <ActivationKind K, int MR, int NV>
 CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
                          __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
+  // Locals for what is read after a store: the store intrinsics write
+  // through may_alias types, so GCC reloaded p.oc before each of them.
+  const int64_t oc = p.oc, tn = p.tile_n;
+  const TileEnds e = ends;
   __mmask16 mask[NV];
   block_masks(tail, mask);
   __m512 acc[MR][NV];
@@ -749,8 +753,8 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(mask[v], out + i * p.oc + 16 * v);
-  } else if (ends.bias == nullptr) {
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(mask[v], out + i * oc + 16 * v);
+  } else if (e.bias == nullptr) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
@@ -758,32 +762,32 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   } else {
     __m512 b[NV];
     CP_KNOB_UNROLL
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], ends.bias + 16 * v);
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], e.bias + 16 * v);
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v)
-        acc[i][v] = ends.res == nullptr
+        acc[i][v] = e.res == nullptr
                         ? b[v]
-                        : _mm512_add_ps(b[v], _mm512_maskz_loadu_ps(mask[v], ends.res + i * p.oc + 16 * v));
+                        : _mm512_add_ps(b[v], _mm512_maskz_loadu_ps(mask[v], e.res + i * oc + 16 * v));
   }
   const float* a[MR];
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) a[i] = image + pos[i];
   const float* const (&ac)[MR] = a;
   const int64_t t0 = p.tap_block_begin[kb], t1 = p.tap_block_begin[kb + 1];
-  const float* wk = w + t0 * p.tile_n;
+  const float* wk = w + t0 * tn;
   if (p.by_runs) {
     for (int64_t r = p.run_block_begin[kb]; r < p.run_block_begin[kb + 1]; ++r) {
       const int64_t o = p.run_offset[static_cast<size_t>(r)], len = p.run_length[static_cast<size_t>(r)];
-      for (int64_t j = 0; j < len; ++j, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, o + j, tail);
+      for (int64_t j = 0; j < len; ++j, wk += tn) tap_step<MR, NV>(acc, ac, wk, o + j, tail);
     }
   } else {
     const int64_t* off = p.tap_offset.data();
-    for (int64_t t = t0; t < t1; ++t, wk += p.tile_n) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
+    for (int64_t t = t0; t < t1; ++t, wk += tn) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
   }
   const float al = p.act.alpha, be = p.act.beta;
-  if (last && ends.bias != nullptr && ends.y == nullptr) {
+  if (last && e.bias != nullptr && e.y == nullptr) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
@@ -791,37 +795,37 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   }
   // With the skipped columns formed here, comp needs only the last
   // position, which the next tile's first may pair with.
-  const bool skips = last && ends.skip != nullptr;
+  const bool skips = last && e.skip != nullptr;
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
     // (A constant start: the loop must unroll for acc to stay in registers.)
     if (skips && i + 1 < MR) continue;
     CP_KNOB_UNROLL
-    for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * p.oc + 16 * v, acc[i][v]);
-    _mm512_mask_storeu_ps(out + i * p.oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
+    for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * oc + 16 * v, acc[i][v]);
+    _mm512_mask_storeu_ps(out + i * oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
   }
-  if (!last || ends.y == nullptr) return;
+  if (!last || e.y == nullptr) return;
   // Vector v of one output position at offset o of the item: x + residual,
   // activated.
   const auto finish = [&](int64_t o, int v, __m512 x) {
-    if (ends.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ends.y_res + o + 16 * v));
-    _mm512_mask_storeu_ps(ends.y + o + 16 * v, mask[v], activate_vector<K>(x, al, be));
+    if (e.y_res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], e.y_res + o + 16 * v));
+    _mm512_mask_storeu_ps(e.y + o + 16 * v, mask[v], activate_vector<K>(x, al, be));
   };
   const __m512 half = _mm512_set1_ps(0.5f);
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
-    const int64_t o = ends.out_offset[i];
+    const int64_t o = e.out_offset[i];
     CP_KNOB_UNROLL
     for (int v = 0; v < NV; ++v) finish(o, v, acc[i][v]);
     if (!skips) continue;
-    const TileSkip& k = ends.skip[i];
+    const TileSkip& k = e.skip[i];
     if (k.left >= 0 && k.pair) {
       // The mean of the previous position (the previous tile's last, from
       // comp, when this is the tile's first) and this one, as
       // formed_skipped computes it.
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) {
-        const __m512 prev = i > 0 ? acc[i > 0 ? i - 1 : 0][v] : _mm512_maskz_loadu_ps(mask[v], out - p.oc + 16 * v);
+        const __m512 prev = i > 0 ? acc[i > 0 ? i - 1 : 0][v] : _mm512_maskz_loadu_ps(mask[v], out - oc + 16 * v);
         finish(k.left, v, _mm512_mul_ps(_mm512_add_ps(prev, acc[i][v]), half));
       }
     } else if (k.left >= 0) {
@@ -832,43 +836,6 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) finish(k.right, v, acc[i][v]);
     }
-  }
-}
-
-// Dispatches a tile of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
-template <ActivationKind K, int NV>
-CP_KNOB_INLINE void tile_of(int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
-                            float* out, __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
-#define CP_KNOB_TILE(M) \
-  case M: tile<K, M, NV>(p, image, pos, w, out, tail, kb, first, last, ends); return;
-  switch (mr) {
-    CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
-    default: break;
-  }
-  if constexpr (NV <= 3) {
-    switch (mr) {
-      CP_KNOB_TILE(7) CP_KNOB_TILE(8)
-      default: break;
-    }
-  }
-  if constexpr (NV <= 2) {
-    switch (mr) {
-      CP_KNOB_TILE(9) CP_KNOB_TILE(10) CP_KNOB_TILE(11) CP_KNOB_TILE(12)
-      default: break;
-    }
-  }
-#undef CP_KNOB_TILE
-}
-
-// Dispatches a tile of nv (1..4) vectors by mr positions.
-template <ActivationKind K>
-CP_KNOB_INLINE void tile_nv(int nv, int64_t mr, const Plan& p, const float* image, const int64_t* pos, const float* w,
-                            float* out, __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
-  switch (nv) {
-    case 1: tile_of<K, 1>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
-    case 2: tile_of<K, 2>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
-    case 3: tile_of<K, 3>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
-    default: tile_of<K, 4>(mr, p, image, pos, w, out, tail, kb, first, last, ends); break;
   }
 }
 
@@ -932,6 +899,99 @@ CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* b
   }
 }
 
+// What the tiles of one output channel block and tap block share.
+struct TileBlock {
+  const Plan& p;
+  const float* image;
+  const float* w;  // the block's [k][tile_n] weight panel
+  float* comp;
+  const float* bias;
+  const float* res;
+  float* y;        // null: raw tiles, nothing finishes them
+  int64_t ob;      // the block's first output channel
+  int64_t width;   // and how many
+  __mmask16 tail;  // the last vector's lanes
+  size_t kb;
+  bool last;   // the last tap block
+  bool fused;  // the tiles finish their values (Plan::tile_bias)
+};
+
+// The tiles of MR positions by NV vectors at [m0, m1) (a multiple of MR
+// positions) of one block, in order. Not inlined: one function per tile
+// shape, dispatched once per block rather than per tile, keeps GCC's
+// register allocation to the tile itself (inlined into one function with
+// every other shape, MobileNet-style's stem and first pointwise layer ran
+// 1.1-1.15x slower).
+template <ActivationKind K, int MR, int NV>
+[[gnu::noinline]] void tile_run(const TileBlock& block, int64_t m0, int64_t m1) {
+  const TileBlock b = block;  // (locals: the tile's stores may alias anything)
+  const Plan& p = b.p;
+  for (int64_t m = m0; m < m1; m += MR) {
+    const int64_t* pos = p.pos_offset.data() + m;
+    float* out = b.comp + m * p.oc + b.ob;
+    if (p.prefetch_floats > 0 && b.ob == 0 && b.kb == 0) {
+      // The next tile's inputs (Plan::prefetch_floats).
+      for (int64_t j = m + MR; j < std::min(m1, m + 2 * MR); ++j)
+        for (int64_t f = 0; f < p.prefetch_floats; f += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(b.image + p.pos_offset[static_cast<size_t>(j)] + f),
+                       _MM_HINT_T0);
+    }
+    TileEnds ends;
+    if (b.fused && b.comp == b.y) {
+      ends = {b.bias + b.ob, b.res != nullptr ? b.res + m * p.oc + b.ob : nullptr};
+    } else if (b.fused) {
+      ends = {b.bias + b.ob, nullptr, b.y + b.ob, p.out_offset.data() + m, b.res != nullptr ? b.res + b.ob : nullptr,
+              p.tile_skips ? p.tile_skip.data() + m : nullptr};
+    }
+    // (Raw tiles for the activations without a vector form.)
+    tile<kVectorActivation<K> ? K : ActivationKind::none, MR, NV>(p, b.image, pos, b.w, out, b.tail, b.kb, b.kb == 0,
+                                                                 b.last, ends);
+    if (b.last && !b.fused && b.y != nullptr)
+      finish_tile<K>(p, b.comp, b.bias, b.res, b.y, m, MR, b.ob, b.width, b.tail);
+  }
+}
+
+// Dispatches the tiles of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
+template <ActivationKind K, int NV>
+CP_KNOB_INLINE void tile_run_of(int64_t mr, const TileBlock& b, int64_t m0, int64_t m1) {
+#define CP_KNOB_TILE(M) \
+  case M: tile_run<K, M, NV>(b, m0, m1); return;
+  switch (mr) {
+    CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
+    default: break;
+  }
+  if constexpr (NV <= 3) {
+    switch (mr) {
+      CP_KNOB_TILE(7) CP_KNOB_TILE(8)
+      default: break;
+    }
+  }
+  if constexpr (NV <= 2) {
+    switch (mr) {
+      CP_KNOB_TILE(9) CP_KNOB_TILE(10) CP_KNOB_TILE(11) CP_KNOB_TILE(12)
+      default: break;
+    }
+  }
+#undef CP_KNOB_TILE
+}
+
+// The block's tiles of positions [m0, m1): whole tiles of tile_m, then the
+// short one at the end.
+template <ActivationKind K>
+CP_KNOB_INLINE void tile_runs(const TileBlock& b, int64_t m0, int64_t m1) {
+  const int64_t whole = m0 + (m1 - m0) / b.p.tile_m * b.p.tile_m;
+  const auto run = [&](int64_t mr, int64_t from, int64_t to) {
+    switch ((b.width + 15) / 16) {
+      case 1: tile_run_of<K, 1>(mr, b, from, to); break;
+      case 2: tile_run_of<K, 2>(mr, b, from, to); break;
+      case 3: tile_run_of<K, 3>(mr, b, from, to); break;
+      default: tile_run_of<K, 4>(mr, b, from, to); break;
+    }
+  };
+  if (m0 < whole) run(b.p.tile_m, m0, whole);
+  if (whole < m1) run(m1 - whole, whole, m1);
+}
+
 // Output channel blocks of tile_n outer, then blocks of taps whose weights
 // fit in L1 (tap_block_begin), then the tiles of positions [m0, m1): each
 // weight block is read from L1 by every tile, and each tile is finished
@@ -946,29 +1006,7 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
     const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
       const float* w = p.weights.data() + ob * p.k;  // the block's [k][tile_n] panel
-      for (int64_t m = m0; m < m1; m += p.tile_m) {
-        const int64_t mr = std::min(p.tile_m, m1 - m);
-        const int64_t* pos = p.pos_offset.data() + m;
-        float* out = comp + m * p.oc + ob;
-        if (p.prefetch_floats > 0 && ob == 0 && kb == 0) {
-          // The next tile's inputs (Plan::prefetch_floats).
-          for (int64_t j = m + mr; j < std::min(m1, m + 2 * mr); ++j)
-            for (int64_t f = 0; f < p.prefetch_floats; f += 16)
-              _mm_prefetch(reinterpret_cast<const char*>(image + p.pos_offset[static_cast<size_t>(j)] + f),
-                           _MM_HINT_T0);
-        }
-        TileEnds ends;
-        if (fused && comp == y) {
-          ends = {bias + ob, res != nullptr ? res + m * p.oc + ob : nullptr};
-        } else if (fused) {
-          ends = {bias + ob, nullptr, y + ob, p.out_offset.data() + m, res != nullptr ? res + ob : nullptr,
-                  p.tile_skips ? p.tile_skip.data() + m : nullptr};
-        }
-        // (Raw tiles for the activations without a vector form.)
-        tile_nv<kVectorActivation<K> ? K : ActivationKind::none>(cb.nv, mr, p, image, pos, w, out, cb.tail, kb, kb == 0,
-                                                                 kb == last, ends);
-        if (kb == last && !fused) finish_tile<K>(p, comp, bias, res, y, m, mr, ob, cb.width, cb.tail);
-      }
+      tile_runs<K>({p, image, w, comp, bias, res, y, ob, cb.width, cb.tail, kb, kb == last, fused}, m0, m1);
     }
   }
 }
@@ -1040,12 +1078,9 @@ CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t pla
       const ChannelBlock cb = channel_block(p, ob);
       const float* w = wx + ob * taps;  // the block's [taps][tile_n] panel
       for (size_t kb = 0; kb <= last; ++kb)
-        for (int64_t m0 = 0; m0 < p.wpos; m0 += p.tile_m) {
-          const int64_t mr = std::min(p.tile_m, p.wpos - m0);
-          const int64_t* pos = p.pos_offset.data() + m0;
-          float* out = mx + m0 * p.oc + ob;
-          tile_nv<ActivationKind::none>(cb.nv, mr, p, vx, pos, w, out, cb.tail, kb, kb == 0, kb == last, TileEnds{});
-        }
+        tile_runs<ActivationKind::none>({p, vx, w, mx, nullptr, nullptr, nullptr, ob, cb.width, cb.tail, kb, kb == last,
+                                         false},
+                                        0, p.wpos);
     }
   }
 }
