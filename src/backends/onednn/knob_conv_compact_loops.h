@@ -738,14 +738,19 @@ struct TileEnds {
 // kb (weights w[t * tile_n], the block's panel; offsets tap_offset[t], or
 // the block's runs); added to what `out` holds unless `first`, which starts
 // from zero or (fused) the bias and residual. The last vector is masked by
-// `tail`.
-template <ActivationKind K, int MR, int NV>
+// `tail`. kPlain: the layer's one tap block, tap by tap, from the bias
+// (ends.bias, the only end set) to the activation, stored where computed
+// (fused, every position computed, no residual); `first` and `last` are
+// then unused, and what the general tile decides at run time is known
+// when compiling.
+template <ActivationKind K, int MR, int NV, bool kPlain = false>
 CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
-                         __mmask16 tail, size_t kb, bool first, bool last, const TileEnds& ends) {
+                         __mmask16 tail, size_t kb, bool first_block, bool last_block, const TileEnds& ends) {
   // Locals for what is read after a store: the store intrinsics write
   // through may_alias types, so GCC reloaded p.oc before each of them.
   const int64_t oc = p.oc, tn = p.tile_n;
-  const TileEnds e = ends;
+  const TileEnds e = kPlain ? TileEnds{ends.bias} : ends;
+  const bool first = kPlain || first_block, last = kPlain || last_block;
   __mmask16 mask[NV];
   block_masks(tail, mask);
   __m512 acc[MR][NV];
@@ -754,7 +759,7 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_maskz_loadu_ps(mask[v], out + i * oc + 16 * v);
-  } else if (e.bias == nullptr) {
+  } else if (!kPlain && e.bias == nullptr) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
@@ -777,7 +782,7 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   const float* const (&ac)[MR] = a;
   const int64_t t0 = p.tap_block_begin[kb], t1 = p.tap_block_begin[kb + 1];
   const float* wk = w + t0 * tn;
-  if (p.by_runs) {
+  if (!kPlain && p.by_runs) {
     for (int64_t r = p.run_block_begin[kb]; r < p.run_block_begin[kb + 1]; ++r) {
       const int64_t o = p.run_offset[static_cast<size_t>(r)], len = p.run_length[static_cast<size_t>(r)];
       for (int64_t j = 0; j < len; ++j, wk += tn) tap_step<MR, NV>(acc, ac, wk, o + j, tail);
@@ -787,7 +792,7 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     for (int64_t t = t0; t < t1; ++t, wk += tn) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
   }
   const float al = p.act.alpha, be = p.act.beta;
-  if (last && e.bias != nullptr && e.y == nullptr) {
+  if (kPlain || (last && e.bias != nullptr && e.y == nullptr)) {
     CP_KNOB_UNROLL
     for (int i = 0; i < MR; ++i)
       CP_KNOB_UNROLL
@@ -795,7 +800,7 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   }
   // With the skipped columns formed here, comp needs only the last
   // position, which the next tile's first may pair with.
-  const bool skips = last && e.skip != nullptr;
+  const bool skips = !kPlain && last && e.skip != nullptr;
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
     // (A constant start: the loop must unroll for acc to stay in registers.)
@@ -804,7 +809,7 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
     for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(out + i * oc + 16 * v, acc[i][v]);
     _mm512_mask_storeu_ps(out + i * oc + 16 * (NV - 1), tail, acc[i][NV - 1]);
   }
-  if (!last || e.y == nullptr) return;
+  if (kPlain || !last || e.y == nullptr) return;
   // Vector v of one output position at offset o of the item: x + residual,
   // activated.
   const auto finish = [&](int64_t o, int v, __m512 x) {
@@ -926,6 +931,23 @@ template <ActivationKind K, int MR, int NV>
 [[gnu::noinline]] void tile_run(const TileBlock& block, int64_t m0, int64_t m1) {
   const TileBlock b = block;  // (locals: the tile's stores may alias anything)
   const Plan& p = b.p;
+  // Plain tiles (tile's kPlain): with every branch of the general tile
+  // decided when compiling, the 1 -> 32 3x3 stem at samp-2-0 (4 taps) ran
+  // 1.25x faster. Not for tiles whose accumulators, weights, input and
+  // bias vectors together need more than the 32 vector registers (NV 4 by
+  // MR 6): plain, the 1x1 layers on 7x7 ran 1.15x slower, as if GCC kept
+  // the bias vectors in registers across the tiles.
+  if constexpr (kVectorActivation<K> && MR * NV + 2 * NV + 1 <= 32) {
+    const bool plain = b.fused && b.comp == b.y && b.res == nullptr && b.kb == 0 && b.last && !p.by_runs &&
+                       p.prefetch_floats == 0;
+    if (plain) {
+      const TileEnds ends{b.bias + b.ob};
+      for (int64_t m = m0; m < m1; m += MR)
+        tile<K, MR, NV, true>(p, b.image, p.pos_offset.data() + m, b.w, b.comp + m * p.oc + b.ob, b.tail, 0, true,
+                              true, ends);
+      return;
+    }
+  }
   for (int64_t m = m0; m < m1; m += MR) {
     const int64_t* pos = p.pos_offset.data() + m;
     float* out = b.comp + m * p.oc + b.ob;
