@@ -926,7 +926,8 @@ struct TileBlock {
 // shape, dispatched once per block rather than per tile, keeps GCC's
 // register allocation to the tile itself (inlined into one function with
 // every other shape, MobileNet-style's stem and first pointwise layer ran
-// 1.1-1.15x slower).
+// 1.16x and 1.08x slower). The last whole tile of a run prefetches no
+// further than the run: the short tile after it goes without.
 template <ActivationKind K, int MR, int NV>
 [[gnu::noinline]] void tile_run(const TileBlock& block, int64_t m0, int64_t m1) {
   const TileBlock b = block;  // (locals: the tile's stores may alias anything)
@@ -935,8 +936,8 @@ template <ActivationKind K, int MR, int NV>
   // decided when compiling, the 1 -> 32 3x3 stem at samp-2-0 (4 taps) ran
   // 1.25x faster. Not for tiles whose accumulators, weights, input and
   // bias vectors together need more than the 32 vector registers (NV 4 by
-  // MR 6): plain, the 1x1 layers on 7x7 ran 1.15x slower, as if GCC kept
-  // the bias vectors in registers across the tiles.
+  // MR 6): plain, the 1x1 layers on 7x7 ran 1.1-1.18x slower, as if GCC
+  // kept the bias vectors in registers across the tiles.
   if constexpr (kVectorActivation<K> && MR * NV + 2 * NV + 1 <= 32) {
     const bool plain = b.fused && b.comp == b.y && b.res == nullptr && b.kb == 0 && b.last && !p.by_runs &&
                        p.prefetch_floats == 0;
