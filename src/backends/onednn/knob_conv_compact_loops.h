@@ -912,10 +912,9 @@ struct TileBlock {
   float* comp;
   const float* bias;
   const float* res;
-  float* y;        // null: raw tiles, nothing finishes them
-  int64_t ob;      // the block's first output channel
-  int64_t width;   // and how many
-  __mmask16 tail;  // the last vector's lanes
+  float* y;         // null: raw tiles, nothing finishes them
+  int64_t ob;       // the block's first output channel
+  ChannelBlock cb;  // and its channels (channel_block)
   size_t kb;
   bool last;   // the last tap block
   bool fused;  // the tiles finish their values (Plan::tile_bias)
@@ -944,7 +943,7 @@ template <ActivationKind K, int MR, int NV>
     if (plain) {
       const TileEnds ends{b.bias + b.ob};
       for (int64_t m = m0; m < m1; m += MR)
-        tile<K, MR, NV, true>(p, b.image, p.pos_offset.data() + m, b.w, b.comp + m * p.oc + b.ob, b.tail, 0, true,
+        tile<K, MR, NV, true>(p, b.image, p.pos_offset.data() + m, b.w, b.comp + m * p.oc + b.ob, b.cb.tail, 0, true,
                               true, ends);
       return;
     }
@@ -967,10 +966,10 @@ template <ActivationKind K, int MR, int NV>
               p.tile_skips ? p.tile_skip.data() + m : nullptr};
     }
     // (Raw tiles for the activations without a vector form.)
-    tile<kVectorActivation<K> ? K : ActivationKind::none, MR, NV>(p, b.image, pos, b.w, out, b.tail, b.kb, b.kb == 0,
+    tile<kVectorActivation<K> ? K : ActivationKind::none, MR, NV>(p, b.image, pos, b.w, out, b.cb.tail, b.kb, b.kb == 0,
                                                                  b.last, ends);
     if (b.last && !b.fused && b.y != nullptr)
-      finish_tile<K>(p, b.comp, b.bias, b.res, b.y, m, MR, b.ob, b.width, b.tail);
+      finish_tile<K>(p, b.comp, b.bias, b.res, b.y, m, MR, b.ob, b.cb.width, b.cb.tail);
   }
 }
 
@@ -1004,7 +1003,7 @@ template <ActivationKind K>
 CP_KNOB_INLINE void tile_runs(const TileBlock& b, int64_t m0, int64_t m1) {
   const int64_t whole = m0 + (m1 - m0) / b.p.tile_m * b.p.tile_m;
   const auto run = [&](int64_t mr, int64_t from, int64_t to) {
-    switch ((b.width + 15) / 16) {
+    switch (b.cb.nv) {
       case 1: tile_run_of<K, 1>(mr, b, from, to); break;
       case 2: tile_run_of<K, 2>(mr, b, from, to); break;
       case 3: tile_run_of<K, 3>(mr, b, from, to); break;
@@ -1029,7 +1028,7 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
     const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
       const float* w = p.weights.data() + ob * p.k;  // the block's [k][tile_n] panel
-      tile_runs<K>({p, image, w, comp, bias, res, y, ob, cb.width, cb.tail, kb, kb == last, fused}, m0, m1);
+      tile_runs<K>({p, image, w, comp, bias, res, y, ob, cb, kb, kb == last, fused}, m0, m1);
     }
   }
 }
@@ -1101,9 +1100,8 @@ CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t pla
       const ChannelBlock cb = channel_block(p, ob);
       const float* w = wx + ob * taps;  // the block's [taps][tile_n] panel
       for (size_t kb = 0; kb <= last; ++kb)
-        tile_runs<ActivationKind::none>({p, vx, w, mx, nullptr, nullptr, nullptr, ob, cb.width, cb.tail, kb, kb == last,
-                                         false},
-                                        0, p.wpos);
+        tile_runs<ActivationKind::none>({p, vx, w, mx, nullptr, nullptr, nullptr, ob, cb, kb, kb == last, false}, 0,
+                                        p.wpos);
     }
   }
 }
