@@ -883,7 +883,9 @@ CP_KNOB_INLINE void finish_tile_nv(const Plan& p, const float* comp, const float
   }
 }
 
-template <ActivationKind K>
+// finish_tile_nv for a tile of NV vectors (the tile's own), or scalar for the
+// activations without a vector form.
+template <ActivationKind K, int NV>
 CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* bias, const float* res, float* y,
                                 int64_t m, int64_t mr, int64_t ob, int64_t width, __mmask16 tail) {
   if constexpr (!kVectorActivation<K>) {
@@ -895,12 +897,7 @@ CP_KNOB_INLINE void finish_tile(const Plan& p, const float* comp, const float* b
       finish_run<K>(p, d, nullptr, false, 0.f, res != nullptr ? res + o : nullptr, width);
     }
   } else {
-    switch ((width + 15) / 16) {
-      case 1: finish_tile_nv<K, 1>(p, comp, bias, res, y, m, mr, ob, tail); break;
-      case 2: finish_tile_nv<K, 2>(p, comp, bias, res, y, m, mr, ob, tail); break;
-      case 3: finish_tile_nv<K, 3>(p, comp, bias, res, y, m, mr, ob, tail); break;
-      default: finish_tile_nv<K, 4>(p, comp, bias, res, y, m, mr, ob, tail); break;
-    }
+    finish_tile_nv<K, NV>(p, comp, bias, res, y, m, mr, ob, tail);
   }
 }
 
@@ -969,7 +966,7 @@ template <ActivationKind K, int MR, int NV>
     tile<kVectorActivation<K> ? K : ActivationKind::none, MR, NV>(p, b.image, pos, b.w, out, b.cb.tail, b.kb, b.kb == 0,
                                                                  b.last, ends);
     if (b.last && !b.fused && b.y != nullptr)
-      finish_tile<K>(p, b.comp, b.bias, b.res, b.y, m, MR, b.ob, b.cb.width, b.cb.tail);
+      finish_tile<K, NV>(p, b.comp, b.bias, b.res, b.y, m, MR, b.ob, b.cb.width, b.cb.tail);
   }
 }
 
