@@ -80,7 +80,8 @@ std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, boo
 // residual is lent to the output).
 std::string tuning_key(const NodeContext& ctx, int threads);
 // Scratch inputs and outputs of the node's shapes (constants used as they
-// are); residual_in_output: input #3 handed in output #0's buffer.
+// are; output #0 in the type of NodeContext::output_codes when the kernel
+// writes codes); residual_in_output: input #3 handed in output #0's buffer.
 struct TuningScratch {
   std::vector<Tensor> owned;
   std::vector<const Tensor*> inputs;

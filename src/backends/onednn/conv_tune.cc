@@ -77,8 +77,10 @@ void make_tuning_scratch(const NodeContext& ctx, bool residual_in_output, Tuning
       s.inputs.push_back(&s.owned.back());
     }
   }
-  for (const auto& t : ctx.output_types) {
-    s.owned.emplace_back(t.dtype, t.shape);
+  for (size_t j = 0; j < ctx.output_types.size(); ++j) {
+    // A kernel writing codes (NodeContext::output_codes) writes them as output #0.
+    const TensorType& t = ctx.output_types[j];
+    s.owned.emplace_back(j == 0 && ctx.output_codes ? ctx.output_codes->type : t.dtype, t.shape);
     s.outputs.push_back(&s.owned.back());
   }
   const bool residual_scratch = s.inputs.size() > 3 && s.inputs[3] != nullptr &&
