@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -256,6 +257,12 @@ std::vector<const Knob*> knobs_of(KnobKind kind) {
   return out;
 }
 
+// An ungrouped layer of the kind network_layer builds: input channels,
+// square map side, output channels, square kernel, stride.
+struct LayerGeometry {
+  int64_t c, hw, oc, k, stride;
+};
+
 // A ResNet-style 3x3 layer at a size that runs the blocked paths (several
 // column chunks, 16-channel mask blocks, whole-row runs).
 ConvCase network_layer(std::mt19937& rng, int64_t n, int64_t c, int64_t hw, int64_t oc, int64_t k, int64_t stride,
@@ -378,14 +385,11 @@ TEST_CASE("knob onednn: every oneDNN implementation the bf16 and int8 tuning tim
   // networks' (strided 1x1 shortcuts, 1x1 and 3x3 layers on 7x7 maps, one
   // input channel), with fused activations and residuals.
   std::mt19937 rng(test_seed("lowp impls"));
-  struct Geometry {
-    int64_t c, hw, oc, k, stride;
-  };
-  const Geometry layers[] = {{32, 14, 64, 1, 2}, {64, 7, 128, 1, 1}, {32, 7, 48, 3, 1}, {1, 12, 32, 3, 1},
+  const LayerGeometry layers[] = {{32, 14, 64, 1, 2}, {64, 7, 128, 1, 1}, {32, 7, 48, 3, 1}, {1, 12, 32, 3, 1},
                              {16, 9, 32, 3, 2}};
   auto rt = std::make_shared<const onednn::Runtime>();
   int index = 0, alternatives = 0;
-  for (const Geometry& l : layers)
+  for (const LayerGeometry& l : layers)
     for (const char* name : {"bf16", "int8"}) {
       const Knob* knob = find_knob(name);
       ConvCase c = network_layer(rng, 2, l.c, l.hw, l.oc, l.k, l.stride, 1);
@@ -436,17 +440,14 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows 
   // stride-1 layers, Winograd tiles to it at rates 3 and 4.
   if (!onednn::simd::cpu_has_avx512()) return;  // the tiled kernel is AVX-512 only
   std::mt19937 rng(test_seed("tile shapes"));
-  struct Geometry {
-    int64_t c, hw, oc, k, stride;
-  };
   // 7-wide maps (rows shorter than a tile), 1x1 read in place, padded 3x3,
   // channel counts that leave partial 16-channel vectors and blocks.
-  const Geometry layers[] = {{24, 7, 72, 3, 1}, {20, 9, 40, 1, 1}, {16, 14, 100, 1, 2}, {3, 10, 48, 3, 1},
+  const LayerGeometry layers[] = {{24, 7, 72, 3, 1}, {20, 9, 40, 1, 1}, {16, 14, 100, 1, 2}, {3, 10, 48, 3, 1},
                              {32, 13, 32, 3, 1}};
   const char* knob_names[] = {"perf-row-2-1", "perf-col-3-0", "samp-2-0", "samp-4-3", "perf-col-2-1-fp16",
                               "perf-row-3-2-fp16", "perf-row-4-0", "perf-col-4-3"};
   auto rt = std::make_shared<const onednn::Runtime>();
-  for (const Geometry& l : layers)
+  for (const LayerGeometry& l : layers)
     for (int64_t n : {1, 3}) {
       ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, 1);
       add_fusion(c, rng, true, "HardSwish");
@@ -480,6 +481,118 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows 
         }
       }
     }
+}
+
+// The bfloat16 codes of a float (round to nearest even; finite values).
+uint16_t bf16_code(float v) {
+  uint32_t bits = 0;
+  std::memcpy(&bits, &v, 4);
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+TEST_CASE("knob onednn: the compact kernel's bf16 tiles match the reference, on floats and on codes") {
+  // make_lowp_conv times them against oneDNN's bf16 implementations
+  // (lowp_conv_impls lists them, and the test above runs those); forced
+  // here with every tile shape: 1x1 layers read in place (one strided),
+  // padded 3x3 layers (read from a staged copy), partial 16-channel vectors
+  // and blocks, one image and several (the last layer, on one image, is
+  // large enough for a team of two splitting its positions). Each kernel
+  // also runs on X's codes from its own quantize_input (the same output,
+  // bit for bit) and, where it can write codes, writes the bfloat16
+  // rounding of that output.
+  std::mt19937 rng(test_seed("compact bf16"));
+  const LayerGeometry layers[] = {{20, 9, 40, 1, 1}, {16, 14, 100, 1, 2}, {24, 7, 72, 3, 1}, {32, 13, 32, 3, 1},
+                             {64, 16, 128, 3, 1}};
+  const Knob& bf16 = *find_knob("bf16");
+  auto rt = std::make_shared<const onednn::Runtime>();
+  int index = 0;
+  for (const LayerGeometry& l : layers)
+    for (int64_t n : {1, 3}) {
+      ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, 1);
+      add_fusion(c, rng, index % 3 == 0, kActivations[index % 7]);
+      ++index;
+      const NodeContext ctx = context_for(c, &bf16, Layout::nhwc, std::nullopt);
+      auto setup = onednn::knob_conv_setup(ctx);
+      REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+      if (!onednn::check_compact_bf16(*setup, false).ok()) {
+        MESSAGE("the compact bf16 tiles do not run here: " << onednn::check_compact_bf16(*setup, false).message());
+        return;
+      }
+      const Tensor want = run_on(reference_backend(), c, &bf16, Layout::nchw, std::nullopt);
+      const double bound = tolerance_for(bf16) * (1 + max_abs(want));
+      const bool writes_codes = onednn::check_compact_bf16(*setup, true).ok();
+      const bool residual = c.inputs.size() > 3;
+      const std::string act = c.node.attrs.count(kAttrActivation) > 0 ? c.node.attrs.at(kAttrActivation).s : "";
+      CHECK(writes_codes == (!residual && act != "Sigmoid" && act != "Tanh"));
+      const int64_t row = (l.hw - 1) / l.stride + 1;
+      for (auto [tile_n, tile_m] : {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5}}) {
+        INFO("case " << describe(c) << ", tile " << tile_n << " x " << tile_m);
+        auto kernel = onednn::make_compact_bf16(*setup, rt, kThreads, false, tile_n, tile_m);
+        REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+        const Tensor got = run_kernel(**kernel, c, ctx, Layout::nhwc);
+        const double err = max_diff(got, want);
+        CHECK_MESSAGE(err <= bound, "max |diff| " << err << " > " << bound);
+
+        // The same kernel on X's codes; their input for a codes writer.
+        REQUIRE((*kernel)->input_codes().has_value());
+        CHECK((*kernel)->input_codes()->type == DType::bf16);
+        const Tensor x = to_nhwc(c.inputs[0]);
+        Tensor codes(DType::bf16, x.shape());
+        REQUIRE((*kernel)->quantize_input(x, codes).ok());
+        std::vector<Tensor> held = c.inputs;
+        if (residual) held[3] = to_nhwc(c.inputs[3]);
+        std::vector<const Tensor*> in;
+        for (const Tensor& t : held) in.push_back(t.empty() ? nullptr : &t);
+        in[0] = &codes;
+        Tensor out(DType::f32, ctx.output_types[0].shape);
+        Tensor* outs[1] = {&out};
+        REQUIRE((*kernel)->run(in, outs).ok());
+        const Tensor on_codes = to_nchw(out);
+        CHECK(std::equal(on_codes.span<float>().begin(), on_codes.span<float>().end(), got.span<float>().begin()));
+        if (residual) {
+          // Tiles that finish in registers read the residual from the
+          // output's own buffer (Kernel::residual_in_place).
+          CHECK((*kernel)->residual_in_place() == (act != "Sigmoid" && act != "Tanh"));
+          if ((*kernel)->residual_in_place()) {
+            Tensor shared = to_nhwc(c.inputs[3]);
+            std::vector<const Tensor*> in_place = in;
+            in_place[0] = &x;
+            in_place[3] = &shared;
+            Tensor* shared_out[1] = {&shared};
+            REQUIRE((*kernel)->run(in_place, shared_out).ok());
+            const Tensor lent = to_nchw(shared);
+            CHECK(std::equal(lent.span<float>().begin(), lent.span<float>().end(), got.span<float>().begin()));
+          }
+        }
+
+        auto writer = onednn::make_compact_bf16(*setup, rt, kThreads, true, tile_n, tile_m);
+        if (!writes_codes) {
+          CHECK(writer.status().code() == Errc::unsupported);
+          continue;
+        }
+        REQUIRE_MESSAGE(writer.ok(), writer.status().message());
+        Tensor written(DType::bf16, ctx.output_types[0].shape);
+        Tensor* wouts[1] = {&written};
+        REQUIRE((*writer)->run(in, wouts).ok());
+        const uint16_t* w = static_cast<const uint16_t*>(written.raw());
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < out.numel(); ++i) wrong += w[i] != bf16_code(out.data<float>()[i]) ? 1 : 0;
+        CHECK_MESSAGE(wrong == 0, wrong << " of " << out.numel() << " codes differ from the rounded output");
+      }
+    }
+  // Where they do not apply: an odd channel count, NCHW, grouped layers.
+  ConvCase odd = network_layer(rng, 1, 3, 6, 16, 3, 1, 1);
+  ConvCase even = network_layer(rng, 1, 8, 6, 16, 1, 1, 1);
+  ConvCase grouped = network_layer(rng, 1, 8, 6, 16, 3, 1, 2);
+  const std::tuple<const ConvCase*, Layout> refused[] = {
+      {&odd, Layout::nhwc}, {&even, Layout::nchw}, {&grouped, Layout::nhwc}};
+  for (const auto& [cc, layout] : refused) {
+    const NodeContext ctx = context_for(*cc, &bf16, layout, std::nullopt);
+    auto setup = onednn::knob_conv_setup(ctx);
+    REQUIRE(setup.ok());
+    INFO("case " << describe(*cc));
+    CHECK(onednn::make_compact_bf16(*setup, rt, kThreads, false).status().code() == Errc::unsupported);
+  }
 }
 
 TEST_CASE("knob onednn: the pointwise path (packed pixels, oneDNN's 1x1 convolution) matches the reference") {
@@ -587,13 +700,10 @@ TEST_CASE("knob onednn: kernels that sum the residual in place read it from thei
   // its copy when the kernel says residual_in_place(): every output value
   // must then be written only after its residual value was read.
   std::mt19937 rng(test_seed("in-place residual"));
-  struct Geometry {
-    int64_t c, hw, oc, k, stride;
-  };
-  const Geometry layers[] = {{32, 14, 64, 1, 1}, {16, 9, 40, 1, 2}, {8, 9, 24, 3, 1}};
+  const LayerGeometry layers[] = {{32, 14, 64, 1, 1}, {16, 9, 40, 1, 2}, {8, 9, 24, 3, 1}};
   const char* knob_names[] = {"samp-2-0", "samp-3-1-fp16", "perf-col-2-0", "perf-row-3-1", "perf-col-2-1-fp16"};
   int in_place = 0;
-  for (const Geometry& l : layers)
+  for (const LayerGeometry& l : layers)
     for (int64_t n : {1, 3})
       for (const char* act : {"Relu", "Tanh"}) {
         ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, 1);

@@ -10,7 +10,9 @@
 //     convolution on packed pixels, im2col + sgemm, or a direct loop for
 //     depthwise layers);
 //   * bf16 and int8: oneDNN convolutions on bfloat16 / 8-bit data with the
-//     fused bias, residual and activation as post-ops (knob_conv_lowp.cc);
+//     fused bias, residual and activation as post-ops (knob_conv_lowp.cc),
+//     and for bf16 also the compact kernel's tiles on bfloat16 pairs
+//     (AVX512-BF16), timed against them;
 //   * fp16: the exact oneDNN convolution run on half-rounded inputs, weights
 //     and bias, its output rounded to half (knob_conv_half.cc), since this
 //     CPU has no half arithmetic.
@@ -75,6 +77,19 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
                                                          int threads, int64_t tile_n, int64_t tile_m,
                                                          CompactPath path = CompactPath::tiled);
 
+// bf16 on the compact kernel's tiled path (compact::Plan::bf16): X and W
+// rounded to bfloat16 (nearest even), pairs of channels multiplied by
+// vdpbf16ps into fp32 accumulators, bias, residual and activation fused;
+// X taken as bfloat16 codes or converted from floats; codes_out: the
+// output written as bfloat16 codes (NodeContext::output_codes). tile_n by
+// tile_m as for make_compact_conv_shaped. Errc::unsupported off CPUs with
+// AVX512-BF16, off NHWC layers of one group and an even channel count,
+// and, writing codes, with a residual or a sigmoid or tanh.
+Status check_compact_bf16(const KnobConvSetup& s, bool codes_out);
+Result<std::unique_ptr<Kernel>> make_compact_bf16(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
+                                                  int threads, bool codes_out, int64_t tile_n = 64,
+                                                  int64_t tile_m = 0);
+
 // bf16 and int8 (knob_conv_lowp.cc). check_* builds the primitive
 // descriptors only (supports()). make_lowp_conv times the implementations
 // lowp_conv_impls lists (layers of 1+ MFLOP) and keeps the fastest.
@@ -86,13 +101,19 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const Kno
 // some implementations need to write an NHWC destination). oneDNN may list
 // an implementation twice, so it is known by its name and the layouts it
 // reads, not by its place in the list. An empty name is oneDNN's own pick.
+// compact (bf16): instead the compact kernel's tiles (make_compact_bf16),
+// tile_n by tile_m.
 struct LowpImpl {
   bool src_host = false;
   std::string name;
   dnnl::memory::desc src, wei;
+  bool compact = false;
+  int64_t tile_n = 0, tile_m = 0;
 };
-// oneDNN's implementations worth timing for the layer, its own pick first:
-// the others it lists for the pick's ISA, GEMM-based ones left out.
+// The implementations worth timing for the layer: oneDNN's own pick first,
+// the others it lists for the pick's ISA, GEMM-based ones left out; then,
+// for bf16 where they apply, the compact kernel's tiles (64 channels wide,
+// and 32 on layers of more than 32 output channels).
 Result<std::vector<LowpImpl>> lowp_conv_impls(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt,
                                               int threads);
 // The kernel on that implementation; Errc::unsupported when the layer has

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include <oneapi/dnnl/dnnl.h>
@@ -151,8 +152,9 @@ void set_tiles(Plan& p) {
   // ran them 1.1-1.3x faster. Pixels read one after the other they follow
   // well, and there the prefetches cost more than they saved (16 -> 32
   // channels on 14x14, 64 images, caches evicted: 56 against 62 us).
+  // (Codes are written by plain tiles, which do not prefetch.)
   const bool gaps = p.sh > 1 || p.sw > 1 || p.perforated;
-  if (p.kh == 1 && p.kw == 1 && !p.staged_input && gaps) p.prefetch_floats = p.c;
+  if (p.kh == 1 && p.kw == 1 && !p.staged_input && gaps && !p.codes_out) p.prefetch_floats = p.c;
   // The tile: tile_n output channels (the requested width, at most the
   // layer's channels rounded up to a vector) by as many positions as the
   // registers hold with it (24 accumulators). Tiles run on across row
@@ -160,9 +162,10 @@ void set_tiles(Plan& p) {
   p.tile_n = std::min<int64_t>(p.tile_n, (p.oc + 15) / 16 * 16);
   const int64_t most = p.tile_n > 48 ? 6 : p.tile_n > 32 ? 8 : 12;
   p.tile_m = p.tile_m > 0 ? std::min(p.tile_m, most) : most;
-  // Weight blocks of at most ~32 KB (tile_n channels of the block's taps).
+  // Weight blocks of at most ~32 KB (tile_n channels of the block's taps);
+  // plain tiles, which write codes, take the layer's taps in one block.
   constexpr int64_t kL1Floats = 8 * 1024;
-  const int64_t per_block = std::max<int64_t>(1, kL1Floats / p.tile_n);
+  const int64_t per_block = p.codes_out ? std::max<int64_t>(1, taps) : std::max<int64_t>(1, kL1Floats / p.tile_n);
   for (int64_t t = 0; t < taps; t += per_block) p.tap_block_begin.push_back(t);
   p.tap_block_begin.push_back(taps);
   for (size_t kb = 0; kb + 1 < p.tap_block_begin.size(); ++kb) {
@@ -292,6 +295,28 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
       }
 }
 
+// bf16 (Plan::bf16): the panel element of tap t (channel pair c, kh, kw)
+// and output channel oc holds the bfloat16 codes of W[oc][2c][kh][kw] (low
+// 16 bits) and W[oc][2c + 1][kh][kw] (high 16 bits), rounded as the input
+// is (Bf16Ops::to_bf16).
+void set_bf16_weights(Plan& p, const KnobConvSetup& s) {
+  const float* w = s.weights->data<float>();
+  const int64_t blocks = (p.oc + p.tile_n - 1) / p.tile_n, channels = 2 * p.cg;
+  std::vector<float> pairs(static_cast<size_t>(2 * blocks * p.k * p.tile_n), 0.f);
+  for (int64_t oc = 0; oc < p.oc; ++oc)
+    for (int64_t t = 0; t < p.k; ++t) {
+      const Tap& tap = p.taps[static_cast<size_t>(t)];
+      const int64_t index = ((oc / p.tile_n) * p.k + t) * p.tile_n + oc % p.tile_n;
+      for (int64_t j = 0; j < 2; ++j)
+        pairs[static_cast<size_t>(2 * index + j)] =
+            w[((oc * channels + 2 * tap.c + j) * p.kh + tap.kh) * p.kw + tap.kw];
+    }
+  std::vector<uint16_t> codes(pairs.size());
+  compact::bf16_ops()->to_bf16(pairs.data(), codes.data(), static_cast<int64_t>(pairs.size()));
+  p.weights.assign(pairs.size() / 2, 0.f);
+  std::memcpy(p.weights.data(), codes.data(), codes.size() * sizeof(uint16_t));
+}
+
 // F(4,3)'s weight transform G (the loops' B^T and A^T go with it).
 constexpr float kG[6][3] = {{1.f / 4, 0, 0},
                             {-1.f / 6, -1.f / 6, -1.f / 6},
@@ -377,7 +402,10 @@ bool winograd_applies(const KnobConvSetup& s, int team) {
 // positions (0: as many as the registers hold); path: Winograd rows (only
 // where winograd_applies), Winograd tiles (there, at rates 3 and 4) or the
 // pointwise path (where pointwise_applies) instead of the tiled kernel.
-Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m, CompactPath path) {
+// bf16 (where check_compact_bf16 passes): the tiled kernel on bfloat16 pairs,
+// codes_out writing codes.
+Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m, CompactPath path,
+                bool codes_out = false) {
   const Knob& knob = *s.knob;
   Plan p;
   p.tile_n = tile_n;
@@ -386,6 +414,12 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
   if (p.winograd && path == CompactPath::winograd_tiles && knob.rate >= 3) p.wr = knob.rate - 1;
   p.pointwise = path == CompactPath::pointwise && pointwise_applies(s);
   set_geometry(p, s.g);
+  if (knob.kind == KnobKind::bf16) {
+    p.bf16 = true;
+    p.codes_out = codes_out;
+    p.c /= 2;  // channel pairs
+    p.cg /= 2;
+  }
   p.layout = s.layout;
   p.half = knob.half;
   p.residual = s.residual;
@@ -414,7 +448,8 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
            p.sampled ? sampling_mask(knob, p.cg, p.kh, p.kw)
                      : std::vector<bool>(static_cast<size_t>(p.cg * p.kh * p.kw), true),
            knob.rate);
-  set_weights(p, s);
+  if (p.bf16) set_bf16_weights(p, s);
+  else set_weights(p, s);
   if (p.winograd && p.wr > 0) set_winograd_tile_weights(p, s);
   else if (p.winograd) set_winograd_weights(p, s);
 
@@ -512,6 +547,10 @@ class CompactConvKernel final : public OnednnKernel {
     staged_ = p_.tiled ? p_.staged_input : p_.half || !p_.channel_perm.empty();
     const int64_t staged_image = p_.tiled ? p_.hp * p_.wp * p_.c : p_.in_image();
     if (staged_) stage_.assign(buffers, std::vector<float>(static_cast<size_t>(staged_image * p_.images)));
+    if (p_.bf16) {
+      bf16_ = compact::bf16_ops();
+      x16_.assign(buffers, std::vector<uint16_t>(static_cast<size_t>(2 * p_.in_image() * p_.images)));
+    }
   }
 
   bool tiled() const { return p_.tiled; }
@@ -527,6 +566,24 @@ class CompactConvKernel final : public OnednnKernel {
   // (The pointwise path would qualify without perforation; it does not
   // claim it, untested.)
   bool residual_in_place() const override { return p_.tile_bias; }
+
+  // bf16: X as bfloat16 codes in NHWC, as the conversion here writes them.
+  std::optional<ActivationCodes> input_codes() const override {
+    if (!p_.bf16) return std::nullopt;
+    return ActivationCodes{DType::bf16, 1.0f};
+  }
+
+  Status quantize_input(const Tensor& value, Tensor& codes) override {
+    if (!p_.bf16 || value.dtype() != DType::f32 || codes.dtype() != DType::bf16 || value.shape() != codes.shape())
+      return runtime_error("compact convolution: cannot convert a {} {} into {} {}", dtype_name(value.dtype()),
+                           shape_str(value.shape()), dtype_name(codes.dtype()), shape_str(codes.shape()));
+    const int64_t per_image = value.numel() / p_.n;
+    team_for(team_, p_.n, [&](int64_t n, int) {
+      bf16_->to_bf16(value.data<float>() + n * per_image, static_cast<uint16_t*>(codes.raw()) + n * per_image,
+                     per_image);
+    });
+    return {};
+  }
 
   // The pointwise path's oneDNN convolution: the packed input [N][rows][cols][k]
   // (NHWC over dims N, k, rows, cols) by the effective weights into comp
@@ -574,8 +631,9 @@ class CompactConvKernel final : public OnednnKernel {
  protected:
   Status execute(std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) override {
     if (bias_runtime_) set_bias(inputs[2]->data<float>());
-    const float* x = inputs[0]->data<float>();
     const float* res = p_.residual ? inputs[3]->data<float>() : nullptr;
+    if (p_.bf16) return run_bf16(*inputs[0], res, *outputs[0]);
+    const float* x = inputs[0]->data<float>();
     float* y = outputs[0]->data<float>();
     if (p_.pointwise) return run_pointwise(x, res, y);
     std::atomic<bool> failed{false};
@@ -657,6 +715,62 @@ class CompactConvKernel final : public OnednnKernel {
       ops_.epilogue(p_, ci, comp_ld, bias_.data(), res ? res + off : nullptr, y + off, 0, p_.oc);
     }
     return ok;
+  }
+
+  // bf16: images [n0, n0 + count) of X as bfloat16 pairs (Plan::bf16): X
+  // itself when it holds codes, else its floats converted into buf; then
+  // staged when the plan pads.
+  const float* bf16_input(const Tensor& x, int64_t n0, int64_t count, uint16_t* buf, float* stage) const {
+    const int64_t per_image = 2 * p_.in_image();  // bfloat16 values
+    const uint16_t* codes = static_cast<const uint16_t*>(x.raw()) + n0 * per_image;
+    if (x.dtype() == DType::f32) {
+      bf16_->to_bf16(x.data<float>() + n0 * per_image, buf, count * per_image);
+      codes = buf;
+    }
+    // (The tiles load each pair as 32 bits of any type.)
+    const float* pairs = reinterpret_cast<const float*>(codes);
+    if (!staged_) return pairs;
+    ops_.stage(p_, pairs, stage, 0, p_.h);  // (staged plans take one image per item)
+    return stage;
+  }
+
+  // bf16: the items across the team, or, with fewer items than threads,
+  // each image converted on one thread and its positions split. No
+  // epilogue: the tiles finish every position.
+  Status run_bf16(const Tensor& x, const float* res, Tensor& out) {
+    if (x.dtype() != DType::f32 && x.dtype() != DType::bf16)
+      return runtime_error("compact bf16 convolution: input #0 is {}, expected float32 or bfloat16",
+                           dtype_name(x.dtype()));
+    if (out.dtype() != (p_.codes_out ? DType::bf16 : DType::f32))
+      return runtime_error("compact bf16 convolution: output #0 is {}, expected {}", dtype_name(out.dtype()),
+                           p_.codes_out ? "bfloat16" : "float32");
+    float* y = p_.codes_out ? nullptr : out.data<float>();
+    uint16_t* codes = p_.codes_out ? static_cast<uint16_t*>(out.raw()) : nullptr;
+    const int64_t oi = p_.out_image();
+    // Positions [m0, m1) of images from n0 on.
+    const auto tiles = [&](const float* xb, int64_t n0, int64_t m0, int64_t m1) {
+      float* yb = y != nullptr ? y + n0 * oi : nullptr;
+      bf16_->tiled(p_, xb, yb, bias_.data(), res != nullptr ? res + n0 * oi : nullptr, yb,
+                   codes != nullptr ? codes + n0 * oi : nullptr, m0, m1);
+    };
+    if (per_item_) {
+      team_for(team_, items_, [&](int64_t item, int t) {
+        const size_t b = static_cast<size_t>(t);
+        const int64_t n0 = item * p_.images, count = std::min(p_.images, p_.n - n0);
+        tiles(bf16_input(x, n0, count, x16_[b].data(), staged_ ? stage_[b].data() : nullptr), n0, 0,
+              count * p_.npos);
+      });
+      return {};
+    }
+    for (int64_t n = 0; n < p_.n; ++n) {
+      const float* xb = bf16_input(x, n, 1, x16_[0].data(), staged_ ? stage_[0].data() : nullptr);
+#pragma omp parallel num_threads(team_)
+      {
+        const auto [m0, m1] = slice(p_.npos, omp_get_thread_num(), omp_get_num_threads(), p_.tile_m);
+        tiles(xb, n, m0, m1);
+      }
+    }
+    return {};
   }
 
   // Images [n0, n0 + pw_images_) at a time: packed, multiplied, finished.
@@ -752,6 +866,9 @@ class CompactConvKernel final : public OnednnKernel {
   int64_t pw_images_ = 1;  // images per convolution call
   memory pw_src_, pw_dst_, pw_bias_;
   BoundPrimitive pw_conv_;
+  // bf16 (Plan::bf16): the tiles, and per thread X's images as codes.
+  const compact::Bf16Ops* bf16_ = nullptr;
+  std::vector<std::vector<uint16_t>> x16_;
 };
 
 // A kernel candidate: tile shape, and which path.
@@ -777,9 +894,15 @@ const Ops& ops() { return simd::cpu_has_avx512() ? avx512_ops() : portable_ops()
 namespace {
 
 // The kernel of one candidate (its plan, and the pointwise path's oneDNN
-// convolution); Errc::unsupported when the path does not apply.
+// convolution); Errc::unsupported when the path does not apply. codes_out:
+// bf16 writing codes.
 Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
-                                                        int team, const KernelChoice& c) {
+                                                        int team, const KernelChoice& c, bool codes_out = false) {
+  if (s.knob->kind == KnobKind::bf16) {
+    CP_TRY(check_compact_bf16(s, codes_out));
+    if (c.path != CompactPath::tiled)
+      return unsupported("knob 'bf16': the compact kernel runs it on its tiled path only");
+  }
   if (c.path == CompactPath::winograd_rows && !winograd_applies(s, team))
     return unsupported("knob '{}': Winograd rows take perforation of 3x3 stride-1 NHWC layers", s.knob->name);
   if (c.path == CompactPath::winograd_tiles && (!winograd_applies(s, team) || s.knob->rate < 3))
@@ -789,8 +912,8 @@ Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, 
     return unsupported("knob '{}': the pointwise path takes fp32 perforation and sampling of unpadded, ungrouped "
                        "1x1 NHWC layers",
                        s.knob->name);
-  auto kernel =
-      std::make_unique<CompactConvKernel>(std::move(rt), team, build_plan(s, team, c.tile_n, c.tile_m, c.path), s);
+  auto kernel = std::make_unique<CompactConvKernel>(std::move(rt), team,
+                                                    build_plan(s, team, c.tile_n, c.tile_m, c.path, codes_out), s);
   if (c.path == CompactPath::pointwise) {
     try {
       CP_TRY(kernel->build_pointwise(s));
@@ -809,6 +932,27 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
                                                          CompactPath path) {
   const int team = team_for_flops(threads, compact_flops(s));
   CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, std::move(rt), team, {tile_n, tile_m, path}));
+  return std::unique_ptr<Kernel>(std::move(kernel));
+}
+
+Status check_compact_bf16(const KnobConvSetup& s, bool codes_out) {
+  const ConvGeometry& g = s.g;
+  if (s.knob->kind != KnobKind::bf16) return unsupported("knob '{}': the bf16 tiles take the bf16 knob", s.knob->name);
+  if (compact::bf16_ops() == nullptr)
+    return unsupported("knob 'bf16': the compact kernel's bf16 tiles need a CPU with AVX-512 BF16");
+  if (s.layout != Layout::nhwc || g.group != 1 || g.c_in % 2 != 0)
+    return unsupported("knob 'bf16': the compact kernel's bf16 tiles take NHWC layers of one group and an even "
+                       "channel count");
+  if (codes_out && (s.residual || !compact::has_vector_form(s.act.kind)))
+    return unsupported("knob 'bf16': the compact kernel's bf16 tiles write codes only without a residual and with "
+                       "an activation other than sigmoid or tanh");
+  return {};
+}
+
+Result<std::unique_ptr<Kernel>> make_compact_bf16(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
+                                                  int threads, bool codes_out, int64_t tile_n, int64_t tile_m) {
+  const int team = team_for_flops(threads, compact_flops(s));
+  CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, std::move(rt), team, {tile_n, tile_m}, codes_out));
   return std::unique_ptr<Kernel>(std::move(kernel));
 }
 

@@ -8,7 +8,8 @@
 //   tiled    (AVX-512, NHWC, one group) a register-tiled kernel multiplies
 //            straight from the input (or from a zero-padded staged copy
 //            when the layer pads); perforation of 3x3 stride-1 layers may
-//            run as Winograd rows or tiles on it (Plan::winograd);
+//            run as Winograd rows or tiles on it (Plan::winograd), and the
+//            bf16 knob on bfloat16 channel pairs (Plan::bf16);
 //   pointwise  (1x1 layers, NHWC, fp32) the computed pixels' kept channels
 //            packed densely, then oneDNN's own 1x1 convolution;
 //   gather + GEMM  (otherwise) the kept filter elements at the computed
@@ -91,6 +92,16 @@ struct Plan {
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
   Layout layout = Layout::nchw;
   bool half = false;      // IEEE-half rounding of X, weights, bias, residual and Y
+  // The bf16 knob (tiled path only, CPUs with AVX512-BF16): X and the
+  // weights in bfloat16, accumulated in fp32 (Bf16Ops::tiled). The kernel
+  // reads X as pairs of channels, 32 bits each, so c and cg count pairs
+  // (of an even channel count), and every offset into X (pos_offset,
+  // tap_offset, the staged copy's layout, prefetch_floats) counts 32-bit
+  // pairs where it counts floats elsewhere; a weight panel element holds
+  // the pair's two weights. codes_out: Y is written as bfloat16 codes
+  // (the next layer's input), rounded to nearest even, by plain tiles.
+  bool bf16 = false;
+  bool codes_out = false;
   bool residual = false;
   reference::Activation act;
 
@@ -278,5 +289,20 @@ struct Ops {
 const Ops& ops();
 const Ops& avx512_ops();
 const Ops& portable_ops();
+
+// The bf16 knob's loops (Plan::bf16), compiled for AVX-512 with AVX512-BF16
+// (knob_conv_compact_bf16.cc).
+struct Bf16Ops {
+  // n floats rounded to bfloat16 codes, to nearest even (as vcvtneps2bf16
+  // and oneDNN's reorders do: denormal inputs become zero).
+  void (*to_bf16)(const float* in, uint16_t* out, int64_t n);
+  // Ops::tiled on X in bfloat16 pairs (image: the item's codes, or the
+  // staged copy of them, addressed in pairs); under Plan::codes_out the
+  // output goes to codes (the item's) instead of comp and y.
+  void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
+                uint16_t* codes, int64_t m0, int64_t m1);
+};
+// Null when the CPU lacks AVX512-BF16 or runs the portable loops.
+const Bf16Ops* bf16_ops();
 
 }  // namespace caliprox::onednn::compact

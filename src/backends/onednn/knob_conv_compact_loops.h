@@ -696,8 +696,12 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
 
 #if CP_KNOB_ISA_AVX512
 // One tap: its weights (NV vectors at wk, the last masked by `tail`) times
-// the MR positions' input at offset o, into acc.
-template <int MR, int NV>
+// the MR positions' input at offset o, into acc. kBf16 (Plan::bf16): a tap
+// is a pair of channels, each 32-bit element two bfloat16 values (input
+// and weights alike), multiplied and summed into fp32 by vdpbf16ps; only
+// the copy compiled for AVX512-BF16 (knob_conv_compact_bf16.cc)
+// instantiates it.
+template <int MR, int NV, bool kBf16 = false>
 CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR], const float* wk, int64_t o,
                              __mmask16 tail) {
   __m512 b[NV];
@@ -706,9 +710,16 @@ CP_KNOB_INLINE void tap_step(__m512 (&acc)[MR][NV], const float* const (&a)[MR],
   b[NV - 1] = _mm512_maskz_loadu_ps(tail, wk + 16 * (NV - 1));
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
-    const __m512 x = _mm512_set1_ps(a[i][o]);
-    CP_KNOB_UNROLL
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
+    if constexpr (kBf16) {
+      // (Loaded as 32 bits of any type: the pair was written as bfloat16.)
+      const __m512bh x = reinterpret_cast<__m512bh>(_mm512_broadcastd_epi32(_mm_loadu_si32(a[i] + o)));
+      CP_KNOB_UNROLL
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], x, reinterpret_cast<__m512bh>(b[v]));
+    } else {
+      const __m512 x = _mm512_set1_ps(a[i][o]);
+      CP_KNOB_UNROLL
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
+    }
   }
 }
 
@@ -742,10 +753,14 @@ struct TileEnds {
 // (ends.bias, the only end set) to the activation, stored where computed
 // (fused, every position computed, no residual); `first` and `last` are
 // then unused, and what the general tile decides at run time is known
-// when compiling.
-template <ActivationKind K, int MR, int NV, bool kPlain = false>
-CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w, float* out,
-                         __mmask16 tail, size_t kb, bool first_block, bool last_block, const TileEnds& ends) {
+// when compiling. kBf16: pairs of bfloat16 channels (tap_step); kCodesOut
+// (plain tiles only): out holds the output as bfloat16 codes, each value
+// rounded to nearest even (Plan::codes_out).
+template <ActivationKind K, int MR, int NV, bool kPlain = false, bool kBf16 = false, bool kCodesOut = false>
+CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, const float* w,
+                         std::conditional_t<kCodesOut, uint16_t, float>* out, __mmask16 tail, size_t kb,
+                         bool first_block, bool last_block, const TileEnds& ends) {
+  static_assert(kPlain || !kCodesOut, "only plain tiles write bfloat16 codes");
   // Locals for what is read after a store: the store intrinsics write
   // through may_alias types, so GCC reloaded p.oc before each of them.
   const int64_t oc = p.oc, tn = p.tile_n;
@@ -785,11 +800,11 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   if (!kPlain && p.by_runs) {
     for (int64_t r = p.run_block_begin[kb]; r < p.run_block_begin[kb + 1]; ++r) {
       const int64_t o = p.run_offset[static_cast<size_t>(r)], len = p.run_length[static_cast<size_t>(r)];
-      for (int64_t j = 0; j < len; ++j, wk += tn) tap_step<MR, NV>(acc, ac, wk, o + j, tail);
+      for (int64_t j = 0; j < len; ++j, wk += tn) tap_step<MR, NV, kBf16>(acc, ac, wk, o + j, tail);
     }
   } else {
     const int64_t* off = p.tap_offset.data();
-    for (int64_t t = t0; t < t1; ++t, wk += tn) tap_step<MR, NV>(acc, ac, wk, off[t], tail);
+    for (int64_t t = t0; t < t1; ++t, wk += tn) tap_step<MR, NV, kBf16>(acc, ac, wk, off[t], tail);
   }
   const float al = p.act.alpha, be = p.act.beta;
   if (kPlain || (last && e.bias != nullptr && e.y == nullptr)) {
@@ -801,6 +816,15 @@ CP_KNOB_INLINE void tile(const Plan& p, const float* image, const int64_t* pos, 
   // With the skipped columns formed here, comp needs only the last
   // position, which the next tile's first may pair with.
   const bool skips = !kPlain && last && e.skip != nullptr;
+  if constexpr (kCodesOut) {
+    CP_KNOB_UNROLL
+    for (int i = 0; i < MR; ++i)
+      CP_KNOB_UNROLL
+      for (int v = 0; v < NV; ++v)
+        _mm256_mask_storeu_epi16(out + i * oc + 16 * v, mask[v],
+                                 reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(acc[i][v])));
+    return;
+  }
   CP_KNOB_UNROLL
   for (int i = 0; i < MR; ++i) {
     // (A constant start: the loop must unroll for acc to stay in registers.)
@@ -910,6 +934,7 @@ struct TileBlock {
   const float* bias;
   const float* res;
   float* y;         // null: raw tiles, nothing finishes them
+  uint16_t* codes;  // Plan::codes_out: the item's output codes (comp and y unused)
   int64_t ob;       // the block's first output channel
   ChannelBlock cb;  // and its channels (channel_block)
   size_t kb;
@@ -917,34 +942,11 @@ struct TileBlock {
   bool fused;  // the tiles finish their values (Plan::tile_bias)
 };
 
-// The tiles of MR positions by NV vectors at [m0, m1) (a multiple of MR
-// positions) of one block, in order. Not inlined: one function per tile
-// shape, dispatched once per block rather than per tile, keeps GCC's
-// register allocation to the tile itself (inlined into one function with
-// every other shape, MobileNet-style's stem and first pointwise layer ran
-// 1.16x and 1.08x slower). The last whole tile of a run prefetches no
-// further than the run: the short tile after it goes without.
-template <ActivationKind K, int MR, int NV>
-[[gnu::noinline]] void tile_run(const TileBlock& block, int64_t m0, int64_t m1) {
-  const TileBlock b = block;  // (locals: the tile's stores may alias anything)
+// tile_run's general tiles (those not plain), on block b (tile_run's
+// copy).
+template <ActivationKind K, int MR, int NV, bool kBf16>
+CP_KNOB_INLINE void general_tiles(const TileBlock& b, int64_t m0, int64_t m1) {
   const Plan& p = b.p;
-  // Plain tiles (tile's kPlain): with every branch of the general tile
-  // decided when compiling, the 1 -> 32 3x3 stem at samp-2-0 (4 taps) ran
-  // 1.25x faster. Not for tiles whose accumulators, weights, input and
-  // bias vectors together need more than the 32 vector registers (NV 4 by
-  // MR 6): plain, the 1x1 layers on 7x7 ran 1.1-1.18x slower, as if GCC
-  // kept the bias vectors in registers across the tiles.
-  if constexpr (kVectorActivation<K> && MR * NV + 2 * NV + 1 <= 32) {
-    const bool plain = b.fused && b.comp == b.y && b.res == nullptr && b.kb == 0 && b.last && !p.by_runs &&
-                       p.prefetch_floats == 0;
-    if (plain) {
-      const TileEnds ends{b.bias + b.ob};
-      for (int64_t m = m0; m < m1; m += MR)
-        tile<K, MR, NV, true>(p, b.image, p.pos_offset.data() + m, b.w, b.comp + m * p.oc + b.ob, b.cb.tail, 0, true,
-                              true, ends);
-      return;
-    }
-  }
   for (int64_t m = m0; m < m1; m += MR) {
     const int64_t* pos = p.pos_offset.data() + m;
     float* out = b.comp + m * p.oc + b.ob;
@@ -963,18 +965,56 @@ template <ActivationKind K, int MR, int NV>
               p.tile_skips ? p.tile_skip.data() + m : nullptr};
     }
     // (Raw tiles for the activations without a vector form.)
-    tile<kVectorActivation<K> ? K : ActivationKind::none, MR, NV>(p, b.image, pos, b.w, out, b.cb.tail, b.kb, b.kb == 0,
-                                                                 b.last, ends);
+    tile<kVectorActivation<K> ? K : ActivationKind::none, MR, NV, false, kBf16>(p, b.image, pos, b.w, out, b.cb.tail,
+                                                                               b.kb, b.kb == 0, b.last, ends);
     if (b.last && !b.fused && b.y != nullptr)
       finish_tile<K, NV>(p, b.comp, b.bias, b.res, b.y, m, MR, b.ob, b.cb.width, b.cb.tail);
   }
 }
 
+// The tiles of MR positions by NV vectors at [m0, m1) (a multiple of MR
+// positions) of one block, in order. Not inlined: one function per tile
+// shape, dispatched once per block rather than per tile, keeps GCC's
+// register allocation to the tile itself (inlined into one function with
+// every other shape, MobileNet-style's stem and first pointwise layer ran
+// 1.16x and 1.08x slower). The last whole tile of a run prefetches no
+// further than the run: the short tile after it goes without. kBf16 and
+// kCodesOut as for tile (kCodesOut: the plan guarantees plain tiles).
+template <ActivationKind K, int MR, int NV, bool kBf16 = false, bool kCodesOut = false>
+[[gnu::noinline]] void tile_run(const TileBlock& block, int64_t m0, int64_t m1) {
+  const TileBlock b = block;  // (locals: the tile's stores may alias anything)
+  const Plan& p = b.p;
+  // Plain tiles (tile's kPlain): with every branch of the general tile
+  // decided when compiling, the 1 -> 32 3x3 stem at samp-2-0 (4 taps) ran
+  // 1.25x faster. Not for tiles whose accumulators, weights, input and
+  // bias vectors together need more than the 32 vector registers (NV 4 by
+  // MR 6): plain, the 1x1 layers on 7x7 ran 1.1-1.18x slower, as if GCC
+  // kept the bias vectors in registers across the tiles. (bf16 tiles walk
+  // the tap offsets even where the taps form runs.)
+  if constexpr (kCodesOut || (kVectorActivation<K> && MR * NV + 2 * NV + 1 <= 32)) {
+    const bool plain = kCodesOut || (b.fused && b.comp == b.y && b.res == nullptr && b.kb == 0 && b.last &&
+                                     (kBf16 || !p.by_runs) && p.prefetch_floats == 0);
+    if (plain) {
+      const TileEnds ends{b.bias + b.ob};
+      for (int64_t m = m0; m < m1; m += MR) {
+        if constexpr (kCodesOut)
+          tile<K, MR, NV, true, kBf16, true>(p, b.image, p.pos_offset.data() + m, b.w, b.codes + m * p.oc + b.ob,
+                                             b.cb.tail, 0, true, true, ends);
+        else
+          tile<K, MR, NV, true, kBf16>(p, b.image, p.pos_offset.data() + m, b.w, b.comp + m * p.oc + b.ob,
+                                       b.cb.tail, 0, true, true, ends);
+      }
+      return;
+    }
+  }
+  if constexpr (!kCodesOut) general_tiles<K, MR, NV, kBf16>(b, m0, m1);
+}
+
 // Dispatches the tiles of mr (<= 12 / 12 / 8 / 6 for NV = 1..4) positions.
-template <ActivationKind K, int NV>
+template <ActivationKind K, int NV, bool kBf16, bool kCodesOut>
 CP_KNOB_INLINE void tile_run_of(int64_t mr, const TileBlock& b, int64_t m0, int64_t m1) {
 #define CP_KNOB_TILE(M) \
-  case M: tile_run<K, M, NV>(b, m0, m1); return;
+  case M: tile_run<K, M, NV, kBf16, kCodesOut>(b, m0, m1); return;
   switch (mr) {
     CP_KNOB_TILE(1) CP_KNOB_TILE(2) CP_KNOB_TILE(3) CP_KNOB_TILE(4) CP_KNOB_TILE(5) CP_KNOB_TILE(6)
     default: break;
@@ -996,15 +1036,15 @@ CP_KNOB_INLINE void tile_run_of(int64_t mr, const TileBlock& b, int64_t m0, int6
 
 // The block's tiles of positions [m0, m1): whole tiles of tile_m, then the
 // short one at the end.
-template <ActivationKind K>
+template <ActivationKind K, bool kBf16 = false, bool kCodesOut = false>
 CP_KNOB_INLINE void tile_runs(const TileBlock& b, int64_t m0, int64_t m1) {
   const int64_t whole = m0 + (m1 - m0) / b.p.tile_m * b.p.tile_m;
   const auto run = [&](int64_t mr, int64_t from, int64_t to) {
     switch (b.cb.nv) {
-      case 1: tile_run_of<K, 1>(mr, b, from, to); break;
-      case 2: tile_run_of<K, 2>(mr, b, from, to); break;
-      case 3: tile_run_of<K, 3>(mr, b, from, to); break;
-      default: tile_run_of<K, 4>(mr, b, from, to); break;
+      case 1: tile_run_of<K, 1, kBf16, kCodesOut>(mr, b, from, to); break;
+      case 2: tile_run_of<K, 2, kBf16, kCodesOut>(mr, b, from, to); break;
+      case 3: tile_run_of<K, 3, kBf16, kCodesOut>(mr, b, from, to); break;
+      default: tile_run_of<K, 4, kBf16, kCodesOut>(mr, b, from, to); break;
     }
   };
   if (m0 < whole) run(b.p.tile_m, m0, whole);
@@ -1014,10 +1054,11 @@ CP_KNOB_INLINE void tile_runs(const TileBlock& b, int64_t m0, int64_t m1) {
 // Output channel blocks of tile_n outer, then blocks of taps whose weights
 // fit in L1 (tap_block_begin), then the tiles of positions [m0, m1): each
 // weight block is read from L1 by every tile, and each tile is finished
-// after its last block.
-template <ActivationKind K>
+// after its last block. kBf16, kCodesOut (codes: the item's output codes)
+// as for tile.
+template <ActivationKind K, bool kBf16 = false, bool kCodesOut = false>
 CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, const float* bias, const float* res,
-                               float* y, int64_t m0, int64_t m1) {
+                               float* y, uint16_t* codes, int64_t m0, int64_t m1) {
   const size_t last = p.tap_block_begin.size() - 2;
   // The tiles finish their values themselves (TileEnds, Plan::tile_bias).
   const bool fused = kVectorActivation<K> && p.tile_bias;
@@ -1025,7 +1066,7 @@ CP_KNOB_INLINE void tiled_impl(const Plan& p, const float* image, float* comp, c
     const ChannelBlock cb = channel_block(p, ob);
     for (size_t kb = 0; kb <= last; ++kb) {
       const float* w = p.weights.data() + ob * p.k;  // the block's [k][tile_n] panel
-      tile_runs<K>({p, image, w, comp, bias, res, y, ob, cb, kb, kb == last, fused}, m0, m1);
+      tile_runs<K, kBf16, kCodesOut>({p, image, w, comp, bias, res, y, codes, ob, cb, kb, kb == last, fused}, m0, m1);
     }
   }
 }
@@ -1097,8 +1138,8 @@ CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t pla
       const ChannelBlock cb = channel_block(p, ob);
       const float* w = wx + ob * taps;  // the block's [taps][tile_n] panel
       for (size_t kb = 0; kb <= last; ++kb)
-        tile_runs<ActivationKind::none>({p, vx, w, mx, nullptr, nullptr, nullptr, ob, cb, kb, kb == last, false}, 0,
-                                        p.wpos);
+        tile_runs<ActivationKind::none>(
+            {p, vx, w, mx, nullptr, nullptr, nullptr, nullptr, ob, cb, kb, kb == last, false}, 0, p.wpos);
     }
   }
 }
@@ -1292,7 +1333,7 @@ inline void winograd(const Plan& p, const float* staged, float* v, float* m, flo
 
 inline void tiled(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
                   int64_t m0, int64_t m1) {
-#define CP_KNOB_TILED(K) tiled_impl<K>(p, image, comp, bias, res, y, m0, m1)
+#define CP_KNOB_TILED(K) tiled_impl<K>(p, image, comp, bias, res, y, nullptr, m0, m1)
   CP_KNOB_ACTIVATION_SWITCH(p.act.kind, CP_KNOB_TILED)
 #undef CP_KNOB_TILED
 }
