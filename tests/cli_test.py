@@ -344,6 +344,12 @@ def eval_writes_eval_json():
         p = run("eval", exp, "--quiet", cwd=tmp)
         assert p.returncode == 0, p.stderr
         assert os.path.exists(os.path.join(tmp, "runs", "fashion-lenet", "eval.json"))
+        # --verbose adds the debug details (graph passes, the session's
+        # kernels) to stderr; with --quiet it is a usage error.
+        p = run("eval", exp, "-v", "-o", out)
+        assert p.returncode == 0, p.stderr
+        assert "graph passes:" in p.stderr and "session:" in p.stderr, p.stderr
+        expect_error(run("eval", exp, "-q", "-v", "-o", out), 2, "--verbose")
 
 
 @test

@@ -16,6 +16,7 @@ struct CommonSettings {
   std::optional<std::string> backend;   // overrides the target's backend
   bool json = false;                    // one JSON summary object on stdout
   bool quiet = false;
+  bool verbose = false;                 // also debug details (kernel tuning, batch split)
 };
 
 struct CheckSettings {

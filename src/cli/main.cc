@@ -24,7 +24,14 @@ void add_common(CLI::App* cmd, CommonSettings& c, bool with_backend = true) {
   cmd->add_option("--threads", c.threads, "Threads (overrides the target's)")->check(CLI::PositiveNumber);
   if (with_backend) cmd->add_option("--backend", c.backend, "Backend: onednn or reference (overrides the target's)");
   cmd->add_flag("--json", c.json, "Print one JSON summary object on stdout");
-  cmd->add_flag("-q,--quiet", c.quiet, "Only warnings and errors on stderr");
+  auto* quiet = cmd->add_flag("-q,--quiet", c.quiet, "Only warnings and errors on stderr");
+  cmd->add_flag("-v,--verbose", c.verbose,
+                "Also debug details on stderr: each layer's kernel tuning (every candidate's time), the batch split")
+      ->excludes(quiet);
+}
+
+LogLevel log_level_of(const CommonSettings& c) {
+  return c.quiet ? LogLevel::warning : c.verbose ? LogLevel::debug : LogLevel::info;
 }
 
 // "-i NAME=FILE.npy" or "-i FILE.npy" (for a model with one input).
@@ -136,23 +143,23 @@ int main(int argc, char** argv) {
   Status st;
   try {
     if (*check_cmd) {
-      set_log_level(check.common.quiet ? LogLevel::warning : LogLevel::info);
+      set_log_level(log_level_of(check.common));
       st = run_check(check);
     } else if (*infer_cmd) {
-      set_log_level(infer.common.quiet ? LogLevel::warning : LogLevel::info);
+      set_log_level(log_level_of(infer.common));
       for (const auto& a : input_args) infer.inputs.push_back(split_input_arg(a));
       st = run_infer(infer);
     } else if (*eval_cmd) {
-      set_log_level(eval.common.quiet ? LogLevel::warning : LogLevel::info);
+      set_log_level(log_level_of(eval.common));
       st = run_eval(eval);
     } else if (*knobs_cmd) {
-      set_log_level(knobs.common.quiet ? LogLevel::warning : LogLevel::info);
+      set_log_level(log_level_of(knobs.common));
       st = run_knobs(knobs);
     } else if (*tune_cmd) {
-      set_log_level(tune.common.quiet ? LogLevel::warning : LogLevel::info);
+      set_log_level(log_level_of(tune.common));
       st = run_tune(tune);
     } else if (*profile_cmd) {
-      set_log_level(profile.common.quiet ? LogLevel::warning : LogLevel::info);
+      set_log_level(log_level_of(profile.common));
       st = run_profile(profile);
     }
   } catch (const std::bad_alloc&) {
