@@ -5,6 +5,7 @@
 //
 //   knob_bench [--models A.onnx,B.onnx] [--images IDX] [--batch 64] [--threads 1,2]
 //              [--warmup 3] [--repeats 20] [--knobs NAME,...] [--min-mflop 10] [--json FILE]
+//              [--verbose]
 //
 // One session per (model, thread count), created as the tool creates it
 // (graph passes, layout choice, per-node tuning). For each knob, every
@@ -37,6 +38,7 @@
 #include "engine/session.h"
 #include "knobs/knobs.h"
 #include "model_bench.h"
+#include "util/log.h"
 #include "util/stats.h"
 
 namespace caliprox::bench {
@@ -54,6 +56,7 @@ struct Options {
   std::vector<std::string> knobs;  // empty: the whole catalogue
   double min_mflop = 10;
   std::string json_path;
+  bool verbose = false;  // debug log: kernel tuning, low-precision edges
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -68,6 +71,10 @@ Result<Options> parse_args(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--verbose") {
+      o.verbose = true;
+      continue;
+    }
     if (i + 1 >= argc) return invalid_input("knob_bench: option '{}' needs a value (see bench/README.md)", a);
     const std::string v = argv[++i];
     try {
@@ -197,6 +204,12 @@ Result<NetResult> bench_net(const Options& o, const std::string& path, const Ten
     kr.prepare_ms = now_ms() - t0;
     const bool lowp = knob->kind == KnobKind::int8 || knob->kind == KnobKind::bf16;
     if (lowp) CP_TRY(no_edges->configure(config));
+    for (const CodesEdge& e : session->codes_edges()) {
+      std::string readers;
+      for (const std::string& r : e.readers) readers += " " + r;
+      log_debug("{}: {} as {} codes, written by {}{}, read by{}", knob->name, e.value, dtype_name(e.codes.type),
+                e.written_by, e.producer_writes ? " (its producer)" : " (its first reader)", readers);
+    }
     std::vector<double> exact_ms(ns), knob_ms(ns), unused_ms(ns), total_e, total_k, total_n, switches;
     std::vector<std::vector<double>> ex(ns), kn(ns), ratio(ns);
     std::vector<std::string> backends(ns);
@@ -403,6 +416,7 @@ int run(int argc, char** argv) {
     return 2;
   }
   const Options& o = *opts;
+  if (o.verbose) set_log_level(LogLevel::debug);
   std::vector<const Knob*> knobs;
   if (o.knobs.empty()) {
     for (const Knob& k : knob_catalogue())
