@@ -379,11 +379,12 @@ TEST_CASE("knob onednn: int8 on arbitrary inputs and ranges") {
   }
 }
 
-TEST_CASE("knob onednn: every oneDNN implementation the bf16 and int8 tuning times matches the reference") {
-  // make_lowp_conv times the implementations lowp_conv_impls lists and
-  // keeps the fastest; each is forced here, on NHWC layers like the bundled
-  // networks' (strided 1x1 shortcuts, 1x1 and 3x3 layers on 7x7 maps, one
-  // input channel), with fused activations and residuals.
+TEST_CASE("knob onednn: every implementation the bf16 and int8 tuning times matches the reference") {
+  // make_lowp_conv times the implementations lowp_conv_impls lists (oneDNN's
+  // and, for bf16, the compact kernel's tiles) and keeps the fastest; each
+  // is forced here, on NHWC layers like the bundled networks' (strided 1x1
+  // shortcuts, 1x1 and 3x3 layers on 7x7 maps, one input channel), with
+  // fused activations and residuals.
   std::mt19937 rng(test_seed("lowp impls"));
   const LayerGeometry layers[] = {{32, 14, 64, 1, 2}, {64, 7, 128, 1, 1}, {32, 7, 48, 3, 1}, {1, 12, 32, 3, 1},
                              {16, 9, 32, 3, 2}};
