@@ -43,7 +43,8 @@ void to_bf16(const float* in, uint16_t* out, int64_t n) {
 void tiled_bf16(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
                 uint16_t* codes, int64_t m0, int64_t m1) {
   // Codes are written by plain tiles, which finish their values in
-  // registers: only the activations with a vector form.
+  // registers: only the activations with a vector form (check_compact_bf16
+  // refuses codes_out for the others, whose plans never get here).
 #define CP_KNOB_TILED(K)                                                                   \
   if constexpr (kVectorActivation<K>) {                                                    \
     if (p.codes_out) {                                                                     \

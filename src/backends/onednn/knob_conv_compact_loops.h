@@ -990,7 +990,9 @@ template <ActivationKind K, int MR, int NV, bool kBf16 = false, bool kCodesOut =
   // bias vectors together need more than the 32 vector registers (NV 4 by
   // MR 6): plain, the 1x1 layers on 7x7 ran 1.1-1.18x slower, as if GCC
   // kept the bias vectors in registers across the tiles. (bf16 tiles walk
-  // the tap offsets even where the taps form runs.)
+  // the tap offsets even where the taps form runs. Tiles writing codes are
+  // plain whatever their shape: make_lowp_conv times 64 x 6 ones against
+  // 32 x 12 ones where the layer has more than 32 channels.)
   if constexpr (kCodesOut || (kVectorActivation<K> && MR * NV + 2 * NV + 1 <= 32)) {
     const bool plain = kCodesOut || (b.fused && b.comp == b.y && b.res == nullptr && b.kb == 0 && b.last &&
                                      (kBf16 || !p.by_runs) && p.prefetch_floats == 0);

@@ -1,7 +1,9 @@
 // bf16 and int8 knobs on oneDNN convolutions (brgconv with AVX-512 BF16 /
 // VNNI on the target). The fused bias, residual and activation ride along as
 // they do for the exact Conv: bias argument, sum post-op (the residual is put
-// into the destination first), eltwise post-ops.
+// into the destination first), eltwise post-ops. (bf16 layers may instead
+// run on the compact kernel's tiles, make_compact_bf16, which convert X
+// and W with the same rounding; make_lowp_conv times both.)
 //
 //   bf16: X and W converted to bfloat16 by oneDNN reorders (round to nearest
 //         even), fp32 accumulation, fp32 bias and output.
@@ -445,6 +447,11 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const Kno
       if (built.empty()) return kernel.status();  // oneDNN's own pick
       continue;
     }
+    // Timed with the residual in the output's buffer (when the session
+    // lends it), a kernel that cannot read it there would compute from the
+    // wrong residual and skip the copy the session then makes for it
+    // (the compact tiles with sigmoid or tanh; oneDNN's are always in place).
+    if (ctx.residual_in_place && s.residual && !(*kernel)->residual_in_place()) continue;
     built.push_back(std::move(kernel).value());
     tried.push_back(impl);
   }
