@@ -21,6 +21,7 @@
 #include "backends/onednn/knob_conv.h"
 #include "backends/onednn/knob_conv_compact.h"
 #include "backends/onednn/knob_conv_simd.h"
+#include "util/log.h"
 
 namespace caliprox::onednn {
 namespace {
@@ -554,6 +555,9 @@ class CompactConvKernel final : public OnednnKernel {
   }
 
   bool tiled() const { return p_.tiled; }
+  // The tile the plan settled on (tiled path).
+  int64_t tile_n() const { return p_.tile_n; }
+  int64_t tile_m() const { return p_.tile_m; }
 
   // The residual may be the output's own buffer (the executor then skips
   // copying it) when every output value is written only after its residual
@@ -1019,6 +1023,12 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   make_tuning_scratch(ctx, false, scratch);
   CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 0, 2));
   const size_t winner = fastest_of(seconds);
+  static constexpr const char* kPaths[] = {"tiled", "Winograd rows", "Winograd tiles", "pointwise"};
+  for (size_t i = 0; i < built.size(); ++i)
+    log_debug("onednn: {} {}: {} path{}: {:.1f} us{}", ctx.node.describe(), s.knob->name,
+              kPaths[static_cast<int>(tried[i].path)],
+              built[i]->tiled() ? fmt::format(", tile {} x {}", built[i]->tile_n(), built[i]->tile_m()) : "",
+              seconds[i] * 1e6, i == winner ? " <- picked" : "");
   choices.remember(key, tried[winner]);
   return std::unique_ptr<Kernel>(std::move(built[winner]));
 }
