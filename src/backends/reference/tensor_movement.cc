@@ -70,9 +70,8 @@ KernelResult make_shape(const NodeContext& ctx) {
 // Concat: for each block of the axes before `axis`, each input contributes
 // one contiguous run of bytes.
 KernelResult make_concat(const NodeContext& ctx) {
-  CP_ASSIGN_OR_RETURN(int64_t axis, tensor_ops::attr_int(ctx.node, "axis", 0));
   const Shape& out_shape = ctx.output_types[0].shape;
-  CP_ASSIGN_OR_RETURN(int64_t a, tensor_ops::normalize_axis(ctx.node, axis, static_cast<int64_t>(out_shape.size()), "'axis'"));
+  CP_ASSIGN_OR_RETURN(int64_t a, tensor_ops::axis_attr(ctx.node, 0, static_cast<int64_t>(out_shape.size())));
   const auto ua = static_cast<size_t>(a);
   const int64_t outer = tensor_ops::dims_product(out_shape, 0, ua);
   const auto esize = static_cast<int64_t>(dtype_size(ctx.output_types[0].dtype));
@@ -177,8 +176,7 @@ bool supports_gather(const NodeContext& ctx) {
 // contiguous run of `inner` elements.
 KernelResult make_gather(const NodeContext& ctx) {
   const Shape& data = ctx.input_types[0].shape;
-  CP_ASSIGN_OR_RETURN(int64_t axis, tensor_ops::attr_int(ctx.node, "axis", 0));
-  CP_ASSIGN_OR_RETURN(int64_t a, tensor_ops::normalize_axis(ctx.node, axis, static_cast<int64_t>(data.size()), "'axis'"));
+  CP_ASSIGN_OR_RETURN(int64_t a, tensor_ops::axis_attr(ctx.node, 0, static_cast<int64_t>(data.size())));
   const auto ua = static_cast<size_t>(a);
   const int64_t outer = tensor_ops::dims_product(data, 0, ua);
   const int64_t dim = data[ua];

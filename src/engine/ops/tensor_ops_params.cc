@@ -310,9 +310,8 @@ Result<std::vector<int64_t>> resolve_perm(const Node& node, int64_t rank) {
 Result<SoftmaxLayout> resolve_softmax(const Node& node, const Shape& shape) {
   const auto rank = static_cast<int64_t>(shape.size());
   const bool legacy = node_opset(node) < 13;
-  CP_ASSIGN_OR_RETURN(int64_t axis, attr_int(node, "axis", legacy ? 1 : -1));
   if (rank == 0) return invalid_input("{}: Softmax needs an input of rank 1 or more", node.describe());
-  CP_ASSIGN_OR_RETURN(int64_t a, normalize_axis(node, axis, rank, "'axis'"));
+  CP_ASSIGN_OR_RETURN(int64_t a, axis_attr(node, legacy ? 1 : -1, rank));
   const auto ua = static_cast<size_t>(a);
   SoftmaxLayout l;
   l.outer = dims_product(shape, 0, ua);

@@ -21,11 +21,10 @@ Types infer_concat(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_inputs(node, inputs, 1, std::numeric_limits<size_t>::max()));
   CP_TRY(check_single_output(node));
   if (!node.has("axis")) return invalid_input("{}: the attribute 'axis' is required", node.describe());
-  CP_ASSIGN_OR_RETURN(int64_t axis, attr_int(node, "axis", 0));
   const Shape& first = inputs[0].type.shape;
   const auto rank = static_cast<int64_t>(first.size());
   if (rank == 0) return invalid_input("{}: cannot concatenate scalars (rank 0)", node.describe());
-  CP_ASSIGN_OR_RETURN(int64_t a, normalize_axis(node, axis, rank, "'axis'"));
+  CP_ASSIGN_OR_RETURN(int64_t a, axis_attr(node, 0, rank));
   Shape out = first;
   out[static_cast<size_t>(a)] = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
