@@ -79,24 +79,18 @@ std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, boo
 // thread count (and, for NodeContext::residual_in_place, whether the
 // residual is lent to the output).
 std::string tuning_key(const NodeContext& ctx, int threads);
-// Scratch inputs and outputs of the node's shapes (constants used as they
-// are; output #0 in the type of NodeContext::output_codes when the kernel
-// writes codes); residual_in_output: input #3 handed in output #0's buffer.
-struct TuningScratch {
-  std::vector<Tensor> owned;
-  std::vector<const Tensor*> inputs;
-  std::vector<Tensor*> outputs;
-};
-void make_tuning_scratch(const NodeContext& ctx, bool residual_in_output, TuningScratch& s);
-// Seconds per run of each kernel on the scratch tensors: one warm-up run
-// each, then three rounds in turn of about round_seconds of runs per kernel
-// (at least min_reps); the minimum per kernel.
-Result<std::vector<double>> time_kernels(const std::vector<Kernel*>& kernels, const TuningScratch& s,
-                                         double round_seconds, int min_reps);
-// The index of the fastest: the first keeps its place unless another is
-// clearly (5 %) faster, since near-ties are noise and a stable choice is
-// easier to reason about.
-size_t fastest_of(const std::vector<double>& seconds);
+// The index of the kernel to keep among candidate kernels of the node.
+// Each is timed on scratch tensors of the node's shapes (constants used as
+// they are; output #0 in the type of NodeContext::output_codes when the
+// kernels write codes; with residual_in_output, input #3 handed in output
+// #0's buffer): one warm-up run each, then three rounds in turn of about
+// round_seconds of runs per kernel (at least min_reps), the minimum per
+// kernel. The first keeps its place unless another is clearly (5 %)
+// faster, since near-ties are noise and a stable choice is easier to
+// reason about. Each label and time, and the pick, go to the debug log.
+Result<size_t> pick_fastest(const NodeContext& ctx, const std::vector<Kernel*>& kernels,
+                            const std::vector<std::string>& labels, bool residual_in_output, double round_seconds,
+                            int min_reps);
 // Winners remembered for the process, by tuning key.
 template <class V>
 class TuningCache {

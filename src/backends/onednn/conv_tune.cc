@@ -53,7 +53,12 @@ TuningCache<ConvVariant>& cache() {
   return c;
 }
 
-}  // namespace
+// pick_fastest's scratch tensors, its timing and its choice.
+struct TuningScratch {
+  std::vector<Tensor> owned;
+  std::vector<const Tensor*> inputs;
+  std::vector<Tensor*> outputs;
+};
 
 // Values in [-1, 1) rather than zeros: some implementations (oneDNN's
 // GEMM-based post-ops) branch on the sign of each output.
@@ -120,6 +125,21 @@ size_t fastest_of(const std::vector<double>& seconds) {
   return winner;
 }
 
+}  // namespace
+
+Result<size_t> pick_fastest(const NodeContext& ctx, const std::vector<Kernel*>& kernels,
+                            const std::vector<std::string>& labels, bool residual_in_output, double round_seconds,
+                            int min_reps) {
+  TuningScratch scratch;
+  make_tuning_scratch(ctx, residual_in_output, scratch);
+  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, round_seconds, min_reps));
+  const size_t winner = fastest_of(seconds);
+  for (size_t i = 0; i < kernels.size(); ++i)
+    log_debug("onednn: {} {}: {:.1f} us{}", ctx.node.describe(), labels[i], seconds[i] * 1e6,
+              i == winner ? " <- picked" : "");
+  return winner;
+}
+
 namespace {
 
 struct Contender {
@@ -153,21 +173,20 @@ Result<std::unique_ptr<Kernel>> fastest_conv_kernel(const NodeContext& ctx, std:
   if (field.size() == 1) return std::move(field.front().kernel);
 
   // Timed as it will run: the residual already in the destination when the
-  // executor lends it. About 2 ms of runs per contender and round.
-  TuningScratch scratch;
-  make_tuning_scratch(ctx, ctx.residual_in_place, scratch);
+  // executor lends it. About 2 ms of runs per contender and round; the
+  // heuristic's pick (first) keeps its place unless another is clearly
+  // faster.
   std::vector<Kernel*> kernels;
-  for (Contender& c : field) kernels.push_back(c.kernel.get());
-  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 2e-3, 1));
-  // The heuristic's pick (first) keeps its place unless another is clearly
-  // faster (fastest_of).
-  const size_t winner = fastest_of(seconds);
-  for (size_t i = 0; i < field.size(); ++i)
-    log_debug("onednn: {} variant {} ({} on {} host tensors, {} layout{}{}, {} thread(s)): {:.1f} us{}",
-              ctx.node.describe(), i, conv_impl_name(*field[i].kernel), ctx.layout == Layout::nhwc ? "NHWC" : "NCHW",
-              layout_name(field[i].variant.layout), field[i].variant.binary_residual ? ", binary residual" : "",
-              field[i].variant.jit ? ", past brgemm" : "", field[i].variant.threads, seconds[i] * 1e6,
-              i == winner ? " <- picked" : "");
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < field.size(); ++i) {
+    const ConvVariant& v = field[i].variant;
+    kernels.push_back(field[i].kernel.get());
+    labels.push_back(fmt::format("variant {} ({} on {} host tensors, {} layout{}{}, {} thread(s))", i,
+                                 conv_impl_name(*field[i].kernel), ctx.layout == Layout::nhwc ? "NHWC" : "NCHW",
+                                 layout_name(v.layout), v.binary_residual ? ", binary residual" : "",
+                                 v.jit ? ", past brgemm" : "", v.threads));
+  }
+  CP_ASSIGN_OR_RETURN(const size_t winner, pick_fastest(ctx, kernels, labels, ctx.residual_in_place, 2e-3, 1));
   cache().remember(key, field[winner].variant);
   return std::move(field[winner].kernel);
 }

@@ -1017,18 +1017,16 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   }
   if (built.size() == 1) return std::unique_ptr<Kernel>(std::move(built.front()));
   std::vector<Kernel*> kernels;
-  for (const auto& k : built) kernels.push_back(k.get());
-  // Two runs per kernel and round: these layers take 0.1 ms and more.
-  TuningScratch scratch;
-  make_tuning_scratch(ctx, false, scratch);
-  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 0, 2));
-  const size_t winner = fastest_of(seconds);
+  std::vector<std::string> labels;
   static constexpr const char* kPaths[] = {"tiled", "Winograd rows", "Winograd tiles", "pointwise"};
-  for (size_t i = 0; i < built.size(); ++i)
-    log_debug("onednn: {} {}: {} path{}: {:.1f} us{}", ctx.node.describe(), s.knob->name,
-              kPaths[static_cast<int>(tried[i].path)],
-              built[i]->tiled() ? fmt::format(", tile {} x {}", built[i]->tile_n(), built[i]->tile_m()) : "",
-              seconds[i] * 1e6, i == winner ? " <- picked" : "");
+  for (size_t i = 0; i < built.size(); ++i) {
+    kernels.push_back(built[i].get());
+    labels.push_back(
+        fmt::format("{}: {} path{}", s.knob->name, kPaths[static_cast<int>(tried[i].path)],
+                    built[i]->tiled() ? fmt::format(", tile {} x {}", built[i]->tile_n(), built[i]->tile_m()) : ""));
+  }
+  // Two runs per kernel and round: these layers take 0.1 ms and more.
+  CP_ASSIGN_OR_RETURN(const size_t winner, pick_fastest(ctx, kernels, labels, false, 0, 2));
   choices.remember(key, tried[winner]);
   return std::unique_ptr<Kernel>(std::move(built[winner]));
 }

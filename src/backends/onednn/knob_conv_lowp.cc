@@ -457,14 +457,13 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const Kno
   }
   if (built.size() == 1) return std::move(built.front());
   std::vector<Kernel*> kernels;
-  for (const auto& k : built) kernels.push_back(k.get());
-  TuningScratch scratch;
-  make_tuning_scratch(ctx, ctx.residual_in_place, scratch);
-  CP_ASSIGN_OR_RETURN(const std::vector<double> seconds, time_kernels(kernels, scratch, 1e-3, 2));
-  const size_t winner = fastest_of(seconds);
-  for (size_t i = 0; i < built.size(); ++i)
-    log_debug("onednn: {} {}: implementation {}{}: {:.1f} us{}", ctx.node.describe(), s.knob->name, tried[i].name,
-              tried[i].src_host ? " (host-layout source)" : "", seconds[i] * 1e6, i == winner ? " <- picked" : "");
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < built.size(); ++i) {
+    kernels.push_back(built[i].get());
+    labels.push_back(fmt::format("{}: implementation {}{}", s.knob->name, tried[i].name,
+                                 tried[i].src_host ? " (host-layout source)" : ""));
+  }
+  CP_ASSIGN_OR_RETURN(const size_t winner, pick_fastest(ctx, kernels, labels, ctx.residual_in_place, 1e-3, 2));
   choices.remember(key, tried[winner]);
   return std::move(built[winner]);
 }
