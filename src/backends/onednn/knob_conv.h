@@ -86,6 +86,10 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
 // AVX512-BF16, off NHWC layers of one group and an even channel count,
 // and, writing codes, with a residual or a sigmoid or tanh.
 Status check_compact_bf16(const KnobConvSetup& s, bool codes_out);
+// The team of a bf16 / int8 layer of `threads`, sized by the layer's FLOPs,
+// for oneDNN's kernels and the compact tiles alike (make_lowp_conv times
+// them against each other).
+int lowp_team(const KnobConvSetup& s, int threads);
 Result<std::unique_ptr<Kernel>> make_compact_bf16(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                   int threads, bool codes_out, int64_t tile_n = 64,
                                                   int64_t tile_m = 0);

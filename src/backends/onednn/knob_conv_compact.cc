@@ -955,9 +955,7 @@ Status check_compact_bf16(const KnobConvSetup& s, bool codes_out) {
 
 Result<std::unique_ptr<Kernel>> make_compact_bf16(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                   int threads, bool codes_out, int64_t tile_n, int64_t tile_m) {
-  // The team oneDNN's bf16 kernels get (make_lowp_conv times them against
-  // each other).
-  const int team = team_for_flops(threads, conv_layer_flops(s.g));
+  const int team = lowp_team(s, threads);
   CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, std::move(rt), team, {tile_n, tile_m}, codes_out));
   return std::unique_ptr<Kernel>(std::move(kernel));
 }

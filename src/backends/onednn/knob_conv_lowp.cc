@@ -364,8 +364,10 @@ std::optional<Quantization> quantization_for(const KnobConvSetup& s) {
 
 }  // namespace
 
+int lowp_team(const KnobConvSetup& s, int threads) { return team_for_flops(threads, conv_layer_flops(s.g)); }
+
 Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt) {
-  use_threads(team_for_flops(context_threads(ctx, 1), conv_layer_flops(s.g)));
+  use_threads(lowp_team(s, context_threads(ctx, 1)));
   // Only the output scales' count matters to the primitive descriptor.
   std::optional<Quantization> q;
   if (s.knob->kind == KnobKind::int8) {
@@ -384,7 +386,7 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv_impl(const NodeContext& ctx, cons
       return unsupported("{}: the compact kernel's tiles take bf16 only", ctx.node.describe());
     return make_compact_bf16(s, std::move(rt), threads, ctx.output_codes.has_value(), impl.tile_n, impl.tile_m);
   }
-  const int team = team_for_flops(threads, conv_layer_flops(s.g));
+  const int team = lowp_team(s, threads);
   use_threads(team);
   std::optional<Quantization> q = quantization_for(s);
   CP_ASSIGN_OR_RETURN(LowpDescs d, lowp_descs(ctx, s, q ? &*q : nullptr, *rt, impl));
@@ -395,7 +397,7 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv_impl(const NodeContext& ctx, cons
 
 Result<std::vector<LowpImpl>> lowp_conv_impls(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt,
                                               int threads) {
-  use_threads(team_for_flops(threads, conv_layer_flops(s.g)));
+  use_threads(lowp_team(s, threads));
   std::optional<Quantization> q = quantization_for(s);
   std::vector<LowpImpl> impls;
   CP_TRY(lowp_descs(ctx, s, q ? &*q : nullptr, rt, {}, &impls).status());
@@ -425,7 +427,7 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv(const NodeContext& ctx, const Kno
   // 6.2-6.4 us against 8.2-8.9 for oneDNN's. So layers of 1+ MFLOP
   // time them all, as the Conv tuner times its variants (conv.h), and keep
   // the fastest; the choice is remembered for the process.
-  const int team = team_for_flops(threads, conv_layer_flops(s.g));
+  const int team = lowp_team(s, threads);
   static TuningCache<LowpImpl> choices;
   // The int8 source type follows from the calibrated range.
   dt src_type = dt::bf16;
