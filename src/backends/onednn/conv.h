@@ -72,7 +72,7 @@ std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, boo
                                          Layout host = Layout::nchw, bool residual_in_place = false);
 
 // Prepare-time timing (conv_tune.cc), shared by the Conv tuner below and the
-// knob kernels' choice of kernel (knob_conv_compact.cc).
+// knob kernels' choice of kernel (knob_conv_compact.cc, knob_conv_lowp.cc).
 //
 // Everything that changes which variant of a node wins: op, shapes,
 // attributes (fused ones included), which inputs are constants, host layout,
