@@ -270,15 +270,19 @@ void set_taps(Plan& p, const std::vector<bool>& keep, int64_t rate) {
     }
 }
 
+// The element of tap t and output channel oc in the tiled kernel's weight
+// panels of `taps` taps (Plan::panel_floats).
+int64_t panel_index(const Plan& p, int64_t taps, int64_t oc, int64_t t) {
+  return ((oc / p.tile_n) * taps + t) * p.tile_n + oc % p.tile_n;
+}
+
 // Effective weights: sampling's rescale of the kept ones, then (half knobs)
 // IEEE-half values, i.e. half(w * s/(s-1)) as the reference does.
 void set_weights(Plan& p, const KnobConvSetup& s) {
   const float* w = s.weights->data<float>();
   const float scale = p.sampled ? sampling_scale(*s.knob) : 1.0f;
-  // Tiled: one [k][tile_n] panel per block of tile_n output channels (the
-  // last one zero-padded), so a tile's weights are contiguous.
-  const int64_t blocks = p.tiled ? (p.oc + p.tile_n - 1) / p.tile_n : 0;
-  p.weights.assign(static_cast<size_t>(p.tiled ? blocks * p.k * p.tile_n : p.oc * p.k), 0.f);
+  // Tiled: panels of the k taps.
+  p.weights.assign(static_cast<size_t>(p.tiled ? p.panel_floats(p.k) : p.oc * p.k), 0.f);
   for (int64_t gi = 0; gi < p.group; ++gi)
     for (int64_t o = 0; o < p.ocg; ++o)
       for (int64_t t = 0; t < p.k; ++t) {
@@ -289,7 +293,7 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
         if (p.half) v = round_half_value(v);
         int64_t index = 0;
         if (p.layout == Layout::nchw) index = oc * p.k + t;
-        else if (p.tiled) index = ((oc / p.tile_n) * p.k + t) * p.tile_n + oc % p.tile_n;
+        else if (p.tiled) index = panel_index(p, p.k, oc, t);
         else if (p.depthwise) index = t * p.oc + oc;
         else index = (gi * p.k + t) * p.ocg + o;
         p.weights[static_cast<size_t>(index)] = v;
@@ -302,12 +306,12 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
 // is (Bf16Ops::to_bf16).
 void set_bf16_weights(Plan& p, const KnobConvSetup& s) {
   const float* w = s.weights->data<float>();
-  const int64_t blocks = (p.oc + p.tile_n - 1) / p.tile_n, channels = 2 * p.cg;
-  std::vector<float> pairs(static_cast<size_t>(2 * blocks * p.k * p.tile_n), 0.f);
+  const int64_t channels = 2 * p.cg;
+  std::vector<float> pairs(static_cast<size_t>(2 * p.panel_floats(p.k)), 0.f);
   for (int64_t oc = 0; oc < p.oc; ++oc)
     for (int64_t t = 0; t < p.k; ++t) {
       const Tap& tap = p.taps[static_cast<size_t>(t)];
-      const int64_t index = ((oc / p.tile_n) * p.k + t) * p.tile_n + oc % p.tile_n;
+      const int64_t index = panel_index(p, p.k, oc, t);
       for (int64_t j = 0; j < 2; ++j)
         pairs[static_cast<size_t>(2 * index + j)] =
             w[((oc * channels + 2 * tap.c + j) * p.kh + tap.kh) * p.kw + tap.kw];
@@ -331,7 +335,7 @@ constexpr float kG[6][3] = {{1.f / 4, 0, 0},
 // half-rounded first under a half knob), in tile_n-wide panels.
 void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
   const float* w = s.weights->data<float>();
-  const int64_t taps = 3 * p.c, blocks = (p.oc + p.tile_n - 1) / p.tile_n, per_xi = blocks * taps * p.tile_n;
+  const int64_t taps = 3 * p.c, per_xi = p.panel_floats(taps);
   p.wino_weights.assign(static_cast<size_t>(6 * per_xi), 0.f);
   for (int64_t oc = 0; oc < p.oc; ++oc)
     for (int64_t c = 0; c < p.c; ++c)
@@ -343,7 +347,7 @@ void set_winograd_weights(Plan& p, const KnobConvSetup& s) {
         }
         const int64_t t = kr * p.c + c;
         for (int64_t xi = 0; xi < 6; ++xi)
-          p.wino_weights[static_cast<size_t>(xi * per_xi + ((oc / p.tile_n) * taps + t) * p.tile_n + oc % p.tile_n)] =
+          p.wino_weights[static_cast<size_t>(xi * per_xi + panel_index(p, taps, oc, t))] =
               kG[xi][0] * g[0] + kG[xi][1] * g[1] + kG[xi][2] * g[2];
       }
 }
@@ -369,7 +373,7 @@ void set_winograd_tile_weights(Plan& p, const KnobConvSetup& s) {
   static constexpr float kG2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
   static constexpr float kG3[5][3] = {
       {0.5f, 0, 0}, {0.5f, 0.5f, 0.5f}, {1.f / 6, -1.f / 6, 1.f / 6}, {1.f / 6, 1.f / 3, 2.f / 3}, {0, 0, 1}};
-  const int64_t across = p.wr + 2, blocks = (p.oc + p.tile_n - 1) / p.tile_n, per_map = blocks * p.c * p.tile_n;
+  const int64_t across = p.wr + 2, per_map = p.panel_floats(p.c);
   const float* w = s.weights->data<float>();
   p.wino_weights.assign(static_cast<size_t>(across * 6 * per_map), 0.f);
   for (int64_t oc = 0; oc < p.oc; ++oc)
@@ -385,8 +389,8 @@ void set_winograd_tile_weights(Plan& p, const KnobConvSetup& s) {
         float t[3];  // G_wr g, row a
         for (int64_t k = 0; k < 3; ++k) t[k] = ga[0] * g[0][k] + ga[1] * g[1][k] + ga[2] * g[2][k];
         for (int64_t b = 0; b < 6; ++b)
-          p.wino_weights[static_cast<size_t>((a * 6 + b) * per_map + ((oc / p.tile_n) * p.c + c) * p.tile_n +
-                                             oc % p.tile_n)] = kG[b][0] * t[0] + kG[b][1] * t[1] + kG[b][2] * t[2];
+          p.wino_weights[static_cast<size_t>((a * 6 + b) * per_map + panel_index(p, p.c, oc, c))] =
+              kG[b][0] * t[0] + kG[b][1] * t[1] + kG[b][2] * t[2];
       }
     }
 }

@@ -243,6 +243,10 @@ struct Plan {
 
   int64_t in_image() const { return c * h * w; }
   int64_t out_image() const { return oc * oh * ow; }
+  // Floats of the tiled kernel's weight panels for `taps` taps: one
+  // [taps][tile_n] panel per block of tile_n output channels (the last one
+  // zero-padded), so a tile's weights are contiguous.
+  int64_t panel_floats(int64_t taps) const { return (oc + tile_n - 1) / tile_n * taps * tile_n; }
 };
 
 // The per-image loops (knob_conv_compact_loops.h), compiled for AVX-512

@@ -1130,7 +1130,7 @@ CP_KNOB_INLINE void wino_out_across(const __m512 (&m)[WR + 2], __m512 (&y)[WR]) 
 // tap_offset) by the transformed weights U[xi] ([OC / tile_n][taps][tile_n]).
 CP_KNOB_INLINE void winograd_products(const Plan& p, const float* v, int64_t plane, int64_t maps, int64_t taps,
                                       float* m) {
-  const int64_t per_xi = (p.oc + p.tile_n - 1) / p.tile_n * taps * p.tile_n;
+  const int64_t per_xi = p.panel_floats(taps);
   const size_t last = p.tap_block_begin.size() - 2;
   for (int64_t xi = 0; xi < maps; ++xi) {
     const float* vx = v + xi * plane;
