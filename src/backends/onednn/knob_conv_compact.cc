@@ -736,10 +736,7 @@ class CompactConvKernel final : public OnednnKernel {
       codes = buf;
     }
     // (The tiles load each pair as 32 bits of any type.)
-    const float* pairs = reinterpret_cast<const float*>(codes);
-    if (!staged_) return pairs;
-    ops_.stage(p_, pairs, stage, 0, p_.h);  // (staged plans take one image per item)
-    return stage;
+    return input_of(reinterpret_cast<const float*>(codes), 0, count, stage);
   }
 
   // bf16: the items across the team, or, with fewer items than threads,
