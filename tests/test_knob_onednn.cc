@@ -589,17 +589,20 @@ TEST_CASE("knob onednn: the compact kernel's bf16 tiles match the reference, on 
         }
       }
     }
-  // Where they do not apply: an odd channel count, NCHW, grouped layers.
+  // Where they do not apply: an odd channel count, NCHW, grouped layers,
+  // another knob.
   ConvCase odd = network_layer(rng, 1, 3, 6, 16, 3, 1, 1);
   ConvCase even = network_layer(rng, 1, 8, 6, 16, 1, 1, 1);
   ConvCase grouped = network_layer(rng, 1, 8, 6, 16, 3, 1, 2);
-  const std::tuple<const ConvCase*, Layout> refused[] = {
-      {&odd, Layout::nhwc}, {&even, Layout::nchw}, {&grouped, Layout::nhwc}};
-  for (const auto& [cc, layout] : refused) {
-    const NodeContext ctx = context_for(*cc, &bf16, layout, std::nullopt);
+  const Knob* samp = find_knob("samp-2-0");
+  const std::tuple<const ConvCase*, Layout, const Knob*> refused[] = {
+      {&odd, Layout::nhwc, &bf16}, {&even, Layout::nchw, &bf16}, {&grouped, Layout::nhwc, &bf16},
+      {&even, Layout::nhwc, samp}};
+  for (const auto& [cc, layout, knob] : refused) {
+    const NodeContext ctx = context_for(*cc, knob, layout, std::nullopt);
     auto setup = onednn::knob_conv_setup(ctx);
     REQUIRE(setup.ok());
-    INFO("case " << describe(*cc));
+    INFO("case " << describe(*cc) << ", knob " << knob->name);
     CHECK(onednn::make_compact_bf16(*setup, rt, kThreads, false).status().code() == Errc::unsupported);
   }
 }

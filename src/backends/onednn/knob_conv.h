@@ -82,9 +82,10 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
 // vdpbf16ps into fp32 accumulators, bias, residual and activation fused;
 // X taken as bfloat16 codes or converted from floats; codes_out: the
 // output written as bfloat16 codes (NodeContext::output_codes). tile_n by
-// tile_m as for make_compact_conv_shaped. Errc::unsupported off CPUs with
-// AVX512-BF16, off NHWC layers of one group and an even channel count,
-// and, writing codes, with a residual or a sigmoid or tanh.
+// tile_m as for make_compact_conv_shaped. Errc::unsupported for other
+// knobs, on CPUs without AVX512-BF16, off NHWC layers of one group and an
+// even channel count, and, writing codes, with a residual or a sigmoid or
+// tanh.
 Status check_compact_bf16(const KnobConvSetup& s, bool codes_out);
 // The team of a bf16 / int8 layer of `threads`, sized by the layer's FLOPs,
 // for oneDNN's kernels and the compact tiles alike (make_lowp_conv times

@@ -956,6 +956,7 @@ Status check_compact_bf16(const KnobConvSetup& s, bool codes_out) {
 
 Result<std::unique_ptr<Kernel>> make_compact_bf16(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                   int threads, bool codes_out, int64_t tile_n, int64_t tile_m) {
+  CP_TRY(check_compact_bf16(s, codes_out));  // (build_kernel checks only bf16 knobs)
   const int team = lowp_team(s, threads);
   CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, std::move(rt), team, {tile_n, tile_m}, codes_out));
   return std::unique_ptr<Kernel>(std::move(kernel));

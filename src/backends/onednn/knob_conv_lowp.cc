@@ -381,11 +381,8 @@ Status check_lowp_conv(const NodeContext& ctx, const KnobConvSetup& s, const Run
 Result<std::unique_ptr<Kernel>> make_lowp_conv_impl(const NodeContext& ctx, const KnobConvSetup& s,
                                                     std::shared_ptr<const Runtime> rt, int threads,
                                                     const LowpImpl& impl) {
-  if (impl.compact) {
-    if (s.knob->kind != KnobKind::bf16)
-      return unsupported("{}: the compact kernel's tiles take bf16 only", ctx.node.describe());
+  if (impl.compact)
     return make_compact_bf16(s, std::move(rt), threads, ctx.output_codes.has_value(), impl.tile_n, impl.tile_m);
-  }
   const int team = lowp_team(s, threads);
   use_threads(team);
   std::optional<Quantization> q = quantization_for(s);
