@@ -204,11 +204,13 @@ Result<NetResult> bench_net(const Options& o, const std::string& path, const Ten
     kr.prepare_ms = now_ms() - t0;
     const bool lowp = knob->kind == KnobKind::int8 || knob->kind == KnobKind::bf16;
     if (lowp) CP_TRY(no_edges->configure(config));
-    for (const CodesEdge& e : session->codes_edges()) {
-      std::string readers;
-      for (const std::string& r : e.readers) readers += " " + r;
-      log_debug("{}: {} as {} codes, written by {}{}, read by{}", knob->name, e.value, dtype_name(e.codes.type),
-                e.written_by, e.producer_writes ? " (its producer)" : " (its first reader)", readers);
+    if (o.verbose) {
+      for (const CodesEdge& e : session->codes_edges()) {
+        std::string readers;
+        for (const std::string& r : e.readers) readers += " " + r;
+        log_debug("{}: {} as {} codes, written by {}{}, read by{}", knob->name, e.value, dtype_name(e.codes.type),
+                  e.written_by, e.producer_writes ? " (its producer)" : " (its first reader)", readers);
+      }
     }
     std::vector<double> exact_ms(ns), knob_ms(ns), unused_ms(ns), total_e, total_k, total_n, switches;
     std::vector<std::vector<double>> ex(ns), kn(ns), ratio(ns);
