@@ -13,6 +13,8 @@
 #include <cmath>
 #include <random>
 
+#include "backends/onednn/knob_conv.h"
+#include "cpu_needs.h"
 #include "engine/session.h"
 #include "session_fixtures.h"
 
@@ -109,7 +111,12 @@ const KnobConfig all_int8{{"A", "int8"}, {"B", "int8"}, {"C", "int8"}, {"D", "in
 
 }  // namespace
 
-TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a shared value is quantised once") {
+#define CP_NEEDS_NATIVE(kind, ext)                                                                         \
+  CP_NEEDS(onednn::lowp_native(KnobKind::kind),                                                          \
+           #kind " is emulated on this CPU (no " ext "): its kernels compute on floats, so no codes travel")
+
+TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a shared value is quantised once" *
+          CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {
   Fixture f;
   auto s = f.make(*f.onednn, true);
   s->set_calibrated_ranges(f.ranges);
@@ -151,7 +158,8 @@ TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a sha
   CHECK(s->codes_edges()[0].written_by == "C");
 }
 
-TEST_CASE("int8 codes: results match the session without code edges and the reference backend") {
+TEST_CASE("int8 codes: results match the session without code edges and the reference backend" *
+          CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {
   Fixture f;
   const auto with = f.run_config(*f.onednn, true, all_int8);
   const auto without = f.run_config(*f.onednn, false, all_int8);
@@ -198,7 +206,20 @@ TEST_CASE("int8 codes: results match the session without code edges and the refe
   CHECK(f.run(*s) == f.run_config(*f.onednn, true, c_only));
 }
 
-TEST_CASE("bf16 edges: bfloat16 activations between bf16 layers, as if each layer rounded its own input") {
+TEST_CASE("int8 and bf16 chains match the reference backend on every CPU, natively or emulated") {
+  Fixture f;
+  const float scale = max_abs(f.run_config(*f.reference, true, {}));
+  for (const char* knob : {"int8", "bf16"}) {
+    const KnobConfig all{{"A", knob}, {"B", knob}, {"C", knob}, {"D", knob}};
+    INFO("knob " << knob << ": " << knob_run_name(f.onednn->knob_support(find_knob(knob)->kind).run));
+    // The bounds of the two cases above: a code (a bf16 ulp) apart where a
+    // float lands on a rounding boundary.
+    CHECK(max_diff(f.run_config(*f.onednn, true, all), f.run_config(*f.reference, true, all)) <= 5e-3f * scale);
+  }
+}
+
+TEST_CASE("bf16 edges: bfloat16 activations between bf16 layers, as if each layer rounded its own input" *
+          CP_NEEDS_NATIVE(bf16, "AVX512-BF16")) {
   Fixture f;
   const KnobConfig all_bf16{{"A", "bf16"}, {"B", "bf16"}, {"C", "bf16"}, {"D", "bf16"}};
   auto s = f.make(*f.onednn, true);

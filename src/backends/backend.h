@@ -88,6 +88,18 @@ class Kernel {
   virtual bool residual_in_place() const { return false; }
 };
 
+// How a backend runs a knob kind on this CPU (DESIGN "a feature missing on a
+// tier is reported, never silently slow"): native (a kernel computing in the
+// knob's precision or skipping the knob's work), emulated (the knob's
+// accuracy effect only, at about fp32 speed), or unavailable (the knob does
+// not run on this backend here). `how`: the kernel, or the reason.
+enum class KnobRun { native, emulated, unavailable };
+std::string_view knob_run_name(KnobRun run);
+struct KnobSupport {
+  KnobRun run = KnobRun::native;
+  std::string how;
+};
+
 struct BackendOptions {
   int threads = 1;
 };
@@ -103,6 +115,12 @@ class Backend {
   // the kernel reads its non-constant rank-4 inputs and writes its rank-4
   // outputs channels-last. The executor converts layouts at the boundaries.
   virtual bool supports_nhwc(const NodeContext&) const { return false; }
+  // Decided by the CPU probe (util/cpu.h), not by trying kernels: tests hold
+  // supports() to it. A backend that declares nothing runs no knob kernels
+  // (the executor falls back to the reference backend for them).
+  virtual KnobSupport knob_support(KnobKind /*kind*/) const {
+    return {KnobRun::unavailable, "this backend has no knob kernels"};
+  }
 };
 
 // Explicit registry (src/backends/registry.cc): no static-initializer magic.

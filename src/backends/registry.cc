@@ -18,6 +18,15 @@ constexpr BackendEntry kBackends[] = {
 };
 }  // namespace
 
+std::string_view knob_run_name(KnobRun run) {
+  switch (run) {
+    case KnobRun::native: return "native";
+    case KnobRun::emulated: return "emulated";
+    case KnobRun::unavailable: break;
+  }
+  return "unavailable";
+}
+
 std::vector<std::string_view> backend_names() {
   std::vector<std::string_view> names;
   for (const auto& b : kBackends) names.push_back(b.name);

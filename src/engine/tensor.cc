@@ -1,6 +1,7 @@
 #include "engine/tensor.h"
 
 #include <bit>
+#include <cmath>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
@@ -159,6 +160,13 @@ std::vector<double> Tensor::to_double_vector() const {
   std::vector<double> out(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) out[i] = at_double(i);
   return out;
+}
+
+float round_to_bf16(float f) {
+  uint32_t bits = std::bit_cast<uint32_t>(f);
+  if (std::isnan(f)) return std::bit_cast<float>((bits | 0x00400000u) & 0xFFFF0000u);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return std::bit_cast<float>(bits & 0xFFFF0000u);
 }
 
 float half_to_float(uint16_t h) {

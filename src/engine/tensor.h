@@ -110,5 +110,8 @@ class Tensor {
 // IEEE half <-> float, round to nearest even (used for f16 data and emulation).
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
+// A float rounded to bfloat16 (the upper half of a float), to nearest even;
+// a NaN stays a (quiet) NaN instead of rounding into infinity.
+float round_to_bf16(float f);
 
 }  // namespace caliprox

@@ -8,6 +8,18 @@
 
 namespace caliprox {
 
+Int8Input int8_input_quantisation(const ValueRange& range) {
+  if (range.min >= 0) return {range.max > 0 ? range.max / 255.0f : 1.0f, 0, 255};
+  const float m = std::max(std::fabs(range.min), std::fabs(range.max));
+  return {m > 0 ? m / 127.0f : 1.0f, -128, 127};
+}
+
+float int8_weight_scale(const float* w, int64_t n) {
+  float max_abs = 0;
+  for (int64_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(w[i]));
+  return max_abs > 0 ? max_abs / 127.0f : 1.0f;
+}
+
 void merge_ranges(std::map<std::string, ValueRange>& into, const std::map<std::string, ValueRange>& seen) {
   for (const auto& [node, r] : seen) {
     auto [it, inserted] = into.emplace(node, r);

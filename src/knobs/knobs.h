@@ -7,6 +7,8 @@
 // Knobs apply to 2-D convolutions (ONNX Conv with a rank-4 input). A knob
 // assignment ("configuration") maps node names to knob names; nodes that are
 // not named run exact fp32.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -92,6 +94,26 @@ struct ValueRange {
   float min = 0;
   float max = 0;
 };
+// The int8 knob's quantisation, shared by every backend. Input #0: unsigned
+// codes [0, 255] with scale max / 255 when the calibrated range has no
+// negative values, else signed codes [-128, 127] with scale
+// max(|min|, |max|) / 127 (scale 1 for an all-zero range).
+struct Int8Input {
+  float scale = 1;
+  int32_t lo = 0, hi = 255;
+};
+Int8Input int8_input_quantisation(const ValueRange& range);
+// Weights: symmetric per output channel, scale max|w| / 127 over the
+// filter's n (kept) elements (1 when all are zero), codes in [-127, 127].
+float int8_weight_scale(const float* w, int64_t n);
+// rne(v / scale) clamped to [lo, hi] (round half to even); a NaN has no
+// code and becomes 0.
+inline int32_t int8_code(float v, float scale, int32_t lo, int32_t hi) {
+  const float q = std::nearbyint(v / scale);
+  if (std::isnan(q)) return 0;
+  return static_cast<int32_t>(std::clamp(q, static_cast<float>(lo), static_cast<float>(hi)));
+}
+
 // Widens each node's range in `into` by the one in `seen` (adds the nodes
 // `into` does not have yet).
 void merge_ranges(std::map<std::string, ValueRange>& into, const std::map<std::string, ValueRange>& seen);

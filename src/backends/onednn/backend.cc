@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "backends/onednn/common.h"
+#include "backends/onednn/knob_conv.h"
+#include "util/cpu.h"
 #include "util/log.h"
 
 namespace caliprox {
@@ -33,9 +35,47 @@ const OpEntry* find_entry(const Node& node) {
   return (it != t.end() && it->op_type == node.op_type) ? &*it : nullptr;
 }
 
+dnnl::cpu_isa onednn_isa(cpu::Level level) {
+  using L = cpu::Level;
+  switch (level) {
+    case L::baseline: return dnnl::cpu_isa::sse41;
+    case L::avx2: return dnnl::cpu_isa::avx2;
+    case L::avx2_vnni: return dnnl::cpu_isa::avx2_vnni;
+    case L::avx512: return dnnl::cpu_isa::avx512_core;
+    case L::avx512_vnni: return dnnl::cpu_isa::avx512_core_vnni;
+    case L::avx512_bf16:
+    case L::avx512_fp16: return dnnl::cpu_isa::avx512_core_bf16;  // oneDNN 2.6 has no fp16 level
+    case L::amx: return dnnl::cpu_isa::avx512_core_amx;
+    case L::all: break;
+  }
+  return dnnl::cpu_isa::all;
+}
+
+// The project's ISA cap (CALIPROX_MAX_ISA, util/cpu.h) handed to oneDNN
+// before its first primitive, so both agree on what this CPU offers. (A cap
+// set through oneDNN's own variable is read by oneDNN itself.)
+void apply_isa_cap() {
+  static const bool applied = [] {
+    const cpu::Features& f = cpu::features();
+    cpu::Level level = cpu::Level::all;
+    if (f.arch != cpu::Arch::x86_64 || f.cap_source != "CALIPROX_MAX_ISA" || !cpu::parse_level(f.cap, &level))
+      return false;
+    try {
+      dnnl::set_max_cpu_isa(onednn_isa(level));
+      return true;
+    } catch (const dnnl::error& e) {
+      log_warn("onednn: cannot cap its ISA at {} ({}); oneDNN may use more than the probe reports", f.cap,
+               e.what());
+      return false;
+    }
+  }();
+  (void)applied;
+}
+
 class OnednnBackend final : public Backend {
  public:
   explicit OnednnBackend(const BackendOptions& options) : threads_(std::max(1, options.threads)) {
+    apply_isa_cap();
     use_threads(threads_);
     try {
       rt_ = std::make_shared<Runtime>();
@@ -75,6 +115,11 @@ class OnednnBackend final : public Backend {
     } catch (const dnnl::error& err) {
       return dnnl_status(ctx.node, "prepare the kernel", err);
     }
+  }
+
+  KnobSupport knob_support(KnobKind kind) const override {
+    if (rt_ == nullptr) return {KnobRun::unavailable, "oneDNN has no CPU engine here"};
+    return onednn_knob_support(kind);
   }
 
   bool supports_nhwc(const NodeContext& ctx) const override {

@@ -13,24 +13,82 @@
 #include "backends/onednn/knob_conv_compact.h"
 #include "backends/onednn/knob_conv_simd.h"
 #include "engine/op_registry.h"
+#include "util/cpu.h"
 
 namespace caliprox::onednn {
 
 namespace simd {
 
-bool cpu_has_avx512() {
-  // CALIPROX_KNOB_ISA=portable forces the portable loops (to test them on
-  // an AVX-512 machine).
-  const char* forced = std::getenv("CALIPROX_KNOB_ISA");
-  static const bool has = !(forced != nullptr && std::string_view(forced) == "portable") &&
-                          __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
-  return has;
+std::string_view kernel_isa_name(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::portable: return "portable";
+    case KernelIsa::avx2: return "avx2";
+    case KernelIsa::avx512: break;
+  }
+  return "avx512";
+}
+
+std::vector<KernelIsa> compiled_kernel_isas() {
+#if defined(__x86_64__)
+  return {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512};
+#else
+  return {KernelIsa::portable};
+#endif
+}
+
+bool kernel_isa_runs(KernelIsa isa) {
+  const cpu::Features& f = cpu::features();
+  switch (isa) {
+    case KernelIsa::portable: return true;
+    case KernelIsa::avx2: return f.arch == cpu::Arch::x86_64 && f.avx2_tier();
+    case KernelIsa::avx512: return f.arch == cpu::Arch::x86_64 && f.avx512_tier();
+  }
+  return false;
+}
+
+KernelIsa best_kernel_isa() {
+  static const KernelIsa best = [] {
+    KernelIsa b = KernelIsa::portable;
+    for (KernelIsa isa : compiled_kernel_isas())
+      if (kernel_isa_runs(isa)) b = isa;
+    return b;
+  }();
+  return best;
 }
 
 }  // namespace simd
+
+bool lowp_native(KnobKind kind) {
+  const cpu::Features& f = cpu::features();
+  if (kind == KnobKind::bf16) return f.avx512_bf16;
+  if (kind == KnobKind::int8) return f.avx512_vnni;
+  return false;
+}
+
+KnobSupport onednn_knob_support(KnobKind kind) {
+  const std::string_view isa = simd::kernel_isa_name(simd::best_kernel_isa());
+  switch (kind) {
+    case KnobKind::exact: return {KnobRun::native, "oneDNN convolution"};
+    case KnobKind::perforation:
+    case KnobKind::sampling:
+      return {KnobRun::native, simd::best_kernel_isa() == simd::KernelIsa::avx512
+                                   ? "compact kernel: avx512 register tiles, Winograd, oneDNN 1x1"
+                                   : fmt::format("compact kernel: {} gather + oneDNN sgemm, direct loops", isa)};
+    case KnobKind::fp16:
+      return {KnobRun::emulated, "no kernel computes in half precision: operands rounded around the fp32 convolution"};
+    case KnobKind::bf16:
+      if (lowp_native(kind)) return {KnobRun::native, "oneDNN bf16 convolution and avx512_bf16 tiles"};
+      return {KnobRun::emulated,
+              "no AVX512-BF16 here (oneDNN 2.6 has no bf16 convolution): operands rounded to bfloat16 around the fp32 "
+              "convolution"};
+    case KnobKind::int8:
+      if (lowp_native(kind)) return {KnobRun::native, "oneDNN int8 convolution with AVX512-VNNI"};
+      return {KnobRun::emulated,
+              "no AVX512-VNNI here (oneDNN's int8 convolution would saturate pairs of products in 16 bits): "
+              "quantised operands through the fp32 convolution"};
+  }
+  return {KnobRun::unavailable, "unknown knob kind"};
+}
 
 namespace {
 
@@ -38,22 +96,12 @@ bool is_f32(const TensorType& t) { return t.dtype == DType::f32; }
 
 }  // namespace
 
-void round_to_half(const float* in, float* out, int64_t n) { compact::ops().round_half(in, out, n); }
+void round_to_half(const float* in, float* out, int64_t n) {
+  compact::ops_for(simd::best_kernel_isa())->round_half(in, out, n);
+}
 
 void round_to_half_parallel(const float* in, float* out, int64_t n, int threads) {
-  const int team = team_for_elements(threads, n);
-  if (team <= 1) {
-    round_to_half(in, out, n);
-    return;
-  }
-#pragma omp parallel num_threads(team)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    // Slices of whole 16-float vectors.
-    const int64_t units = (n + 15) / 16;
-    const int64_t b = std::min(n, units * t / nt * 16), e = std::min(n, units * (t + 1) / nt * 16);
-    round_to_half(in + b, out + b, e - b);
-  }
+  for_slices(n, threads, [&](int64_t b, int64_t e) { round_to_half(in + b, out + b, e - b); });
 }
 
 Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx) {
@@ -63,6 +111,7 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx) {
   KnobConvSetup s;
   s.knob = ctx.knob;
   s.layout = ctx.layout;
+  s.isa = simd::best_kernel_isa();
   if (node.op_type != "Conv") return unsupported("{}: knobs apply to Conv only", node.describe());
   if (ctx.input_types.size() < 2 || ctx.output_types.empty() || !is_f32(ctx.input_types[0]) ||
       !is_f32(ctx.input_types[1]) || !is_f32(ctx.output_types[0]))
@@ -125,8 +174,10 @@ Status check_knob_conv(const NodeContext& ctx, const Runtime& rt) {
     case KnobKind::perforation:
     case KnobKind::sampling: return {};
     case KnobKind::bf16:
-    case KnobKind::int8: return check_lowp_conv(ctx, s, rt);
-    case KnobKind::fp16: return check_half_conv(ctx, s, rt);
+    case KnobKind::int8:
+      if (lowp_native(s.knob->kind)) return check_lowp_conv(ctx, s, rt);
+      [[fallthrough]];
+    case KnobKind::fp16: return check_emulated_conv(ctx, s, rt);
     case KnobKind::exact: break;
   }
   return unsupported("{}: knob '{}' has no oneDNN kernel", ctx.node.describe(), ctx.knob->name);
@@ -138,8 +189,10 @@ Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx, std::shar
     case KnobKind::perforation:
     case KnobKind::sampling: return make_compact_conv(ctx, s, std::move(rt), threads);
     case KnobKind::bf16:
-    case KnobKind::int8: return make_lowp_conv(ctx, s, std::move(rt), threads);
-    case KnobKind::fp16: return make_half_conv(ctx, s, std::move(rt), threads);
+    case KnobKind::int8:
+      if (lowp_native(s.knob->kind)) return make_lowp_conv(ctx, s, std::move(rt), threads);
+      [[fallthrough]];
+    case KnobKind::fp16: return make_emulated_conv(ctx, s, std::move(rt), threads);
     case KnobKind::exact: break;
   }
   return unsupported("{}: knob '{}' has no oneDNN kernel", ctx.node.describe(), ctx.knob->name);
@@ -154,8 +207,10 @@ bool knob_conv_nhwc(const NodeContext& ctx, const Runtime& rt) {
     case KnobKind::perforation:
     case KnobKind::sampling: return true;
     case KnobKind::bf16:
-    case KnobKind::int8: return check_lowp_conv(nhwc, s.value(), rt).ok();
-    case KnobKind::fp16: return half_conv_nhwc(nhwc, rt);
+    case KnobKind::int8:
+      if (lowp_native(s.value().knob->kind)) return check_lowp_conv(nhwc, s.value(), rt).ok();
+      [[fallthrough]];
+    case KnobKind::fp16: return emulated_conv_nhwc(nhwc, rt);
     case KnobKind::exact: break;
   }
   return false;

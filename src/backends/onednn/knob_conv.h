@@ -13,11 +13,19 @@
 //     fused bias, residual and activation as post-ops (knob_conv_lowp.cc),
 //     and for bf16 also the compact kernel's tiles on bfloat16 pairs
 //     (AVX512-BF16), timed against them;
-//   * fp16: the exact oneDNN convolution run on half-rounded inputs, weights
-//     and bias, its output rounded to half (knob_conv_half.cc), since this
-//     CPU has no half arithmetic.
+//   * emulated precision (knob_conv_emulated.cc): the exact oneDNN
+//     convolution run on the operands the knob defines -- fp16 always
+//     (half-rounded inputs, weights and bias, output rounded to half: no
+//     kernel here computes in half precision), bf16 on CPUs without
+//     AVX512-BF16 (oneDNN 2.6 has no bf16 convolution there), int8 on CPUs
+//     without AVX512-VNNI (oneDNN's int8 convolution there sums pairs of
+//     u8 x s8 products in saturating 16-bit arithmetic: wrong results).
+//     The accuracy effect is the knob's; the speed is fp32's.
 //
 // Every kernel is built at prepare time; run() never allocates.
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,6 +33,7 @@
 #include <vector>
 
 #include "backends/onednn/common.h"
+#include "backends/onednn/knob_conv_simd.h"
 #include "backends/reference/activation.h"
 #include "engine/ops/conv_geometry.h"
 
@@ -43,7 +52,17 @@ struct KnobConvSetup {
   const Tensor* weights = nullptr;  // constant W (kernels need it at prepare time)
   const Tensor* bias = nullptr;     // constant B, or null (absent, or fed at run time)
   std::optional<ValueRange> input_range;  // int8 calibration of X
+  simd::KernelIsa isa = simd::KernelIsa::portable;  // the copy of the compact loops to run (best_kernel_isa())
 };
+
+// How this CPU (cpu::features()) runs each knob kind on this backend:
+// natively (a kernel that computes in the knob's precision, or skips the
+// knob's work), or emulated (the knob's accuracy effect at fp32 speed), and
+// why (kept short: it is printed by `caliprox knobs`).
+KnobSupport onednn_knob_support(KnobKind kind);
+// True when the knob kind runs on oneDNN's bf16 / int8 kernels here
+// (else knob_conv_emulated.cc runs it).
+bool lowp_native(KnobKind kind);
 
 // Validates the node for a knob kernel: a 2-D float32 Conv the knob applies
 // to, with constant weights, (int8) a finite calibrated range, and
@@ -127,16 +146,36 @@ Result<std::unique_ptr<Kernel>> make_lowp_conv_impl(const NodeContext& ctx, cons
                                                     std::shared_ptr<const Runtime> rt, int threads,
                                                     const LowpImpl& impl);
 
-// fp16 (knob_conv_half.cc): wraps the exact Conv kernel of conv.cc.
-Status check_half_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);
-bool half_conv_nhwc(const NodeContext& ctx, const Runtime& rt);
-Result<std::unique_ptr<Kernel>> make_half_conv(const NodeContext& ctx, const KnobConvSetup& s,
-                                               std::shared_ptr<const Runtime> rt, int threads);
+// fp16, and bf16 / int8 where !lowp_native (knob_conv_emulated.cc): wraps
+// the exact Conv kernel of conv.cc. Such kernels neither read nor write
+// low-precision codes (NodeContext::output_codes is refused).
+Status check_emulated_conv(const NodeContext& ctx, const KnobConvSetup& s, const Runtime& rt);
+bool emulated_conv_nhwc(const NodeContext& ctx, const Runtime& rt);
+Result<std::unique_ptr<Kernel>> make_emulated_conv(const NodeContext& ctx, const KnobConvSetup& s,
+                                                   std::shared_ptr<const Runtime> rt, int threads);
 
 // out[i] = half_to_float(float_to_half(in[i])) (IEEE half, round to nearest
 // even), vectorised with F16C / AVX-512 where the CPU has it. in == out is fine.
 void round_to_half(const float* in, float* out, int64_t n);
-// The same over [begin, end) of a span, split across the calling OpenMP team.
+// The same split across an OpenMP team (for_slices).
 void round_to_half_parallel(const float* in, float* out, int64_t n, int threads);
+
+// fn(begin, end) over slices of whole 16-float vectors of [0, n), across an
+// OpenMP team of team_for_elements(threads, n) (the caller's thread alone
+// for small n): for element-wise passes.
+template <class Fn>
+void for_slices(int64_t n, int threads, Fn&& fn) {
+  const int team = team_for_elements(threads, n);
+  if (team <= 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(team)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t units = (n + 15) / 16;
+    fn(std::min(n, units * t / nt * 16), std::min(n, units * (t + 1) / nt * 16));
+  }
+}
 
 }  // namespace caliprox::onednn

@@ -21,6 +21,7 @@
 #include "backends/onednn/knob_conv.h"
 #include "backends/onednn/knob_conv_compact.h"
 #include "backends/onednn/knob_conv_simd.h"
+#include "util/cpu.h"
 #include "util/log.h"
 
 namespace caliprox::onednn {
@@ -201,7 +202,7 @@ void set_taps(Plan& p, const std::vector<bool>& keep, int64_t rate) {
   // The tiled kernel (AVX-512): NHWC, one group; it also beats the direct
   // loop on layers with few taps. The direct loop takes depthwise layers
   // and few-tap layers the tiled kernel cannot.
-  p.tiled = !p.pointwise && simd::cpu_has_avx512() && p.layout == Layout::nhwc && p.group == 1;
+  p.tiled = !p.pointwise && p.isa == simd::KernelIsa::avx512 && p.layout == Layout::nhwc && p.group == 1;
   p.direct = !p.pointwise && (p.depthwise || (!p.tiled && p.group == 1 && kept_count <= compact::kDirectTaps));
   // NHWC gather with sampling: channels grouped by residue class (what
   // sampling drops per kernel position) so that the kept ones form
@@ -317,7 +318,7 @@ void set_bf16_weights(Plan& p, const KnobConvSetup& s) {
             w[((oc * channels + 2 * tap.c + j) * p.kh + tap.kh) * p.kw + tap.kw];
     }
   std::vector<uint16_t> codes(pairs.size());
-  compact::bf16_ops()->to_bf16(pairs.data(), codes.data(), static_cast<int64_t>(pairs.size()));
+  compact::bf16_ops(p.isa)->to_bf16(pairs.data(), codes.data(), static_cast<int64_t>(pairs.size()));
   p.weights.assign(pairs.size() / 2, 0.f);
   std::memcpy(p.weights.data(), codes.data(), codes.size() * sizeof(uint16_t));
 }
@@ -398,7 +399,7 @@ void set_winograd_tile_weights(Plan& p, const KnobConvSetup& s) {
 // Whether perforation of this layer can run as Winograd rows (columns).
 bool winograd_applies(const KnobConvSetup& s, int team) {
   const ConvGeometry& g = s.g;
-  return s.knob->kind == KnobKind::perforation && simd::cpu_has_avx512() &&
+  return s.knob->kind == KnobKind::perforation && s.isa == simd::KernelIsa::avx512 &&
          s.layout == Layout::nhwc && g.group == 1 && g.kernel[0] == 3 && g.kernel[1] == 3 && g.strides[0] == 1 &&
          g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 && (g.n >= team || team == 1);
 }
@@ -426,6 +427,7 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
     p.cg /= 2;
   }
   p.layout = s.layout;
+  p.isa = s.isa;
   p.half = knob.half;
   p.residual = s.residual;
   p.act = s.act;
@@ -515,7 +517,7 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
 class CompactConvKernel final : public OnednnKernel {
  public:
   CompactConvKernel(std::shared_ptr<const Runtime> rt, int threads, Plan plan, const KnobConvSetup& s)
-      : OnednnKernel(std::move(rt), threads), p_(std::move(plan)), ops_(compact::ops()), team_(threads) {
+      : OnednnKernel(std::move(rt), threads), p_(std::move(plan)), ops_(*compact::ops_for(p_.isa)), team_(threads) {
     // NHWC epilogues read the bias repeated along a row of positions.
     bias_.assign(static_cast<size_t>(p_.oc * (p_.layout == Layout::nhwc ? p_.ow : 1)), 0.f);
     bias_runtime_ = s.has_bias && s.bias == nullptr;
@@ -553,7 +555,7 @@ class CompactConvKernel final : public OnednnKernel {
     const int64_t staged_image = p_.tiled ? p_.hp * p_.wp * p_.c : p_.in_image();
     if (staged_) stage_.assign(buffers, std::vector<float>(static_cast<size_t>(staged_image * p_.images)));
     if (p_.bf16) {
-      bf16_ = compact::bf16_ops();
+      bf16_ = compact::bf16_ops(p_.isa);
       x16_.assign(buffers, std::vector<uint16_t>(static_cast<size_t>(2 * p_.in_image() * p_.images)));
     }
   }
@@ -892,7 +894,27 @@ double compact_flops(const KnobConvSetup& s) {
 
 namespace compact {
 
-const Ops& ops() { return simd::cpu_has_avx512() ? avx512_ops() : portable_ops(); }
+const Ops* ops_for(simd::KernelIsa isa) {
+  switch (isa) {
+    case simd::KernelIsa::portable: return &portable_ops();
+#if defined(__x86_64__)
+    case simd::KernelIsa::avx2: return &avx2_ops();
+    case simd::KernelIsa::avx512: return &avx512_ops();
+#else
+    default: break;
+#endif
+  }
+  return nullptr;
+}
+
+const Bf16Ops* bf16_ops(simd::KernelIsa isa) {
+#if defined(__x86_64__)
+  if (isa == simd::KernelIsa::avx512 && simd::kernel_isa_runs(isa) && cpu::features().avx512_bf16)
+    return &avx512_bf16_ops();
+#endif
+  (void)isa;
+  return nullptr;
+}
 
 }  // namespace compact
 
@@ -903,6 +925,9 @@ namespace {
 // bf16 writing codes.
 Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                         int team, const KernelChoice& c, bool codes_out = false) {
+  if (compact::ops_for(s.isa) == nullptr || !simd::kernel_isa_runs(s.isa))
+    return unsupported("knob '{}': the compact loops' {} copy does not run on this CPU ({})", s.knob->name,
+                       simd::kernel_isa_name(s.isa), cpu::describe(cpu::features()));
   if (s.knob->kind == KnobKind::bf16) {
     CP_TRY(check_compact_bf16(s, codes_out));
     if (c.path != CompactPath::tiled)
@@ -943,8 +968,9 @@ Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s,
 Status check_compact_bf16(const KnobConvSetup& s, bool codes_out) {
   const ConvGeometry& g = s.g;
   if (s.knob->kind != KnobKind::bf16) return unsupported("knob '{}': the bf16 tiles take the bf16 knob", s.knob->name);
-  if (compact::bf16_ops() == nullptr)
-    return unsupported("knob 'bf16': the compact kernel's bf16 tiles need a CPU with AVX-512 BF16");
+  if (compact::bf16_ops(s.isa) == nullptr)
+    return unsupported("knob 'bf16': the compact kernel's bf16 tiles need the avx512 loops and a CPU with AVX-512 "
+                       "BF16");
   if (s.layout != Layout::nhwc || g.group != 1 || g.c_in % 2 != 0)
     return unsupported("knob 'bf16': the compact kernel's bf16 tiles take NHWC layers of one group and an even "
                        "channel count");
@@ -984,7 +1010,8 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   // fastest, with the Conv tuner's timing (conv.h), and the choice is
   // remembered for the process.
   static TuningCache<KernelChoice> choices;
-  const std::string key = s.knob->name + "|" + tuning_key(ctx, team);
+  const std::string key =
+      fmt::format("{}|{}|{}", s.knob->name, simd::kernel_isa_name(s.isa), tuning_key(ctx, team));
   if (auto known = choices.find(key)) {
     CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, rt, team, *known));
     return std::unique_ptr<Kernel>(std::move(kernel));

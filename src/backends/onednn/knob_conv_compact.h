@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/onednn/knob_conv_simd.h"
 #include "backends/reference/activation.h"
 
 namespace caliprox::onednn::compact {
@@ -91,6 +92,7 @@ struct Plan {
   int64_t group = 1, cg = 0, ocg = 0;   // channels per group (input, output)
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
   Layout layout = Layout::nchw;
+  simd::KernelIsa isa = simd::KernelIsa::portable;  // the copy of the loops that runs the plan
   bool half = false;      // IEEE-half rounding of X, weights, bias, residual and Y
   // The bf16 knob (tiled path only, CPUs with AVX512-BF16): X and the
   // weights in bfloat16, accumulated in fp32 (Bf16Ops::tiled). The kernel
@@ -249,9 +251,10 @@ struct Plan {
   int64_t panel_floats(int64_t taps) const { return (oc + tile_n - 1) / tile_n * taps * tile_n; }
 };
 
-// The per-image loops (knob_conv_compact_loops.h), compiled for AVX-512
-// (knob_conv_compact_avx512.cc) and portably (knob_conv_compact_portable.cc);
-// ops() picks the copy this CPU runs.
+// The per-image loops (knob_conv_compact_loops.h), compiled portably
+// (knob_conv_compact_portable.cc) and, on x86-64, for AVX2
+// (knob_conv_compact_avx2.cc) and AVX-512 (knob_conv_compact_avx512.cc);
+// ops_for() hands out the copy a kernel was planned for (Plan::isa).
 struct Ops {
   // Half rounding of n floats.
   void (*round_half)(const float* in, float* out, int64_t n);
@@ -290,9 +293,13 @@ struct Ops {
   void (*epilogue)(const Plan& p, const float* comp, int64_t comp_ld, const float* bias, const float* residual,
                    float* y, int64_t c0, int64_t c1);
 };
-const Ops& ops();
-const Ops& avx512_ops();
+// Null when the copy is not compiled for this architecture.
+const Ops* ops_for(simd::KernelIsa isa);
 const Ops& portable_ops();
+#if defined(__x86_64__)
+const Ops& avx2_ops();
+const Ops& avx512_ops();
+#endif
 
 // The bf16 knob's loops (Plan::bf16), compiled for AVX-512 with AVX512-BF16
 // (knob_conv_compact_bf16.cc).
@@ -306,7 +313,10 @@ struct Bf16Ops {
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 uint16_t* codes, int64_t m0, int64_t m1);
 };
-// Null when the CPU lacks AVX512-BF16 or runs the portable loops.
-const Bf16Ops* bf16_ops();
+// Null unless isa is avx512 and the CPU probe reports AVX512-BF16.
+const Bf16Ops* bf16_ops(simd::KernelIsa isa);
+#if defined(__x86_64__)
+const Bf16Ops& avx512_bf16_ops();
+#endif
 
 }  // namespace caliprox::onednn::compact

@@ -1,5 +1,5 @@
 // The compact kernel's loops compiled for AVX-512 (F, VL, BW, DQ) with F16C
-// conversions; compact::ops() uses them when the CPU has these extensions.
+// conversions; compact::ops_for() hands them out for KernelIsa::avx512.
 // Every header is included before the target pragma, so only the loops in
 // knob_conv_compact_loops.h are compiled for the wider ISA.
 #include <immintrin.h>

@@ -1,7 +1,7 @@
 // The bf16 knob's tiles (compact::Plan::bf16): the compact kernel's loops
 // compiled once more, for AVX-512 with AVX512-BF16, where only the bf16
 // instantiations of the tiles and the conversion to bfloat16 are used.
-// compact::bf16_ops() hands them out on CPUs that have the extension. As in
+// compact::bf16_ops() hands them out where the CPU probe reports the extension. As in
 // knob_conv_compact_avx512.cc, every header is included before the target
 // pragma.
 #include <immintrin.h>
@@ -64,10 +64,9 @@ void tiled_bf16(const Plan& p, const float* image, float* comp, const float* bia
 
 namespace caliprox::onednn::compact {
 
-const Bf16Ops* bf16_ops() {
+const Bf16Ops& avx512_bf16_ops() {
   static const Bf16Ops table{avx512bf16::to_bf16, avx512bf16::tiled_bf16};
-  static const bool has = simd::cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
-  return has ? &table : nullptr;
+  return table;
 }
 
 }  // namespace caliprox::onednn::compact

@@ -1,5 +1,5 @@
 // The compact kernel's loops compiled for baseline x86-64 (or any other
-// target): used when the CPU lacks AVX-512.
+// target): KernelIsa::portable, the copy every CPU runs.
 #define CP_KNOB_ISA portable
 #define CP_KNOB_ISA_AVX512 0
 #include "backends/onednn/knob_conv_compact_loops.h"

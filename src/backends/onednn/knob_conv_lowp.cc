@@ -76,13 +76,9 @@ struct Quantization {
 };
 
 float input_scale(const ValueRange& r, dt* type) {
-  if (r.min >= 0) {
-    *type = dt::u8;
-    return r.max > 0 ? r.max / 255.0f : 1.0f;
-  }
-  *type = dt::s8;
-  const float m = std::max(std::fabs(r.min), std::fabs(r.max));
-  return m > 0 ? m / 127.0f : 1.0f;
+  const Int8Input q = int8_input_quantisation(r);
+  *type = q.lo == 0 ? dt::u8 : dt::s8;
+  return q.scale;
 }
 
 Quantization quantize(const KnobConvSetup& s) {
@@ -93,16 +89,11 @@ Quantization quantize(const KnobConvSetup& s) {
   q.codes.resize(static_cast<size_t>(s.g.c_out * filter));
   for (int64_t o = 0; o < s.g.c_out; ++o) {
     const float* f = w + o * filter;
-    float max_abs = 0;
-    for (int64_t i = 0; i < filter; ++i) max_abs = std::max(max_abs, std::fabs(f[i]));
-    const float sw = max_abs > 0 ? max_abs / 127.0f : 1.0f;
+    const float sw = int8_weight_scale(f, filter);
     q.sw.push_back(sw);
     q.out_scale.push_back(q.sx * sw);
-    for (int64_t i = 0; i < filter; ++i) {
-      const float c = std::nearbyint(f[i] / sw);
-      q.codes[static_cast<size_t>(o * filter + i)] =
-          static_cast<int8_t>(std::isnan(c) ? 0.0f : std::clamp(c, -127.0f, 127.0f));
-    }
+    for (int64_t i = 0; i < filter; ++i)
+      q.codes[static_cast<size_t>(o * filter + i)] = static_cast<int8_t>(int8_code(f[i], sw, -127, 127));
   }
   return q;
 }

@@ -5,6 +5,8 @@
 // has it) and once portably.
 #include <cmath>
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 #include "backends/reference/activation.h"
 #include "engine/tensor.h"
@@ -17,9 +19,20 @@
 
 namespace caliprox::onednn::simd {
 
-// AVX-512 F/BW/DQ/VL with F16C: the AVX-512 copy of the loops may run
-// (false when the environment sets CALIPROX_KNOB_ISA=portable).
-bool cpu_has_avx512();
+// The compiled copies of the loops, narrowest first: portable (baseline
+// x86-64, or any other architecture), avx2 (AVX2, FMA, F16C) and avx512
+// (AVX-512 F/BW/DQ/VL: the tiled kernel and Winograd paths exist only
+// there). Which copy a kernel runs is chosen explicitly (KnobConvSetup::isa,
+// by default the widest the CPU probe allows), so tests run every copy
+// this CPU can execute against the reference in one process.
+enum class KernelIsa { portable, avx2, avx512 };
+std::string_view kernel_isa_name(KernelIsa isa);
+// Copies compiled into this build for this architecture.
+std::vector<KernelIsa> compiled_kernel_isas();
+// Compiled, and executable on this CPU as cpu::features() reports it (cap included).
+bool kernel_isa_runs(KernelIsa isa);
+// The widest copy that runs here.
+KernelIsa best_kernel_isa();
 
 using reference::ActivationKind;
 

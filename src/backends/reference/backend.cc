@@ -54,6 +54,21 @@ class ReferenceBackend final : public Backend {
     return e->make(ctx);
   }
 
+  // The oracle computes every knob in plain loops: perforation and sampling
+  // skip their work, the precision knobs compute in fp32 on rounded or
+  // quantised operands (int8 sums int32 codes).
+  KnobSupport knob_support(KnobKind kind) const override {
+    switch (kind) {
+      case KnobKind::exact:
+      case KnobKind::perforation:
+      case KnobKind::sampling: return {KnobRun::native, "plain reference loops"};
+      case KnobKind::int8: return {KnobRun::native, "plain reference loops on int32 sums of codes"};
+      case KnobKind::fp16:
+      case KnobKind::bf16: break;
+    }
+    return {KnobRun::emulated, "plain reference loops in fp32 on rounded operands"};
+  }
+
  private:
   static bool approximated(const NodeContext& ctx) { return ctx.knob != nullptr && ctx.knob->kind != KnobKind::exact; }
 };

@@ -46,24 +46,6 @@ Precision precision_of(const Knob& knob) {
 
 float round_half(float v) { return half_to_float(float_to_half(v)); }
 
-// bfloat16 is the upper half of a float: round the lower 16 bits to nearest,
-// ties to even. A NaN stays a (quiet) NaN instead of rounding into infinity.
-float round_bf16(float v) {
-  uint32_t bits = std::bit_cast<uint32_t>(v);
-  if (std::isnan(v)) return std::bit_cast<float>((bits | 0x00400000u) & 0xFFFF0000u);
-  bits += 0x7FFFu + ((bits >> 16) & 1u);
-  return std::bit_cast<float>(bits & 0xFFFF0000u);
-}
-
-// rne(v / scale) clamped to [lo, hi]. std::nearbyint rounds half to even in
-// the default rounding mode. A NaN has no integer code; it becomes 0 so the
-// int conversion stays defined.
-int32_t quantize(float v, float scale, float lo, float hi) {
-  const float q = std::nearbyint(v / scale);
-  if (std::isnan(q)) return 0;
-  return static_cast<int32_t>(std::clamp(q, lo, hi));
-}
-
 // One kept filter element: input channel within the group, kernel row and
 // column, and its index in the flattened filter [C_in/group][KH][KW].
 struct Tap {
@@ -168,16 +150,10 @@ class KnobConvKernel final : public Kernel {
   // unsigned codes [0, 255] when the range has no negative values, signed
   // [-128, 127] otherwise; a zero range keeps scale 1.
   void set_input_quantisation(const ValueRange& range) {
-    if (range.min >= 0) {
-      x_scale_ = range.max > 0 ? range.max / 255.0f : 1.0f;
-      x_lo_ = 0;
-      x_hi_ = 255;
-    } else {
-      const float m = std::max(std::fabs(range.min), std::fabs(range.max));
-      x_scale_ = m > 0 ? m / 127.0f : 1.0f;
-      x_lo_ = -128;
-      x_hi_ = 127;
-    }
+    const Int8Input q = int8_input_quantisation(range);
+    x_scale_ = q.scale;
+    x_lo_ = q.lo;
+    x_hi_ = q.hi;
   }
 
   // Effective weights, [C_out][taps]: sampling's scale, then the precision.
@@ -191,18 +167,18 @@ class KnobConvKernel final : public Kernel {
       const float* f = w + oc * filter;
       const size_t row = static_cast<size_t>(oc) * ntaps;
       if (precision_ == Precision::int8) {
-        float max_abs = 0;
-        for (const Tap& t : taps_) max_abs = std::max(max_abs, std::fabs(f[t.index]));
-        const float sw = max_abs > 0 ? max_abs / 127.0f : 1.0f;
+        std::vector<float> kept(ntaps);
+        for (size_t t = 0; t < ntaps; ++t) kept[t] = f[taps_[t].index];
+        const float sw = int8_weight_scale(kept.data(), static_cast<int64_t>(ntaps));
         w_scale_[static_cast<size_t>(oc)] = sw;
-        for (size_t t = 0; t < ntaps; ++t) qw_[row + t] = quantize(f[taps_[t].index], sw, -127, 127);
+        for (size_t t = 0; t < ntaps; ++t) qw_[row + t] = int8_code(kept[t], sw, -127, 127);
         continue;
       }
       for (size_t t = 0; t < ntaps; ++t) {
         float v = f[taps_[t].index];
         if (sampled) v *= scale;
         if (precision_ == Precision::half) v = round_half(v);
-        if (precision_ == Precision::bf16) v = round_bf16(v);
+        if (precision_ == Precision::bf16) v = round_to_bf16(v);
         w_[row + t] = v;
       }
     }
@@ -225,11 +201,11 @@ class KnobConvKernel final : public Kernel {
         for (size_t i = 0; i < x_rounded_.size(); ++i) x_rounded_[i] = round_half(x[i]);
         return x_rounded_.data();
       case Precision::bf16:
-        for (size_t i = 0; i < x_rounded_.size(); ++i) x_rounded_[i] = round_bf16(x[i]);
+        for (size_t i = 0; i < x_rounded_.size(); ++i) x_rounded_[i] = round_to_bf16(x[i]);
         return x_rounded_.data();
       case Precision::int8:
         for (size_t i = 0; i < x_codes_.size(); ++i)
-          x_codes_[i] = quantize(x[i], x_scale_, static_cast<float>(x_lo_), static_cast<float>(x_hi_));
+          x_codes_[i] = int8_code(x[i], x_scale_, x_lo_, x_hi_);
         return x;
     }
     return x;
