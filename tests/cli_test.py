@@ -7,6 +7,7 @@ Usage: cli_test.py CALIPROX_BINARY SOURCE_ROOT
 Prints one line per test and closes with "N passed, N failed, N skipped".
 """
 import json
+import re
 import os
 import signal
 import struct
@@ -133,6 +134,12 @@ def usage_errors_exit_2():
 def help_and_version():
     v = run("--version")
     assert v.returncode == 0 and v.stdout.startswith("caliprox "), v
+    # The CPU probe's finding: architecture, then what it has and lacks.
+    assert re.search(r"^cpu: (x86-64|aarch64)", v.stdout, re.M), v.stdout
+    # A misspelt ISA cap is a usage error, never silently "no cap".
+    bad = subprocess.run([CALIPROX, "knobs"], capture_output=True, text=True,
+                         env=dict(ENV, CALIPROX_MAX_ISA="avx3"))
+    assert bad.returncode == 2 and "CALIPROX_MAX_ISA=avx3" in bad.stderr, bad
     for sub in ("check", "infer", "eval"):
         h = run(sub, "--help")
         assert h.returncode == 0 and "--json" in h.stdout, (sub, h.stdout)
@@ -390,10 +397,20 @@ def knobs_catalogue_lists_every_knob_with_ids():
         list(range(261, 270)), ids
     assert knobs["perf-row-2-0"]["hpvm_id"] == 123 and knobs["samp-4-3"]["hpvm_id"] == 239
     assert knobs["perf-row-2-0"]["nominal_speedup"] == 2.0 and knobs["samp-3-1"]["nominal_speedup"] == 1.5
-    assert "not measured natively" in knobs["fp16"]["note"]
+    # How this CPU runs each knob: fp16 (and every -fp16 variant) is emulated everywhere.
+    assert knobs["fp16"]["here"]["run"] == "emulated" and knobs["perf-row-2-0-fp16"]["here"]["run"] == "emulated"
+    assert knobs["perf-row-2-0"]["here"]["run"] == "native"
+    assert knobs["int8"]["here"]["run"] in ("native", "emulated") and knobs["int8"]["here"]["how"]
     assert knobs["int8"]["ops"] == ["Conv"]
+    # Capped at AVX2, bf16 and int8 are emulated, and say why.
+    capped = json.loads(subprocess.run([CALIPROX, "knobs", "--json"], capture_output=True, text=True,
+                                       env=dict(ENV, CALIPROX_MAX_ISA="avx2"), check=True).stdout)
+    if capped["cpu"].startswith("x86-64"):
+        assert capped["support"]["bf16"]["run"] == "emulated" and "AVX512-BF16" in capped["support"]["bf16"]["how"]
+        assert capped["support"]["int8"]["run"] == "emulated" and "VNNI" in capped["support"]["int8"]["how"]
+        assert "capped at avx2" in capped["cpu"], capped["cpu"]
     p = run("knobs")
-    assert p.returncode == 0 and "perf-col-3-2" in p.stdout and "not measured natively" in p.stdout, p.stdout
+    assert p.returncode == 0 and "perf-col-3-2" in p.stdout and "emulated" in p.stdout, p.stdout
 
 
 @test
@@ -406,6 +423,7 @@ def knobs_per_network_layers_and_flops():
         for l in layers:
             assert l["op"] == "Conv" and l["flops"] > 1e6
             assert l["knobs"]["fp32"] == 1.0 and l["knobs"]["perf-row-2-0"] >= 2.0
+            assert l["reference_fallback"] == [], l["reference_fallback"]
 
 
 def knob_config(tmp, knobs, name="config.json"):
@@ -547,6 +565,35 @@ def tune_writes_frontier_records_and_resumes_after_kill_9():
         before = open(records).read()
         expect_error(run("tune", exp, "-o", b), 2, "records.jsonl", ":4")
         assert open(records).read() == before
+
+
+@test
+def tune_seed_option_and_sigterm_says_what_is_kept():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = tune_experiment(tmp)
+        out = os.path.join(tmp, "s")
+        proc = subprocess.Popen([CALIPROX, "tune", exp, "-o", out, "--seed", "7", "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        records = os.path.join(out, "records.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if os.path.exists(records) and '"phase":"search"' in open(records).read():
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            raise SkipTest("tune finished before the signal arrived")
+        assert proc.returncode == 130, (proc.returncode, err)
+        kept = re.search(r"records\.jsonl: (\d+) evaluations kept; re-run the same command to resume", err)
+        assert kept, err
+        with open(records) as f:
+            lines = f.readlines()
+        # The header carries the seed; every finished evaluation was kept.
+        assert '"seed":7' in lines[0], lines[0]
+        assert int(kept.group(1)) == len(lines) - 1, (kept.group(1), len(lines))
 
 
 @test

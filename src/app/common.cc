@@ -96,4 +96,10 @@ Status interrupted_status(const std::string& what) {
   return Status(Errc::interrupted, fmt::format("interrupted during {}; nothing was written", what));
 }
 
+Status interrupted_status(const std::string& what, const std::string& records_path, size_t kept) {
+  return Status(Errc::interrupted,
+                fmt::format("interrupted during {}; {}: {} evaluations kept; re-run the same command to resume", what,
+                            records_path, kept));
+}
+
 }  // namespace caliprox

@@ -43,5 +43,7 @@ Status write_json_file(const std::string& path, const nlohmann::json& value);
 void install_interrupt_handler();
 bool interrupt_requested();
 Status interrupted_status(const std::string& what);
+// A resumable job's: what its records file keeps, and how to resume.
+Status interrupted_status(const std::string& what, const std::string& records_path, size_t kept);
 
 }  // namespace caliprox

@@ -7,10 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "tune/records.h"
+#include "util/log.h"
 
 namespace caliprox {
 
-Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobSite>& sites) {
+Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobSite>& sites, const Backend& backend,
+                                  EmulatedKnobs emulated, const Session* session) {
   const KnobSpaceSpec& spec = exp.knobs;
   for (const auto& name : spec.layers) {
     if (std::none_of(sites.begin(), sites.end(), [&](const KnobSite& s) { return s.node == name; })) {
@@ -27,12 +29,37 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
     return in;
   };
   KnobSpace ks;
+  // Kinds this target runs here (probe-decided), layers that would fall
+  // back, and what is left out.
+  auto leave_out = [&](const Knob& k, KnobSupport why) {
+    auto it = std::find_if(ks.left_out.begin(), ks.left_out.end(),
+                           [&](const LeftOutKnobs& l) { return l.kind == k.kind && l.support.how == why.how; });
+    if (it == ks.left_out.end()) it = ks.left_out.insert(ks.left_out.end(), {k.kind, std::move(why), {}});
+    if (std::find(it->knobs.begin(), it->knobs.end(), k.name) == it->knobs.end()) it->knobs.push_back(k.name);
+  };
+  auto runs_here = [&](const KnobSite& site, const Knob& k) {
+    const KnobSupport support = knob_support_for(backend, k);
+    if (support.run == KnobRun::unavailable || (support.run == KnobRun::emulated && emulated == EmulatedKnobs::leave_out)) {
+      leave_out(k, support);
+      return false;
+    }
+    if (session != nullptr && backend.name() != "reference") {
+      auto placed = session->knob_backend(site.node, k);
+      if (placed.ok() && *placed == "reference") {
+        leave_out(k, {KnobRun::unavailable,
+                      fmt::format("{} would run on the reference backend's plain loops ({} declines the layer)",
+                                  site.node, backend.name())});
+        return false;
+      }
+    }
+    return true;
+  };
   for (const KnobSite& site : sites) {
     if (!spec.layers.empty() && std::find(spec.layers.begin(), spec.layers.end(), site.node) == spec.layers.end())
       continue;
     std::vector<const Knob*> knobs;
     for (const Knob* k : site.knobs)
-      if (k->kind != KnobKind::exact && selected(*k)) knobs.push_back(k);
+      if (k->kind != KnobKind::exact && selected(*k) && runs_here(site, *k)) knobs.push_back(k);
     // Least to most aggressive: the evolutionary strategy's numeric axis.
     std::stable_sort(knobs.begin(), knobs.end(), [&](const Knob* a, const Knob* b) {
       return layer_nominal_speedup(*a, site.geometry) < layer_nominal_speedup(*b, site.geometry);
@@ -47,6 +74,29 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
   if (!st.ok()) return st.with_context(fmt::format("{}: the knob space (sections knobs.include/exclude/layers)",
                                                    exp.source_path));
   return ks;
+}
+
+void warn_left_out(const KnobSpace& ks, std::string_view command) {
+  for (const LeftOutKnobs& l : ks.left_out)
+    log_warn("{}: leaving out {} {} knob(s) on this target ({}): {}: {}", command, l.knobs.size(),
+             knob_kind_name(l.kind), knob_run_name(l.support.run), l.support.how, fmt::join(l.knobs, " "));
+}
+
+nlohmann::json knob_support_json(const Backend& backend) {
+  nlohmann::json j = nlohmann::json::object();
+  for (KnobKind kind : {KnobKind::perforation, KnobKind::sampling, KnobKind::fp16, KnobKind::bf16, KnobKind::int8}) {
+    const KnobSupport s = backend.knob_support(kind);
+    j[std::string(knob_kind_name(kind))] = {{"run", knob_run_name(s.run)}, {"how", s.how}};
+  }
+  return j;
+}
+
+nlohmann::json left_out_json(const KnobSpace& ks) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const LeftOutKnobs& l : ks.left_out)
+    j.push_back({{"kind", knob_kind_name(l.kind)}, {"run", knob_run_name(l.support.run)}, {"how", l.support.how},
+                 {"knobs", l.knobs}});
+  return j;
 }
 
 Result<std::string> network_fingerprint(const Experiment& exp, const std::string& backend, int threads,

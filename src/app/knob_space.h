@@ -3,7 +3,10 @@
 // network's knob sites), and the fingerprints that tie records, profiles and
 // frontiers to one network on one target.
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/session.h"
 #include "experiment/experiment.h"
@@ -11,15 +14,40 @@
 
 namespace caliprox {
 
+// Knobs the experiment selects that a command leaves out on this target,
+// by kind, with the backend's reason (Backend::knob_support).
+struct LeftOutKnobs {
+  KnobKind kind = KnobKind::exact;
+  KnobSupport support;
+  std::vector<std::string> knobs;
+};
+
 struct KnobSpace {
   SearchSpace space;               // per layer: exact first, then by nominal speedup
   std::vector<ConvGeometry> geometries;  // per layer
   std::vector<std::string> fused;        // per layer: what the executor fused into it
+  std::vector<LeftOutKnobs> left_out;
 };
 
-// invalid_input naming `knobs.layers` entries that are not knob sites, and
-// an empty space.
-Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobSite>& sites);
+// Whether a command searches emulated knobs (Backend::knob_support): their
+// accuracy effect is the knob's, their speed is fp32's, so a speed search
+// leaves them out; a measurement (profile) keeps and labels them.
+enum class EmulatedKnobs { keep, leave_out };
+
+// The experiment's knob space on `backend`: knobs it cannot run here
+// (unavailable), under EmulatedKnobs::leave_out the emulated ones, and the
+// (layer, knob) pairs `session` would run on the reference backend's plain
+// loops (a fallback is never timed as the fast path) are left out and
+// listed in `left_out`. invalid_input naming `knobs.layers` entries that
+// are not knob sites, and an empty space.
+Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobSite>& sites, const Backend& backend,
+                                  EmulatedKnobs emulated, const Session* session);
+// {kind: {run, how}} for every knob kind on `backend` (profile.json, `caliprox knobs --json`).
+nlohmann::json knob_support_json(const Backend& backend);
+nlohmann::json left_out_json(const KnobSpace& ks);
+// One warning per kind of left-out knob, naming them and the reason
+// (`command`: "tune", "profile").
+void warn_left_out(const KnobSpace& ks, std::string_view command);
 
 // Identifies the model file's bytes, the input shape, the backend and thread
 // count: profile.json and tune agree on it.

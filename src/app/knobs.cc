@@ -7,15 +7,21 @@
 
 #include "app/common.h"
 #include "app/evaluator.h"
+#include "app/knob_space.h"
+#include "util/cpu.h"
 
 namespace caliprox {
 
 namespace {
 
-constexpr const char* kFp16Note =
-    "emulated: this CPU has no native fp16 arithmetic, so its speed is not measured natively here";
+// The backend a catalogue listing describes: --backend, else oneDNN where built.
+Result<std::unique_ptr<Backend>> catalogue_backend(const CommonSettings& common) {
+  const std::vector<std::string_view> names = backend_names();
+  const std::string fallback(std::find(names.begin(), names.end(), "onednn") != names.end() ? "onednn" : "reference");
+  return make_backend(common.backend.value_or(fallback), common.threads.value_or(1));
+}
 
-nlohmann::json knob_json(const Knob& k) {
+nlohmann::json knob_json(const Knob& k, const Backend& backend) {
   nlohmann::json j = {{"name", k.name},
                       {"hpvm_id", k.hpvm_id > 0 ? nlohmann::json(k.hpvm_id) : nlohmann::json(nullptr)},
                       {"kind", knob_kind_name(k.kind)},
@@ -28,25 +34,41 @@ nlohmann::json knob_json(const Knob& k) {
     j["rate"] = k.rate;
     j["offset"] = k.offset;
   }
-  if (k.half) j["note"] = kFp16Note;
+  const KnobSupport here = knob_support_for(backend, k);
+  j["here"] = {{"backend", backend.name()}, {"run", knob_run_name(here.run)}, {"how", here.how}};
   return j;
 }
 
 Status print_catalogue(const KnobsSettings& settings) {
+  CP_ASSIGN_OR_RETURN(auto backend, catalogue_backend(settings.common));
+  const std::string cpu = cpu::describe(cpu::features());
   if (settings.common.json) {
     nlohmann::json all = nlohmann::json::array();
-    for (const Knob& k : knob_catalogue()) all.push_back(knob_json(k));
-    fmt::print("{}\n", nlohmann::json{{"knobs", all}}.dump());
+    for (const Knob& k : knob_catalogue()) all.push_back(knob_json(k, *backend));
+    fmt::print("{}\n", nlohmann::json{{"cpu", cpu},
+                                      {"backend", backend->name()},
+                                      {"support", knob_support_json(*backend)},
+                                      {"knobs", all}}
+                           .dump());
     return {};
   }
-  fmt::print("{:<20} {:>5}  {:<12} {:<6} {:>8}  {}\n", "knob", "hpvm", "kind", "ops", "nominal", "meaning");
+  fmt::print("{:<20} {:>5}  {:<12} {:<6} {:>8}  {:<9} {}\n", "knob", "hpvm", "kind", "ops", "nominal", "here",
+             "meaning");
   for (const Knob& k : knob_catalogue())
-    fmt::print("{:<20} {:>5}  {:<12} {:<6} {:>7.2f}x  {}\n", k.name, k.hpvm_id > 0 ? std::to_string(k.hpvm_id) : "-",
-               knob_kind_name(k.kind), fmt::join(knob_op_types(k), ","), k.nominal_speedup, k.summary);
+    fmt::print("{:<20} {:>5}  {:<12} {:<6} {:>7.2f}x  {:<9} {}\n", k.name,
+               k.hpvm_id > 0 ? std::to_string(k.hpvm_id) : "-", knob_kind_name(k.kind),
+               fmt::join(knob_op_types(k), ","), k.nominal_speedup,
+               knob_run_name(knob_support_for(*backend, k).run), k.summary);
   fmt::print("\nnominal speedup: FLOP ratio for perforation and sampling (a large layer; `caliprox knobs "
              "EXPERIMENT.yaml` gives each layer's), element-width ratio for precision knobs.\n"
-             "fp16 and the -fp16 variants are {}.\n",
-             kFp16Note);
+             "here: how the {} backend runs the knob on this CPU ({}):\n",
+             backend->name(), cpu);
+  for (KnobKind kind : {KnobKind::perforation, KnobKind::sampling, KnobKind::fp16, KnobKind::bf16, KnobKind::int8}) {
+    const KnobSupport s = backend->knob_support(kind);
+    fmt::print("  {:<12} {:<9} {}\n", knob_kind_name(kind), knob_run_name(s.run), s.how);
+  }
+  fmt::print("emulated knobs change accuracy as the knob defines but run at fp32 speed: `caliprox tune` leaves them "
+             "out (the -fp16 variants count as fp16).\n");
   return {};
 }
 
@@ -59,6 +81,18 @@ Status run_knobs(const KnobsSettings& settings) {
   CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads));
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, evaluator->knob_sites());
   const int64_t batch = exp.dataset.batch;
+  CP_ASSIGN_OR_RETURN(Session * session, evaluator->session(batch));
+  // Per layer, the knobs that would run on the reference backend's plain loops.
+  auto fallbacks = [&](const KnobSite& s) {
+    std::vector<std::string> out;
+    if (evaluator->backend().name() == "reference") return out;
+    for (const Knob* k : s.knobs) {
+      if (k->kind == KnobKind::exact) continue;
+      auto placed = session->knob_backend(s.node, *k);
+      if (placed.ok() && *placed == "reference") out.push_back(k->name);
+    }
+    return out;
+  };
   if (settings.common.json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const KnobSite& s : *sites) {
@@ -69,9 +103,16 @@ Status run_knobs(const KnobsSettings& settings) {
                         {"fused", s.fused},
                         {"output_shape", s.geometry.output_shape()},
                         {"flops", s.flops},
-                        {"knobs", knobs}});
+                        {"knobs", knobs},
+                        {"reference_fallback", fallbacks(s)}});
     }
-    fmt::print("{}\n", nlohmann::json{{"experiment", exp.name}, {"batch", batch}, {"layers", layers}}.dump());
+    fmt::print("{}\n", nlohmann::json{{"experiment", exp.name},
+                                      {"batch", batch},
+                                      {"backend", evaluator->backend().name()},
+                                      {"cpu", cpu::describe(cpu::features())},
+                                      {"support", knob_support_json(evaluator->backend())},
+                                      {"layers", layers}}
+                           .dump());
     return {};
   }
   fmt::print("experiment {}: {} layer(s) take knobs (FLOPs at batch {})\n", exp.name, sites->size(), batch);
@@ -88,7 +129,20 @@ Status run_knobs(const KnobsSettings& settings) {
                s.fused.empty() ? "-" : s.fused, shape_str(s.geometry.output_shape()), s.flops / 1e6, s.knobs.size(),
                all, missing.empty() ? "-" : fmt::format("{}", fmt::join(missing, " ")));
   }
-  fmt::print("`caliprox knobs --json {}` adds each layer's nominal speedup per knob.\n", *settings.experiment_path);
+  bool any_fallback = false;
+  for (const KnobSite& s : *sites) {
+    const std::vector<std::string> f = fallbacks(s);
+    if (f.empty()) continue;
+    any_fallback = true;
+    fmt::print("{}: on the reference backend's plain loops (not the fast path, left out by tune and profile): {}\n",
+               s.node, fmt::join(f, " "));
+  }
+  if (!any_fallback)
+    fmt::print("every layer runs its knobs on the {} backend; ", evaluator->backend().name());
+  fmt::print("knob kinds on this CPU ({}):", cpu::describe(cpu::features()));
+  for (KnobKind kind : {KnobKind::perforation, KnobKind::sampling, KnobKind::fp16, KnobKind::bf16, KnobKind::int8})
+    fmt::print(" {} {}", knob_kind_name(kind), knob_run_name(evaluator->backend().knob_support(kind).run));
+  fmt::print("\n`caliprox knobs --json {}` adds each layer's nominal speedup per knob.\n", *settings.experiment_path);
   return {};
 }
 

@@ -68,7 +68,9 @@ Status run_profile(const ProfileSettings& settings) {
   ResolvedTarget target = resolve_target(exp, settings.common);
   CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, true));
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, ev->knob_sites());
-  CP_ASSIGN_OR_RETURN(KnobSpace ks, make_knob_space(exp, *sites));
+  CP_ASSIGN_OR_RETURN(Session * first, ev->session(std::min(exp.dataset.batch, ev->dataset().size())));
+  CP_ASSIGN_OR_RETURN(KnobSpace ks, make_knob_space(exp, *sites, ev->backend(), EmulatedKnobs::keep, first));
+  warn_left_out(ks, "profile");
   for (const auto& c : configs) CP_TRY(ev->configure(c.knobs).with_context(fmt::format("--configs {}", c.id)));
   CP_TRY(ev->configure({}));
 
@@ -195,6 +197,8 @@ Status run_profile(const ProfileSettings& settings) {
                                                   : nlohmann::json(energy.unavailable_reason())}}},
         {"baseline", {{"latency_ms", stat_json(whole.seconds[0], 1000.0)}, {"energy_j", energy_of(0)}}},
         {"rest_ms", std::max(0.0, base_median * 1000.0 - exact_layers_ms)},
+        {"knob_support", knob_support_json(ev->backend())},
+        {"left_out", left_out_json(ks)},
         {"layers", layers},
         {"configurations", conf_json},
     };

@@ -52,6 +52,7 @@ struct TuneSettings {
   std::optional<double> time_s;            // overrides tune.time_limit
   std::optional<std::string> strategy;     // overrides tune.strategy
   std::optional<std::string> qos_mode;     // overrides tune.qos_mode
+  std::optional<uint64_t> seed;            // overrides tune.seed
   int jobs = 1;                            // parallel workers, each with its own sessions
   std::optional<std::string> export_hpvm;  // also write ApproxTuner's confs.txt
 };

@@ -81,6 +81,12 @@ void run_workers(int jobs, F& work) {
   for (auto& t : threads) t.join();
 }
 
+// Exit 130 naming what records.jsonl keeps (everything finished so far).
+Status interrupted(const TuneContext& c) {
+  if (!c.records) return interrupted_status("tune");
+  return interrupted_status("tune", c.records->path(), c.records->records().size());
+}
+
 void progress_line(const TuneContext& c, const std::string& text) {
   if (c.progress) fmt::print(stderr, "\r\033[K{}", text);
 }
@@ -95,6 +101,7 @@ Status run_tune(const TuneSettings& settings) {
   if (settings.time_s) spec.time_limit_s = *settings.time_s;
   if (settings.strategy) spec.strategy = *settings.strategy;
   if (settings.qos_mode) spec.qos_mode = *settings.qos_mode;
+  if (settings.seed) spec.seed = *settings.seed;
   auto kind = strategy_from_name(spec.strategy);
   if (!kind) return invalid_input("--strategy {}: expected random, greedy or evolutionary", spec.strategy);
   if (spec.qos_mode != "empirical" && spec.qos_mode != "p1" && spec.qos_mode != "p2")
@@ -121,7 +128,9 @@ Status run_tune(const TuneSettings& settings) {
   if (spec.predictor_samples > 0)
     c.predictor_range.end = std::min(c.tune_range.end, c.tune_range.begin + spec.predictor_samples);
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, main.knob_sites());
-  CP_ASSIGN_OR_RETURN(c.ks, make_knob_space(c.exp, *sites));
+  CP_ASSIGN_OR_RETURN(Session * first, main.session(c.exp.dataset.batch));
+  CP_ASSIGN_OR_RETURN(c.ks, make_knob_space(c.exp, *sites, main.backend(), EmulatedKnobs::leave_out, first));
+  warn_left_out(c.ks, "tune");
   const SearchSpace& space = c.ks.space;
   const int64_t batch = c.exp.dataset.batch;
   CP_ASSIGN_OR_RETURN(std::string net_fp, network_fingerprint(c.exp, c.target.backend, c.target.threads, batch));
@@ -299,7 +308,7 @@ Status run_tune(const TuneSettings& settings) {
     };
     run_workers(settings.jobs, work);
     if (c.progress) fmt::print(stderr, "\n");
-    if (interrupt_requested()) return interrupted_status("tune");
+    if (interrupt_requested()) return interrupted(c);
     CP_TRY(failure);
     log_info("single-knob runs: {} ({} fresh) in {:.1f} s on {} samples{}", pairs.size(), fresh, seconds_since(t0),
              c.predictor_range.end - c.predictor_range.begin,
@@ -399,7 +408,7 @@ Status run_tune(const TuneSettings& settings) {
   const auto t_search = Clock::now();
   CP_ASSIGN_OR_RETURN(SearchOutcome outcome, run_search(*strategy, budget, settings.jobs, hooks));
   if (c.progress) fmt::print(stderr, "\n");
-  if (outcome.stop_reason == "interrupted") return interrupted_status("tune");
+  if (outcome.stop_reason == "interrupted") return interrupted(c);
   const double search_s = seconds_since(t_search);
   log_info("search: {} evaluations ({} replayed) in {:.1f} s, {:.1f} eval/s; stopped by {}; {}",
            outcome.results.size(), outcome.replayed, search_s,
@@ -503,7 +512,7 @@ Status run_tune(const TuneSettings& settings) {
     };
     run_workers(settings.jobs, work);
     if (c.progress) fmt::print(stderr, "\n");
-    if (interrupt_requested()) return interrupted_status("tune");
+    if (interrupt_requested()) return interrupted(c);
     CP_TRY(failure);
   }
 

@@ -123,6 +123,13 @@ class Backend {
   }
 };
 
+// A knob's support: its kind's, except that the half variants of perforation
+// and sampling round to IEEE half as fp16 does (emulated precision whatever
+// runs the skipping).
+inline KnobSupport knob_support_for(const Backend& backend, const Knob& knob) {
+  return backend.knob_support(knob.half ? KnobKind::fp16 : knob.kind);
+}
+
 // Explicit registry (src/backends/registry.cc): no static-initializer magic.
 std::vector<std::string_view> backend_names();
 // Errc::invalid_input for an unknown name (listing the known ones).

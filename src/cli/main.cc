@@ -11,6 +11,7 @@
 
 #include "app/common.h"
 #include "app/settings.h"
+#include "util/cpu.h"
 #include "util/log.h"
 
 using namespace caliprox;
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
     execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
   }
   CLI::App app{"caliprox: application-aware tuning of neural-network approximations"};
-  app.set_version_flag("--version", fmt::format("caliprox {}", kVersion));
+  app.set_version_flag("--version", fmt::format("caliprox {}\ncpu: {}", kVersion, cpu::describe(cpu::features())));
   app.require_subcommand(1);
   app.fallthrough();
 
@@ -107,6 +108,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   tune_cmd->add_option("--strategy", tune.strategy, "random, greedy or evolutionary (overrides tune.strategy)");
   tune_cmd->add_option("--qos-mode", tune.qos_mode, "empirical, p1 or p2 (overrides tune.qos_mode)");
+  tune_cmd->add_option("--seed", tune.seed,
+                       "Seed of the search's random numbers (overrides tune.seed; recorded in records.jsonl's header)");
   tune_cmd->add_option("--jobs", tune.jobs, "Parallel workers, each with its own sessions (results do not depend on it)")
       ->check(CLI::PositiveNumber);
   tune_cmd->add_option("--export-hpvm", tune.export_hpvm, "Also write the frontier in ApproxTuner's confs.txt layout");
@@ -139,6 +142,11 @@ int main(int argc, char** argv) {
     return 2;  // usage error (DESIGN exit codes)
   }
 
+  // A misspelt ISA cap must not silently mean "no cap".
+  if (!cpu::features().cap_error.empty()) {
+    fmt::print(stderr, "caliprox: error: {}\n", cpu::features().cap_error);
+    return 2;
+  }
   install_interrupt_handler();
   Status st;
   try {

@@ -843,6 +843,17 @@ std::vector<std::pair<std::string, std::string>> Session::node_backends() const 
   return r;
 }
 
+Result<std::string> Session::knob_backend(const std::string& node, const Knob& knob) const {
+  if (impl_->split) return impl_->split->workers[0]->knob_backend(node, knob);
+  auto it = impl_->step_of_node.find(node);
+  if (it == impl_->step_of_node.end() ||
+      std::none_of(impl_->sites.begin(), impl_->sites.end(), [&](const KnobSite& s) { return s.node == node; }))
+    return invalid_input("'{}' is not a layer that takes knobs", node);
+  NodeContext ctx = impl_->knob_context(impl_->steps[it->second], knob);
+  if (knob.kind == KnobKind::int8 && !ctx.input_range) ctx.input_range = ValueRange{0.0f, 1.0f};
+  return std::string(impl_->backend->supports(ctx) ? impl_->backend->name() : impl_->reference->name());
+}
+
 const std::vector<KnobSite>& Session::knob_sites() const { return impl_->sites; }
 const std::vector<CodesEdge>& Session::codes_edges() const {
   return impl_->split ? impl_->split->workers[0]->codes_edges() : impl_->edges;

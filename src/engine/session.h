@@ -129,6 +129,13 @@ class Session {
   // Which backend runs each node ("onednn" / "reference") under the current
   // configuration, in execution order.
   std::vector<std::pair<std::string, std::string>> node_backends() const;
+  // Which backend would run `knob` on knob site `node` ("onednn", or
+  // "reference" where the session's backend declines it and the executor
+  // falls back to the reference's plain loops), without preparing it.
+  // (int8's placement does not depend on the calibrated range; an
+  // uncalibrated site is asked with a unit range.) invalid_input for a node
+  // that is not a knob site.
+  Result<std::string> knob_backend(const std::string& node, const Knob& knob) const;
 
  private:
   Session();

@@ -1,5 +1,7 @@
 #include "tune/measure.h"
 
+#include "util/cpu.h"
+
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tune/rng.h"
+#include "util/cpu.h"
 
 namespace caliprox {
 
@@ -328,7 +331,8 @@ MeasurementContext current_measurement_context(int threads, const EnergyMeter* e
 nlohmann::json context_json(const MeasurementContext& ctx) {
   nlohmann::json j = {{"threads", ctx.threads},
                       {"cpu_affinity", ctx.cpu_affinity},
-                      {"cpu_list", format_cpu_list(ctx.cpu_affinity)}};
+                      {"cpu_list", format_cpu_list(ctx.cpu_affinity)},
+                      {"cpu", cpu::describe(cpu::features())}};
   j["omp_wait_policy"] = ctx.omp_wait_policy ? nlohmann::json(*ctx.omp_wait_policy) : nlohmann::json(nullptr);
   j["omp_num_threads"] = ctx.omp_num_threads ? nlohmann::json(*ctx.omp_num_threads) : nlohmann::json(nullptr);
   return j;
