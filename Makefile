@@ -7,7 +7,7 @@ CALIPROX = $(BUILD)/src/cli/caliprox
 # CI builds with warnings as errors (DESIGN style rule 11).
 MESON_FLAGS ?= $(if $(CI),-Dwerror=true,)
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test test-aarch64 bench clean
 
 all: build
 
@@ -26,6 +26,11 @@ demo: build
 
 test: build
 	bash scripts/run-tests.sh $(BUILD)
+
+# Cross-builds for aarch64 (an arm64 sysroot from Debian's packages) into
+# build-aarch64 and runs the unit and conformance tests under qemu-aarch64.
+test-aarch64:
+	MESON_FLAGS="$(MESON_FLAGS)" bash scripts/test-aarch64.sh build-aarch64
 
 bench: build
 	bash scripts/install-deps.sh --bench

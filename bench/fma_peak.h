@@ -1,7 +1,7 @@
 #pragma once
 // The machine's FP32 peak, measured rather than looked up: a loop of
 // independent fused multiply-add chains (enough accumulators to hide the FMA
-// latency on both FMA pipes), one copy per thread. Convolution GFLOP/s are
+// latency on every FMA pipe), one copy per thread. Convolution GFLOP/s are
 // reported as a fraction of this figure, measured in the same run and under
 // the same load as the convolutions themselves.
 #include <string>
@@ -11,7 +11,7 @@ namespace caliprox::bench {
 
 struct PeakResult {
   int threads = 1;
-  std::string isa;             // "avx512f" or "avx2+fma"
+  std::string isa;             // "avx512f" or "avx2+fma" (x86-64), "neon" (aarch64)
   std::vector<double> trials;  // GFLOP/s of each trial
   double median_gflops = 0;
   double max_gflops = 0;

@@ -18,7 +18,10 @@ for arg in "$@"; do
   case "$arg" in
     --bench) EXTRA_PKGS+=(nodejs npm) ;;
     --train) EXTRA_PKGS+=(python3-torch python3-onnx python3-numpy) ;;
-    *) echo "install-deps: unknown option '$arg' (expected --bench or --train)" >&2; exit 2 ;;
+    # The aarch64 cross build (scripts/aarch64-sysroot.sh): the native cross
+    # compiler and qemu-aarch64; the arm64 libraries go into a sysroot.
+    --aarch64) EXTRA_PKGS+=(g++-aarch64-linux-gnu qemu-user) ;;
+    *) echo "install-deps: unknown option '$arg' (expected --bench, --train or --aarch64)" >&2; exit 2 ;;
   esac
 done
 

@@ -514,6 +514,19 @@ def search_lines(records):
     return sorted(out)
 
 
+def tune_until_search(exp, out, *args):
+    """A tune into `out`, returned once its records hold a search evaluation (stderr piped)."""
+    proc = subprocess.Popen([CALIPROX, "tune", exp, "-o", out, "--quiet", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    records = os.path.join(out, "records.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(records) and '"phase":"search"' in open(records).read():
+            break
+        time.sleep(0.005)
+    return proc, records
+
+
 @test
 def tune_writes_frontier_records_and_resumes_after_kill_9():
     if not os.path.exists(LENET):
@@ -537,16 +550,9 @@ def tune_writes_frontier_records_and_resumes_after_kill_9():
 
         # Same command into b, killed with SIGKILL once the search has started, then resumed.
         b = os.path.join(tmp, "b")
-        proc = subprocess.Popen([CALIPROX, "tune", exp, "-o", b, "--quiet"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=ENV)
-        records = os.path.join(b, "records.jsonl")
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if os.path.exists(records) and '"phase":"search"' in open(records).read():
-                break
-            time.sleep(0.005)
+        proc, records = tune_until_search(exp, b)
         proc.kill()
-        proc.wait()
+        proc.communicate()
         p = run("tune", exp, "-o", b, "--json")
         assert p.returncode in (0, 3), p.stderr
         assert search_lines(records) == uninterrupted
@@ -574,14 +580,7 @@ def tune_seed_option_and_sigterm_says_what_is_kept():
     with tempfile.TemporaryDirectory() as tmp:
         exp = tune_experiment(tmp)
         out = os.path.join(tmp, "s")
-        proc = subprocess.Popen([CALIPROX, "tune", exp, "-o", out, "--seed", "7", "--quiet"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
-        records = os.path.join(out, "records.jsonl")
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if os.path.exists(records) and '"phase":"search"' in open(records).read():
-                break
-            time.sleep(0.005)
+        proc, records = tune_until_search(exp, out, "--seed", "7")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
         if proc.returncode == 0:

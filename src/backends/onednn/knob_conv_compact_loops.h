@@ -1,32 +1,38 @@
 #pragma once
 // The compact kernel's per-image loops (see knob_conv_compact.h): gather,
-// direct convolution and epilogue. Written once, compiled twice:
-// knob_conv_compact_avx512.cc includes this under an AVX-512 target pragma
-// with CP_KNOB_ISA = avx512 and CP_KNOB_ISA_AVX512 = 1,
-// knob_conv_compact_portable.cc for baseline x86-64 (portable, 0). Each copy
-// lives in its own namespace so the two never mix at link time, and the
+// direct convolution and epilogue. Written once, compiled per copy
+// (simd::KernelIsa): knob_conv_compact_avx512.cc includes this under an
+// AVX-512 target pragma with CP_KNOB_ISA = avx512 and CP_KNOB_ISA_AVX512 = 1,
+// knob_conv_compact_avx2.cc under AVX2 / FMA / F16C (avx2, 0: the same
+// loops as the portable copy, vectorised at 256 bits), and
+// knob_conv_compact_portable.cc for the baseline (portable, 0). Each copy
+// lives in its own namespace so they never mix at link time, and the
 // includer has already included every standard header, so only these
-// definitions take the pragma's target.
-#include <immintrin.h>
-
+// definitions take the pragma's target. The portable copy uses no x86
+// header or type, so it also builds for other architectures (aarch64).
 #include <algorithm>
 #include <cstring>
 
 #include "backends/onednn/knob_conv_compact.h"
 #include "backends/onednn/knob_conv_simd.h"
 
-#ifndef CP_KNOB_ISA
+#if !defined(CP_KNOB_ISA) || !defined(CP_KNOB_ISA_AVX512)
 #error "define CP_KNOB_ISA (avx512 or portable) and CP_KNOB_ISA_AVX512 before including this file"
+#endif
+#if CP_KNOB_ISA_AVX512
+#include <immintrin.h>
 #endif
 
 namespace caliprox::onednn::compact::CP_KNOB_ISA {
 
 using simd::ActivationKind;
 
+#if CP_KNOB_ISA_AVX512
 // The mask of the first n of 16 lanes (none for n <= 0, all for n >= 16).
 CP_KNOB_INLINE __mmask16 first_lanes(int64_t n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
 }
+#endif
 
 // IEEE-half rounding of n floats (in == out allowed).
 CP_KNOB_INLINE void round_half(const float* in, float* out, int64_t n) {
