@@ -212,12 +212,12 @@ void check_lowp_impls(const char* name) {
 }
 
 TEST_CASE("knob onednn: every implementation the bf16 tuning times matches the reference" *
-          CP_NEEDS(onednn::lowp_native(KnobKind::bf16), "bf16 is emulated on this CPU (no AVX512-BF16)")) {
+          CP_NEEDS(onednn::lowp_native(KnobKind::bf16), "bf16 is emulated on this CPU (no AVX512-BF16, or not x86)")) {
   check_lowp_impls("bf16");
 }
 
 TEST_CASE("knob onednn: every implementation the int8 tuning times matches the reference" *
-          CP_NEEDS(onednn::lowp_native(KnobKind::int8), "int8 is emulated on this CPU (no AVX512-VNNI)")) {
+          CP_NEEDS(onednn::lowp_native(KnobKind::int8), "int8 is emulated on this CPU (no AVX512-VNNI, or not x86)")) {
   check_lowp_impls("int8");
 }
 
@@ -407,7 +407,7 @@ TEST_CASE("knob onednn: the compact kernel's bf16 tiles match the reference, on 
 }
 
 TEST_CASE("knob onednn: a bf16 layer writing codes is tuned on kernels writing codes" *
-          CP_NEEDS(onednn::lowp_native(KnobKind::bf16), "bf16 is emulated on this CPU (no AVX512-BF16): no codes")) {
+          CP_NEEDS(onednn::lowp_native(KnobKind::bf16), "bf16 is emulated on this CPU (no AVX512-BF16, or not x86): no codes")) {
   // A layer of 1+ MFLOP times its candidates at prepare (make_lowp_conv);
   // writing the next layer's codes, each is timed writing codes (the
   // compact tiles refuse a float output, so timing them on one would fail

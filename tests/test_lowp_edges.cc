@@ -113,7 +113,7 @@ const KnobConfig all_int8{{"A", "int8"}, {"B", "int8"}, {"C", "int8"}, {"D", "in
 
 #define CP_NEEDS_NATIVE(kind, ext)                                                                         \
   CP_NEEDS(onednn::lowp_native(KnobKind::kind),                                                          \
-           #kind " is emulated on this CPU (no " ext "): its kernels compute on floats, so no codes travel")
+           #kind " is emulated on this CPU (no " ext ", or not x86): its kernels compute on floats, so no codes travel")
 
 TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a shared value is quantised once" *
           CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {

@@ -78,11 +78,17 @@ KnobSupport onednn_knob_support(KnobKind kind) {
       return {KnobRun::emulated, "no kernel computes in half precision: operands rounded around the fp32 convolution"};
     case KnobKind::bf16:
       if (lowp_native(kind)) return {KnobRun::native, "oneDNN bf16 convolution and avx512_bf16 tiles"};
+      if (cpu::features().arch != cpu::Arch::x86_64)
+        return {KnobRun::emulated,
+                "no bf16 kernel on this architecture yet: operands rounded to bfloat16 around the fp32 convolution"};
       return {KnobRun::emulated,
               "no AVX512-BF16 here (oneDNN 2.6 has no bf16 convolution): operands rounded to bfloat16 around the fp32 "
               "convolution"};
     case KnobKind::int8:
       if (lowp_native(kind)) return {KnobRun::native, "oneDNN int8 convolution with AVX512-VNNI"};
+      if (cpu::features().arch != cpu::Arch::x86_64)
+        return {KnobRun::emulated,
+                "no int8 kernel on this architecture yet: quantised operands through the fp32 convolution"};
       return {KnobRun::emulated,
               "no AVX512-VNNI here (oneDNN's int8 convolution would saturate pairs of products in 16 bits): "
               "quantised operands through the fp32 convolution"};
