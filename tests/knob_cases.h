@@ -23,7 +23,10 @@ namespace knob_test {
 
 using namespace caliprox;
 
-constexpr int kThreads = 2;
+using onednn_test::kThreads;
+// The backends every oneDNN test shares (onednn_cases.h's).
+using onednn_test::onednn_backend;
+using onednn_test::reference_backend;
 
 // Seeds, random values and fused attributes: onednn_cases.h's.
 using onednn_test::rand_int;
@@ -96,14 +99,6 @@ inline void add_fusion(ConvCase& c, std::mt19937& rng, bool residual, const char
   }
 }
 
-inline Backend& onednn_backend() {
-  static std::unique_ptr<Backend> b = make_onednn_backend(BackendOptions{kThreads});
-  return *b;
-}
-inline Backend& reference_backend() {
-  static std::unique_ptr<Backend> b = make_reference_backend(BackendOptions{1});
-  return *b;
-}
 
 inline NodeContext context_for(const ConvCase& c, const Knob* knob, Layout layout, std::optional<ValueRange> range) {
   NodeContext ctx{c.node, {}, {}, infer(c), kThreads, layout, knob, range};
