@@ -17,7 +17,7 @@
 
 #include "conv_costs.h"
 #include "data/idx.h"
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "fma_peak.h"
 #include "model_bench.h"
 #include "util/atomic_file.h"

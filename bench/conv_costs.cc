@@ -4,8 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "engine/op_registry.h"
-#include "engine/ops/conv_geometry.h"
+#include "ir/op_registry.h"
+#include "ir/ops/conv_geometry.h"
 
 namespace caliprox::bench {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/graph.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox::bench {

@@ -34,7 +34,7 @@
 
 #include "backends/backend.h"
 #include "data/idx.h"
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "engine/session.h"
 #include "knobs/knobs.h"
 #include "model_bench.h"

@@ -9,8 +9,8 @@
 
 #include "conv_costs.h"
 #include "engine/batch_split.h"
-#include "engine/graph.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "util/stats.h"
 #include "util/status.h"
 

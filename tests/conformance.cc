@@ -28,8 +28,8 @@
 #include <onnx/onnx_pb.h>
 
 #include "backends/backend.h"
-#include "engine/onnx_import.h"
-#include "engine/onnx_proto.h"
+#include "ir/onnx_import.h"
+#include "ir/onnx_proto.h"
 #include "engine/session.h"
 #include "util/log.h"
 

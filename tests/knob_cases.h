@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 #include "knobs/knobs.h"
 #include "node_harness.h"
 #include "onednn_cases.h"

@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "backends/backend.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 namespace caliprox::test {
 

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 #include "node_harness.h"
 
 namespace caliprox::onednn_test {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/layout.h"
+#include "backends/layout.h"
 #include "engine/session.h"
 
 namespace caliprox::testing {

@@ -34,7 +34,7 @@
 #include "backends/onednn/knob_conv.h"
 #include "backends/onednn/knob_conv_simd.h"
 #include "cpu_needs.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 #include "knobs/knobs.h"
 #include "node_harness.h"
 #include "knob_cases.h"

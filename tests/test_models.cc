@@ -10,7 +10,7 @@
 
 #include "backends/backend.h"
 #include "data/idx.h"
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "engine/session.h"
 
 using namespace caliprox;

@@ -1,4 +1,4 @@
-// nn op family: shape inference (engine/ops/nn_ops.cc, conv_geometry.cc) and
+// nn op family: shape inference (ir/ops/nn_ops.cc, conv_geometry.cc) and
 // the reference kernels (backends/reference/nn_*.cc). Expected values are
 // computed by hand in the comments; the randomized cases compare the kernels
 // against a naive loop written straight from the ONNX definition (tolerance
@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "engine/op_registry.h"
-#include "engine/ops/conv_geometry.h"
+#include "ir/op_registry.h"
+#include "ir/ops/conv_geometry.h"
 #include "node_harness.h"
 
 using namespace caliprox;

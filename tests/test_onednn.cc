@@ -14,7 +14,7 @@
 
 #include "backends/backend.h"
 #include "backends/onednn/conv.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 #include "cpu_needs.h"
 #include "onednn_cases.h"
 #include "util/cpu.h"

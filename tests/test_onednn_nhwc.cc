@@ -16,7 +16,7 @@
 #include <fmt/format.h>
 
 #include "backends/onednn/conv.h"
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "engine/session.h"
 #include "cpu_needs.h"
 #include "onednn_cases.h"
@@ -275,7 +275,7 @@ TEST_CASE("onednn nhwc: pooling, BatchNormalization and broadcast arithmetic" * 
     }
   }
   // Same-shape operands and scalars need no claim: the executor runs them in
-  // their inputs' layout (engine/layout.h), a claim would force NHWC.
+  // their inputs' layout (backends/layout.h), a claim would force NHWC.
   NodeCase same = make_case("Add", {random_tensor({2, 8, 5, 5}, rng), random_tensor({2, 8, 5, 5}, rng)});
   CHECK_FALSE(onednn_backend().supports_nhwc(context_for(same)));
   NodeCase relu = make_case("Relu", {random_tensor({2, 8, 5, 5}, rng)});

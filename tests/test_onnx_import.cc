@@ -10,9 +10,9 @@
 
 #include <onnx/onnx_pb.h>
 
-#include "engine/onnx_import.h"
-#include "engine/onnx_proto.h"
-#include "engine/op_registry.h"
+#include "ir/onnx_import.h"
+#include "ir/onnx_proto.h"
+#include "ir/op_registry.h"
 
 namespace fs = std::filesystem;
 using namespace caliprox;

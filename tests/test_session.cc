@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/layout.h"
+#include "backends/layout.h"
 #include "engine/session.h"
 #include "session_fixtures.h"
 

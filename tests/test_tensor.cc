@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 
 using namespace caliprox;
 

@@ -1,4 +1,4 @@
-// tensor op family: shape inference (engine/ops/tensor_ops*.cc) and the
+// tensor op family: shape inference (ir/ops/tensor_ops*.cc) and the
 // reference kernels (backends/reference/tensor_*.cc). Expected values are
 // worked out by hand in the comments (float comparisons: relative 1e-5 unless
 // stated). The randomized broadcast case compares against a naive
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "engine/op_registry.h"
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/op_registry.h"
+#include "ir/ops/tensor_ops_util.h"
 #include "node_harness.h"
 
 using namespace caliprox;

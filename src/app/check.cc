@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "engine/session.h"
 
 namespace caliprox {

@@ -8,7 +8,7 @@
 
 #include "app/settings.h"
 #include "backends/backend.h"
-#include "engine/graph.h"
+#include "ir/graph.h"
 #include "experiment/experiment.h"
 #include "util/stats.h"
 

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "util/log.h"
 
 namespace caliprox {

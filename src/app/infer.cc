@@ -8,7 +8,7 @@
 
 #include "app/common.h"
 #include "data/npy.h"
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 #include "engine/session.h"
 #include "util/atomic_file.h"
 #include "util/log.h"

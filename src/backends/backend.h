@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/graph.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "knobs/knobs.h"
 #include "util/status.h"
 

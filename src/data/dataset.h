@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {

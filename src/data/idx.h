@@ -5,7 +5,7 @@
 // 0x0E f64. Errors (Errc::invalid_input) name the file.
 #include <string>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {

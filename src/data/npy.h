@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {

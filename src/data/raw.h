@@ -4,7 +4,7 @@
 #include <string>
 
 #include "data/dataset.h"
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox {
 namespace {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <optional>
 
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 namespace caliprox {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/graph.h"
+#include "ir/graph.h"
 
 namespace caliprox {
 

@@ -12,9 +12,9 @@
 
 #include "backends/backend.h"
 #include "engine/batch_split.h"
-#include "engine/graph.h"
-#include "engine/ops/conv_geometry.h"
-#include "engine/tensor.h"
+#include "engine/observer.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "knobs/knobs.h"
 #include "util/status.h"
 
@@ -63,16 +63,12 @@ struct NodeTiming {
   double ms = 0;
 };
 
-// A node of the executed graph (after fusion) that takes knobs.
-struct KnobSite {
-  std::string node;     // ONNX node name (or its stable generated name)
-  std::string op_type;  // "Conv"
-  ConvGeometry geometry;
-  double flops = 0;     // exact multiply-adds times two, for the session's batch
-  std::string fused;    // what the executor fused into it ("BatchNormalization+Relu", or "")
-  std::vector<const Knob*> knobs;  // applicable knobs, exact first
-};
+class RangeTracker;
 
+// A session has two shapes behind one interface (session.cc decides which):
+// a plain session executes the network's kernels on the whole batch
+// (engine/plain_session.h), and a split session runs the batch as chunks
+// through plain sessions at the chunk size (engine/split_session.h).
 class Session {
  public:
   // `backend` must outlive the session. input_shapes: one entry per graph
@@ -80,23 +76,23 @@ class Session {
   static Result<std::unique_ptr<Session>> create(const Graph& graph, Backend& backend,
                                                  const std::map<std::string, Shape>& input_shapes,
                                                  SessionOptions options = {});
-  ~Session();
+  virtual ~Session();
 
   // Names/types of the graph inputs that run() expects, in order.
-  const std::vector<std::string>& input_names() const;
-  const std::vector<TensorType>& input_types() const;
-  const std::vector<std::string>& output_names() const;
-  const std::vector<TensorType>& output_types() const;
+  const std::vector<std::string>& input_names() const { return input_names_; }
+  const std::vector<TensorType>& input_types() const { return input_types_; }
+  const std::vector<std::string>& output_names() const { return output_names_; }
+  const std::vector<TensorType>& output_types() const { return output_types_; }
 
   // inputs in input_names() order; shapes and dtypes must match input_types().
   Status run(std::span<const Tensor> inputs);
   // Valid until the next run().
-  const Tensor& output(size_t i) const;
+  const Tensor& output(size_t i) const { return outputs_.at(i); }
 
   // With collect_timings: per node, its wall time in the last run; when the
   // batch ran split over several threads, the threads' time in the node
   // summed over all chunks and divided by the number of threads.
-  const std::vector<NodeTiming>& timings() const;
+  const std::vector<NodeTiming>& timings() const { return timings_; }
 
   // Switches the per-node knobs: nodes named in `config` run their knob, all
   // others exact. Kernels are prepared once per (node, knob) and cached
@@ -104,43 +100,67 @@ class Session {
   // rebuild. On error (unknown node or knob, a knob that does not apply,
   // int8 without a calibrated range) the previous configuration stays
   // active; the error names node and knob.
-  Status configure(const KnobConfig& config);
-  const KnobConfig& configuration() const;
+  virtual Status configure(const KnobConfig& config) = 0;
+  const KnobConfig& configuration() const { return config_; }
   // Frees the prepared knob kernels the current configuration does not run
   // (configuring them again rebuilds them, 1-25 ms each): a search that
   // visits many (node, knob) pairs once keeps memory bounded. Returns how
   // many kernels were freed.
-  size_t release_idle_kernels();
+  virtual size_t release_idle_kernels() = 0;
   // Nodes that take knobs, in execution order.
-  const std::vector<KnobSite>& knob_sites() const;
+  const std::vector<KnobSite>& knob_sites() const { return sites_; }
+
+  // Observers (engine/observer.h) see the nodes they ask for from the next
+  // run() on, in the order they were added; the caller keeps each alive
+  // until it is removed or the session is destroyed. Adding one twice, or
+  // removing one that was not added, does nothing.
+  void add_observer(NodeObserver& observer);
+  void remove_observer(NodeObserver& observer);
+
   // While on, run() records the min/max of input #0 of every knob site (for
-  // int8 calibration); input_ranges() returns what was seen since enabled.
+  // int8 calibration; an observer); input_ranges() returns what was seen
+  // since enabled.
   void track_input_ranges(bool on);
   const std::map<std::string, ValueRange>& input_ranges() const;
   // Calibrated ranges for int8 kernels prepared from now on (replaces
   // SessionOptions::input_ranges).
-  void set_calibrated_ranges(std::map<std::string, ValueRange> ranges);
+  virtual void set_calibrated_ranges(std::map<std::string, ValueRange> ranges) = 0;
   // The low-precision edges of the current configuration (empty without
-  // int8 / bf16 knobs, with SessionOptions::lowp_edges off, or while
-  // tracking ranges).
-  const std::vector<CodesEdge>& codes_edges() const;
+  // int8 / bf16 knobs, with SessionOptions::lowp_edges off, or on the
+  // edges of observed nodes).
+  virtual const std::vector<CodesEdge>& codes_edges() const = 0;
   // How run() splits the batch (chunk 0: it runs as one piece).
-  const BatchSplit& batch_split() const;
+  virtual const BatchSplit& batch_split() const = 0;
   // Which backend runs each node ("onednn" / "reference") under the current
   // configuration, in execution order.
-  std::vector<std::pair<std::string, std::string>> node_backends() const;
+  virtual std::vector<std::pair<std::string, std::string>> node_backends() const = 0;
   // Which backend would run `knob` on knob site `node` ("onednn", or
   // "reference" where the session's backend declines it and the executor
   // falls back to the reference's plain loops), without preparing it.
   // (int8's placement does not depend on the calibrated range; an
   // uncalibrated site is asked with a unit range.) invalid_input for a node
   // that is not a knob site.
-  Result<std::string> knob_backend(const std::string& node, const Knob& knob) const;
+  virtual Result<std::string> knob_backend(const std::string& node, const Knob& knob) const = 0;
+
+ protected:
+  Session();
+  // run() after its inputs were checked against input_types().
+  virtual Status execute(std::span<const Tensor> inputs) = 0;
+  // The observer list changed.
+  virtual void observers_changed() = 0;
+
+  std::vector<std::string> input_names_;
+  std::vector<TensorType> input_types_;
+  std::vector<std::string> output_names_;
+  std::vector<TensorType> output_types_;
+  std::vector<Tensor> outputs_;  // what output(i) returns
+  std::vector<NodeTiming> timings_;
+  std::vector<KnobSite> sites_;
+  KnobConfig config_;
+  std::vector<NodeObserver*> observers_;
 
  private:
-  Session();
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<RangeTracker> ranges_;  // while tracking input ranges
 };
 
 }  // namespace caliprox

@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/graph.h"
-#include "engine/ops/conv_geometry.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/ops/conv_geometry.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -131,5 +131,15 @@ using KnobConfig = std::map<std::string, std::string>;
 // other members are free. `source` names the file in errors.
 Result<KnobConfig> parse_knob_config(std::string_view json_text, std::string_view source);
 Result<KnobConfig> load_knob_config(const std::string& path);
+
+// A node of the executed graph (after fusion) that takes knobs.
+struct KnobSite {
+  std::string node;     // ONNX node name (or its stable generated name)
+  std::string op_type;  // "Conv"
+  ConvGeometry geometry;
+  double flops = 0;     // exact multiply-adds times two, for the session's batch
+  std::string fused;    // what the executor fused into it ("BatchNormalization+Relu", or "")
+  std::vector<const Knob*> knobs;  // applicable knobs, exact first
+};
 
 }  // namespace caliprox

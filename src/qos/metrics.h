@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/ops/conv_geometry.h"
+#include "ir/ops/conv_geometry.h"
 #include "tune/search.h"
 #include "util/status.h"
 

@@ -7,7 +7,7 @@
 // operands (rank-4 activations of a node prepared in NHWC) only change their
 // memory descriptors.
 #include "backends/onednn/common.h"
-#include "engine/layout.h"
+#include "backends/layout.h"
 
 namespace caliprox::onednn {
 namespace {
@@ -128,7 +128,7 @@ Result<std::unique_ptr<Kernel>> make_binary(const NodeContext& ctx, std::shared_
 }
 
 // Claimed only where the executor would not already follow the inputs'
-// layout (engine/layout.h: same-shape operands and scalar constants): there
+// layout (backends/layout.h: same-shape operands and scalar constants): there
 // a claim would force NHWC, and a conversion, onto NCHW inputs. What is left
 // is broadcasting, e.g. a per-channel [1, C, 1, 1] constant, which oneDNN
 // runs on NHWC with its per-channel kernel.

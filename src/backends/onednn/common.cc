@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 namespace caliprox::onednn {
 

@@ -16,8 +16,8 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "backends/backend.h"
-#include "engine/graph.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox::onednn {

@@ -9,7 +9,7 @@
 #include <algorithm>
 
 #include "backends/onednn/conv.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 namespace caliprox::onednn {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backends/onednn/common.h"
-#include "engine/ops/conv_geometry.h"
+#include "ir/ops/conv_geometry.h"
 
 namespace caliprox::onednn {
 

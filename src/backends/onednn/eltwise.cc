@@ -4,7 +4,7 @@
 // it runs as linear then an in-place clip to [0, 1].
 // Being flat, the kernel is the same for channels-last tensors; there is no
 // NHWC claim (OpEntry::nhwc) because the executor already runs these ops in
-// their input's layout (engine/layout.h, layout_transparent), while a claim
+// their input's layout (backends/layout.h, layout_transparent), while a claim
 // would force NHWC, and a conversion, onto NCHW inputs.
 #include <cmath>
 #include <string>

@@ -12,7 +12,7 @@
 
 #include "backends/onednn/knob_conv_compact.h"
 #include "backends/onednn/knob_conv_simd.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 #include "util/cpu.h"
 
 namespace caliprox::onednn {
@@ -152,7 +152,7 @@ Result<KnobConvSetup> knob_conv_setup(const NodeContext& ctx) {
   if (s.residual && (!has_input(ctx, 3) || ctx.input_types[3].shape != s.g.output_shape()))
     return invalid_input("{}: {}=1 needs input #3 of the output shape {}", node.describe(), kAttrResidual,
                          shape_str(s.g.output_shape()));
-  CP_ASSIGN_OR_RETURN(s.act, reference::fused_activation(node));
+  CP_ASSIGN_OR_RETURN(s.act, act::fused_activation(node));
   auto ops = fused_activation_ops(node);
   s.act_ops_ok = ops.ok();
   if (ops.ok()) s.act_ops = std::move(ops).value();

@@ -34,8 +34,8 @@
 
 #include "backends/onednn/common.h"
 #include "backends/onednn/knob_conv_simd.h"
-#include "backends/reference/activation.h"
-#include "engine/ops/conv_geometry.h"
+#include "ir/ops/activation.h"
+#include "ir/ops/conv_geometry.h"
 
 namespace caliprox::onednn {
 
@@ -46,7 +46,7 @@ struct KnobConvSetup {
   Layout layout = Layout::nchw;   // of X, Y and the residual
   bool residual = false;          // caliprox.residual: input #3 added before the activation
   bool has_bias = false;
-  reference::Activation act;      // fused activation (kind none without one)
+  act::Activation act;      // fused activation (kind none without one)
   std::vector<EltwiseOp> act_ops; // the same as oneDNN eltwise steps (bf16 / int8 post-ops)
   bool act_ops_ok = false;        // false when oneDNN cannot express the activation exactly
   const Tensor* weights = nullptr;  // constant W (kernels need it at prepare time)

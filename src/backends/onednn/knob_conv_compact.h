@@ -39,7 +39,7 @@
 
 #include "backends/backend.h"
 #include "backends/onednn/knob_conv_simd.h"
-#include "backends/reference/activation.h"
+#include "ir/ops/activation.h"
 
 namespace caliprox::onednn::compact {
 
@@ -63,8 +63,8 @@ inline void neighbours(const std::vector<int32_t>& slot, int64_t pos, int64_t& f
 
 // Whether the loops have a vector form of the activation (activate_vector):
 // all but sigmoid and tanh.
-constexpr bool has_vector_form(reference::ActivationKind k) {
-  return k != reference::ActivationKind::sigmoid && k != reference::ActivationKind::tanh;
+constexpr bool has_vector_form(act::ActivationKind k) {
+  return k != act::ActivationKind::sigmoid && k != act::ActivationKind::tanh;
 }
 
 // A skipped row (column) `at` and its neighbours' slots, as neighbours()
@@ -105,7 +105,7 @@ struct Plan {
   bool bf16 = false;
   bool codes_out = false;
   bool residual = false;
-  reference::Activation act;
+  act::Activation act;
 
   // Computed output positions: every (row in rows) x (column in cols).
   bool perforated = false;

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/reference/activation.h"
-#include "engine/tensor.h"
+#include "ir/ops/activation.h"
+#include "ir/tensor.h"
 
 #define CP_KNOB_INLINE [[gnu::always_inline]] inline
 // Full unrolling of a loop over a register tile's rows or vectors: left to
@@ -34,12 +34,12 @@ bool kernel_isa_runs(KernelIsa isa);
 // The widest copy that runs here.
 KernelIsa best_kernel_isa();
 
-using reference::ActivationKind;
+using act::ActivationKind;
 
 // One activation with its kind fixed at compile time, so the loops that
 // apply it vectorise (the reference's switch per element would not, nor
 // would std::min / std::max, which select by reference). Each is the
-// reference's formula (backends/reference/activation.h) written with value
+// reference's formula (ir/ops/activation.h) written with value
 // comparisons: the same results, NaN handling included.
 template <ActivationKind K>
 CP_KNOB_INLINE float activate(float x, float alpha, float beta) {
@@ -47,7 +47,7 @@ CP_KNOB_INLINE float activate(float x, float alpha, float beta) {
   if constexpr (K == ActivationKind::relu) return x > 0.f ? x : 0.f;
   if constexpr (K == ActivationKind::leaky_relu) return x >= 0.f ? x : alpha * x;
   if constexpr (K == ActivationKind::clip) return x < alpha ? alpha : (x > beta ? beta : x);
-  if constexpr (K == ActivationKind::sigmoid) return reference::sigmoid(x);
+  if constexpr (K == ActivationKind::sigmoid) return act::sigmoid(x);
   if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
     // max(0, min(1, a * x + b)) as std::max(0, std::min(1, v)) evaluates it.
     const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
@@ -66,29 +66,29 @@ CP_KNOB_INLINE float activate(float x, float alpha, float beta) {
 // would not carry the AVX-512 target of the loop they sit in.
 #define CP_KNOB_ACTIVATION_SWITCH(kind, CALL)                     \
   switch (kind) {                                                 \
-    case ::caliprox::reference::ActivationKind::none:             \
-      CALL(::caliprox::reference::ActivationKind::none);          \
+    case ::caliprox::act::ActivationKind::none:             \
+      CALL(::caliprox::act::ActivationKind::none);          \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::relu:             \
-      CALL(::caliprox::reference::ActivationKind::relu);          \
+    case ::caliprox::act::ActivationKind::relu:             \
+      CALL(::caliprox::act::ActivationKind::relu);          \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::leaky_relu:       \
-      CALL(::caliprox::reference::ActivationKind::leaky_relu);    \
+    case ::caliprox::act::ActivationKind::leaky_relu:       \
+      CALL(::caliprox::act::ActivationKind::leaky_relu);    \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::clip:             \
-      CALL(::caliprox::reference::ActivationKind::clip);          \
+    case ::caliprox::act::ActivationKind::clip:             \
+      CALL(::caliprox::act::ActivationKind::clip);          \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::sigmoid:          \
-      CALL(::caliprox::reference::ActivationKind::sigmoid);       \
+    case ::caliprox::act::ActivationKind::sigmoid:          \
+      CALL(::caliprox::act::ActivationKind::sigmoid);       \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::hard_sigmoid:     \
-      CALL(::caliprox::reference::ActivationKind::hard_sigmoid);  \
+    case ::caliprox::act::ActivationKind::hard_sigmoid:     \
+      CALL(::caliprox::act::ActivationKind::hard_sigmoid);  \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::hard_swish:       \
-      CALL(::caliprox::reference::ActivationKind::hard_swish);    \
+    case ::caliprox::act::ActivationKind::hard_swish:       \
+      CALL(::caliprox::act::ActivationKind::hard_swish);    \
       break;                                                      \
-    case ::caliprox::reference::ActivationKind::tanh:             \
-      CALL(::caliprox::reference::ActivationKind::tanh);          \
+    case ::caliprox::act::ActivationKind::tanh:             \
+      CALL(::caliprox::act::ActivationKind::tanh);          \
       break;                                                      \
   }
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "backends/onednn/common.h"
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox::onednn {
 namespace {

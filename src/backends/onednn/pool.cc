@@ -4,7 +4,7 @@
 // than it saves). 2-D pooling also runs channels-last, where oneDNN's kernel
 // vectorises over channels: measured 3-3.5x faster than on NCHW at batch 64.
 #include "backends/onednn/common.h"
-#include "engine/ops/conv_geometry.h"
+#include "ir/ops/conv_geometry.h"
 
 namespace caliprox::onednn {
 namespace {

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "backends/reference/reference.h"
-#include "engine/op_registry.h"
-#include "engine/ops/conv_geometry.h"
+#include "ir/op_registry.h"
+#include "ir/ops/conv_geometry.h"
 
 namespace caliprox::reference {
 

@@ -7,11 +7,14 @@
 #include <memory>
 #include <vector>
 
-#include "backends/reference/activation.h"
+#include "ir/ops/activation.h"
 #include "backends/reference/conv_util.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 namespace caliprox::reference {
+
+using act::Activation;
+using act::fused_activation;
 namespace {
 
 template <typename T>

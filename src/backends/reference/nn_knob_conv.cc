@@ -29,11 +29,14 @@
 #include <optional>
 #include <vector>
 
-#include "backends/reference/activation.h"
+#include "ir/ops/activation.h"
 #include "backends/reference/conv_util.h"
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 namespace caliprox::reference {
+
+using act::Activation;
+using act::fused_activation;
 namespace {
 
 enum class Precision { f32, half, bf16, int8 };

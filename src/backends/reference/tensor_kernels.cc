@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "backends/reference/tensor_util.h"
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox::reference {
 namespace tensor {

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "backends/reference/reference.h"
-#include "engine/op_registry.h"
-#include "engine/tensor.h"
+#include "ir/op_registry.h"
+#include "ir/tensor.h"
 
 namespace caliprox::reference::tensor {
 
@@ -84,7 +84,7 @@ template <typename To, typename From> To convert(From v) {
 void encode_scalar(DType dtype, double value, void* out);
 
 // InferInput view of a NodeContext, so kernels resolve parameters with the
-// same code as shape inference (engine/ops/tensor_ops_util.h).
+// same code as shape inference (ir/ops/tensor_ops_util.h).
 std::vector<InferInput> infer_inputs(const NodeContext& ctx);
 
 // A kernel whose run() is a callable holding parameters parsed in make().

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox::tensor_ops {
 

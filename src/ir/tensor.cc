@@ -1,4 +1,4 @@
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 
 #include <bit>
 #include <cmath>

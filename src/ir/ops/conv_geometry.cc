@@ -1,4 +1,4 @@
-#include "engine/ops/conv_geometry.h"
+#include "ir/ops/conv_geometry.h"
 
 #include <algorithm>
 #include <string>

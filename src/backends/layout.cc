@@ -1,4 +1,4 @@
-#include "engine/layout.h"
+#include "backends/layout.h"
 
 #include <algorithm>
 #include <array>

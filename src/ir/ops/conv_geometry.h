@@ -2,15 +2,15 @@
 // Convolution and pooling geometry, resolved once from a node's attributes and
 // its input shapes: shape inference, the reference kernels and every other
 // backend read the same numbers, so auto_pad / ceil_mode / output_shape rules
-// live in exactly one place (src/engine/ops/conv_geometry.cc).
+// live in exactly one place (src/ir/ops/conv_geometry.cc).
 //
 // Spatial vectors hold one entry per spatial axis (D1..Dk, k = rank()).
 // Errors are Errc::invalid_input and name the node (node.describe()).
 #include <cstdint>
 #include <vector>
 
-#include "engine/graph.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {

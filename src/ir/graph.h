@@ -8,7 +8,7 @@
 #include <variant>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 
 namespace caliprox {
 

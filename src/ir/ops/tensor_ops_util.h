@@ -1,6 +1,6 @@
 #pragma once
 // Semantics shared by the tensor-op family's shape inference
-// (engine/ops/tensor_ops*.cc) and its reference kernels
+// (ir/ops/tensor_ops*.cc) and its reference kernels
 // (backends/reference/tensor_*.cc): broadcasting, axis normalisation and the
 // resolution of parameters that live in attributes in some opsets and in
 // inputs in others (Slice, Pad, Resize, ReduceMean, Squeeze...). Inference and
@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/graph.h"
-#include "engine/op_registry.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/op_registry.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox::tensor_ops {

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox::tensor_ops {
 

@@ -1,4 +1,4 @@
-#include "engine/graph.h"
+#include "ir/graph.h"
 
 #include <fmt/format.h>
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox {
 namespace tensor_ops {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "engine/ops/tensor_ops_util.h"
+#include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox::tensor_ops {
 namespace {

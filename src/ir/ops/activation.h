@@ -1,7 +1,7 @@
 #pragma once
-// Scalar activation functions, written once so the fused-Conv epilogue and the
+// Scalar activation functions (the ONNX formulas), written once so the fused-Conv epilogue and the
 // elementwise kernels compute exactly the same thing. The fused form is read
-// from the internal attributes documented in engine/op_registry.h.
+// from the internal attributes documented in ir/op_registry.h.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,11 +9,11 @@
 #include <string>
 #include <string_view>
 
-#include "engine/graph.h"
-#include "engine/op_registry.h"
+#include "ir/graph.h"
+#include "ir/op_registry.h"
 #include "util/status.h"
 
-namespace caliprox::reference {
+namespace caliprox::act {
 
 template <typename T> T relu(T x) { return x > T(0) ? x : T(0); }
 template <typename T> T leaky_relu(T x, T alpha) { return x >= T(0) ? x : alpha * x; }
@@ -98,4 +98,4 @@ inline Result<Activation> fused_activation(const Node& node) {
   return a;
 }
 
-}  // namespace caliprox::reference
+}  // namespace caliprox::act

@@ -4,7 +4,7 @@
 // header exposes a protobuf type, and only by forward declaration.
 #include <string>
 
-#include "engine/tensor.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace onnx {

@@ -1,4 +1,4 @@
-#include "engine/op_registry.h"
+#include "ir/op_registry.h"
 
 #include <algorithm>
 

@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/graph.h"
-#include "engine/tensor.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -36,7 +36,7 @@ struct OpDef {
 const OpDef* find_op(std::string_view op_type);
 std::vector<std::string_view> supported_op_types();
 
-// Registration functions, one per op family file under src/engine/ops/.
+// Registration functions, one per op family file under src/ir/ops/.
 // Each appends its ops; the table in op_registry.cc calls them in order.
 void register_tensor_ops(std::vector<OpDef>& table);  // ops/tensor_ops*.cc
 void register_nn_ops(std::vector<OpDef>& table);      // ops/nn_ops*.cc

@@ -1,4 +1,4 @@
-#include "engine/onnx_import.h"
+#include "ir/onnx_import.h"
 
 #include <algorithm>
 #include <bit>
@@ -18,8 +18,8 @@
 #include <fmt/format.h>
 #include <onnx/onnx_pb.h>  // defines ONNX_API, then includes onnx-ml.pb.h
 
-#include "engine/onnx_proto.h"
-#include "engine/op_registry.h"
+#include "ir/onnx_proto.h"
+#include "ir/op_registry.h"
 
 namespace caliprox {
 
