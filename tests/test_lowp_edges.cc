@@ -158,6 +158,46 @@ TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a sha
   CHECK(s->codes_edges()[0].written_by == "C");
 }
 
+// Watches one node's outputs without changing them.
+class Watch final : public NodeObserver {
+ public:
+  explicit Watch(std::string node) : node_(std::move(node)) {}
+  ObserveWhat wants(const std::string& node, const std::string&) const override { return {false, node == node_}; }
+  Status after(const NodeEvent&, std::span<Tensor* const> outputs) override {
+    dtype = outputs[0]->dtype();
+    return {};
+  }
+  DType dtype = DType::undefined;
+
+ private:
+  std::string node_;
+};
+
+TEST_CASE("int8 codes: observed nodes keep float edges; tracking ranges keeps them all float" *
+          CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {
+  Fixture f;
+  auto s = f.make(*f.onednn, true);
+  s->set_calibrated_ranges(f.ranges);
+  REQUIRE(s->configure(all_int8).ok());
+  const auto with_edges = f.run(*s);
+  REQUIRE(s->codes_edges().size() == 2);
+  // A writes B's codes; watching A's output keeps it float, and then B
+  // quantises it itself (its only reader): one edge left, b's.
+  Watch watch("A");
+  s->add_observer(watch);
+  REQUIRE(s->codes_edges().size() == 1);
+  CHECK(s->codes_edges()[0].written_by == "C");
+  const auto watched = f.run(*s);
+  CHECK(watch.dtype == DType::f32);
+  CHECK(max_diff(watched, with_edges) <= 0.05f * max_abs(with_edges));
+  s->remove_observer(watch);
+  CHECK(s->codes_edges().size() == 2);
+  s->track_input_ranges(true);
+  CHECK(s->codes_edges().empty());
+  s->track_input_ranges(false);
+  CHECK(s->codes_edges().size() == 2);
+}
+
 TEST_CASE("int8 codes: results match the session without code edges and the reference backend" *
           CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {
   Fixture f;
