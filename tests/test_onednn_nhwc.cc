@@ -343,7 +343,7 @@ SessionRun run_session(const Graph& g, Backend& backend, const Tensor& x, bool o
   r.output = (*s)->output(0).clone();
   r.backends = (*s)->node_backends();
   for (const NodeTiming& t : (*s)->timings())
-    if (t.op_type == "LayoutConversion") r.conversions.push_back(t.node);
+    if (t.op_type == kLayoutConversionOp) r.conversions.push_back(t.node);
   return r;
 }
 

@@ -150,7 +150,7 @@ TEST_CASE("session: channels-last nodes get conversions only at layout boundarie
 
     std::vector<std::string> conversions;
     for (const auto& [node, be] : (*cl)->node_backends())
-      if (be == "engine") conversions.push_back(node);
+      if (be == kEngineBackend) conversions.push_back(node);
     if (optimize) {
       // x is converted once for both convolutions; conv1 (with the shortcut
       // fused in as its residual) feeds GlobalAveragePool on the reference

@@ -51,8 +51,6 @@ struct PreparedKernel {
 // What a step is: a node of the graph, or a layout conversion the executor
 // inserted (backend "engine").
 enum class StepKind { node, layout_conversion };
-inline constexpr const char* kLayoutConversionOp = "LayoutConversion";
-inline constexpr const char* kEngineBackend = "engine";
 
 struct Step {
   StepKind kind = StepKind::node;

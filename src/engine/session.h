@@ -55,6 +55,11 @@ struct CodesEdge {
   std::vector<std::string> readers;  // node names reading the codes
 };
 
+// A layout conversion the executor inserted runs as a node of this op type
+// on this pseudo-backend (NodeTiming, Session::node_backends()).
+inline constexpr const char* kLayoutConversionOp = "LayoutConversion";
+inline constexpr const char* kEngineBackend = "engine";
+
 struct NodeTiming {
   std::string node;
   std::string op_type;
