@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
-#include "app/evaluator.h"
+#include "eval/evaluator.h"
 #include "app/knob_space.h"
 #include "tune/measure.h"
 #include "tune/pareto.h"
@@ -66,7 +66,7 @@ Status run_profile(const ProfileSettings& settings) {
     CP_ASSIGN_OR_RETURN(configs, read_configs(*settings.configs_path));
   }
   ResolvedTarget target = resolve_target(exp, settings.common);
-  CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, true));
+  CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, true, log_notice));
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, ev->knob_sites());
   CP_ASSIGN_OR_RETURN(Session * first, ev->session(std::min(exp.dataset.batch, ev->dataset().size())));
   CP_ASSIGN_OR_RETURN(KnobSpace ks, make_knob_space(exp, *sites, ev->backend(), EmulatedKnobs::keep, first));

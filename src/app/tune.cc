@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
-#include "app/evaluator.h"
+#include "eval/evaluator.h"
 #include "app/knob_space.h"
 #include "tune/measure.h"
 #include "tune/pareto.h"
@@ -118,7 +118,7 @@ Status run_tune(const TuneSettings& settings) {
   // Workers share the target's threads; each has its own sessions.
   const int worker_threads = std::max(1, c.target.threads / settings.jobs);
   for (int w = 0; w < settings.jobs; ++w) {
-    CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(c.exp, c.target.backend, worker_threads, w == 0));
+    CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(c.exp, c.target.backend, worker_threads, w == 0, log_notice));
     c.workers.push_back(std::move(ev));
   }
   Evaluator& main = *c.workers.front();
