@@ -29,4 +29,10 @@ Status write_json_file(const std::string& path, const nlohmann::json& value) {
 
 void log_notice(const std::string& text) { log_info("{}", text); }
 
+void warn_left_out(const KnobSpace& ks, std::string_view command) {
+  for (const LeftOutKnobs& l : ks.left_out)
+    log_warn("{}: leaving out {} {} knob(s) on this target ({}): {}: {}", command, l.knobs.size(),
+             knob_kind_name(l.kind), knob_run_name(l.support.run), l.support.how, fmt::join(l.knobs, " "));
+}
+
 }  // namespace caliprox

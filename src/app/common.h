@@ -6,6 +6,7 @@
 // subcommands.
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@
 #include "eval/interrupt.h"
 #include "eval/model_io.h"
 #include "experiment/experiment.h"
+#include "tune/knob_space.h"
 #include "util/stats.h"
 
 namespace caliprox {
@@ -35,5 +37,8 @@ Status write_json_file(const std::string& path, const nlohmann::json& value);
 // An info line in the log, for what the runtime reports on its own
 // (Evaluator::Notice).
 void log_notice(const std::string& text);
+// One warning per kind of knob the knob space left out, naming them and the
+// reason (`command`: "tune", "profile").
+void warn_left_out(const KnobSpace& ks, std::string_view command);
 
 }  // namespace caliprox

@@ -7,7 +7,7 @@
 
 #include "app/common.h"
 #include "eval/evaluator.h"
-#include "app/knob_space.h"
+#include "tune/knob_space.h"
 #include "util/cpu.h"
 
 namespace caliprox {

@@ -20,7 +20,7 @@
 
 #include "app/common.h"
 #include "eval/evaluator.h"
-#include "app/knob_space.h"
+#include "tune/knob_space.h"
 #include "tune/measure.h"
 #include "tune/pareto.h"
 #include "tune/predict.h"
