@@ -97,17 +97,10 @@ Status run_tune(const TuneSettings& settings) {
   TuneContext c;
   CP_ASSIGN_OR_RETURN(c.exp, load_experiment(settings.experiment_path));
   TuneSpec& spec = c.exp.tune;
-  if (settings.iterations) spec.iterations = *settings.iterations;
-  if (settings.time_s) spec.time_limit_s = *settings.time_s;
-  if (settings.strategy) spec.strategy = *settings.strategy;
-  if (settings.qos_mode) spec.qos_mode = *settings.qos_mode;
-  if (settings.seed) spec.seed = *settings.seed;
-  auto kind = strategy_from_name(spec.strategy);
-  if (!kind) return invalid_input("--strategy {}: expected random, greedy or evolutionary", spec.strategy);
-  if (spec.qos_mode != "empirical" && spec.qos_mode != "p1" && spec.qos_mode != "p2")
-    return invalid_input("--qos-mode {}: expected empirical, p1 or p2", spec.qos_mode);
+  CP_TRY(apply_tune_overrides(spec, {settings.iterations, settings.time_s, settings.strategy, settings.qos_mode,
+                                     settings.seed}));
   if (settings.jobs < 1) return invalid_input("--jobs must be at least 1, got {}", settings.jobs);
-  if (spec.iterations <= 0 && spec.time_limit_s <= 0 && *kind != StrategyKind::greedy)
+  if (spec.iterations <= 0 && spec.time_limit_s <= 0 && spec.strategy != StrategyKind::greedy)
     return invalid_input("the tuning budget is zero: set tune.iterations or tune.time_limit (or --iterations / "
                          "--time) above 0");
   c.target = resolve_target(c.exp, settings.common);
@@ -149,7 +142,8 @@ Status run_tune(const TuneSettings& settings) {
          for (const auto& l : space.layers) j.push_back({{"node", l.node}, {"knobs", l.knobs}});
          return j;
        }()},
-      {"search", {{"strategy", spec.strategy}, {"qos_mode", spec.qos_mode}, {"cost_mode", spec.cost_mode},
+      {"search", {{"strategy", strategy_name(spec.strategy)}, {"qos_mode", qos_mode_name(spec.qos_mode)},
+                  {"cost_mode", cost_mode_name(spec.cost_mode)},
                   {"seed", spec.seed}, {"predictor", {c.predictor_range.begin, c.predictor_range.end}},
                   {"finalists", spec.finalists}}},
   };
@@ -172,13 +166,14 @@ Status run_tune(const TuneSettings& settings) {
              for (const auto& l : space.layers) n += l.knobs.size() - 1;
              return n;
            }(),
-           spec.strategy, spec.qos_mode, spec.cost_mode, settings.jobs, worker_threads);
+           strategy_name(spec.strategy), qos_mode_name(spec.qos_mode), cost_mode_name(spec.cost_mode), settings.jobs,
+           worker_threads);
   CP_ASSIGN_OR_RETURN(SplitResult base_tune, empirical(c, 0, {}, c.tune_range.begin, c.tune_range.end));
   CP_ASSIGN_OR_RETURN(SplitResult base_test, empirical(c, 0, {}, test_range.begin, test_range.end));
   c.baseline_tune = base_tune.qos;
   c.max_loss = absolute_max_loss(c.exp.qos, c.baseline_tune);
   std::vector<float> exact_outputs;
-  const bool p1 = spec.qos_mode == "p1";
+  const bool p1 = spec.qos_mode == QosMode::p1;
   CP_ASSIGN_OR_RETURN(SplitResult base_pred, empirical(c, 0, {}, c.predictor_range.begin, c.predictor_range.end,
                                                         p1 ? &exact_outputs : nullptr));
   c.baseline_predictor = base_pred.qos;
@@ -211,7 +206,7 @@ Status run_tune(const TuneSettings& settings) {
 
   // Cost model.
   CostModel cost;
-  if (spec.cost_mode == "measured") {
+  if (spec.cost_mode == CostMode::measured) {
     std::ifstream in(*spec.profile, std::ios::binary);
     if (!in) return invalid_input("cannot read the profile {}", *spec.profile);
     std::ostringstream text;
@@ -228,7 +223,7 @@ Status run_tune(const TuneSettings& settings) {
 
   // Phase "single": one empirical run per (layer, knob) on the predictor
   // range (builds p1 / p2 and the greedy strategy's sensitivities).
-  const bool need_single = spec.qos_mode != "empirical" || *kind == StrategyKind::greedy;
+  const bool need_single = spec.qos_mode != QosMode::empirical || spec.strategy == StrategyKind::greedy;
   std::optional<QosDeltaPredictor> p2;
   std::optional<OutputDeltaPredictor> p1pred;
   std::vector<std::vector<Evaluation>> single(space.layers.size());
@@ -317,7 +312,7 @@ Status run_tune(const TuneSettings& settings) {
 
   // Phase "search".
   SearchSettings ss;
-  ss.kind = *kind;
+  ss.kind = spec.strategy;
   ss.seed = spec.seed;
   ss.max_loss = c.max_loss;
   ss.single = single;
@@ -356,12 +351,12 @@ Status run_tune(const TuneSettings& settings) {
   hooks.evaluate = [&](const Proposal& p, int64_t, int w) -> Result<Evaluation> {
     const double speedup = cost.speedup(p.candidate);
     double qos = 0, loss = 0;
-    if (spec.qos_mode == "empirical") {
+    if (spec.qos_mode == QosMode::empirical) {
       CP_ASSIGN_OR_RETURN(SplitResult r, empirical(c, w, space.to_config(p.candidate), c.tune_range.begin,
                                                    c.tune_range.end));
       qos = r.qos;
       loss = qos_loss(c.exp.qos.metric, c.baseline_tune, qos);
-    } else if (spec.qos_mode == "p2") {
+    } else if (spec.qos_mode == QosMode::p2) {
       CP_ASSIGN_OR_RETURN(qos, p2->predict(p.candidate));
       loss = qos_loss(c.exp.qos.metric, c.baseline_predictor, qos);
     } else {
@@ -384,9 +379,10 @@ Status run_tune(const TuneSettings& settings) {
     r.iteration = it;
     r.knobs = space.to_config(p.candidate);
     r.qos_loss = e.qos_loss;
-    if (spec.qos_mode == "empirical") r.qos["tune"] = qos_loss_inverse(c.exp.qos.metric, c.baseline_tune, e.qos_loss);
-    else r.qos_predicted = qos_loss_inverse(c.exp.qos.metric, spec.qos_mode == "p1" ? p1_exact_metric
-                                                                                     : c.baseline_predictor, e.qos_loss);
+    if (spec.qos_mode == QosMode::empirical) r.qos["tune"] = qos_loss_inverse(c.exp.qos.metric, c.baseline_tune, e.qos_loss);
+    else r.qos_predicted = qos_loss_inverse(c.exp.qos.metric, spec.qos_mode == QosMode::p1 ? p1_exact_metric
+                                                                                          : c.baseline_predictor,
+                                        e.qos_loss);
     r.speedup_predicted = e.speedup;
     r.cost = cost.cost(p.candidate);
     r.seconds = secs;
@@ -408,11 +404,11 @@ Status run_tune(const TuneSettings& settings) {
   const auto t_search = Clock::now();
   CP_ASSIGN_OR_RETURN(SearchOutcome outcome, run_search(*strategy, budget, settings.jobs, hooks));
   if (c.progress) fmt::print(stderr, "\n");
-  if (outcome.stop_reason == "interrupted") return interrupted(c);
+  if (outcome.stop_reason == StopReason::interrupted) return interrupted(c);
   const double search_s = seconds_since(t_search);
   log_info("search: {} evaluations ({} replayed) in {:.1f} s, {:.1f} eval/s; stopped by {}; {}",
            outcome.results.size(), outcome.replayed, search_s,
-           outcome.fresh > 0 && search_s > 0 ? outcome.fresh / search_s : 0.0, outcome.stop_reason,
+           outcome.fresh > 0 && search_s > 0 ? outcome.fresh / search_s : 0.0, stop_reason_name(outcome.stop_reason),
            strategy->summary());
 
   // Finalists: the predicted frontier first, then the fastest feasible ones.
@@ -540,8 +536,8 @@ Status run_tune(const TuneSettings& settings) {
     pc.qos_test = v.qos_test;
     pc.loss_tune = qos_loss(c.exp.qos.metric, c.baseline_tune, v.qos_tune);
     pc.loss_test = qos_loss(c.exp.qos.metric, base_test.qos, v.qos_test);
-    if (spec.qos_mode != "empirical")
-      pc.qos_predicted = qos_loss_inverse(c.exp.qos.metric, spec.qos_mode == "p1" ? p1_exact_metric
+    if (spec.qos_mode != QosMode::empirical)
+      pc.qos_predicted = qos_loss_inverse(c.exp.qos.metric, spec.qos_mode == QosMode::p1 ? p1_exact_metric
                                                                                     : c.baseline_predictor,
                                           r.evaluation.qos_loss);
     pc.speedup_predicted = r.evaluation.speedup;
@@ -571,7 +567,7 @@ Status run_tune(const TuneSettings& settings) {
                   : std::string();
     if (n_speed > 0)
       log_info("frontier: mean |predicted - measured|: {}speedup {:.2f}x ({} cost model) over {} configuration(s)",
-               qos_part, speed_err / n_speed, spec.cost_mode, n_speed);
+               qos_part, speed_err / n_speed, cost_mode_name(spec.cost_mode), n_speed);
     log_info("peak resident memory: {:.0f} MiB", static_cast<double>(peak_rss_bytes()) / (1 << 20));
   }
   const std::string pareto_path = (std::filesystem::path(c.dir) / "pareto.json").string();

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "experiment/tune_modes.h"  // StrategyKind
 #include "knobs/knobs.h"
 #include "tune/rng.h"
 #include "util/status.h"
@@ -66,10 +67,6 @@ struct Proposal {
   Candidate candidate;
   std::string origin;  // "random", "seed", "greedy", "mutation", "crossover", "differential-evolution"
 };
-
-enum class StrategyKind { random, greedy, evolutionary };
-std::string_view strategy_name(StrategyKind kind);
-std::optional<StrategyKind> strategy_from_name(std::string_view name);
 
 struct SearchSettings {
   StrategyKind kind = StrategyKind::evolutionary;
@@ -182,13 +179,17 @@ struct SearchResult {
   bool replayed = false;
 };
 
+// Why a search ended: its iteration budget, its time budget, the strategy
+// had nothing more to propose, or should_stop (evaluations in flight were
+// finished and reported).
+enum class StopReason { iterations, time, exhausted, interrupted };
+std::string_view stop_reason_name(StopReason reason);  // "iterations", "time", "exhausted", "interrupted"
+
 struct SearchOutcome {
   std::vector<SearchResult> results;  // in iteration order
   int64_t replayed = 0;
   int64_t fresh = 0;
-  // "iterations", "time", "exhausted" (the strategy had nothing more) or
-  // "interrupted" (should_stop; evaluations in flight were finished and reported).
-  std::string stop_reason;
+  StopReason stop_reason = StopReason::iterations;
 };
 
 // Runs propose / evaluate / observe until the budget, the strategy or

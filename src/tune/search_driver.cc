@@ -20,6 +20,16 @@ double steady_seconds() {
 
 }  // namespace
 
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::iterations: return "iterations";
+    case StopReason::time: return "time";
+    case StopReason::exhausted: return "exhausted";
+    case StopReason::interrupted: return "interrupted";
+  }
+  return "?";
+}
+
 Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, int jobs,
                                  const SearchHooks& hooks) {
   if (!hooks.evaluate) return invalid_input("run_search: no evaluate callback");
@@ -41,16 +51,16 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
   int64_t next = 0;
   for (;;) {
     if (budget.max_evaluations && next >= *budget.max_evaluations) {
-      out.stop_reason = "iterations";
+      out.stop_reason = StopReason::iterations;
       break;
     }
     if (stop_requested()) {
-      out.stop_reason = "interrupted";
+      out.stop_reason = StopReason::interrupted;
       break;
     }
     std::vector<Proposal> batch = strategy.propose();
     if (batch.empty()) {
-      out.stop_reason = "exhausted";
+      out.stop_reason = StopReason::exhausted;
       break;
     }
     size_t limit = batch.size();
@@ -81,7 +91,7 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
     std::mutex mu;
     Status error;
     bool halted = false;       // guarded by mu
-    std::string halt_reason;   // guarded by mu
+    std::optional<StopReason> halt_reason;  // guarded by mu
     int64_t fresh_done = 0;    // guarded by mu
     auto worker = [&](int w) {
       for (;;) {
@@ -91,7 +101,7 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
           const bool stop = stop_requested();
           if (stop || !time_left()) {
             halted = true;
-            halt_reason = stop ? "interrupted" : "time";
+            halt_reason = stop ? StopReason::interrupted : StopReason::time;
             return;
           }
         }
@@ -160,7 +170,7 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
     }
     if (!complete) {
       // Cut short by the iteration budget (limit < batch size), the clock or a stop request.
-      out.stop_reason = !halt_reason.empty() ? halt_reason : "iterations";
+      out.stop_reason = halt_reason.value_or(StopReason::iterations);
       break;
     }
   }
