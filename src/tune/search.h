@@ -26,6 +26,7 @@
 #include "experiment/tune_modes.h"  // StrategyKind
 #include "knobs/knobs.h"
 #include "tune/rng.h"
+#include "tune/worker_pool.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -157,8 +158,8 @@ struct SearchProgress {
 };
 
 struct SearchHooks {
-  // Required. Evaluates one candidate; called from `jobs` threads at once
-  // (worker in [0, jobs) says which worker's session to use).
+  // Required. Evaluates one candidate; called from the pool's workers at
+  // once (worker in [0, workers) says which worker's session to use).
   std::function<Result<Evaluation>(const Proposal& proposal, int64_t iteration, int worker)> evaluate;
   // Optional: the recorded result of an iteration (resume), or nullopt. A
   // recorded candidate that differs from the proposal is an error.
@@ -193,8 +194,13 @@ struct SearchOutcome {
 };
 
 // Runs propose / evaluate / observe until the budget, the strategy or
-// should_stop ends it. invalid_input for a budget of zero, no budget for a
-// strategy that never ends on its own, or jobs < 1.
+// should_stop ends it, each batch's fresh evaluations on the pool's workers
+// (SearchHooks::evaluate's `worker`). invalid_input for a budget of zero or
+// no budget for a strategy that never ends on its own.
+Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, WorkerPool& pool,
+                                 const SearchHooks& hooks);
+// The same on `jobs` threads of this process (LocalWorkerPool);
+// invalid_input for jobs < 1.
 Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, int jobs,
                                  const SearchHooks& hooks);
 
