@@ -135,20 +135,6 @@ Result<SplitResult> Evaluator::run_split(const std::string& split, std::vector<f
   return run_range(range.begin, range.end, outputs, on_batch);
 }
 
-Result<std::vector<double>> Evaluator::time_batch(int64_t n, int repeats) {
-  n = std::min(n, data_.size());
-  CP_ASSIGN_OR_RETURN(Session * s, session(n));
-  Tensor x = data_.sample_batch(0, n);
-  CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return ms;
-}
-
 Result<SplitResult> Evaluator::run_range(int64_t begin, int64_t end, std::vector<float>* outputs,
                                          const std::function<void(int64_t, int64_t)>& on_batch) {
   if (begin < 0 || end > data_.size() || begin >= end)

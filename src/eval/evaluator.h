@@ -77,10 +77,6 @@ class Evaluator {
   Result<SplitResult> run_range(int64_t begin, int64_t end, std::vector<float>* outputs = nullptr,
                                 const std::function<void(int64_t, int64_t)>& on_batch = {});
 
-  // Median wall time (ms) of `repeats` runs of one batch of `n` samples
-  // under the current configuration, after one warm-up run.
-  Result<std::vector<double>> time_batch(int64_t n, int repeats);
-
   // A session for batch size `n` under the current configuration.
   Result<Session*> session(int64_t n);
 
