@@ -1,16 +1,25 @@
-// The pieces the tuning pipeline is built from that need no network: the
-// worker pool, and the tune modes parsed once at the experiment boundary.
+// The tuning pipeline's pieces: the worker pool, the tune modes parsed once
+// at the experiment boundary, and the shared phases run on their own on the
+// bundled LeNet (as calibrate and adapt-sim will use them).
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "experiment/experiment.h"
+#include "tune/pipeline.h"
 #include "tune/search.h"
 #include "tune/worker_pool.h"
 
@@ -18,7 +27,46 @@ using namespace caliprox;
 
 namespace {
 
+namespace fs = std::filesystem;
+
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// configs/fashion-lenet.yaml with small splits, two sampling knobs and the
+// reference backend, written into `dir`.
+std::string small_lenet_experiment(const fs::path& dir) {
+  std::ifstream in(fs::path(CALIPROX_SOURCE_ROOT) / "configs" / "fashion-lenet.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+  };
+  replace("../models/", (fs::path(CALIPROX_SOURCE_ROOT) / "models").string() + "/");
+  replace("tune: [1000, 5000]", "tune: [1000, 1064]");
+  replace("test: [5000, 10000]", "test: [5000, 5064]");
+  replace("batch: 64", "batch: 32");
+  replace("backend: onednn", "backend: reference");
+  text += "knobs:\n  include: [\"samp-2-*\"]\ntune:\n  predictor_samples: 32\n";
+  const fs::path path = dir / "exp.yaml";
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+// Counts what the pipeline reports.
+struct CountingReporter final : PipelineReporter {
+  std::map<PipelinePhase, size_t> progress_calls;
+  std::map<PipelinePhase, size_t> done_calls;
+  void progress(PipelinePhase phase, size_t, size_t) override { ++progress_calls[phase]; }
+  void progress_done(PipelinePhase phase) override { ++done_calls[phase]; }
+};
+
+size_t records_of(const PipelineContext& c, const std::string& phase) {
+  size_t n = 0;
+  for (const auto& r : c.records->records()) n += r.phase == phase;
+  return n;
+}
 
 }  // namespace
 
@@ -137,4 +185,74 @@ TEST_CASE("tune: command-line overrides of the tune section are parsed once, wit
   st = apply_tune_overrides(spec, bad_mode);
   CHECK(st.code() == Errc::invalid_input);
   CHECK(st.message() == "--qos-mode p3: expected empirical, p1 or p2");
+}
+
+TEST_CASE("tune: the pipeline's shared phases run on their own and resume from records.jsonl") {
+  const fs::path dir = fs::temp_directory_path() / ("caliprox_pipeline_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto exp = load_experiment(small_lenet_experiment(dir));
+  REQUIRE_MESSAGE(exp.ok(), exp.status().message());
+  CountingReporter reporter;
+  auto opened = open_pipeline({*exp, "reference", 2, 2, (dir / "run").string(), "calibrate"}, &reporter);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().message());
+  PipelineContext& c = **opened;
+  CHECK(c.evaluators.size() == 2);
+  CHECK(c.worker_threads == 1);
+  CHECK(c.predictor_samples() == 32);
+  REQUIRE(c.ks.space.layers.size() == 2);
+  REQUIRE(open_records(c, {{"test", "pipeline"}}).ok());
+
+  REQUIRE(run_baselines(c, true).ok());
+  CHECK(c.base.qos_tune > 50);
+  CHECK(c.base.max_loss == 1.0);
+  CHECK(c.base.predictor_outputs.size() == 32 * 10);
+
+  // Single-knob runs: one per (layer, knob), recorded, both predictors built.
+  std::vector<std::vector<double>> speedups;
+  size_t pairs = 0;
+  for (const auto& l : c.ks.space.layers) {
+    speedups.emplace_back(l.knobs.size(), 1.5);
+    pairs += l.knobs.size() - 1;
+  }
+  auto singles = run_single_knobs(c, speedups, true, 1);
+  REQUIRE_MESSAGE(singles.ok(), singles.status().message());
+  CHECK(singles->runs == pairs);
+  CHECK(singles->fresh == static_cast<int64_t>(pairs));
+  CHECK(singles->p1.has_value());
+  CHECK(singles->p2->complete());
+  CHECK(records_of(c, "single") == pairs);
+  CHECK(reporter.progress_calls[PipelinePhase::single] == pairs);
+  CHECK(reporter.done_calls[PipelinePhase::single] == 1);
+
+  // Validation of two finalists: QoS on both splits, a measured speedup.
+  std::vector<Finalist> finalists;
+  for (size_t l = 0; l < 2; ++l)
+    finalists.push_back({l, {{c.ks.space.layers[l].node, c.ks.space.layers[l].knobs[1]}}, {0.0, 1.5}, "test"});
+  auto validated = validate_finalists(c, finalists);
+  REQUIRE_MESSAGE(validated.ok(), validated.status().message());
+  REQUIRE(validated->size() == 2);
+  for (const Validated& v : *validated) {
+    CHECK(v.speedup > 0);
+    CHECK(v.qos_tune > 0);
+    CHECK(v.kept == (!std::isnan(v.qos_test) && goal_met(c.exp.qos, c.base.qos_tune, v.qos_tune) &&
+                     goal_met(c.exp.qos, c.base.qos_test, v.qos_test)));
+  }
+  CHECK(records_of(c, "validate") == 2);
+
+  // Again: everything is replayed from the records, nothing is appended.
+  const size_t recorded = c.records->records().size();
+  auto again = validate_finalists(c, finalists);
+  REQUIRE(again.ok());
+  CHECK((*again)[0].speedup == (*validated)[0].speedup);
+  auto singles_again = run_single_knobs(c, speedups, false, 1);
+  REQUIRE(singles_again.ok());
+  CHECK(singles_again->fresh == 0);
+  CHECK(c.records->records().size() == recorded);
+
+  auto ms = median_batch_ms(c.main(), c.batch(), 3);
+  REQUIRE(ms.ok());
+  CHECK(*ms > 0);
+  c.records.reset();
+  fs::remove_all(dir);
 }

@@ -31,7 +31,9 @@ namespace caliprox {
 enum class PipelinePhase { single, search, validate };
 
 // What a pipeline tells its driver while it runs. Called from worker
-// threads, but never concurrently. Every method does nothing by default.
+// threads: progress reports one at a time, info() possibly from several
+// workers at once (each Evaluator calibrates its own int8 ranges). Every
+// method does nothing by default.
 class PipelineReporter {
  public:
   virtual ~PipelineReporter() = default;
