@@ -16,7 +16,11 @@ constexpr NameTable<StrategyKind, 3> kStrategies = {{
     {StrategyKind::greedy, "greedy"},
     {StrategyKind::evolutionary, "evolutionary"},
 }};
-constexpr NameTable<QosMode, 3> kQosModes = {{{QosMode::empirical, "empirical"}, {QosMode::p1, "p1"}, {QosMode::p2, "p2"}}};
+constexpr NameTable<QosMode, 3> kQosModes = {{
+    {QosMode::empirical, "empirical"},
+    {QosMode::p1, "p1"},
+    {QosMode::p2, "p2"},
+}};
 constexpr NameTable<CostMode, 2> kCostModes = {{{CostMode::nominal, "nominal"}, {CostMode::measured, "measured"}}};
 
 template <typename E, size_t N>

@@ -62,8 +62,9 @@ Result<double> measured_speedup(Evaluator& ev, const KnobConfig& config, int64_t
       return run();
     };
   };
-  CP_ASSIGN_OR_RETURN(InterleavedSamples m, measure_interleaved({run, run}, fixed_rounds(0, rounds), nullptr,
-                                                                nanosecond_clock(), {switch_to({}), switch_to(config)}));
+  const std::vector<MeasuredFn> setups{switch_to({}), switch_to(config)};
+  CP_ASSIGN_OR_RETURN(InterleavedSamples m,
+                      measure_interleaved({run, run}, fixed_rounds(0, rounds), nullptr, nanosecond_clock(), setups));
   return median_ms(m.seconds[0]) / median_ms(m.seconds[1]);
 }
 
