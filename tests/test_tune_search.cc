@@ -198,7 +198,7 @@ TEST_CASE("tune: random search never repeats and stops when the space is exhaust
   SearchBudget budget;
   budget.max_evaluations = 100;
   SearchOutcome out = run(toy, settings_for(StrategyKind::random, toy, 5, 4), budget, 1, toy_hooks(toy));
-  CHECK(out.stop_reason == "exhausted");
+  CHECK(out.stop_reason == StopReason::exhausted);
   CHECK(out.results.size() == 8);  // 3 x 3 minus the exact configuration
   std::set<Candidate> seen;
   for (const auto& r : out.results) {
@@ -301,7 +301,7 @@ TEST_CASE("tune: greedy starts with the least sensitive layer, meets the goal an
   SearchBudget none;
   const SearchOutcome b1 = run(toy, settings_for(StrategyKind::greedy, toy, 0, 1), none, 1, toy_hooks(toy));
   const SearchOutcome b4 = run(toy, settings_for(StrategyKind::greedy, toy, 0, 4), none, 1, toy_hooks(toy));
-  CHECK(b1.stop_reason == "exhausted");
+  CHECK(b1.stop_reason == StopReason::exhausted);
   // Least sensitive = lowest loss per share of time saved, over its usable knobs.
   const auto singles = toy.singles();
   size_t first_layer = 0;
@@ -380,7 +380,7 @@ TEST_CASE("tune: budgets, interruption and bad settings") {
   auto fresh = make_strategy(toy.space, settings_for(StrategyKind::evolutionary, toy, 1));
   auto timed_out = run_search(**fresh, time, 1, timed);
   REQUIRE(timed_out.ok());
-  CHECK(timed_out->stop_reason == "time");
+  CHECK(timed_out->stop_reason == StopReason::time);
   CHECK(timed_out->results.size() == 6);
 
   int calls = 0;
@@ -389,7 +389,7 @@ TEST_CASE("tune: budgets, interruption and bad settings") {
   auto again = make_strategy(toy.space, settings_for(StrategyKind::evolutionary, toy, 1));
   auto stopped = run_search(**again, some, 1, stopping);
   REQUIRE(stopped.ok());
-  CHECK(stopped->stop_reason == "interrupted");
+  CHECK(stopped->stop_reason == StopReason::interrupted);
   CHECK(stopped->results.size() < 10);
 
   SearchHooks failing = toy_hooks(toy);

@@ -1,11 +1,9 @@
 #include "app/common.h"
 
-#include <csignal>
 #include <filesystem>
 
-#include <fmt/format.h>
-
 #include "util/atomic_file.h"
+#include "util/log.h"
 
 namespace caliprox {
 
@@ -14,60 +12,9 @@ ResolvedTarget resolve_target(const Experiment& exp, const CommonSettings& commo
   return {t.name, common.backend.value_or(t.backend), common.threads.value_or(t.threads)};
 }
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int threads) {
-  if (threads < 1) return invalid_input("--threads must be at least 1 (got {})", threads);
-  return create_backend(name, BackendOptions{threads});
-}
-
 std::string run_directory(const CommonSettings& common, const std::string& experiment_name) {
   if (common.out_dir) return *common.out_dir;
   return (std::filesystem::path("runs") / experiment_name).string();
-}
-
-Result<ModelIo> model_io(const Graph& graph, const NetworkSpec& spec, const std::string& experiment_path) {
-  ModelIo io;
-  if (spec.input) {
-    io.input = graph.find_input(*spec.input);
-    if (!io.input) {
-      std::vector<std::string> names;
-      for (const auto& v : graph.inputs) names.push_back(v.name);
-      return invalid_input("{}: network.input: the model has no input '{}' (its inputs: {})", experiment_path,
-                           *spec.input, fmt::join(names, ", "));
-    }
-  } else {
-    if (graph.inputs.size() != 1)
-      return invalid_input("{}: network.input: the model has {} inputs; name the one fed with samples", experiment_path,
-                           graph.inputs.size());
-    io.input = &graph.inputs.front();
-  }
-  if (spec.output) {
-    bool found = false;
-    for (const auto& o : graph.outputs) found = found || o.name == *spec.output;
-    if (!found) return invalid_input("{}: network.output: the model has no output '{}'", experiment_path, *spec.output);
-    io.output = *spec.output;
-  } else {
-    if (graph.outputs.empty()) return invalid_input("{}: the model has no outputs", spec.model_path);
-    io.output = graph.outputs.front().name;
-  }
-  return io;
-}
-
-Status check_input_fits(const ValueInfo& input, const Shape& batch_shape, const std::string& dataset_path) {
-  if (!input.dims) return {};
-  const auto& dims = *input.dims;
-  auto describe = [&] {
-    std::vector<std::string> d;
-    for (const auto& x : dims) d.push_back(x.fixed() ? std::to_string(x.value) : (x.symbol.empty() ? "?" : x.symbol));
-    return fmt::format("[{}]", fmt::join(d, ", "));
-  };
-  if (dims.size() != batch_shape.size())
-    return invalid_input("{}: samples have shape {} (with the batch dimension) but model input '{}' expects {}",
-                         dataset_path, shape_str(batch_shape), input.name, describe());
-  for (size_t i = 1; i < dims.size(); ++i)
-    if (dims[i].fixed() && dims[i].value != batch_shape[i])
-      return invalid_input("{}: samples have shape {} but model input '{}' expects {} (dimension {} differs)",
-                           dataset_path, shape_str(batch_shape), input.name, describe(), i);
-  return {};
 }
 
 nlohmann::json latency_json(const LatencyStats& s) {
@@ -80,26 +27,12 @@ Status write_json_file(const std::string& path, const nlohmann::json& value) {
   return write_file_atomic(path, value.dump(2) + "\n");
 }
 
-namespace {
-volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_signal(int) { g_interrupted = 1; }
-}  // namespace
+void log_notice(const std::string& text) { log_info("{}", text); }
 
-void install_interrupt_handler() {
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-}
-
-bool interrupt_requested() { return g_interrupted != 0; }
-
-Status interrupted_status(const std::string& what) {
-  return Status(Errc::interrupted, fmt::format("interrupted during {}; nothing was written", what));
-}
-
-Status interrupted_status(const std::string& what, const std::string& records_path, size_t kept) {
-  return Status(Errc::interrupted,
-                fmt::format("interrupted during {}; {}: {} evaluations kept; re-run the same command to resume", what,
-                            records_path, kept));
+void warn_left_out(const KnobSpace& ks, std::string_view command) {
+  for (const LeftOutKnobs& l : ks.left_out)
+    log_warn("{}: leaving out {} {} knob(s) on this target ({}): {}: {}", command, l.knobs.size(),
+             knob_kind_name(l.kind), knob_run_name(l.support.run), l.support.how, fmt::join(l.knobs, " "));
 }
 
 }  // namespace caliprox

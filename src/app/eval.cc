@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
-#include "app/evaluator.h"
+#include "eval/evaluator.h"
 #include "engine/session.h"
 #include "util/log.h"
 
@@ -19,7 +19,7 @@ Status run_eval(const EvalSettings& settings) {
     CP_ASSIGN_OR_RETURN(config, load_knob_config(*settings.config_path));
   }
   ResolvedTarget target = resolve_target(exp, settings.common);
-  CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads));
+  CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
   CP_TRY(evaluator->dataset().split(settings.split).status());
   if (config) CP_TRY(evaluator->configure(*config).with_context(*settings.config_path));
   const int64_t batch = exp.dataset.batch;
@@ -37,7 +37,7 @@ Status run_eval(const EvalSettings& settings) {
   std::vector<std::string> fallback;
   CP_ASSIGN_OR_RETURN(Session * session, evaluator->session(batch));
   for (const auto& [node, be] : session->node_backends())
-    if (be != backend->name() && be != "engine") fallback.push_back(node);
+    if (be != backend->name() && be != kEngineBackend) fallback.push_back(node);
 
   nlohmann::json result = {
       {"experiment", exp.name},

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
-#include "app/evaluator.h"
-#include "app/knob_space.h"
+#include "eval/evaluator.h"
+#include "tune/knob_space.h"
 #include "util/cpu.h"
 
 namespace caliprox {
@@ -78,7 +78,7 @@ Status run_knobs(const KnobsSettings& settings) {
   if (!settings.experiment_path) return print_catalogue(settings);
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(*settings.experiment_path));
   ResolvedTarget target = resolve_target(exp, settings.common);
-  CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads));
+  CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, evaluator->knob_sites());
   const int64_t batch = exp.dataset.batch;
   CP_ASSIGN_OR_RETURN(Session * session, evaluator->session(batch));

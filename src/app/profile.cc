@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
-#include "app/evaluator.h"
-#include "app/knob_space.h"
+#include "eval/evaluator.h"
+#include "tune/knob_space.h"
 #include "tune/measure.h"
 #include "tune/pareto.h"
 #include "util/log.h"
@@ -57,6 +57,58 @@ Result<std::vector<NamedConfig>> read_configs(const std::string& path) {
   return out;
 }
 
+// node -> knob -> milliseconds of each round.
+using LayerTimes = std::map<std::string, std::map<std::string, std::vector<double>>>;
+
+// Every knob applied in turn (per_knob[k]: knobs[k] on every layer that
+// allows it), the times of the layers running it read from the session,
+// round after round until the policy's rounds and seconds are reached.
+Result<LayerTimes> time_layers(Session& s, const Tensor& x, const std::vector<std::string>& knobs,
+                               const std::vector<KnobConfig>& per_knob, const RepeatPolicy& policy, bool progress) {
+  LayerTimes layer_ms;
+  int rounds = 0;
+  double elapsed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (rounds < policy.warmup_rounds + policy.min_rounds ||
+         elapsed < policy.min_seconds || rounds < policy.warmup_rounds + 1) {
+    if (interrupt_requested()) return interrupted_status("profile");
+    for (size_t k = 0; k < knobs.size(); ++k) {
+      CP_TRY(s.configure(per_knob[k]));
+      CP_TRY(s.run(std::span<const Tensor>(&x, 1)));
+      if (rounds < policy.warmup_rounds) continue;
+      for (const auto& t : s.timings())
+        if (t.knob == knobs[k] && (k == 0 || per_knob[k].count(t.node))) layer_ms[t.node][knobs[k]].push_back(t.ms);
+    }
+    ++rounds;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (progress) fmt::print(stderr, "\r  layer costs: round {} ({:.1f} s)", rounds, elapsed);
+    if (rounds >= 100000 || elapsed > 1800) break;
+  }
+  if (progress) fmt::print(stderr, "\n");
+  return layer_ms;
+}
+
+// The table of one batch size's profile.json.
+void print_profile(int64_t batch, double base_median_s, const nlohmann::json& doc, const EnergyMeter& energy,
+                   const std::string& path) {
+  fmt::print("batch {}: exact network {:.3f} ms (median), rest outside the layers {:.3f} ms\n", batch,
+             base_median_s * 1000.0, doc["rest_ms"].get<double>());
+  fmt::print("  {:<40} {:>10} {:>10} {:>10}\n", "layer", "exact ms", "best knob", "speedup");
+  for (const auto& l : doc["layers"]) {
+    const double ex = l["knobs"][exact_knob().name]["latency_ms"]["median"].get<double>();
+    std::string best = exact_knob().name;
+    double best_ms = ex;
+    for (const auto& [k, m] : l["knobs"].items())
+      if (m["latency_ms"]["median"].get<double>() < best_ms) best = k, best_ms = m["latency_ms"]["median"].get<double>();
+    fmt::print("  {:<40} {:>10.3f} {:>10} {:>9.2f}x\n", l["node"].get<std::string>(), ex, best, ex / best_ms);
+  }
+  for (const auto& c : doc["configurations"])
+    fmt::print("  configuration {}: {:.3f} ms, {:.2f}x\n", c["id"].get<std::string>(),
+               c["latency_ms"]["median"].get<double>(), c["speedup"].get<double>());
+  if (!energy.available()) fmt::print("  energy: not measured ({})\n", energy.unavailable_reason());
+  fmt::print("  written: {}\n", path);
+}
+
 }  // namespace
 
 Status run_profile(const ProfileSettings& settings) {
@@ -66,7 +118,7 @@ Status run_profile(const ProfileSettings& settings) {
     CP_ASSIGN_OR_RETURN(configs, read_configs(*settings.configs_path));
   }
   ResolvedTarget target = resolve_target(exp, settings.common);
-  CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, true));
+  CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, true, log_notice));
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, ev->knob_sites());
   CP_ASSIGN_OR_RETURN(Session * first, ev->session(std::min(exp.dataset.batch, ev->dataset().size())));
   CP_ASSIGN_OR_RETURN(KnobSpace ks, make_knob_space(exp, *sites, ev->backend(), EmulatedKnobs::keep, first));
@@ -110,30 +162,7 @@ Status run_profile(const ProfileSettings& settings) {
              ks.space.layers.size(), knobs.size(), configs.size());
 
     // (a) Per-(layer, knob) times inside the network, interleaved over knobs.
-    std::map<std::string, std::map<std::string, std::vector<double>>> layer_ms;  // node -> knob -> samples
-    std::vector<double> baseline_total_ms;
-    int rounds = 0;
-    double elapsed = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    while (rounds < policy.warmup_rounds + policy.min_rounds ||
-           elapsed < policy.min_seconds || rounds < policy.warmup_rounds + 1) {
-      if (interrupt_requested()) return interrupted_status("profile");
-      for (size_t k = 0; k < knobs.size(); ++k) {
-        CP_TRY(s->configure(per_knob[k]));
-        auto r0 = std::chrono::steady_clock::now();
-        CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
-        const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0).count();
-        if (rounds < policy.warmup_rounds) continue;
-        if (k == 0) baseline_total_ms.push_back(total);
-        for (const auto& t : s->timings())
-          if (t.knob == knobs[k] && (k == 0 || per_knob[k].count(t.node))) layer_ms[t.node][knobs[k]].push_back(t.ms);
-      }
-      ++rounds;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (progress) fmt::print(stderr, "\r  layer costs: round {} ({:.1f} s)", rounds, elapsed);
-      if (rounds >= 100000 || elapsed > 1800) break;
-    }
-    if (progress) fmt::print(stderr, "\n");
+    CP_ASSIGN_OR_RETURN(LayerTimes layer_ms, time_layers(*s, x, knobs, per_knob, policy, progress));
     CP_TRY(s->configure({}));
 
     nlohmann::json layers = nlohmann::json::array();
@@ -207,24 +236,7 @@ Status run_profile(const ProfileSettings& settings) {
     CP_TRY(write_json_file(path, doc));
     written.push_back(path);
     summaries.push_back({{"batch", batch}, {"artifact", path}, {"baseline_ms", base_median * 1000.0}});
-    if (!settings.common.json) {
-      fmt::print("batch {}: exact network {:.3f} ms (median), rest outside the layers {:.3f} ms\n", batch,
-                 base_median * 1000.0, doc["rest_ms"].get<double>());
-      fmt::print("  {:<40} {:>10} {:>10} {:>10}\n", "layer", "exact ms", "best knob", "speedup");
-      for (const auto& l : layers) {
-        const double ex = l["knobs"][exact_knob().name]["latency_ms"]["median"].get<double>();
-        std::string best = exact_knob().name;
-        double best_ms = ex;
-        for (const auto& [k, m] : l["knobs"].items())
-          if (m["latency_ms"]["median"].get<double>() < best_ms) best = k, best_ms = m["latency_ms"]["median"].get<double>();
-        fmt::print("  {:<40} {:>10.3f} {:>10} {:>9.2f}x\n", l["node"].get<std::string>(), ex, best, ex / best_ms);
-      }
-      for (const auto& c : conf_json)
-        fmt::print("  configuration {}: {:.3f} ms, {:.2f}x\n", c["id"].get<std::string>(),
-                   c["latency_ms"]["median"].get<double>(), c["speedup"].get<double>());
-      if (!energy.available()) fmt::print("  energy: not measured ({})\n", energy.unavailable_reason());
-      fmt::print("  written: {}\n", path);
-    }
+    if (!settings.common.json) print_profile(batch, base_median, doc, energy, path);
   }
   if (settings.common.json) fmt::print("{}\n", nlohmann::json{{"profiles", summaries}}.dump());
   return {};

@@ -260,12 +260,22 @@ class ExperimentReader {
     strings("layers", out.layers);
   }
 
+  template <typename E>
+  void mode(const json& j, const KeyPath& at, const char* key, std::optional<E> (*from_name)(std::string_view),
+            E& out) {
+    if (!j.contains(key)) return;
+    const std::string name = j.at(key).get<std::string>();
+    if (auto e = from_name(name)) out = *e;
+    else problem(at.key(key), fmt::format("unknown {} '{}'", key, name));
+  }
+
   void read_tune(const json& j, const KeyPath& at, TuneSpec& out) {
-    out.strategy = j.value("strategy", out.strategy);
-    out.qos_mode = j.value("qos_mode", out.qos_mode);
-    out.cost_mode = j.value("cost_mode", out.cost_mode);
+    // The schema lists the names, so these only fail if it and tune_modes.h disagree.
+    mode(j, at, "strategy", strategy_from_name, out.strategy);
+    mode(j, at, "qos_mode", qos_mode_from_name, out.qos_mode);
+    mode(j, at, "cost_mode", cost_mode_from_name, out.cost_mode);
     if (j.contains("profile")) out.profile = existing_file(j.at("profile"), at.key("profile"));
-    if (out.cost_mode == "measured" && !out.profile)
+    if (out.cost_mode == CostMode::measured && !out.profile)
       problem(at.key("cost_mode"), "cost_mode measured needs tune.profile (a profile.json written by caliprox profile)");
     if (j.contains("iterations")) out.iterations = integer(j.at("iterations"), at.key("iterations"));
     out.time_limit_s = j.value("time_limit", out.time_limit_s);
@@ -299,6 +309,23 @@ Result<Experiment> load_experiment(const std::string& path) {
     // Only reachable if the schema and the reader disagree about a key's type.
     return runtime_error("{}: experiment schema and reader disagree: {}", path, e.what());
   }
+}
+
+Status apply_tune_overrides(TuneSpec& spec, const TuneOverrides& o) {
+  if (o.iterations) spec.iterations = *o.iterations;
+  if (o.time_s) spec.time_limit_s = *o.time_s;
+  if (o.seed) spec.seed = *o.seed;
+  if (o.strategy) {
+    auto kind = strategy_from_name(*o.strategy);
+    if (!kind) return invalid_input("--strategy {}: expected random, greedy or evolutionary", *o.strategy);
+    spec.strategy = *kind;
+  }
+  if (o.qos_mode) {
+    auto mode = qos_mode_from_name(*o.qos_mode);
+    if (!mode) return invalid_input("--qos-mode {}: expected empirical, p1 or p2", *o.qos_mode);
+    spec.qos_mode = *mode;
+  }
+  return {};
 }
 
 }  // namespace caliprox

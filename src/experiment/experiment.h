@@ -1,11 +1,13 @@
 #pragma once
 // A validated, typed experiment (DESIGN: "experiment.yaml --check--> Experiment").
 // Later issues add knobs, evaluators, tuning, adaptation and deploy sections.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
+#include "experiment/tune_modes.h"
 #include "qos/metrics.h"
 #include "util/status.h"
 
@@ -34,9 +36,9 @@ struct KnobSpaceSpec {
 
 // Settings of `caliprox tune` (schema: `tune`).
 struct TuneSpec {
-  std::string strategy = "evolutionary";  // random | greedy | evolutionary
-  std::string qos_mode = "p2";            // empirical | p1 | p2
-  std::string cost_mode = "nominal";      // nominal | measured
+  StrategyKind strategy = StrategyKind::evolutionary;
+  QosMode qos_mode = QosMode::p2;
+  CostMode cost_mode = CostMode::nominal;
   std::optional<std::string> profile;     // resolved path of profile.json (cost_mode measured)
   int64_t iterations = 1000;
   double time_limit_s = 0;                // 0: no wall-time budget
@@ -64,5 +66,18 @@ struct Experiment {
 // and checks that referenced files exist. Errors (Errc::invalid_input) name the
 // file, line:column, the key path, what was expected and what was found.
 Result<Experiment> load_experiment(const std::string& path);
+
+// `caliprox tune`'s options that override the tune section, as given on the
+// command line.
+struct TuneOverrides {
+  std::optional<int64_t> iterations;     // --iterations
+  std::optional<double> time_s;          // --time
+  std::optional<std::string> strategy;   // --strategy
+  std::optional<std::string> qos_mode;   // --qos-mode
+  std::optional<uint64_t> seed;          // --seed
+};
+// Applies them to `spec`; invalid_input naming the option for a strategy or
+// QoS mode that does not exist (spec is then partly overridden).
+Status apply_tune_overrides(TuneSpec& spec, const TuneOverrides& overrides);
 
 }  // namespace caliprox

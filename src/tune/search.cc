@@ -69,21 +69,6 @@ Result<Candidate> SearchSpace::from_config(const KnobConfig& config) const {
   return c;
 }
 
-std::string_view strategy_name(StrategyKind kind) {
-  switch (kind) {
-    case StrategyKind::random: return "random";
-    case StrategyKind::greedy: return "greedy";
-    case StrategyKind::evolutionary: return "evolutionary";
-  }
-  return "?";
-}
-
-std::optional<StrategyKind> strategy_from_name(std::string_view name) {
-  for (StrategyKind k : {StrategyKind::random, StrategyKind::greedy, StrategyKind::evolutionary})
-    if (strategy_name(k) == name) return k;
-  return std::nullopt;
-}
-
 // ----------------------------------------------------------------- bandit
 
 AucBandit::AucBandit(size_t arms, double c, size_t window)

@@ -23,8 +23,10 @@
 #include <string_view>
 #include <vector>
 
+#include "experiment/tune_modes.h"  // StrategyKind
 #include "knobs/knobs.h"
 #include "tune/rng.h"
+#include "tune/worker_pool.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -66,10 +68,6 @@ struct Proposal {
   Candidate candidate;
   std::string origin;  // "random", "seed", "greedy", "mutation", "crossover", "differential-evolution"
 };
-
-enum class StrategyKind { random, greedy, evolutionary };
-std::string_view strategy_name(StrategyKind kind);
-std::optional<StrategyKind> strategy_from_name(std::string_view name);
 
 struct SearchSettings {
   StrategyKind kind = StrategyKind::evolutionary;
@@ -160,8 +158,8 @@ struct SearchProgress {
 };
 
 struct SearchHooks {
-  // Required. Evaluates one candidate; called from `jobs` threads at once
-  // (worker in [0, jobs) says which worker's session to use).
+  // Required. Evaluates one candidate; called from the pool's workers at
+  // once (worker in [0, workers) says which worker's session to use).
   std::function<Result<Evaluation>(const Proposal& proposal, int64_t iteration, int worker)> evaluate;
   // Optional: the recorded result of an iteration (resume), or nullopt. A
   // recorded candidate that differs from the proposal is an error.
@@ -182,18 +180,27 @@ struct SearchResult {
   bool replayed = false;
 };
 
+// Why a search ended: its iteration budget, its time budget, the strategy
+// had nothing more to propose, or should_stop (evaluations in flight were
+// finished and reported).
+enum class StopReason { iterations, time, exhausted, interrupted };
+std::string_view stop_reason_name(StopReason reason);  // "iterations", "time", "exhausted", "interrupted"
+
 struct SearchOutcome {
   std::vector<SearchResult> results;  // in iteration order
   int64_t replayed = 0;
   int64_t fresh = 0;
-  // "iterations", "time", "exhausted" (the strategy had nothing more) or
-  // "interrupted" (should_stop; evaluations in flight were finished and reported).
-  std::string stop_reason;
+  StopReason stop_reason = StopReason::iterations;
 };
 
 // Runs propose / evaluate / observe until the budget, the strategy or
-// should_stop ends it. invalid_input for a budget of zero, no budget for a
-// strategy that never ends on its own, or jobs < 1.
+// should_stop ends it, each batch's fresh evaluations on the pool's workers
+// (SearchHooks::evaluate's `worker`). invalid_input for a budget of zero or
+// no budget for a strategy that never ends on its own.
+Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, WorkerPool& pool,
+                                 const SearchHooks& hooks);
+// The same on `jobs` threads of this process (LocalWorkerPool);
+// invalid_input for jobs < 1.
 Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, int jobs,
                                  const SearchHooks& hooks);
 

@@ -1,10 +1,8 @@
 // run_search: the propose / evaluate / observe loop with budgets, parallel
 // workers, replay of recorded results and interruption.
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <mutex>
-#include <thread>
 
 #include "tune/search.h"
 
@@ -20,10 +18,26 @@ double steady_seconds() {
 
 }  // namespace
 
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::iterations: return "iterations";
+    case StopReason::time: return "time";
+    case StopReason::exhausted: return "exhausted";
+    case StopReason::interrupted: return "interrupted";
+  }
+  return "?";
+}
+
 Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, int jobs,
                                  const SearchHooks& hooks) {
-  if (!hooks.evaluate) return invalid_input("run_search: no evaluate callback");
   if (jobs < 1) return invalid_input("--jobs must be at least 1, found {}", jobs);
+  LocalWorkerPool pool(jobs);
+  return run_search(strategy, budget, pool, hooks);
+}
+
+Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& budget, WorkerPool& pool,
+                                 const SearchHooks& hooks) {
+  if (!hooks.evaluate) return invalid_input("run_search: no evaluate callback");
   if (budget.max_evaluations && *budget.max_evaluations <= 0)
     return invalid_input("search budget: the number of iterations must be at least 1, found {}",
                          *budget.max_evaluations);
@@ -41,16 +55,16 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
   int64_t next = 0;
   for (;;) {
     if (budget.max_evaluations && next >= *budget.max_evaluations) {
-      out.stop_reason = "iterations";
+      out.stop_reason = StopReason::iterations;
       break;
     }
     if (stop_requested()) {
-      out.stop_reason = "interrupted";
+      out.stop_reason = StopReason::interrupted;
       break;
     }
     std::vector<Proposal> batch = strategy.propose();
     if (batch.empty()) {
-      out.stop_reason = "exhausted";
+      out.stop_reason = StopReason::exhausted;
       break;
     }
     size_t limit = batch.size();
@@ -75,61 +89,28 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
       replayed[i] = true;
     }
 
-    // Fresh evaluations: `jobs` workers take the next index; results land in
-    // their proposal slot, so completion order does not matter.
-    std::atomic<size_t> cursor{0};
+    // Fresh evaluations on the pool's workers; results land in their
+    // proposal slot, so completion order does not matter.
     std::mutex mu;
-    Status error;
-    bool halted = false;       // guarded by mu
-    std::string halt_reason;   // guarded by mu
-    int64_t fresh_done = 0;    // guarded by mu
-    auto worker = [&](int w) {
-      for (;;) {
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (halted) return;
-          const bool stop = stop_requested();
-          if (stop || !time_left()) {
-            halted = true;
-            halt_reason = stop ? "interrupted" : "time";
-            return;
-          }
-        }
-        const size_t k = cursor.fetch_add(1);
-        if (k >= todo.size()) return;
-        const size_t i = todo[k];
-        const int64_t iteration = next + static_cast<int64_t>(i);
-        const double t0 = now();
-        Result<Evaluation> r = hooks.evaluate(batch[i], iteration, w);
-        const double dt = now() - t0;
-        std::lock_guard<std::mutex> lock(mu);
-        if (!r.ok()) {
-          if (error.ok()) error = r.status().with_context(fmt::format("search iteration {}", iteration));
-          halted = true;
-          return;
-        }
-        results[i] = *r;
-        ++fresh_done;
-        if (hooks.on_evaluated) {
-          Status st = hooks.on_evaluated(iteration, batch[i], *r, dt);
-          if (!st.ok()) {
-            if (error.ok()) error = st;
-            halted = true;
-            return;
-          }
-        }
-      }
+    std::optional<StopReason> halt_reason;  // guarded by mu
+    const WorkerPool::StopFn halt = [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!halt_reason && stop_requested()) halt_reason = StopReason::interrupted;
+      if (!halt_reason && !time_left()) halt_reason = StopReason::time;
+      return halt_reason.has_value();
     };
-    const int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(jobs), todo.size()));
-    if (workers <= 1) {
-      worker(0);
-    } else {
-      std::vector<std::thread> threads;
-      for (int w = 0; w < workers; ++w) threads.emplace_back(worker, w);
-      for (auto& t : threads) t.join();
-    }
-    if (!error.ok()) return error;
-
+    const WorkerPool::Job evaluate = [&](size_t k, int w) -> Status {
+      const size_t i = todo[k];
+      const int64_t iteration = next + static_cast<int64_t>(i);
+      const double t0 = now();
+      Result<Evaluation> r = hooks.evaluate(batch[i], iteration, w);
+      const double dt = now() - t0;
+      if (!r.ok()) return r.status().with_context(fmt::format("search iteration {}", iteration));
+      std::lock_guard<std::mutex> lock(mu);
+      results[i] = *r;
+      return hooks.on_evaluated ? hooks.on_evaluated(iteration, batch[i], *r, dt) : Status();
+    };
+    CP_TRY(pool.run(todo.size(), evaluate, halt));
     bool complete = true;
     std::vector<Evaluation> evals;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -160,7 +141,7 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
     }
     if (!complete) {
       // Cut short by the iteration budget (limit < batch size), the clock or a stop request.
-      out.stop_reason = !halt_reason.empty() ? halt_reason : "iterations";
+      out.stop_reason = halt_reason.value_or(StopReason::iterations);
       break;
     }
   }

@@ -10,9 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "app/common.h"
 #include "data/dataset.h"
 #include "engine/session.h"
+#include "eval/model_io.h"
+#include "experiment/experiment.h"
 #include "knobs/knobs.h"
 #include "qos/metrics.h"
 
@@ -27,10 +28,14 @@ struct SplitResult {
 
 class Evaluator {
  public:
+  // Told what the evaluator does on its own initiative, for the caller to
+  // log (the int8 calibration pass). The evaluator itself prints nothing.
+  using Notice = std::function<void(const std::string& text)>;
+
   // Loads model and dataset of `exp`; nothing is run yet.
   // collect_timings: sessions record per-node times (Session::timings).
   static Result<std::unique_ptr<Evaluator>> create(const Experiment& exp, const std::string& backend, int threads,
-                                                   bool collect_timings = false);
+                                                   bool collect_timings = false, Notice notice = {});
   ~Evaluator();
 
   const Experiment& experiment() const { return exp_; }
@@ -72,10 +77,6 @@ class Evaluator {
   Result<SplitResult> run_range(int64_t begin, int64_t end, std::vector<float>* outputs = nullptr,
                                 const std::function<void(int64_t, int64_t)>& on_batch = {});
 
-  // Median wall time (ms) of `repeats` runs of one batch of `n` samples
-  // under the current configuration, after one warm-up run.
-  Result<std::vector<double>> time_batch(int64_t n, int repeats);
-
   // A session for batch size `n` under the current configuration.
   Result<Session*> session(int64_t n);
 
@@ -91,6 +92,7 @@ class Evaluator {
   std::unique_ptr<Backend> backend_;
   int threads_ = 1;
   bool collect_timings_ = false;
+  Notice notice_;
   std::map<int64_t, std::unique_ptr<Session>> sessions_;
   KnobConfig config_;
   std::optional<std::map<std::string, ValueRange>> ranges_;

@@ -1,13 +1,13 @@
-#include "app/knob_space.h"
+#include "tune/knob_space.h"
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tune/records.h"
-#include "util/log.h"
 
 namespace caliprox {
 
@@ -74,12 +74,6 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
   if (!st.ok()) return st.with_context(fmt::format("{}: the knob space (sections knobs.include/exclude/layers)",
                                                    exp.source_path));
   return ks;
-}
-
-void warn_left_out(const KnobSpace& ks, std::string_view command) {
-  for (const LeftOutKnobs& l : ks.left_out)
-    log_warn("{}: leaving out {} {} knob(s) on this target ({}): {}: {}", command, l.knobs.size(),
-             knob_kind_name(l.kind), knob_run_name(l.support.run), l.support.how, fmt::join(l.knobs, " "));
 }
 
 nlohmann::json knob_support_json(const Backend& backend) {

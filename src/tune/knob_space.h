@@ -45,9 +45,6 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
 // {kind: {run, how}} for every knob kind on `backend` (profile.json, `caliprox knobs --json`).
 nlohmann::json knob_support_json(const Backend& backend);
 nlohmann::json left_out_json(const KnobSpace& ks);
-// One warning per kind of left-out knob, naming them and the reason
-// (`command`: "tune", "profile").
-void warn_left_out(const KnobSpace& ks, std::string_view command);
 
 // Identifies the model file's bytes, the input shape, the backend and thread
 // count: profile.json and tune agree on it.

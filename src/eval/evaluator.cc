@@ -1,9 +1,11 @@
-#include "app/evaluator.h"
+#include "eval/evaluator.h"
 
 #include <chrono>
 
+#include <fmt/format.h>
+
+#include "eval/interrupt.h"
 #include "ir/onnx_import.h"
-#include "util/log.h"
 
 namespace caliprox {
 
@@ -11,7 +13,7 @@ Evaluator::Evaluator(const Experiment& exp) : exp_(exp) {}
 Evaluator::~Evaluator() = default;
 
 Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, const std::string& backend, int threads,
-                                                     bool collect_timings) {
+                                                     bool collect_timings, Notice notice) {
   std::unique_ptr<Evaluator> ev(new Evaluator(exp));
   CP_ASSIGN_OR_RETURN(ev->graph_, load_onnx(exp.network.model_path));
   CP_ASSIGN_OR_RETURN(ev->io_, model_io(ev->graph_, exp.network, exp.source_path));
@@ -21,6 +23,7 @@ Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, cons
   CP_ASSIGN_OR_RETURN(ev->backend_, make_backend(backend, threads));
   ev->threads_ = threads;
   ev->collect_timings_ = collect_timings;
+  ev->notice_ = std::move(notice);
   return ev;
 }
 
@@ -59,7 +62,9 @@ Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() 
   } else {
     CP_ASSIGN_OR_RETURN(range, data_.split(calibration_split_));
   }
-  log_info("calibrating int8 input ranges on split '{}' ({} samples)", calibration_split_, range.end - range.begin);
+  if (notice_)
+    notice_(fmt::format("calibrating int8 input ranges on split '{}' ({} samples)", calibration_split_,
+                        range.end - range.begin));
   // Exact network, ranges of every knob site's input.
   const KnobConfig saved = config_;
   CP_TRY(configure_sessions({}));
@@ -128,20 +133,6 @@ Result<SplitResult> Evaluator::run_split(const std::string& split, std::vector<f
                                          const std::function<void(int64_t, int64_t)>& on_batch) {
   CP_ASSIGN_OR_RETURN(SplitRange range, data_.split(split));
   return run_range(range.begin, range.end, outputs, on_batch);
-}
-
-Result<std::vector<double>> Evaluator::time_batch(int64_t n, int repeats) {
-  n = std::min(n, data_.size());
-  CP_ASSIGN_OR_RETURN(Session * s, session(n));
-  Tensor x = data_.sample_batch(0, n);
-  CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return ms;
 }
 
 Result<SplitResult> Evaluator::run_range(int64_t begin, int64_t end, std::vector<float>* outputs,
