@@ -1,8 +1,12 @@
-// util/: Result<T> never reports success without a value (status.h).
+// util/: Result<T> never reports success without a value (status.h), and the
+// process policy's rules for OMP_WAIT_POLICY / GOMP_SPINCOUNT and the
+// re-execution guard (process_policy.h).
 #include <doctest/doctest.h>
 
+#include <map>
 #include <string>
 
+#include "util/process_policy.h"
 #include "util/status.h"
 
 using namespace caliprox;
@@ -56,4 +60,40 @@ TEST_CASE("status: a Result made from a success status is an internal error in e
   Result<std::string> direct = Status::ok_status();
   CHECK_FALSE(direct.ok());
   CHECK(direct.status().with_context("while testing").code() == Errc::runtime);
+}
+
+namespace {
+
+std::map<std::string, std::string> fake_env;
+
+const char* fake_lookup(const char* name) {
+  auto it = fake_env.find(name);
+  return it == fake_env.end() ? nullptr : it->second.c_str();
+}
+
+std::map<std::string, std::string> changes_for(std::map<std::string, std::string> env) {
+  fake_env = std::move(env);
+  std::map<std::string, std::string> out;
+  for (const auto& [name, value] : process_policy_changes(fake_lookup)) out[name] = value;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("process policy: passive waiting with a short spin when the user chose no wait policy") {
+  const auto changes = changes_for({});
+  CHECK(changes.size() == 3);
+  CHECK(changes.at("OMP_WAIT_POLICY") == "passive");
+  CHECK(changes.at("GOMP_SPINCOUNT") == "30000");
+  CHECK(changes.at("CALIPROX_REEXEC") == "1");
+}
+
+TEST_CASE("process policy: the user's choices are kept, and the re-executed process does not loop") {
+  CHECK(changes_for({{"OMP_WAIT_POLICY", "active"}}).empty());
+  CHECK(changes_for({{"OMP_WAIT_POLICY", "passive"}}).empty());
+  CHECK(changes_for({{"CALIPROX_REEXEC", "1"}}).empty());
+
+  const auto spin = changes_for({{"GOMP_SPINCOUNT", "0"}});
+  CHECK(spin.count("GOMP_SPINCOUNT") == 0);
+  CHECK(spin.at("OMP_WAIT_POLICY") == "passive");
 }
