@@ -174,9 +174,10 @@ def describe_edge(src_prefix, a, b, sites, every=False):
     return head + ("\n" + " " * len(head)).join(lines) + more
 
 
-def shown_path(path):
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+def shown_path(path, root):
+    """path relative to root (the checkout) when inside it, else absolute: the same output from any folder."""
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return os.path.abspath(path) if rel.startswith("..") else rel
 
 
 def main():
@@ -206,8 +207,9 @@ def main():
             return 2
 
     edges, modules = module_graph(args.src)
-    prefix = shown_path(args.src) + "/"
-    deps_name = shown_path(args.deps)
+    root = os.path.dirname(os.path.abspath(args.src))
+    prefix = shown_path(args.src, root) + "/"
+    deps_name = shown_path(args.deps, root)
     edge_count = sum(len(v) for v in edges.values())
     print(f"check_includes: {len(modules)} modules, {edge_count} edges between them ({prefix})")
     if args.graph:

@@ -276,9 +276,10 @@ def source_files(src):
                 yield os.path.join(root, name)
 
 
-def shown_path(path):
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+def shown_path(path, root):
+    """path relative to root (the checkout) when inside it, else absolute: the same output from any folder."""
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return os.path.abspath(path) if rel.startswith("..") else rel
 
 
 def print_top(title, rows, top):
@@ -304,7 +305,8 @@ def main():
         print(f"function_lengths: {args.src}: no such folder", file=sys.stderr)
         return 2
 
-    prefix = shown_path(args.src) + "/"
+    root = os.path.dirname(os.path.abspath(args.src))
+    prefix = shown_path(args.src, root) + "/"
     checked = tuple(d.strip("/") + "/" for d in args.check)
     everything, long_files = [], []
     for path in source_files(args.src):
