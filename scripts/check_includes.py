@@ -26,9 +26,10 @@ import argparse
 import os
 import re
 import sys
+
+from src_tree import add_src_option, shown_path, source_files
 from collections import defaultdict
 
-SOURCE_SUFFIXES = (".h", ".hh", ".hpp", ".cc", ".cpp", ".cxx", ".inc", ".ipp")
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,14 +42,6 @@ def module_of(rel_path):
     if parts[0] == "backends":
         return "backends/" + parts[1] if len(parts) >= 3 else "backends"
     return parts[0]
-
-
-def source_files(src):
-    for root, dirs, files in os.walk(src):
-        dirs.sort()
-        for name in sorted(files):
-            if name.endswith(SOURCE_SUFFIXES):
-                yield os.path.join(root, name)
 
 
 def includes_of(path):
@@ -174,20 +167,13 @@ def describe_edge(src_prefix, a, b, sites, every=False):
     return head + ("\n" + " " * len(head)).join(lines) + more
 
 
-def shown_path(path, root):
-    """path relative to root (the checkout) when inside it, else absolute: the same output from any folder."""
-    rel = os.path.relpath(os.path.abspath(path), root)
-    return os.path.abspath(path) if rel.startswith("..") else rel
-
-
 def main():
     parser = argparse.ArgumentParser(
         description="Fail when caliprox's modules (first folder under src/, each src/backends/<name> apart) "
                     "include each other in a cycle, or include a module the dependency table does not allow.")
-    parser.add_argument("--src", default=os.path.join(os.path.dirname(HERE), "src"),
-                        help="source folder (default: src/ of this checkout)")
+    add_src_option(parser)
     parser.add_argument("--deps", default=os.path.join(HERE, "module_deps.txt"),
-                        help="dependency table: lines 'module: modules it may include' (default: %(default)s)")
+                        help="dependency table: lines 'module: modules it may include' (default: module_deps.txt next to this script)")
     parser.add_argument("--no-deps", action="store_true", help="check cycles only, not the dependency table")
     parser.add_argument("--graph", action="store_true", help="also print every edge of the module graph")
     parser.add_argument("-v", "--verbose", action="store_true",

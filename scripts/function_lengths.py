@@ -27,8 +27,7 @@ import os
 import re
 import sys
 
-SOURCE_SUFFIXES = (".h", ".hh", ".hpp", ".cc", ".cpp", ".cxx", ".inc", ".ipp")
-HERE = os.path.dirname(os.path.abspath(__file__))
+from src_tree import add_src_option, shown_path, source_files
 
 # Generated sources under src/ that may exceed the file limit, path relative
 # to src/ -> why. None today: the experiment schema that embed.py turns into
@@ -268,20 +267,6 @@ def find_functions(text):
     return functions
 
 
-def source_files(src):
-    for root, dirs, files in os.walk(src):
-        dirs.sort()
-        for name in sorted(files):
-            if name.endswith(SOURCE_SUFFIXES):
-                yield os.path.join(root, name)
-
-
-def shown_path(path, root):
-    """path relative to root (the checkout) when inside it, else absolute: the same output from any folder."""
-    rel = os.path.relpath(os.path.abspath(path), root)
-    return os.path.abspath(path) if rel.startswith("..") else rel
-
-
 def print_top(title, rows, top):
     print(title)
     width = max([len(r[1]) for r in rows[:top]] + [8])
@@ -293,8 +278,7 @@ def main():
     parser = argparse.ArgumentParser(
         description="Report the longest functions and files of src/; fail when a function in the checked "
                     "folders or any file is over its limit (DESIGN style rule 7).")
-    parser.add_argument("--src", default=os.path.join(os.path.dirname(HERE), "src"),
-                        help="source folder (default: src/ of this checkout)")
+    add_src_option(parser)
     parser.add_argument("--check", nargs="+", default=["engine", "tune", "app"], metavar="DIR",
                         help="folders under src/ whose functions are held to --max-function (default: %(default)s)")
     parser.add_argument("--max-function", type=int, default=150, help="longest function allowed (default: %(default)s)")
