@@ -22,6 +22,7 @@
 #include "model_bench.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
+#include "util/process_policy.h"
 
 namespace caliprox::bench {
 namespace {
@@ -162,6 +163,7 @@ Status run_peak(const PeakArgs& a) {
 }  // namespace caliprox::bench
 
 int main(int argc, char** argv) {
+  caliprox::apply_process_policy(argv);  // measure with the OpenMP settings the caliprox binary runs with
   using namespace caliprox;
   using namespace caliprox::bench;
   CLI::App app{"caliprox_bench: caliprox end-to-end / per-layer speed and the FP32 FMA peak (JSON out)"};

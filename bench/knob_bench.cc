@@ -39,6 +39,7 @@
 #include "knobs/knobs.h"
 #include "model_bench.h"
 #include "util/log.h"
+#include "util/process_policy.h"
 #include "util/stats.h"
 
 namespace caliprox::bench {
@@ -469,4 +470,7 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace caliprox::bench
 
-int main(int argc, char** argv) { return caliprox::bench::run(argc, argv); }
+int main(int argc, char** argv) {
+  caliprox::apply_process_policy(argv);  // measure with the OpenMP settings the caliprox binary runs with
+  return caliprox::bench::run(argc, argv);
+}

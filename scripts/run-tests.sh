@@ -9,7 +9,11 @@
 # skips for want of a CPU feature are listed with their reasons.
 set -uo pipefail
 BUILD=${1:-build}
+# The OpenMP settings the caliprox binary gives itself (src/util/process_policy.h).
+# The test binaries apply that policy too, by re-executing themselves, but
+# under qemu (the aarch64 tests) re-executing fails, so they are set here.
 export OMP_WAIT_POLICY=passive
+export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
 logdir="$BUILD/meson-logs"
 
 meson test -C "$BUILD" --print-errorlogs --num-processes 1

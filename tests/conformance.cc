@@ -32,6 +32,7 @@
 #include "ir/onnx_proto.h"
 #include "engine/session.h"
 #include "util/log.h"
+#include "util/process_policy.h"
 
 namespace fs = std::filesystem;
 using namespace caliprox;
@@ -458,6 +459,7 @@ int usage(std::FILE* out, const char* argv0, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  apply_process_policy(argv);  // the OpenMP settings the caliprox binary runs with
   Settings s;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "util/cpu.h"
+#include "util/process_policy.h"
 
 namespace {
 
@@ -36,6 +37,7 @@ struct SkipListener : doctest::IReporter {
 REGISTER_LISTENER("cpu-skips", 1, SkipListener);
 
 int main(int argc, char** argv) {
+  caliprox::apply_process_policy(argv);  // the OpenMP settings the caliprox binary runs with
   const caliprox::cpu::Features& f = caliprox::cpu::features();
   if (!f.cap_error.empty()) {
     std::fprintf(stderr, "caliprox_tests: %s\n", f.cap_error.c_str());

@@ -4,8 +4,6 @@
 #include <cstdlib>
 #include <string>
 
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -13,6 +11,7 @@
 #include "app/settings.h"
 #include "util/cpu.h"
 #include "util/log.h"
+#include "util/process_policy.h"
 
 using namespace caliprox;
 
@@ -51,20 +50,7 @@ int report(const Status& st) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Several OpenMP teams of different widths run one after the other (oneDNN
-  // primitives, the knob kernels, parallel tune workers): with the default
-  // active waiting, idle teams spin and steal the cores of the working one
-  // (measured: 10-40x slower alternating runs). libgomp reads its settings
-  // when it is loaded, before main, so when the user chose none the process
-  // re-executes itself once with passive waiting and a short spin before
-  // sleeping (GOMP_SPINCOUNT 30000: a sleeping worker costs ~0.1 ms to wake,
-  // measured 3.1 -> 2.0 ms on the MobileNet at 2 threads).
-  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("CALIPROX_REEXEC")) {
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    setenv("GOMP_SPINCOUNT", "30000", 0);
-    setenv("CALIPROX_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
-  }
+  apply_process_policy(argv);  // may re-execute: before anything else
   CLI::App app{"caliprox: application-aware tuning of neural-network approximations"};
   app.set_version_flag("--version", fmt::format("caliprox {}\ncpu: {}", kVersion, cpu::describe(cpu::features())));
   app.require_subcommand(1);

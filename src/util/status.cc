@@ -15,4 +15,10 @@ int exit_code_for(Errc code) {
   return 1;
 }
 
+Status result_without_value(const char* file, int line, const char* function) {
+  return runtime_error("internal error: a Result was made from a success status, so it has neither a value nor an "
+                       "error ({}:{}, in {})",
+                       file, line, function);
+}
+
 }  // namespace caliprox

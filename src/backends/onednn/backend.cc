@@ -92,7 +92,7 @@ class OnednnBackend final : public Backend {
     if (e == nullptr || rt_ == nullptr) return false;
     if (ctx.output_codes && !approximated(ctx)) return false;  // only int8 / bf16 knob kernels write codes
     try {
-      use_threads(context_threads(ctx, threads_));
+      const ScopedThreads team(context_threads(ctx, threads_));
       if (approximated(ctx)) return check_knob_conv(ctx, *rt_).ok();
       return e->check(ctx, *rt_).ok();
     } catch (const dnnl::error&) {
@@ -126,6 +126,7 @@ class OnednnBackend final : public Backend {
     const OpEntry* e = find_entry(ctx.node);
     if (e == nullptr || rt_ == nullptr) return false;
     try {
+      const ScopedThreads team(context_threads(ctx, threads_));
       if (approximated(ctx)) return knob_conv_nhwc(ctx, *rt_);
       return e->nhwc != nullptr && e->nhwc(ctx, *rt_);
     } catch (const dnnl::error&) {

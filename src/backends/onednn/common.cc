@@ -17,6 +17,10 @@ void use_threads(int threads) {
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
 }
 
+ScopedThreads::ScopedThreads(int threads) : saved_(omp_get_max_threads()) { use_threads(threads); }
+
+ScopedThreads::~ScopedThreads() { use_threads(saved_); }
+
 int team_for_elements(int threads, int64_t elements) { return elements < (int64_t{1} << 17) ? 1 : threads; }
 
 double single_thread_flops() {

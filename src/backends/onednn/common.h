@@ -38,6 +38,23 @@ struct Runtime {
 // use different widths).
 void use_threads(int threads);
 
+// use_threads for one scope, then back to the width it found. For the const
+// queries (Backend::supports, supports_nhwc): the checks behind them build
+// primitive descriptors, which must see the width the kernel would run with
+// (some checks set a narrower team of their own), and a const query leaves
+// no state behind (DESIGN style rule 5). The width is the calling thread's
+// own OpenMP setting (nthreads-var), so other threads are not affected.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int threads);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
 // OpenMP width for a memory-bound primitive touching `elements` floats:
 // below ~128K elements one core finishes before a second would have woken.
 int team_for_elements(int threads, int64_t elements);
@@ -171,7 +188,8 @@ class OnednnKernel : public Kernel {
 };
 
 // What each op family file registers: `check` decides supports() (it builds
-// the primitive descriptors, so a true answer means prepare() succeeds),
+// the primitive descriptors, so a true answer means prepare() succeeds; it
+// may set the calling thread's width, which supports() scopes),
 // `make` builds the kernel. Both return Errc::unsupported for nodes outside
 // what the family maps exactly onto oneDNN.
 struct OpEntry {
