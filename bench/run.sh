@@ -39,7 +39,7 @@ read -r -a threads <<<"${BENCH_THREADS:-1 2}"
 # figures far steadier on this machine.
 export OMP_WAIT_POLICY=passive
 # What the caliprox binary sets for itself when OMP_WAIT_POLICY is unset
-# (src/cli/main.cc): workers spin ~30000 rounds before sleeping, so a team
+# (src/util/process_policy.h): workers spin ~30000 rounds before sleeping, so a team
 # that runs layer after layer is not woken from sleep each time.
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
 

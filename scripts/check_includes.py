@@ -2,7 +2,7 @@
 """Checks the include graph between caliprox's modules (DESIGN: "No include
 cycles between modules").
 
-A module is the first folder under src/ (src/engine/ops/x.h is in `engine`),
+A module is the first folder under src/ (src/ir/ops/x.h is in `ir`),
 except that each backend folder is a module of its own: src/backends/<name>/
 is `backends/<name>`, and the files directly in src/backends/ (the Backend
 interface, the registry) are `backends`. An edge A -> B is an

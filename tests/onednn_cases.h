@@ -159,8 +159,13 @@ inline std::string describe_attrs(const Node& n) {
 
 inline std::string describe(const NodeCase& c) {
   std::string s = c.node.op_type + " inputs";
-  for (size_t i = 0; i < c.inputs.size(); ++i)
-    s += " " + (c.inputs[i].empty() ? std::string("-") : shape_str(c.inputs[i].shape())) + (c.constant[i] ? "c" : "");
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about
+  // `" " + std::string&&` once this is inlined.
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    s += ' ';
+    s += c.inputs[i].empty() ? std::string("-") : shape_str(c.inputs[i].shape());
+    if (c.constant[i]) s += 'c';
+  }
   return s + " " + describe_attrs(c.node);
 }
 
