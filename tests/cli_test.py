@@ -313,6 +313,25 @@ def check_missing_data_file():
 
 
 @test
+def check_application_section():
+    app = os.path.join(ROOT, "tests", "data", "apps", "good.py")
+    section = f"application:\n  command: [{app}]\n  goal: [{{metric: collisions, max: 0}}]\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp)
+        with open(exp, "a") as f:
+            f.write(section)
+        p = run("check", exp)
+        assert p.returncode == 0, p.stderr
+        assert f"application  {app} (timeout 600 s, 1 repeat(s)); goal: collisions <= 0" in p.stdout, p.stdout
+        p = run("check", exp, "--json")
+        assert json.loads(p.stdout)["application"]["goal"] == [{"metric": "collisions", "max": 0}], p.stdout
+        plain = write(os.path.join(tmp, "plain.py"), "print()\n")
+        with open(exp, "w") as f:
+            f.write(open(experiment(tmp)).read() + section.replace(app, plain))
+        expect_error(run("check", exp), 2, "application.command[0]", "is not executable")
+
+
+@test
 def check_and_eval_dataset_that_does_not_fit():
     with tempfile.TemporaryDirectory() as tmp:
         # 300 raw 32x32 images: valid data, wrong size for a 28x28 network.

@@ -395,7 +395,7 @@ TEST_CASE("load_experiment: each error names file, line:column and key path") {
   }
   SUBCASE("section a later version adds") {
     expect("bad_unknown_section.yaml",
-           "14:1: top level: unknown key 'plugins' (allowed: dataset, knobs, name, network, qos, targets, tune)");
+           "14:1: top level: unknown key 'plugins' (allowed: application, dataset, knobs, name, network, qos, targets, tune)");
   }
   SUBCASE("quoted number is a string") {
     expect("bad_type.yaml", "9:10: dataset.batch: expected an integer, found a string '64'");
@@ -492,4 +492,58 @@ TEST_CASE("load_experiment: unreadable file and directory as a file") {
   CHECK(load_error(path) == fmt::format("{}:6:12: dataset.samples: expected a file, found a directory: {} "
                                         "('data' relative to {})",
                                         path, (box.dir / "data").string(), box.dir.string()));
+}
+
+TEST_CASE("load_experiment: the application section") {
+  ExperimentSandbox box;
+  const std::string minimal = read_text(kFixtures / "minimal.yaml");
+  const std::string app = fs::path(CALIPROX_SOURCE_ROOT).string() + "/tests/data/apps/good.py";
+  fs::create_directories(box.dir / "sim");
+  fs::copy_file(app, box.dir / "sim/run.py");
+  Result<Experiment> r = load_experiment(box.write("app.yaml", minimal + R"(application:
+  command: [sim/run.py, --episodes, "3"]
+  timeout: 30
+  repeats: 5
+  env: {FIELD: rows}
+  record: [speed]
+  goal:
+    - {metric: collisions, max: 0}
+    - {metric: mean_deviation, min: 0, max: 0.15}
+  pass_rate: 0.9
+)"));
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  REQUIRE(r->application.has_value());
+  const AppSpec& a = *r->application;
+  CHECK(a.command == std::vector<std::string>{(box.dir / "sim/run.py").string(), "--episodes", "3"});
+  CHECK(a.dir == box.dir.string());
+  CHECK(a.timeout_s == 30);
+  CHECK(a.retries == 1);
+  CHECK(a.repeats == 5);
+  CHECK(a.env.at("FIELD") == "rows");
+  REQUIRE(a.goal.conditions.size() == 2);
+  CHECK(a.goal.conditions[1].min == 0.0);
+  CHECK(a.goal.conditions[1].max == 0.15);
+  CHECK(a.goal.rule == RepeatRule::pass_rate);
+  CHECK(a.goal.pass_rate == 0.9);
+  CHECK(a.goal.confidence == 0.95);
+  CHECK_FALSE(load_experiment(box.stage("minimal.yaml"))->application.has_value());
+
+  // A program that is missing or not executable, and goals that cannot hold.
+  std::ofstream(box.dir / "sim/plain.py") << "print()\n";
+  const std::string bad = box.write("bad.yaml", minimal + R"(application:
+  command: [sim/plain.py]
+  goal:
+    - {metric: collisions}
+    - {metric: deviation, min: 1, max: 0}
+    - {metric: collisions, max: 0}
+)");
+  const std::string m = load_error(bad);
+  CHECK(m.find("application.command[0]: application command '" + (box.dir / "sim/plain.py").string() +
+               "' is not executable") != std::string::npos);
+  CHECK(m.find("application.goal[0]: the condition on 'collisions' has neither min nor max") != std::string::npos);
+  CHECK(m.find("application.goal[1]: the condition on 'deviation' is empty: min 1 > max 0") != std::string::npos);
+  CHECK(m.find("application.goal[2].metric: 'collisions' has a condition already") != std::string::npos);
+  const std::string missing = box.write("missing.yaml", minimal + "application: {command: [nope.py], goal: [{metric: x, max: 1}]}\n");
+  CHECK(load_error(missing).find("application command '" + (box.dir / "nope.py").string() + "' does not exist") !=
+        std::string::npos);
 }

@@ -10,6 +10,35 @@
 
 namespace caliprox {
 
+namespace {
+
+// "collisions <= 0, 0 <= deviation <= 0.15"
+std::string goal_text(const AppGoal& goal) {
+  std::vector<std::string> parts;
+  for (const AppCondition& c : goal.conditions) {
+    if (c.min && c.max) parts.push_back(fmt::format("{} <= {} <= {}", *c.min, c.metric, *c.max));
+    else if (c.min) parts.push_back(fmt::format("{} >= {}", c.metric, *c.min));
+    else parts.push_back(fmt::format("{} <= {}", c.metric, *c.max));
+  }
+  std::string text = fmt::format("{}", fmt::join(parts, ", "));
+  if (goal.rule == RepeatRule::pass_rate)
+    text += fmt::format("; pass rate >= {} at confidence {}", goal.pass_rate, goal.confidence);
+  return text;
+}
+
+nlohmann::json application_json(const AppSpec& a) {
+  nlohmann::json goal = nlohmann::json::array();
+  for (const AppCondition& c : a.goal.conditions) {
+    nlohmann::json j = {{"metric", c.metric}};
+    if (c.min) j["min"] = *c.min;
+    if (c.max) j["max"] = *c.max;
+    goal.push_back(j);
+  }
+  return {{"command", a.command}, {"timeout", a.timeout_s}, {"repeats", a.repeats}, {"goal", goal}};
+}
+
+}  // namespace
+
 Status run_check(const CheckSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
   CP_ASSIGN_OR_RETURN(Graph graph, load_onnx(exp.network.model_path));
@@ -57,15 +86,16 @@ Status run_check(const CheckSettings& settings) {
   nlohmann::json splits = nlohmann::json::object();
   for (const auto& [name, r] : data.splits) splits[name] = {r.begin, r.end};
   if (settings.common.json) {
-    fmt::print("{}\n", nlohmann::json{{"ok", true},
-                                      {"experiment", exp.name},
-                                      {"model", exp.network.model_path},
-                                      {"nodes", graph.nodes.size()},
-                                      {"input", {{"name", io.input->name}, {"shape", x.shape()}}},
-                                      {"output", {{"name", io.output}, {"shape", out.shape}}},
-                                      {"samples", data.size()},
-                                      {"splits", splits}}
-                                  .dump());
+    nlohmann::json doc{{"ok", true},
+                       {"experiment", exp.name},
+                       {"model", exp.network.model_path},
+                       {"nodes", graph.nodes.size()},
+                       {"input", {{"name", io.input->name}, {"shape", x.shape()}}},
+                       {"output", {{"name", io.output}, {"shape", out.shape}}},
+                       {"samples", data.size()},
+                       {"splits", splits}};
+    if (exp.application) doc["application"] = application_json(*exp.application);
+    fmt::print("{}\n", doc.dump());
   } else {
     fmt::print("{}: ok\n", exp.source_path);
     fmt::print("  network  {} ({} nodes, opset {})\n", exp.network.model_path, graph.nodes.size(), graph.opset);
@@ -75,6 +105,9 @@ Status run_check(const CheckSettings& settings) {
     fmt::print("\n  targets ");
     for (const auto& t : exp.targets) fmt::print(" {} ({}, {} threads)", t.name, t.backend, t.threads);
     fmt::print("\n");
+    if (const auto& a = exp.application)
+      fmt::print("  application  {} (timeout {} s, {} repeat(s)); goal: {}\n", fmt::join(a->command, " "),
+                 a->timeout_s, a->repeats, goal_text(a->goal));
   }
   return {};
 }

@@ -11,6 +11,7 @@
 #include "experiment/schema_validator.h"
 #include "experiment/yaml_json.h"
 #include "knobs/knobs.h"
+#include "qos/process.h"
 
 namespace caliprox {
 
@@ -65,6 +66,10 @@ class ExperimentReader {
     read_targets(root.at("targets"), top.key("targets"), e.targets);
     if (root.contains("knobs")) read_knobs(root.at("knobs"), top.key("knobs"), e.knobs);
     if (root.contains("tune")) read_tune(root.at("tune"), top.key("tune"), e.tune);
+    if (root.contains("application")) {
+      e.application.emplace();
+      read_application(root.at("application"), top.key("application"), *e.application);
+    }
     CP_TRY(report_errors(doc_, problems_));
     return e;
   }
@@ -285,6 +290,46 @@ class ExperimentReader {
       out.predictor_samples = integer(j.at("predictor_samples"), at.key("predictor_samples"));
     out.min_speedup_step = j.value("min_speedup_step", out.min_speedup_step);
     out.min_loss_step = j.value("min_loss_step", out.min_loss_step);
+  }
+
+  void read_application(const json& j, const KeyPath& at, AppSpec& out) {
+    out.dir = base_dir_.string();
+    out.command = j.at("command").get<std::vector<std::string>>();
+    // The program: relative to this file's folder (not searched in PATH: an
+    // experiment names what it runs), and executable now rather than at the
+    // first run of a long job.
+    fs::path program(out.command[0]);
+    if (program.is_relative()) program = (base_dir_ / program).lexically_normal();
+    out.command[0] = program.string();
+    if (Status st = check_executable(out.command[0], "application command"); !st.ok())
+      problem(at.key("command").index(0), st.message());
+    out.timeout_s = j.value("timeout", out.timeout_s);
+    if (j.contains("retries")) out.retries = static_cast<int>(integer(j.at("retries"), at.key("retries"), 1000));
+    if (j.contains("repeats")) out.repeats = static_cast<int>(integer(j.at("repeats"), at.key("repeats"), 100000));
+    if (j.contains("jobs")) out.jobs = static_cast<int>(integer(j.at("jobs"), at.key("jobs"), 4096));
+    if (j.contains("env")) out.env = j.at("env").get<std::map<std::string, std::string>>();
+    if (j.contains("record")) out.record = j.at("record").get<std::vector<std::string>>();
+    const json& goal = j.at("goal");
+    for (size_t i = 0; i < goal.size(); ++i) {
+      const KeyPath here = at.key("goal").index(i);
+      AppCondition c;
+      c.metric = goal[i].at("metric").get<std::string>();
+      if (goal[i].contains("min")) c.min = goal[i].at("min").get<double>();
+      if (goal[i].contains("max")) c.max = goal[i].at("max").get<double>();
+      if (!c.min && !c.max) problem(here, fmt::format("the condition on '{}' has neither min nor max", c.metric));
+      if (c.min && c.max && *c.min > *c.max)
+        problem(here, fmt::format("the condition on '{}' is empty: min {} > max {}", c.metric, *c.min, *c.max));
+      for (const AppCondition& before : out.goal.conditions)
+        if (before.metric == c.metric) problem(here.key("metric"), fmt::format("'{}' has a condition already", c.metric));
+      if (std::find(out.record.begin(), out.record.end(), c.metric) != out.record.end())
+        problem(here.key("metric"), fmt::format("'{}' is both judged and in application.record", c.metric));
+      out.goal.conditions.push_back(std::move(c));
+    }
+    if (j.contains("pass_rate")) {
+      out.goal.rule = RepeatRule::pass_rate;
+      out.goal.pass_rate = j.at("pass_rate").get<double>();
+    }
+    out.goal.confidence = j.value("confidence", out.goal.confidence);
   }
 
   const YamlDocument& doc_;

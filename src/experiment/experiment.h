@@ -8,6 +8,7 @@
 
 #include "data/dataset.h"
 #include "experiment/tune_modes.h"
+#include "qos/application.h"
 #include "qos/metrics.h"
 #include "util/status.h"
 
@@ -58,6 +59,7 @@ struct Experiment {
   std::vector<TargetSpec> targets;  // at least one
   KnobSpaceSpec knobs;
   TuneSpec tune;
+  std::optional<AppSpec> application;  // the application's own quality check, when given
   const TargetSpec& default_target() const { return targets.front(); }
 };
 

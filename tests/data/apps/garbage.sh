@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello, this is not JSON"
