@@ -11,6 +11,7 @@
 #include <random>
 
 #include "engine/session.h"
+#include "eval/injector.h"
 #include "session_fixtures.h"
 
 using namespace caliprox;
@@ -71,6 +72,26 @@ std::unique_ptr<Session> make_session(const Graph& g, Backend& backend, const Sh
   REQUIRE_MESSAGE(s.ok(), s.status().message());
   return std::move(s).value();
 }
+
+// The residual graph at 5 samples on the reference backend, as a session
+// split over two threads (chunks of the small budget) and one run whole.
+struct SplitAndWhole {
+  std::mt19937 rng;
+  Graph g;
+  std::unique_ptr<Backend> backend = make_reference_backend({});
+  ScopedBudget budget;
+  Tensor x;
+  std::unique_ptr<Session> split, whole;
+  SplitAndWhole(unsigned seed, float lo, float hi) : rng(seed), g(residual_graph(rng)) {
+    x = random_tensor({5, 4, 6, 6}, rng, lo, hi);
+    SessionOptions split_opt, whole_opt;
+    split_opt.threads = 2;
+    whole_opt.batch_split = false;
+    split = make_session(g, *backend, x.shape(), split_opt);
+    whole = make_session(g, *backend, x.shape(), whole_opt);
+    REQUIRE(split->batch_split().chunk > 0);
+  }
+};
 
 }  // namespace
 
@@ -147,17 +168,10 @@ TEST_CASE("observer: a split session reports each chunk once, from its threads, 
 }
 
 TEST_CASE("observer: int8 ranges tracked through it are the same split and whole") {
-  std::mt19937 rng(7);
-  const Graph g = residual_graph(rng);
-  auto backend = make_reference_backend({});
-  ScopedBudget budget;
-  const Tensor x = random_tensor({5, 4, 6, 6}, rng, -2.f, 3.f);
-  SessionOptions split_opt, whole_opt;
-  split_opt.threads = 2;
-  whole_opt.batch_split = false;
-  auto split = make_session(g, *backend, x.shape(), split_opt);
-  auto whole = make_session(g, *backend, x.shape(), whole_opt);
-  REQUIRE(split->batch_split().chunk > 0);
+  SplitAndWhole f(7, -2.f, 3.f);
+  std::unique_ptr<Session>& split = f.split;
+  std::unique_ptr<Session>& whole = f.whole;
+  const Tensor& x = f.x;
   for (Session* s : {split.get(), whole.get()}) {
     s->track_input_ranges(true);
     REQUIRE(s->run(std::span<const Tensor>(&x, 1)).ok());
@@ -177,4 +191,27 @@ TEST_CASE("observer: int8 ranges tracked through it are the same split and whole
   const auto [lo, hi] = std::minmax_element(x.span<float>().begin(), x.span<float>().end());
   CHECK(b.begin()->second.min == *lo);
   CHECK(b.begin()->second.max == *hi);
+}
+
+TEST_CASE("observer: error injection perturbs a node's output the same way split or whole") {
+  SplitAndWhole f(8, -1.f, 1.f);
+  std::unique_ptr<Session>& split = f.split;
+  std::unique_ptr<Session>& whole = f.whole;
+  const Tensor& x = f.x;
+  REQUIRE(whole->run(std::span<const Tensor>(&x, 1)).ok());
+  const Tensor exact = whole->output(0).clone();  // [5, 8]: the pooled values, reshaped
+
+  auto model = parse_error_model(nlohmann::json::parse(R"({"kind": "gaussian", "bias": 0.5, "std": 0.2})"), "test");
+  REQUIRE(model.ok());
+  ErrorInjector inject({{"gap", *model}}, 42, 100);
+  for (Session* s : {split.get(), whole.get()}) {
+    s->add_observer(inject);
+    REQUIRE(s->run(std::span<const Tensor>(&x, 1)).ok());
+  }
+  // What applying the model to the exact outputs of samples 100..104 gives.
+  Tensor expected = exact.clone();
+  REQUIRE(apply_error_model(*model, expected, 42, 100).ok());
+  CHECK(std::memcmp(split->output(0).raw(), expected.raw(), expected.nbytes()) == 0);
+  CHECK(std::memcmp(whole->output(0).raw(), expected.raw(), expected.nbytes()) == 0);
+  CHECK(std::memcmp(exact.raw(), expected.raw(), expected.nbytes()) != 0);
 }
