@@ -7,6 +7,7 @@ Usage: cli_test.py CALIPROX_BINARY SOURCE_ROOT
 Prints one line per test and closes with "N passed, N failed, N skipped".
 """
 import json
+import math
 import re
 import os
 import signal
@@ -329,6 +330,89 @@ def check_application_section():
         with open(exp, "w") as f:
             f.write(open(experiment(tmp)).read() + section.replace(app, plain))
         expect_error(run("check", exp), 2, "application.command[0]", "is not executable")
+
+
+def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml"):
+    app = os.path.join(ROOT, "tests", "data", "apps", "closed_form.py")
+    exp = experiment(tmp)
+    with open(exp) as f:
+        text = f.read()
+    text += (f"application:\n  command: [{app}]\n  env: {{CALIPROX_TEST_PAUSE: '{pause}'}}\n"
+             f"  goal: [{{metric: exceed, max: 0.05}}]\n"
+             f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
+             f"  points: {points}\n")
+    return write(os.path.join(tmp, name), text)
+
+
+def exceed(b, s):
+    cdf = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))
+    return cdf((-1 - b) / s) + 1 - cdf((1 - b) / s) if s > 0 else float(abs(b) > 1)
+
+
+@test
+def calibrate_finds_the_region_and_answers_queries():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        p = run("calibrate", calibrate_experiment(tmp), "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        summary = json.loads(p.stdout)
+        with open(os.path.join(out, "budgets.json")) as f:
+            budgets = json.load(f)
+        assert budgets["runs"]["total"] == 25 and len(budgets["points"]) == 25, budgets["runs"]
+        assert summary["volume_fraction"] == budgets["region"]["volume_fraction"]
+        # Against the truth on a grid: every point the region holds is valid
+        # (the application is deterministic and monotone here).
+        truth = sum(exceed(1.5 * (i + .5) / 60, (j + .5) / 60) <= 0.05 for i in range(60) for j in range(60)) / 3600
+        assert abs(budgets["region"]["volume_fraction"] - truth) < 0.1, (budgets["region"], truth)
+        for box in budgets["region"]["boxes"]:
+            assert exceed(box["hi"]["bias"], box["hi"]["std"]) <= 0.05, box
+        q = os.path.join(out, "budgets.json")
+        inside = run("calibrate", "--query", q, "bias=0.05", "std=0.05")
+        assert inside.returncode == 0 and inside.stdout.strip() == "inside", (inside.stdout, inside.stderr)
+        outside = run("calibrate", "--query", q, "bias=1.45", "std=0.95")
+        assert outside.returncode == 3 and outside.stdout.strip() == "outside", (outside.stdout, outside.stderr)
+        expect_error(run("calibrate", "--query", q, "bias=0.1", "sigma=0.1"), 2, "'sigma=0.1' is not NAME=VALUE",
+                     "they are: bias, std")
+        expect_error(run("calibrate", "--query", q, "bias=0.1"), 2, "no value for 'std'")
+
+
+@test
+def calibrate_resumes_after_kill_9_with_the_same_region():
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+        exp = calibrate_experiment(tmp, points=20, pause="0.1")
+        proc = subprocess.Popen([CALIPROX, "calibrate", exp, "-o", a, "-q"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(1.2)
+        proc.kill()
+        proc.wait()
+        with open(os.path.join(a, "records.jsonl")) as f:
+            kept = len(f.read().splitlines()) - 1
+        assert 0 < kept < 20, kept
+        assert not os.path.exists(os.path.join(a, "budgets.json"))
+        p = run("calibrate", exp, "-o", a, "--json")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["runs"]["replayed"] == kept, p.stdout
+        p = run("calibrate", exp, "-o", b)
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(a, "budgets.json")) as f:
+            resumed = json.load(f)
+        with open(os.path.join(b, "budgets.json")) as f:
+            whole = json.load(f)
+        assert resumed["points"] == whole["points"] and resumed["region"] == whole["region"]
+
+
+@test
+def calibrate_needs_its_sections():
+    with tempfile.TemporaryDirectory() as tmp:
+        expect_error(run("calibrate", experiment(tmp)), 2, "calibrate needs an application section")
+        exp = calibrate_experiment(tmp)
+        with open(exp) as f:
+            text = f.read().split("\ncalibrate:\n")[0] + "\n"
+        expect_error(run("calibrate", write(exp, text)), 2, "calibrate needs a calibrate section")
+        bad = write(exp, text + "calibrate:\n  axes: [{param: rate, lo: 0.5, hi: 0.2}]\n")
+        expect_error(run("calibrate", bad), 2, "calibrate.axes[0].param: rate is not a parameter of gaussian",
+                     "calibrate.axes[0]: the range [0.5, 0.2] is empty or reversed")
 
 
 @test

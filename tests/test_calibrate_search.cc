@@ -5,11 +5,18 @@
 // measured in bench/calibrate_bench.cc.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "experiment/schema_validator.h"
+#include "tune/calibrate_run.h"
 #include "tune/calibrate_search.h"
 
 using namespace caliprox;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -91,4 +98,52 @@ TEST_CASE("calibration: bisection in 2-D, and axes that cannot be searched") {
   REQUIRE_FALSE(reversed.ok());
   CHECK(reversed.status().message().find("axis 'bias' has an empty or reversed range [1, 0]") != std::string::npos);
   CHECK_FALSE(CalibrationRegion::create({}).ok());
+}
+
+TEST_CASE("calibration: a job runs the application, writes budgets.json by its schema, and resumes from records") {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("caliprox-calibrate-{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Experiment exp;
+  exp.name = "closed-form";
+  AppSpec app;
+  app.command = {std::string(CALIPROX_SOURCE_ROOT) + "/tests/data/apps/closed_form.py"};
+  app.dir = dir.string();
+  app.env.emplace("CALIPROX_TEST_PAUSE", "0");  // (operator= on a map entry trips GCC 12's -Wrestrict)
+  app.goal.conditions = {{"exceed", std::nullopt, 0.05}};
+  exp.application = app;
+  CalibrateSpec spec;
+  spec.axes = {{"bias", 0, 1.5}, {"std", 0, 1}};
+  spec.points = 6;
+  exp.calibrate = spec;
+  const std::string fp = fingerprint_of(calibration_identity(exp).dump());
+
+  auto first = [&] {
+    auto records = RecordStore::open((dir / "records.jsonl").string(), fp);
+    REQUIRE(records.ok());
+    return run_calibration(exp, *records, (dir / "requests").string(), {});
+  }();
+  REQUIRE_MESSAGE(first.ok(), first.status().message());
+  CHECK(first->fresh == 6);
+  exp.calibrate->points = 10;  // a larger budget resumes the smaller run
+  auto records = RecordStore::open((dir / "records.jsonl").string(), fp);
+  REQUIRE(records.ok());
+  auto second = run_calibration(exp, *records, (dir / "requests").string(), {});
+  REQUIRE(second.ok());
+  CHECK(second->replayed == 6);
+  CHECK(second->fresh == 4);
+  for (size_t i = 0; i < 6; ++i) CHECK(second->region.points()[i].x == first->region.points()[i].x);
+  // Each request names the error model at its point.
+  const nlohmann::json req = records->find("calibrate", 7)->data["request"];
+  CHECK(req["mode"] == "inject");
+  CHECK(req["networks"]["network"]["error_model"]["bias"] == second->region.points()[7].x[0]);
+
+  const nlohmann::json budgets = budgets_json(exp, *second);
+  auto validator = SchemaValidator::create(nlohmann::json::parse(
+      std::ifstream(std::string(CALIPROX_SOURCE_ROOT) + "/schemas/budgets.schema.json"), nullptr, true));
+  REQUIRE(validator.ok());
+  const auto errors = validator->validate(budgets);
+  CHECK_MESSAGE(errors.empty(), (errors.empty() ? "" : errors[0].message));
+  CHECK(budgets["runs"]["total"] == 10);
+  fs::remove_all(dir);
 }

@@ -67,6 +67,16 @@ struct ProfileSettings {
   double min_seconds = 1.0;                 // ... and seconds at least
 };
 
+struct CalibrateSettings {
+  CommonSettings common;
+  // Without --query: the experiment. With it: NAME=VALUE per axis.
+  std::vector<std::string> args;
+  std::optional<std::string> query_path;  // --query budgets.json
+  std::optional<int64_t> points;          // overrides calibrate.points
+  // Set by run_calibrate for --query: 0 inside, 3 outside, 1 uncertain.
+  int query_exit = 0;
+};
+
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
@@ -74,5 +84,6 @@ Status run_eval(const EvalSettings& settings);
 Status run_knobs(const KnobsSettings& settings);
 Status run_tune(const TuneSettings& settings);
 Status run_profile(const ProfileSettings& settings);
+Status run_calibrate(CalibrateSettings& settings);
 
 }  // namespace caliprox

@@ -115,6 +115,17 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   add_common(profile_cmd, profile.common);
 
+  CalibrateSettings calibrate;
+  auto* calibrate_cmd = app.add_subcommand(
+      "calibrate", "Find the error-model region in which the application meets its goal; write budgets.json");
+  calibrate_cmd->add_option("args", calibrate.args,
+                            "The experiment YAML file; with --query, NAME=VALUE for each parameter");
+  calibrate_cmd->add_option("--query", calibrate.query_path,
+                            "Answer inside / outside / uncertain for a point of this budgets.json (exit 0 / 3 / 1)");
+  calibrate_cmd->add_option("--points", calibrate.points, "Budget in points (overrides calibrate.points)")
+      ->check(CLI::PositiveNumber);
+  add_common(calibrate_cmd, calibrate.common, false);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -155,6 +166,10 @@ int main(int argc, char** argv) {
     } else if (*profile_cmd) {
       set_log_level(log_level_of(profile.common));
       st = run_profile(profile);
+    } else if (*calibrate_cmd) {
+      set_log_level(log_level_of(calibrate.common));
+      st = run_calibrate(calibrate);
+      if (st.ok()) return calibrate.query_exit;
     }
   } catch (const std::bad_alloc&) {
     st = runtime_error("out of memory");

@@ -70,6 +70,10 @@ class ExperimentReader {
       e.application.emplace();
       read_application(root.at("application"), top.key("application"), *e.application);
     }
+    if (root.contains("calibrate")) {
+      e.calibrate.emplace();
+      read_calibrate(root.at("calibrate"), top.key("calibrate"), *e.calibrate);
+    }
     CP_TRY(report_errors(doc_, problems_));
     return e;
   }
@@ -330,6 +334,35 @@ class ExperimentReader {
       out.goal.pass_rate = j.at("pass_rate").get<double>();
     }
     out.goal.confidence = j.value("confidence", out.goal.confidence);
+  }
+
+  void read_calibrate(const json& j, const KeyPath& at, CalibrateSpec& out) {
+    const std::string kind = j.value("error_model", std::string("gaussian"));
+    const std::vector<std::string> kinds = {"gaussian", "relative_gaussian", "label_flip", "hold_last"};
+    out.kind = static_cast<ErrorKind>(std::find(kinds.begin(), kinds.end(), kind) - kinds.begin());
+    const bool gaussian = out.kind == ErrorKind::gaussian || out.kind == ErrorKind::relative_gaussian;
+    out.per = j.value("per", std::string("element")) == "sample" ? ErrorScope::sample : ErrorScope::element;
+    if (j.contains("per") && !gaussian) problem(at.key("per"), fmt::format("only for gaussian kinds, not {}", kind));
+    const json& axes = j.at("axes");
+    for (size_t i = 0; i < axes.size(); ++i) {
+      const KeyPath here = at.key("axes").index(i);
+      CalibrateSpec::Axis a{axes[i].at("param").get<std::string>(), axes[i].at("lo").get<double>(),
+                            axes[i].at("hi").get<double>()};
+      if ((a.param == "rate") == gaussian)
+        problem(here.key("param"), fmt::format("{} is not a parameter of {} (it has {})", a.param, kind,
+                                               gaussian ? "bias and std" : "rate"));
+      if (!(a.lo < a.hi))
+        problem(here, fmt::format("the range [{}, {}] is empty or reversed (lo is the least severe value)", a.lo, a.hi));
+      if ((a.param == "std" || a.param == "rate") && a.lo < 0)
+        problem(here.key("lo"), fmt::format("{} cannot be negative", a.param));
+      if (a.param == "rate" && a.hi > 1) problem(here.key("hi"), "a rate is at most 1");
+      for (const auto& b : out.axes)
+        if (b.param == a.param) problem(here.key("param"), fmt::format("'{}' has an axis already", a.param));
+      out.axes.push_back(std::move(a));
+    }
+    if (j.contains("points")) out.points = integer(j.at("points"), at.key("points"));
+    out.time_limit_s = j.value("time_limit", out.time_limit_s);
+    if (j.contains("seed")) out.seed = static_cast<uint64_t>(integer(j.at("seed"), at.key("seed")));
   }
 
   const YamlDocument& doc_;

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "experiment/tune_modes.h"
 #include "qos/application.h"
+#include "qos/error_model.h"
 #include "qos/metrics.h"
 #include "util/status.h"
 
@@ -50,6 +51,21 @@ struct TuneSpec {
   double min_loss_step = 0;
 };
 
+// Settings of `caliprox calibrate` (schema: `calibrate`): the error model on
+// the network's outputs and the box of its parameters that is searched.
+struct CalibrateSpec {
+  ErrorKind kind = ErrorKind::gaussian;
+  ErrorScope per = ErrorScope::element;
+  struct Axis {
+    std::string param;  // "bias", "std" or "rate"
+    double lo = 0, hi = 1;
+  };
+  std::vector<Axis> axes;
+  int64_t points = 60;
+  double time_limit_s = 0;  // 0: none
+  uint64_t seed = 1;
+};
+
 struct Experiment {
   std::string name;
   std::string source_path;  // the YAML file (absolute)
@@ -60,6 +76,7 @@ struct Experiment {
   KnobSpaceSpec knobs;
   TuneSpec tune;
   std::optional<AppSpec> application;  // the application's own quality check, when given
+  std::optional<CalibrateSpec> calibrate;
   const TargetSpec& default_target() const { return targets.front(); }
 };
 

@@ -91,6 +91,7 @@ std::string record_to_json_line(const EvalRecord& r) {
                          {"measured", optional_number(r.speedup_measured)}}},
             {"seconds", number_or_null(r.seconds)},
             {"origin", r.origin}};
+  if (!r.data.is_null()) j["data"] = r.data;
   // Node names come from the ONNX file: replace invalid UTF-8 rather than throw.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -132,6 +133,7 @@ Result<EvalRecord> record_from_json_line(std::string_view line, std::string_view
   CP_ASSIGN_OR_RETURN(auto seconds, read_optional(j, "seconds", where));
   r.seconds = seconds.value_or(0.0);
   if (auto o = j.find("origin"); o != j.end() && o->is_string()) r.origin = o->get<std::string>();
+  if (auto d = j.find("data"); d != j.end()) r.data = *d;
   return r;
 }
 

@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "knobs/knobs.h"
 #include "util/status.h"
 
@@ -48,6 +50,9 @@ struct EvalRecord {
   std::optional<double> speedup_measured;
   double seconds = 0;                    // wall time of this evaluation
   std::string origin;                    // strategy operator that proposed it ("mutation", ...)
+  // Free-form payload of phases that are not knob searches (calibrate: one
+  // application run: request, reply, exit status, stderr tail); null when none.
+  nlohmann::json data;
 };
 
 // Hex digest (16 digits, FNV-1a 64) of a canonical text, e.g. a JSON dump of

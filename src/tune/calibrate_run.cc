@@ -1,0 +1,219 @@
+#include "tune/calibrate_run.h"
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "eval/interrupt.h"
+
+namespace caliprox {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The seed of one application run: a function of the job's seed, the point
+// and the repeat, so a resumed job asks exactly what the first one asked.
+uint64_t run_seed(uint64_t seed, const std::vector<double>& x, int repeat) {
+  const std::string key = nlohmann::json{seed, x, repeat}.dump();
+  return std::stoull(fingerprint_of(key), nullptr, 16) >> 1;  // < 2^63: exact in JSON readers
+}
+
+nlohmann::json request_for(const Experiment& exp, const std::vector<double>& x, int repeat) {
+  const CalibrateSpec& spec = *exp.calibrate;
+  nlohmann::json network = {{"error_model", error_model_json(error_model_at(spec, x))}, {"config", nullptr}};
+  return {{"experiment", exp.name},      {"mode", "inject"}, {"seed", run_seed(spec.seed, x, repeat)},
+          {"repeat", repeat},             {"serve", nullptr}, {"networks", {{kRequestNetwork, network}}}};
+}
+
+nlohmann::json run_data(const AppRun& run) {
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [k, v] : run.reply.metrics) metrics[k] = v;
+  nlohmann::json j = {{"request", run.request}, {"ok", run.ok},           {"passed", run.passed},
+                      {"metrics", metrics},     {"failure", run.failure}, {"attempts", run.attempts}};
+  j["exit_status"] = run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json(nullptr);
+  if (!run.ok) j["stderr_tail"] = run.stderr_tail;
+  return j;
+}
+
+}  // namespace
+
+ErrorModel error_model_at(const CalibrateSpec& spec, const std::vector<double>& x) {
+  ErrorModel m;
+  m.kind = spec.kind;
+  m.per = spec.per;
+  for (size_t k = 0; k < spec.axes.size(); ++k) {
+    if (spec.axes[k].param == "bias") m.bias = {x[k]};
+    if (spec.axes[k].param == "std") m.std = {x[k]};
+    if (spec.axes[k].param == "rate") m.rate = x[k];
+  }
+  return m;
+}
+
+nlohmann::json calibration_identity(const Experiment& exp) {
+  const AppSpec& a = *exp.application;
+  const CalibrateSpec& c = *exp.calibrate;
+  nlohmann::json goal = nlohmann::json::array();
+  for (const auto& cond : a.goal.conditions)
+    goal.push_back({cond.metric, cond.min ? nlohmann::json(*cond.min) : nullptr,
+                    cond.max ? nlohmann::json(*cond.max) : nullptr});
+  nlohmann::json axes = nlohmann::json::array();
+  for (const auto& ax : c.axes) axes.push_back({ax.param, ax.lo, ax.hi});
+  return {{"job", "calibrate"},
+          {"experiment", exp.name},
+          {"command", a.command},
+          {"env", a.env},
+          {"repeats", a.repeats},
+          {"goal", goal},
+          {"pass_rate", a.goal.rule == RepeatRule::pass_rate ? nlohmann::json(a.goal.pass_rate) : nullptr},
+          {"confidence", a.goal.confidence},
+          {"error_model", error_kind_name(c.kind)},
+          {"per", c.per == ErrorScope::sample ? "sample" : "element"},
+          {"axes", axes},
+          {"seed", c.seed}};
+}
+
+std::string_view calibration_stop_name(CalibrationStop s) {
+  switch (s) {
+    case CalibrationStop::budget: return "budget";
+    case CalibrationStop::time: return "time";
+    case CalibrationStop::resolved: return "resolved";
+    case CalibrationStop::interrupted: return "interrupted";
+  }
+  return "?";
+}
+
+Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& records, const std::string& work_dir,
+                                          const std::function<void(const CalibrationProgress&)>& progress) {
+  const CalibrateSpec& spec = *exp.calibrate;
+  const AppSpec& app = *exp.application;
+  std::vector<CalibrationAxis> axes;
+  for (const auto& a : spec.axes) axes.push_back({a.param, a.lo, a.hi});
+  CP_ASSIGN_OR_RETURN(CalibrationRegion region, CalibrationRegion::create(std::move(axes), 4096, spec.seed));
+  CalibrationResult r{std::move(region), {}, {}, 0, 0, CalibrationStop::budget};
+  AdaptiveCalibration search(r.region);
+  const auto t0 = Clock::now();
+  std::mutex mu;  // records and counters, shared by a point's parallel repeats
+  for (int64_t point = 0;; ++point) {
+    if (point >= spec.points) break;
+    if (spec.time_limit_s > 0 && std::chrono::duration<double>(Clock::now() - t0).count() >= spec.time_limit_s) {
+      r.stop = CalibrationStop::time;
+      break;
+    }
+    if (interrupt_requested()) {
+      r.stop = CalibrationStop::interrupted;
+      break;
+    }
+    std::optional<std::vector<double>> x = search.propose();
+    if (!x) {
+      r.stop = CalibrationStop::resolved;
+      break;
+    }
+    // The point's repeats, `jobs` at a time; each replayed from records when there.
+    std::vector<int> passed(static_cast<size_t>(app.repeats), -1);
+    Status failure;
+    auto one = [&](int repeat) {
+      const int64_t iteration = point * app.repeats + repeat;
+      const nlohmann::json request = request_for(exp, *x, repeat);
+      {
+        std::lock_guard lock(mu);
+        if (const EvalRecord* rec = records.find("calibrate", iteration)) {
+          if (rec->data.value("request", nlohmann::json()) != request) {
+            failure = invalid_input("{}: record {} is not the run this job asks for (request {}); was it written by "
+                                    "another calibration?",
+                                    records.path(), iteration, request.dump());
+            return;
+          }
+          passed[static_cast<size_t>(repeat)] = rec->data.value("passed", false) ? 1 : 0;
+          ++r.replayed;
+          return;
+        }
+      }
+      if (interrupt_requested()) return;
+      const auto t = Clock::now();
+      Result<AppRun> run = run_application(app, request, work_dir, fmt::format("{}-{}", point, repeat));
+      std::lock_guard lock(mu);
+      if (!run.ok()) {
+        failure = run.status();
+        return;
+      }
+      EvalRecord rec;
+      rec.phase = "calibrate";
+      rec.iteration = iteration;
+      rec.seconds = std::chrono::duration<double>(Clock::now() - t).count();
+      rec.data = run_data(*run);
+      if (Status st = records.append(rec); !st.ok()) failure = st;
+      passed[static_cast<size_t>(repeat)] = run->passed ? 1 : 0;
+      ++r.fresh;
+    };
+    for (int first = 0; first < app.repeats && failure.ok(); first += app.jobs) {
+      std::vector<std::thread> team;
+      for (int rep = first; rep < std::min(app.repeats, first + app.jobs); ++rep) team.emplace_back(one, rep);
+      for (auto& t : team) t.join();
+    }
+    if (!failure.ok()) return failure;
+    if (std::count(passed.begin(), passed.end(), -1) > 0) {  // interrupted between runs
+      r.stop = CalibrationStop::interrupted;
+      break;
+    }
+    const int passes = static_cast<int>(std::count(passed.begin(), passed.end(), 1));
+    r.region.add({*x, combine_repeats(app.goal, passes, app.repeats)});
+    r.runs.push_back(app.repeats);
+    r.passes.push_back(passes);
+    if (progress)
+      progress({static_cast<int>(point + 1), r.fresh + r.replayed, r.replayed, r.region.valid_fraction(),
+                r.region.unknown_fraction()});
+  }
+  return r;
+}
+
+nlohmann::json budgets_json(const Experiment& exp, const CalibrationResult& r) {
+  const auto& axes = r.region.axes();
+  auto named = [&](const std::vector<double>& x) {
+    nlohmann::json j = nlohmann::json::object();
+    for (size_t k = 0; k < axes.size(); ++k) j[axes[k].name] = x[k];
+    return j;
+  };
+  nlohmann::json jaxes = nlohmann::json::array(), points = nlohmann::json::array(), boxes = nlohmann::json::array();
+  std::vector<double> lo;
+  for (const auto& a : axes) {
+    jaxes.push_back({{"name", a.name}, {"lo", a.lo}, {"hi", a.hi}, {"direction", "larger is more severe"}});
+    lo.push_back(a.lo);
+  }
+  const auto& pts = r.region.points();
+  for (size_t i = 0; i < pts.size(); ++i) {
+    points.push_back({{"values", named(pts[i].x)},
+                      {"runs", r.runs[i]},
+                      {"passes", r.passes[i]},
+                      {"verdict", verdict_name(pts[i].verdict)}});
+    // A valid point's box, unless another valid point's box holds it.
+    if (pts[i].verdict != Verdict::valid) continue;
+    bool maximal = true;
+    for (size_t j = 0; j < pts.size() && maximal; ++j) {
+      if (j == i || pts[j].verdict != Verdict::valid) continue;
+      bool below = true;
+      for (size_t k = 0; k < axes.size(); ++k) below = below && pts[i].x[k] <= pts[j].x[k];
+      maximal = !(below && pts[i].x != pts[j].x);
+    }
+    if (maximal) boxes.push_back({{"lo", named(lo)}, {"hi", named(pts[i].x)}});
+  }
+  return {{"format", "caliprox-budgets"},
+          {"version", 1},
+          {"experiment", exp.name},
+          {"network", kRequestNetwork},
+          {"error_model", {{"kind", error_kind_name(exp.calibrate->kind)},
+                           {"per", exp.calibrate->per == ErrorScope::sample ? "sample" : "element"}}},
+          {"assumption", "monotone: a point dominated by a valid point is valid; one dominating an invalid point is "
+                         "invalid"},
+          {"axes", jaxes},
+          {"points", points},
+          {"region", {{"boxes", boxes},
+                      {"volume_fraction", r.region.valid_fraction()},
+                      {"uncertain_fraction", r.region.unknown_fraction()}}},
+          {"runs", {{"total", r.fresh + r.replayed}, {"fresh", r.fresh}, {"replayed", r.replayed}}},
+          {"stopped_by", calibration_stop_name(r.stop)}};
+}
+
+}  // namespace caliprox
