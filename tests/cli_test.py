@@ -416,6 +416,36 @@ def calibrate_needs_its_sections():
 
 
 @test
+def inject_measures_candidates_and_resumes():
+    with tempfile.TemporaryDirectory() as tmp:
+        exp, out = experiment(tmp), os.path.join(tmp, "out")
+        cfg = write(os.path.join(tmp, "perf.json"), json.dumps({"knobs": {"/conv1/Conv": "perf-col-2-0"}}))
+        p = run("inject", exp, "--config", cfg, "--each-knob", "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(out, "errors.json")) as f:
+            doc = json.load(f)
+        assert doc["split"] == "calibrate" and doc["samples"] == 1000 and doc["output"] == "logits"
+        names = [c["name"] for c in doc["candidates"]]
+        assert names[0] == "perf.json" and "/conv1/Conv int8" in names, names
+        first = doc["candidates"][0]["errors"]
+        # A classifier: the flip rate against the exact network is the fitted label_flip rate, and the
+        # accuracies are the QoS values of the candidate and of the exact network.
+        assert 0 < first["vs_exact"]["flip_rate"] < 0.5, first["vs_exact"]["flip_rate"]
+        assert first["fitted"]["label_flip"]["rate"] == first["vs_exact"]["flip_rate"]
+        assert abs(100 * first["vs_truth"]["accuracy"] - first["qos"]["value"]) < 1e-9
+        assert abs(100 * first["vs_truth"]["accuracy_exact"] - first["qos"]["exact"]) < 1e-9
+        assert first["vs_exact"]["abs_quantiles"]["p50"] <= first["vs_exact"]["abs_quantiles"]["max"]
+        assert sum(map(sum, first["vs_exact"]["confusion"])) == 1000
+        again = run("inject", exp, "--config", cfg, "--each-knob", "-o", out, "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["replayed"] == len(names), again.stdout
+        with open(os.path.join(out, "errors.json")) as f:
+            assert json.load(f) == doc
+        expect_error(run("inject", exp, "--split", "nope", "-o", out), 2, "nope")
+        expect_error(run("inject", exp, "--pareto", cfg, "-o", out), 2, "perf.json")
+
+
+@test
 def check_and_eval_dataset_that_does_not_fit():
     with tempfile.TemporaryDirectory() as tmp:
         # 300 raw 32x32 images: valid data, wrong size for a 28x28 network.

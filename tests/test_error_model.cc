@@ -8,7 +8,11 @@
 #include <cstring>
 #include <numeric>
 
+#include <fstream>
+
+#include "experiment/schema_validator.h"
 #include "qos/error_model.h"
+#include "qos/error_stats.h"
 
 using namespace caliprox;
 
@@ -166,4 +170,35 @@ TEST_CASE("error models: requests that cannot be honoured are refused with the k
   Tensor y = filled({2, 3}, 0.0f);
   Status st = apply_error_model(parsed(R"({"kind": "gaussian", "std": [1, 2]})"), y, 0, 0);
   CHECK(st.message().find("2 values for rows of 3 elements") != std::string::npos);
+}
+
+TEST_CASE("error statistics: flips, confusion and fits of a classifier's outputs, by the errors.json schema") {
+  // 4 samples of 3 classes; sample 2's top class moves from 0 to 2.
+  const std::vector<float> exact = {3, 1, 0, 0, 3, 1, 3, 0, 1, 1, 0, 3};
+  std::vector<float> approx = exact;
+  approx[8] = 4;
+  Tensor labels(DType::i64, {4});
+  const int64_t y[] = {0, 1, 2, 2};
+  std::memcpy(labels.raw(), y, sizeof y);
+  const nlohmann::json e = output_errors(approx, exact, 3, &labels);
+  CHECK(e["vs_exact"]["flip_rate"] == 0.25);
+  CHECK(e["vs_exact"]["confusion"][0][2] == 1);
+  CHECK(e["vs_truth"]["accuracy_exact"] == 0.75);
+  CHECK(e["vs_truth"]["accuracy"] == 1.0);
+  CHECK(e["fitted"]["label_flip"]["rate"] == 0.25);
+  CHECK(e["fitted"]["label_flip"]["confusion"][0] == std::vector<double>{0, 0, 1});
+  CHECK(e["vs_exact"]["abs_quantiles"]["max"] == 3.0);
+  CHECK(parse_error_model(e["fitted"]["label_flip"], "fitted").ok());  // usable as a request's model
+  CHECK(parse_error_model(e["fitted"]["gaussian"], "fitted").ok());
+
+  nlohmann::json candidate = {{"name", "c"}, {"config", {{"conv", "int8"}}}, {"errors", e}};
+  candidate["errors"]["qos"] = {{"metric", "top1"}, {"value", 100.0}, {"exact", 75.0}};
+  const nlohmann::json doc = {{"format", "caliprox-errors"}, {"version", 1},        {"experiment", "x"},
+                              {"split", "calibrate"},        {"samples", 4},        {"output", "logits"},
+                              {"candidates", {candidate}}};
+  auto validator = SchemaValidator::create(nlohmann::json::parse(
+      std::ifstream(std::string(CALIPROX_SOURCE_ROOT) + "/schemas/errors.schema.json"), nullptr, true));
+  REQUIRE(validator.ok());
+  const auto errors = validator->validate(doc);
+  CHECK_MESSAGE(errors.empty(), (errors.empty() ? "" : errors[0].message));
 }

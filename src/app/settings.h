@@ -77,6 +77,15 @@ struct CalibrateSettings {
   int query_exit = 0;
 };
 
+struct InjectSettings {
+  CommonSettings common;
+  std::string experiment_path;
+  std::vector<std::string> configs;       // --config FILE (repeatable)
+  std::optional<std::string> pareto_path; // --pareto pareto.json: its configurations
+  bool each_knob = false;                 // --each-knob (the default without candidates)
+  std::string split = "calibrate";
+};
+
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
@@ -85,5 +94,6 @@ Status run_knobs(const KnobsSettings& settings);
 Status run_tune(const TuneSettings& settings);
 Status run_profile(const ProfileSettings& settings);
 Status run_calibrate(CalibrateSettings& settings);
+Status run_inject(const InjectSettings& settings);
 
 }  // namespace caliprox

@@ -126,6 +126,17 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   add_common(calibrate_cmd, calibrate.common, false);
 
+  InjectSettings inject;
+  auto* inject_cmd = app.add_subcommand(
+      "inject", "Measure the errors approximations put on the network's outputs; write errors.json");
+  inject_cmd->add_option("experiment", inject.experiment_path, "Experiment YAML file")->required();
+  inject_cmd->add_option("--config", inject.configs, "A knob configuration to measure (repeatable)");
+  inject_cmd->add_option("--pareto", inject.pareto_path, "Measure every configuration of this pareto.json");
+  inject_cmd->add_flag("--each-knob", inject.each_knob,
+                       "Measure each knob on each layer alone (the default without --config or --pareto)");
+  inject_cmd->add_option("--split", inject.split, "Dataset split (default: calibrate)");
+  add_common(inject_cmd, inject.common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -166,6 +177,9 @@ int main(int argc, char** argv) {
     } else if (*profile_cmd) {
       set_log_level(log_level_of(profile.common));
       st = run_profile(profile);
+    } else if (*inject_cmd) {
+      set_log_level(log_level_of(inject.common));
+      st = run_inject(inject);
     } else if (*calibrate_cmd) {
       set_log_level(log_level_of(calibrate.common));
       st = run_calibrate(calibrate);
