@@ -145,5 +145,24 @@ TEST_CASE("calibration: a job runs the application, writes budgets.json by its s
   const auto errors = validator->validate(budgets);
   CHECK_MESSAGE(errors.empty(), (errors.empty() ? "" : errors[0].message));
   CHECK(budgets["runs"]["total"] == 10);
+
+  // Repeats, two at a time on the worker pool: a deterministic application
+  // passes all of a point's repeats or none.
+  exp.application->repeats = 3;
+  exp.application->jobs = 2;
+  exp.calibrate->points = 4;
+  exp.calibrate->seed = 9;
+  const std::string fp3 = fingerprint_of(calibration_identity(exp).dump());
+  auto records3 = RecordStore::open((dir / "records3.jsonl").string(), fp3);
+  REQUIRE(records3.ok());
+  auto third = run_calibration(exp, *records3, (dir / "requests").string(), {});
+  REQUIRE_MESSAGE(third.ok(), third.status().message());
+  CHECK(third->fresh == 12);
+  CHECK(records3->records().size() == 12);
+  for (size_t i = 0; i < third->passes.size(); ++i) {
+    CHECK(third->runs[i] == 3);
+    CHECK((third->passes[i] == 0 || third->passes[i] == 3));
+    CHECK((third->region.points()[i].verdict == Verdict::valid) == (third->passes[i] == 3));
+  }
   fs::remove_all(dir);
 }

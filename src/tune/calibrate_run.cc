@@ -2,11 +2,11 @@
 
 #include <chrono>
 #include <mutex>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "eval/interrupt.h"
+#include "tune/worker_pool.h"
 
 namespace caliprox {
 
@@ -96,6 +96,7 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
   AdaptiveCalibration search(r.region);
   const auto t0 = Clock::now();
   std::mutex mu;  // records and counters, shared by a point's parallel repeats
+  LocalWorkerPool pool(app.jobs);
   for (int64_t point = 0;; ++point) {
     if (point >= spec.points) break;
     if (spec.time_limit_s > 0 && std::chrono::duration<double>(Clock::now() - t0).count() >= spec.time_limit_s) {
@@ -111,49 +112,39 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
       r.stop = CalibrationStop::resolved;
       break;
     }
-    // The point's repeats, `jobs` at a time; each replayed from records when there.
+    // The point's repeats on the pool (`jobs` workers); each replayed from
+    // records when there.
     std::vector<int> passed(static_cast<size_t>(app.repeats), -1);
-    Status failure;
-    auto one = [&](int repeat) {
+    auto one = [&](size_t rep, int /*worker*/) -> Status {
+      const int repeat = static_cast<int>(rep);
       const int64_t iteration = point * app.repeats + repeat;
       const nlohmann::json request = request_for(exp, *x, repeat);
       {
         std::lock_guard lock(mu);
         if (const EvalRecord* rec = records.find("calibrate", iteration)) {
-          if (rec->data.value("request", nlohmann::json()) != request) {
-            failure = invalid_input("{}: record {} is not the run this job asks for (request {}); was it written by "
-                                    "another calibration?",
-                                    records.path(), iteration, request.dump());
-            return;
-          }
-          passed[static_cast<size_t>(repeat)] = rec->data.value("passed", false) ? 1 : 0;
+          if (rec->data.value("request", nlohmann::json()) != request)
+            return invalid_input("{}: record {} is not the run this job asks for (request {}); was it written by "
+                                 "another calibration?",
+                                 records.path(), iteration, request.dump());
+          passed[rep] = rec->data.value("passed", false) ? 1 : 0;
           ++r.replayed;
-          return;
+          return {};
         }
       }
-      if (interrupt_requested()) return;
       const auto t = Clock::now();
-      Result<AppRun> run = run_application(app, request, work_dir, fmt::format("{}-{}", point, repeat));
+      CP_ASSIGN_OR_RETURN(AppRun run, run_application(app, request, work_dir, fmt::format("{}-{}", point, repeat)));
       std::lock_guard lock(mu);
-      if (!run.ok()) {
-        failure = run.status();
-        return;
-      }
       EvalRecord rec;
       rec.phase = "calibrate";
       rec.iteration = iteration;
       rec.seconds = std::chrono::duration<double>(Clock::now() - t).count();
-      rec.data = run_data(*run);
-      if (Status st = records.append(rec); !st.ok()) failure = st;
-      passed[static_cast<size_t>(repeat)] = run->passed ? 1 : 0;
+      rec.data = run_data(run);
+      CP_TRY(records.append(rec));
+      passed[rep] = run.passed ? 1 : 0;
       ++r.fresh;
+      return {};
     };
-    for (int first = 0; first < app.repeats && failure.ok(); first += app.jobs) {
-      std::vector<std::thread> team;
-      for (int rep = first; rep < std::min(app.repeats, first + app.jobs); ++rep) team.emplace_back(one, rep);
-      for (auto& t : team) t.join();
-    }
-    if (!failure.ok()) return failure;
+    CP_TRY(pool.run(static_cast<size_t>(app.repeats), one, interrupt_requested));
     if (std::count(passed.begin(), passed.end(), -1) > 0) {  // interrupted between runs
       r.stop = CalibrationStop::interrupted;
       break;
