@@ -69,7 +69,8 @@ bool app_goal_met(const AppGoal& goal, const AppReply& reply, std::string* why =
 enum class Verdict { valid, invalid, uncertain };
 std::string_view verdict_name(Verdict v);
 // all: invalid at the first failed run, valid when every run passed.
-// pass_rate: one-sided Wilson score bounds at `confidence`: valid when the
+// pass_rate: one-sided Wilson score bounds at `confidence` (0.5 <= confidence
+// < 1, as the experiment schema requires): valid when the
 // lower bound reaches pass_rate, invalid when the upper bound is below it,
 // uncertain otherwise (more repeats would decide).
 Verdict combine_repeats(const AppGoal& goal, int passes, int runs);
