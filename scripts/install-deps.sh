@@ -11,6 +11,9 @@ BUILD_PKGS=(
   libdnnl-dev ocl-icd-opencl-dev opencl-headers zlib1g-dev doctest-dev
 )
 DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
+# The tests run the Python client of `caliprox serve` (clients/python), which
+# needs numpy, with Debian's /usr/bin/python3.
+TEST_PKGS=(python3-numpy)
 # (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers.)
 # The benchmark drives ONNX Runtime from Node; the model trainer needs torch.
 EXTRA_PKGS=()
@@ -26,7 +29,7 @@ for arg in "$@"; do
 done
 
 missing=()
-for pkg in "${BUILD_PKGS[@]}" "${DATA_PKGS[@]}" "${EXTRA_PKGS[@]}"; do
+for pkg in "${BUILD_PKGS[@]}" "${DATA_PKGS[@]}" "${TEST_PKGS[@]}" "${EXTRA_PKGS[@]}"; do
   # node/npm may come from outside Debian on some machines; a working binary is enough.
   if [[ "$pkg" == nodejs || "$pkg" == npm ]] && command -v "${pkg/nodejs/node}" >/dev/null 2>&1; then
     continue

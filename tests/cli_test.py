@@ -11,6 +11,7 @@ import math
 import re
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -443,6 +444,135 @@ def inject_measures_candidates_and_resumes():
             assert json.load(f) == doc
         expect_error(run("inject", exp, "--split", "nope", "-o", out), 2, "nope")
         expect_error(run("inject", exp, "--pareto", cfg, "-o", out), 2, "perf.json")
+
+
+def serve_request(path, shape, payload=None, first_sample=0, header=None):
+    """One frame to `caliprox serve` (man caliprox-serve) and its reply: (header dict, floats)."""
+    n = 1
+    for d in shape:
+        n *= d
+    payload = struct.pack(f"<{n}f", *([0.0] * n)) if payload is None else payload
+    h = json.dumps(header or {"inputs": [{"dtype": "float32", "shape": shape}], "first_sample": first_sample}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(struct.pack("<I", len(h)) + h + struct.pack("<Q", len(payload)) + payload)
+        data = b""
+        while True:
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            data += b
+            if len(data) >= 4:
+                hn = struct.unpack("<I", data[:4])[0]
+                if len(data) >= 12 + hn and len(data) >= 12 + hn + struct.unpack("<Q", data[4 + hn:12 + hn])[0]:
+                    break
+    hn = struct.unpack("<I", data[:4])[0]
+    reply = json.loads(data[4:4 + hn])
+    size = struct.unpack("<Q", data[4 + hn:12 + hn])[0]
+    return reply, struct.unpack(f"<{size // 4}f", data[12 + hn:12 + hn + size])
+
+
+@test
+def serve_answers_like_infer_refuses_bad_requests_and_stays_up():
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "net.sock")
+        server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "--backend", "reference",
+                                   "-q"], stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(200):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            reply, y = serve_request(sock, [2, 1, 28, 28])
+            assert reply["outputs"][0]["shape"] == [2, 10], reply
+            p = run("infer", LENET, "-i", lenet_input(tmp), "-o", os.path.join(tmp, "o"), "--backend", "reference",
+                    "--json")
+            with open(json.loads(p.stdout)["outputs"]["logits"], "rb") as f:
+                expected = struct.unpack("<20f", f.read()[-80:])
+            assert max(abs(a - b) for a, b in zip(y, expected)) < 1e-5, (y, expected)
+            for shape, payload, header, needle in [
+                    ([2, 3, 28, 28], None, None, "dimension 1"),
+                    ([2, 1, 28, 28], b"\0" * 12, None, "needs 6272 payload bytes, found 12"),
+                    ([1], None, {"inputs": [{"dtype": "int8", "shape": [1, 1, 28, 28]}]}, "expected float32"),
+                    ([1], None, {"nothing": 1}, "\"inputs\"")]:
+                reply, _ = serve_request(sock, shape, payload, header=header)
+                assert needle in reply.get("error", ""), reply
+            reply, _ = serve_request(sock, [1, 1, 28, 28])  # still up
+            assert "outputs" in reply, reply
+        finally:
+            server.terminate()
+            assert server.wait(timeout=20) == 0, server.stderr.read()
+        assert not os.path.exists(sock)
+        # A path that is not a socket is not touched.
+        plain = write(os.path.join(tmp, "plain"), "keep me")
+        expect_error(run("serve", experiment(tmp), "--socket", plain), 2, "exists and is not a socket")
+        with open(plain) as f:
+            assert f.read() == "keep me"
+
+
+@test
+def serve_perturbs_outputs_with_an_error_model():
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "net.sock")
+        model = json.dumps({"kind": "gaussian", "bias": 10.0})
+        server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "--error-model", model,
+                                   "--max-requests", "1", "-q"])
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        reply, y = serve_request(sock, [1, 1, 28, 28])
+        assert server.wait(timeout=20) == 0
+        p = run("infer", LENET, "-i", lenet_input(tmp, batch=1), "-o", os.path.join(tmp, "o"), "--json")
+        with open(json.loads(p.stdout)["outputs"]["logits"], "rb") as f:
+            exact = struct.unpack("<10f", f.read()[-40:])
+        assert all(abs(a - b - 10.0) < 1e-3 for a, b in zip(y, exact)), (y, exact)
+
+
+@test
+def serve_clients_in_python_and_cpp_get_what_infer_gets():
+    system_python = "/usr/bin/python3"
+    if subprocess.run([system_python, "-c", "import numpy"], capture_output=True).returncode != 0:
+        raise SkipTest("Debian's python3-numpy is not installed (scripts/install-deps.sh installs it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "net.sock")
+        server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "--max-requests", "2",
+                                   "--backend", "reference", "-q"])
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        py = subprocess.run([system_python, "-c",
+                             "import sys, json, numpy as np; sys.path.insert(0, sys.argv[1]); import caliprox_client as c;"
+                             "y = c.Client(sys.argv[2]).infer(np.zeros((2, 1, 28, 28), np.float32));"
+                             "print(json.dumps([list(y.shape), y.ravel().tolist()]))",
+                             os.path.join(ROOT, "clients", "python"), sock], capture_output=True, text=True)
+        assert py.returncode == 0, py.stderr
+        shape, y_py = json.loads(py.stdout)
+        src = write(os.path.join(tmp, "client.cc"), """#include <cstdio>
+#include "caliprox_client.h"
+int main(int, char** argv) {
+  caliprox::ServeClient c(argv[1]);
+  std::vector<float> y = c.infer({2, 1, 28, 28}, std::vector<float>(2 * 28 * 28, 0.0f));
+  for (float v : y) std::printf("%.9g\\n", v);
+  return c.output_shape() == std::vector<int64_t>{2, 10} ? 0 : 1;
+}
+""")
+        exe = os.path.join(tmp, "client")
+        cc = subprocess.run(["c++", "-std=c++17", "-O1", "-I", os.path.join(ROOT, "clients", "cpp"), src, "-o", exe],
+                            capture_output=True, text=True)
+        assert cc.returncode == 0, cc.stderr
+        cpp = subprocess.run([exe, sock], capture_output=True, text=True)
+        assert cpp.returncode == 0, cpp.stderr
+        y_cpp = [float(v) for v in cpp.stdout.split()]
+        assert server.wait(timeout=20) == 0
+        p = run("infer", LENET, "-i", lenet_input(tmp), "-o", os.path.join(tmp, "o"), "--backend", "reference",
+                "--json")
+        with open(json.loads(p.stdout)["outputs"]["logits"], "rb") as f:
+            expected = struct.unpack("<20f", f.read()[-80:])
+        assert shape == [2, 10]
+        assert max(abs(a - b) for a, b in zip(y_py, expected)) < 1e-5
+        assert max(abs(a - b) for a, b in zip(y_cpp, expected)) < 1e-5
 
 
 @test

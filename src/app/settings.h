@@ -86,6 +86,16 @@ struct InjectSettings {
   std::string split = "calibrate";
 };
 
+struct ServeSettings {
+  CommonSettings common;
+  std::string experiment_path;
+  std::string socket_path;                   // --socket
+  std::optional<std::string> config_path;    // --config: the approximation to serve
+  std::optional<std::string> error_model;    // --error-model JSON: perturb the outputs instead
+  uint64_t seed = 1;                         // --seed: the error model's draws
+  int64_t max_requests = 0;                  // --max-requests: stop after this many (0: until a signal)
+};
+
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
@@ -95,5 +105,6 @@ Status run_tune(const TuneSettings& settings);
 Status run_profile(const ProfileSettings& settings);
 Status run_calibrate(CalibrateSettings& settings);
 Status run_inject(const InjectSettings& settings);
+Status run_serve(const ServeSettings& settings);
 
 }  // namespace caliprox

@@ -137,6 +137,18 @@ int main(int argc, char** argv) {
   inject_cmd->add_option("--split", inject.split, "Dataset split (default: calibrate)");
   add_common(inject_cmd, inject.common);
 
+  ServeSettings serve;
+  auto* serve_cmd = app.add_subcommand("serve", "Serve the network under test to an application over a Unix socket");
+  serve_cmd->add_option("experiment", serve.experiment_path, "Experiment YAML file")->required();
+  serve_cmd->add_option("--socket", serve.socket_path, "Unix socket path to listen on")->required();
+  serve_cmd->add_option("--config", serve.config_path, "Serve this knob configuration (default: exact)");
+  serve_cmd->add_option("--error-model", serve.error_model,
+                        "Serve the exact outputs perturbed by this error model (JSON, man caliprox-experiment)");
+  serve_cmd->add_option("--seed", serve.seed, "Seed of the error model's draws (default 1)");
+  serve_cmd->add_option("--max-requests", serve.max_requests, "Stop after this many answered requests (0: at a signal)")
+      ->check(CLI::NonNegativeNumber);
+  add_common(serve_cmd, serve.common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -177,6 +189,9 @@ int main(int argc, char** argv) {
     } else if (*profile_cmd) {
       set_log_level(log_level_of(profile.common));
       st = run_profile(profile);
+    } else if (*serve_cmd) {
+      set_log_level(log_level_of(serve.common));
+      st = run_serve(serve);
     } else if (*inject_cmd) {
       set_log_level(log_level_of(inject.common));
       st = run_inject(inject);
