@@ -472,17 +472,22 @@ def serve_request(path, shape, payload=None, first_sample=0, header=None):
     return reply, struct.unpack(f"<{size // 4}f", data[12 + hn:12 + hn + size])
 
 
+def start_serve(tmp, sock, *args, **popen):
+    """`caliprox serve` on the LeNet experiment, once its socket exists."""
+    server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "-q", *args], **popen)
+    for _ in range(200):
+        if os.path.exists(sock) or server.poll() is not None:
+            break
+        time.sleep(0.05)
+    return server
+
+
 @test
 def serve_answers_like_infer_refuses_bad_requests_and_stays_up():
     with tempfile.TemporaryDirectory() as tmp:
         sock = os.path.join(tmp, "net.sock")
-        server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "--backend", "reference",
-                                   "-q"], stderr=subprocess.PIPE, text=True)
+        server = start_serve(tmp, sock, "--backend", "reference", stderr=subprocess.PIPE, text=True)
         try:
-            for _ in range(200):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.05)
             reply, y = serve_request(sock, [2, 1, 28, 28])
             assert reply["outputs"][0]["shape"] == [2, 10], reply
             p = run("infer", LENET, "-i", lenet_input(tmp), "-o", os.path.join(tmp, "o"), "--backend", "reference",
@@ -515,12 +520,7 @@ def serve_perturbs_outputs_with_an_error_model():
     with tempfile.TemporaryDirectory() as tmp:
         sock = os.path.join(tmp, "net.sock")
         model = json.dumps({"kind": "gaussian", "bias": 10.0})
-        server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "--error-model", model,
-                                   "--max-requests", "1", "-q"])
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+        server = start_serve(tmp, sock, "--error-model", model, "--max-requests", "1")
         reply, y = serve_request(sock, [1, 1, 28, 28])
         assert server.wait(timeout=20) == 0
         p = run("infer", LENET, "-i", lenet_input(tmp, batch=1), "-o", os.path.join(tmp, "o"), "--json")
@@ -536,12 +536,7 @@ def serve_clients_in_python_and_cpp_get_what_infer_gets():
         raise SkipTest("Debian's python3-numpy is not installed (scripts/install-deps.sh installs it)")
     with tempfile.TemporaryDirectory() as tmp:
         sock = os.path.join(tmp, "net.sock")
-        server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "--max-requests", "2",
-                                   "--backend", "reference", "-q"])
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+        server = start_serve(tmp, sock, "--max-requests", "2", "--backend", "reference")
         py = subprocess.run([system_python, "-c",
                              "import sys, json, numpy as np; sys.path.insert(0, sys.argv[1]); import caliprox_client as c;"
                              "y = c.Client(sys.argv[2]).infer(np.zeros((2, 1, 28, 28), np.float32));"

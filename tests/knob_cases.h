@@ -38,27 +38,24 @@ using onednn_test::test_seed;
 using caliprox::test::int_attr;
 using caliprox::test::ints;
 
-// Same logical shape, memory channels-last (and back).
-inline Tensor to_nhwc(const Tensor& t) {
+// Same logical shape, memory channels-last (and back): a plain loop, the
+// tests' own reference for the layout conversions.
+inline Tensor relayout(const Tensor& t, bool to_channels_last) {
   const int64_t n = t.dim(0), c = t.dim(1), hw = t.dim(2) * t.dim(3);
   Tensor out(DType::f32, t.shape());
   const float* s = t.data<float>();
   float* d = out.data<float>();
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t p = 0; p < hw; ++p) d[(i * hw + p) * c + ch] = s[(i * c + ch) * hw + p];
+      for (int64_t p = 0; p < hw; ++p) {
+        const int64_t nchw = (i * c + ch) * hw + p, nhwc = (i * hw + p) * c + ch;
+        if (to_channels_last) d[nhwc] = s[nchw];
+        else d[nchw] = s[nhwc];
+      }
   return out;
 }
-inline Tensor to_nchw(const Tensor& t) {
-  const int64_t n = t.dim(0), c = t.dim(1), hw = t.dim(2) * t.dim(3);
-  Tensor out(DType::f32, t.shape());
-  const float* s = t.data<float>();
-  float* d = out.data<float>();
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t p = 0; p < hw; ++p) d[(i * c + ch) * hw + p] = s[(i * hw + p) * c + ch];
-  return out;
-}
+inline Tensor to_nhwc(const Tensor& t) { return relayout(t, true); }
+inline Tensor to_nchw(const Tensor& t) { return relayout(t, false); }
 
 struct ConvCase {
   Node node;

@@ -1,6 +1,9 @@
 #pragma once
 // Hand-built graphs and test backends shared by the executor tests
 // (test_session.cc, test_knob_session.cc).
+#include <doctest/doctest.h>
+
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +28,14 @@ inline Node make_node(std::string op, std::vector<std::string> in, std::vector<s
   n.outputs = std::move(out);
   n.name = name.empty() ? n.op_type + "_" + std::to_string(counter++) : std::move(name);
   return n;
+}
+
+// A session of `g` with input "x" of `shape`; fails the test when it cannot be built.
+inline std::unique_ptr<Session> make_session(const Graph& g, Backend& backend, const Shape& shape,
+                                             SessionOptions opt = {}) {
+  auto s = Session::create(g, backend, {{"x", shape}}, opt);
+  REQUIRE_MESSAGE(s.ok(), s.status().message());
+  return std::move(s).value();
 }
 
 inline Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {

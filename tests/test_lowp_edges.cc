@@ -86,11 +86,16 @@ struct Fixture {
     return {v.begin(), v.end()};
   }
 
-  std::vector<float> run_config(Backend& b, bool codes, const KnobConfig& config) {
+  // A session with the calibrated ranges, configured.
+  std::unique_ptr<Session> configured(Backend& b, bool codes, const KnobConfig& config) {
     auto s = make(b, codes);
     s->set_calibrated_ranges(ranges);
     REQUIRE(s->configure(config).ok());
-    return run(*s);
+    return s;
+  }
+
+  std::vector<float> run_config(Backend& b, bool codes, const KnobConfig& config) {
+    return run(*configured(b, codes, config));
   }
 };
 
@@ -118,9 +123,7 @@ const KnobConfig all_int8{{"A", "int8"}, {"B", "int8"}, {"C", "int8"}, {"D", "in
 TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a shared value is quantised once" *
           CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {
   Fixture f;
-  auto s = f.make(*f.onednn, true);
-  s->set_calibrated_ranges(f.ranges);
-  REQUIRE(s->configure(all_int8).ok());
+  auto s = f.configured(*f.onednn, true, all_int8);
   const auto& edges = s->codes_edges();
   REQUIRE(edges.size() == 2);
   const CodesEdge* a = nullptr;
@@ -139,9 +142,7 @@ TEST_CASE("int8 codes: the producer writes codes for its only int8 reader; a sha
   CHECK(b->readers == std::vector<std::string>{"C", "D"});
 
   // Off, or with no int8 reader, there are no edges.
-  auto off = f.make(*f.onednn, false);
-  off->set_calibrated_ranges(f.ranges);
-  REQUIRE(off->configure(all_int8).ok());
+  auto off = f.configured(*f.onednn, false, all_int8);
   CHECK(off->codes_edges().empty());
   REQUIRE(s->configure({{"A", "int8"}}).ok());
   CHECK(s->codes_edges().empty());
@@ -176,9 +177,7 @@ class Watch final : public NodeObserver {
 TEST_CASE("int8 codes: observed nodes keep float edges; tracking ranges keeps them all float" *
           CP_NEEDS_NATIVE(int8, "AVX512-VNNI")) {
   Fixture f;
-  auto s = f.make(*f.onednn, true);
-  s->set_calibrated_ranges(f.ranges);
-  REQUIRE(s->configure(all_int8).ok());
+  auto s = f.configured(*f.onednn, true, all_int8);
   const auto with_edges = f.run(*s);
   REQUIRE(s->codes_edges().size() == 2);
   // A writes B's codes; watching A's output keeps it float, and then B

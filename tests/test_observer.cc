@@ -67,11 +67,6 @@ struct ScopedBudget {
   ~ScopedBudget() { unsetenv("CALIPROX_BATCH_BUDGET_KB"); }
 };
 
-std::unique_ptr<Session> make_session(const Graph& g, Backend& backend, const Shape& x, SessionOptions opt) {
-  auto s = Session::create(g, backend, {{"x", x}}, opt);
-  REQUIRE_MESSAGE(s.ok(), s.status().message());
-  return std::move(s).value();
-}
 
 // The residual graph at 5 samples on the reference backend, as a session
 // split over two threads (chunks of the small budget) and one run whole.

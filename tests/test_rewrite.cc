@@ -51,11 +51,10 @@ class RenameOutput final : public GraphRewrite {
 };
 
 std::vector<float> run(const Graph& g, Backend& backend, const Tensor& x, const KnobConfig& config = {}) {
-  auto s = Session::create(g, backend, {{"x", x.shape()}});
-  REQUIRE_MESSAGE(s.ok(), s.status().message());
-  REQUIRE((*s)->configure(config).ok());
-  REQUIRE((*s)->run(std::span<const Tensor>(&x, 1)).ok());
-  auto v = (*s)->output(0).span<float>();
+  auto s = make_session(g, backend, x.shape());
+  REQUIRE(s->configure(config).ok());
+  REQUIRE(s->run(std::span<const Tensor>(&x, 1)).ok());
+  auto v = s->output(0).span<float>();
   return {v.begin(), v.end()};
 }
 

@@ -43,18 +43,25 @@ Status run_query(CalibrateSettings& s) {
   for (size_t k = 0; k < names.size(); ++k)
     if (!x[k]) return invalid_input("--query: no value for '{}' (give NAME=VALUE for each of: {})", names[k],
                                     fmt::join(names, ", "));
-  std::string answer = "uncertain";
+  // The region the file describes: its points, judged by dominance as the
+  // search judged them (no reference sample needed for that).
+  std::vector<CalibrationAxis> axes;
+  for (const auto& a : doc["axes"]) axes.push_back({a.at("name").get<std::string>(), a.at("lo"), a.at("hi")});
+  CP_ASSIGN_OR_RETURN(CalibrationRegion region, CalibrationRegion::create(std::move(axes), 1));
   for (const auto& p : doc["points"]) {
+    std::vector<double> values;
+    for (const auto& name : names) values.push_back(p.at("values").at(name).get<double>());
     const std::string verdict = p.at("verdict").get<std::string>();
-    bool below = true, above = true;
-    for (size_t k = 0; k < names.size(); ++k) {
-      const double v = p.at("values").at(names[k]).get<double>();
-      below = below && *x[k] <= v;
-      above = above && *x[k] >= v;
-    }
-    if (verdict == "valid" && below) answer = "inside";
-    if (verdict == "invalid" && above && answer != "inside") answer = "outside";
+    region.add({std::move(values), verdict == "valid"     ? Verdict::valid
+                                   : verdict == "invalid" ? Verdict::invalid
+                                                          : Verdict::uncertain});
   }
+  std::vector<double> point;
+  for (const auto& v : x) point.push_back(*v);
+  const Verdict verdict = region.classify(point);
+  const std::string answer = verdict == Verdict::valid     ? "inside"
+                             : verdict == Verdict::invalid ? "outside"
+                                                           : "uncertain";
   if (s.common.json) fmt::print("{}\n", nlohmann::json{{"answer", answer}}.dump());
   else fmt::print("{}\n", answer);
   s.query_exit = answer == "inside" ? 0 : answer == "outside" ? 3 : 1;

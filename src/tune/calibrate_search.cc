@@ -71,10 +71,13 @@ void CalibrationRegion::add(CalibrationPoint p) {
 }
 
 Verdict CalibrationRegion::classify(const std::vector<double>& x) const {
-  for (const auto& p : points_) {
+  // The region is the union of the valid points' boxes: a point inside one
+  // is valid even where a noisy application also left an invalid point
+  // below it.
+  for (const auto& p : points_)
     if (p.verdict == Verdict::valid && dominated_by(x, p.x)) return Verdict::valid;
+  for (const auto& p : points_)
     if (p.verdict == Verdict::invalid && dominated_by(p.x, x)) return Verdict::invalid;
-  }
   return Verdict::uncertain;
 }
 

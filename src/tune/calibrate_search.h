@@ -42,8 +42,9 @@ class CalibrationRegion {
   const std::vector<CalibrationAxis>& axes() const { return axes_; }
   const std::vector<CalibrationPoint>& points() const { return points_; }
   void add(CalibrationPoint p);
-  // valid: dominated by a valid point; invalid: dominating an invalid one;
-  // uncertain otherwise.
+  // valid: dominated by a valid point (whatever invalid points say, which
+  // only a non-monotone, noisy application leaves); invalid: dominating an
+  // invalid one; uncertain otherwise.
   Verdict classify(const std::vector<double>& x) const;
   // Fractions of the box's volume (estimated on the reference sample).
   double valid_fraction() const;
