@@ -5,7 +5,6 @@
 // parameter space `calibrate` searched. Writes errors.json; every finished
 // candidate goes to records.jsonl and is replayed on a re-run.
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -75,18 +74,8 @@ Status run_inject(const InjectSettings& s) {
   CP_ASSIGN_OR_RETURN(SplitResult base, ev->run_split(s.split, &exact));
   const int64_t row = base.samples > 0 ? static_cast<int64_t>(exact.size()) / base.samples : 0;
   const Dataset& data = ev->dataset();
-  std::optional<Tensor> labels;
-  if (data.labels) {
-    CP_ASSIGN_OR_RETURN(SplitRange range, data.split(s.split));
-    // The split's rows of the labels (class labels or targets).
-    const Tensor& all = *data.labels;
-    Shape shape = all.shape();
-    shape[0] = range.end - range.begin;
-    labels = Tensor(all.dtype(), shape);
-    const size_t row_bytes = all.nbytes() / static_cast<size_t>(all.shape()[0]);
-    std::memcpy(labels->raw(), static_cast<const char*>(all.raw()) + static_cast<size_t>(range.begin) * row_bytes,
-                labels->nbytes());
-  }
+  CP_ASSIGN_OR_RETURN(SplitRange range, data.split(s.split));
+  const std::optional<Tensor> labels = data.label_batch(range.begin, range.end);  // class labels or targets
   log_info("inject: {} candidate(s) on the {} split ({} samples, rows of {})", candidates.size(), s.split,
            base.samples, row);
   nlohmann::json results = nlohmann::json::array();
