@@ -3,6 +3,7 @@
     from caliprox_client import Client
     with Client("/tmp/net.sock") as c:
         y = c.infer(x)  # x: float32 array [N, ...]; y: the network's output
+        d = c.infer(x, network="distance")  # experiments with several networks
 
 Frames: u32 LE header length | header (JSON) | u64 LE payload length | payload;
 tensors are raw little-endian float32 in the payload. Errors raise ServeError.
@@ -42,11 +43,16 @@ class Client:
             n -= len(b)
         return b"".join(chunks)
 
-    def infer(self, x, first_sample=0):
-        """One batch in, the network's output out (numpy float32)."""
+    def infer(self, x, first_sample=0, network=None):
+        """One batch in, the network's output out (numpy float32).
+
+        `network` names the network when the experiment has several (its
+        `networks:` keys); None means the only one."""
         x = np.ascontiguousarray(x, dtype="<f4")
-        header = json.dumps({"inputs": [{"dtype": "float32", "shape": list(x.shape)}],
-                             "first_sample": int(first_sample)}).encode()
+        h = {"inputs": [{"dtype": "float32", "shape": list(x.shape)}], "first_sample": int(first_sample)}
+        if network is not None:
+            h["network"] = str(network)
+        header = json.dumps(h).encode()
         payload = x.tobytes()
         self.sock.sendall(struct.pack("<I", len(header)) + header + struct.pack("<Q", len(payload)) + payload)
         (h,) = struct.unpack("<I", self._read(4))
