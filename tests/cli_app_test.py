@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the application side of caliprox: application
+evaluators, calibrate, inject, serve, experiments with several networks and
+eval --application (network mode).
+
+Usage: cli_app_test.py CALIPROX_BINARY SOURCE_ROOT
+"""
+import json
+import math
+import os
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+from cli_support import (CALIPROX, LENET, ROOT, SkipTest, expect_error, experiment, finish, lenet_input, run, test,
+                         write)
+
+
+@test
+def check_application_section():
+    app = os.path.join(ROOT, "tests", "data", "apps", "good.py")
+    section = f"application:\n  command: [{app}]\n  goal: [{{metric: collisions, max: 0}}]\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp)
+        with open(exp, "a") as f:
+            f.write(section)
+        p = run("check", exp)
+        assert p.returncode == 0, p.stderr
+        assert f"application  {app} (timeout 600 s, 1 repeat(s)); goal: collisions <= 0" in p.stdout, p.stdout
+        p = run("check", exp, "--json")
+        assert json.loads(p.stdout)["application"]["goal"] == [{"metric": "collisions", "max": 0}], p.stdout
+        plain = write(os.path.join(tmp, "plain.py"), "print()\n")
+        with open(exp, "w") as f:
+            f.write(open(experiment(tmp)).read() + section.replace(app, plain))
+        expect_error(run("check", exp), 2, "application.command[0]", "is not executable")
+
+
+def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml"):
+    app = os.path.join(ROOT, "tests", "data", "apps", "closed_form.py")
+    exp = experiment(tmp)
+    with open(exp) as f:
+        text = f.read()
+    text += (f"application:\n  command: [{app}]\n  env: {{CALIPROX_TEST_PAUSE: '{pause}'}}\n"
+             f"  goal: [{{metric: exceed, max: 0.05}}]\n"
+             f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
+             f"  points: {points}\n")
+    return write(os.path.join(tmp, name), text)
+
+
+def exceed(b, s):
+    cdf = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))
+    return cdf((-1 - b) / s) + 1 - cdf((1 - b) / s) if s > 0 else float(abs(b) > 1)
+
+
+@test
+def calibrate_finds_the_region_and_answers_queries():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        p = run("calibrate", calibrate_experiment(tmp), "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        summary = json.loads(p.stdout)
+        with open(os.path.join(out, "budgets.json")) as f:
+            budgets = json.load(f)
+        assert budgets["runs"]["total"] == 25 and len(budgets["points"]) == 25, budgets["runs"]
+        assert summary["volume_fraction"] == budgets["region"]["volume_fraction"]
+        # Against the truth on a grid: every point the region holds is valid
+        # (the application is deterministic and monotone here).
+        truth = sum(exceed(1.5 * (i + .5) / 60, (j + .5) / 60) <= 0.05 for i in range(60) for j in range(60)) / 3600
+        assert abs(budgets["region"]["volume_fraction"] - truth) < 0.1, (budgets["region"], truth)
+        for box in budgets["region"]["boxes"]:
+            assert exceed(box["hi"]["bias"], box["hi"]["std"]) <= 0.05, box
+        q = os.path.join(out, "budgets.json")
+        inside = run("calibrate", "--query", q, "bias=0.05", "std=0.05")
+        assert inside.returncode == 0 and inside.stdout.strip() == "inside", (inside.stdout, inside.stderr)
+        outside = run("calibrate", "--query", q, "bias=1.45", "std=0.95")
+        assert outside.returncode == 3 and outside.stdout.strip() == "outside", (outside.stdout, outside.stderr)
+        expect_error(run("calibrate", "--query", q, "bias=0.1", "sigma=0.1"), 2, "'sigma=0.1' is not NAME=VALUE",
+                     "they are: bias, std")
+        expect_error(run("calibrate", "--query", q, "bias=0.1"), 2, "no value for 'std'")
+
+
+@test
+def calibrate_resumes_after_kill_9_with_the_same_region():
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+        exp = calibrate_experiment(tmp, points=20, pause="0.1")
+        proc = subprocess.Popen([CALIPROX, "calibrate", exp, "-o", a, "-q"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(1.2)
+        proc.kill()
+        proc.wait()
+        with open(os.path.join(a, "records.jsonl")) as f:
+            kept = len(f.read().splitlines()) - 1
+        assert 0 < kept < 20, kept
+        assert not os.path.exists(os.path.join(a, "budgets.json"))
+        p = run("calibrate", exp, "-o", a, "--json")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["runs"]["replayed"] == kept, p.stdout
+        p = run("calibrate", exp, "-o", b)
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(a, "budgets.json")) as f:
+            resumed = json.load(f)
+        with open(os.path.join(b, "budgets.json")) as f:
+            whole = json.load(f)
+        assert resumed["points"] == whole["points"] and resumed["region"] == whole["region"]
+
+
+@test
+def calibrate_needs_its_sections():
+    with tempfile.TemporaryDirectory() as tmp:
+        expect_error(run("calibrate", experiment(tmp)), 2, "calibrate needs an application section")
+        exp = calibrate_experiment(tmp)
+        with open(exp) as f:
+            text = f.read().split("\ncalibrate:\n")[0] + "\n"
+        expect_error(run("calibrate", write(exp, text)), 2, "calibrate needs a calibrate section")
+        bad = write(exp, text + "calibrate:\n  axes: [{param: rate, lo: 0.5, hi: 0.2}]\n")
+        expect_error(run("calibrate", bad), 2, "calibrate.axes[0].param: rate is not a parameter of gaussian",
+                     "calibrate.axes[0]: the range [0.5, 0.2] is empty or reversed")
+
+
+@test
+def inject_measures_candidates_and_resumes():
+    with tempfile.TemporaryDirectory() as tmp:
+        exp, out = experiment(tmp), os.path.join(tmp, "out")
+        cfg = write(os.path.join(tmp, "perf.json"), json.dumps({"knobs": {"/conv1/Conv": "perf-col-2-0"}}))
+        p = run("inject", exp, "--config", cfg, "--each-knob", "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(out, "errors.json")) as f:
+            doc = json.load(f)
+        assert doc["split"] == "calibrate" and doc["samples"] == 1000 and doc["output"] == "logits"
+        names = [c["name"] for c in doc["candidates"]]
+        assert names[0] == "perf.json" and "/conv1/Conv int8" in names, names
+        first = doc["candidates"][0]["errors"]
+        # A classifier: the flip rate against the exact network is the fitted label_flip rate, and the
+        # accuracies are the QoS values of the candidate and of the exact network.
+        assert 0 < first["vs_exact"]["flip_rate"] < 0.5, first["vs_exact"]["flip_rate"]
+        assert first["fitted"]["label_flip"]["rate"] == first["vs_exact"]["flip_rate"]
+        assert abs(100 * first["vs_truth"]["accuracy"] - first["qos"]["value"]) < 1e-9
+        assert abs(100 * first["vs_truth"]["accuracy_exact"] - first["qos"]["exact"]) < 1e-9
+        assert first["vs_exact"]["abs_quantiles"]["p50"] <= first["vs_exact"]["abs_quantiles"]["max"]
+        assert sum(map(sum, first["vs_exact"]["confusion"])) == 1000
+        again = run("inject", exp, "--config", cfg, "--each-knob", "-o", out, "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["replayed"] == len(names), again.stdout
+        with open(os.path.join(out, "errors.json")) as f:
+            assert json.load(f) == doc
+        expect_error(run("inject", exp, "--split", "nope", "-o", out), 2, "nope")
+        expect_error(run("inject", exp, "--pareto", cfg, "-o", out), 2, "perf.json")
+
+
+def serve_request(path, shape, payload=None, first_sample=0, header=None):
+    """One frame to `caliprox serve` (man caliprox-serve) and its reply: (header dict, floats)."""
+    n = 1
+    for d in shape:
+        n *= d
+    payload = struct.pack(f"<{n}f", *([0.0] * n)) if payload is None else payload
+    h = json.dumps(header or {"inputs": [{"dtype": "float32", "shape": shape}], "first_sample": first_sample}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(struct.pack("<I", len(h)) + h + struct.pack("<Q", len(payload)) + payload)
+        data = b""
+        while True:
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            data += b
+            if len(data) >= 4:
+                hn = struct.unpack("<I", data[:4])[0]
+                if len(data) >= 12 + hn and len(data) >= 12 + hn + struct.unpack("<Q", data[4 + hn:12 + hn])[0]:
+                    break
+    hn = struct.unpack("<I", data[:4])[0]
+    reply = json.loads(data[4:4 + hn])
+    size = struct.unpack("<Q", data[4 + hn:12 + hn])[0]
+    return reply, struct.unpack(f"<{size // 4}f", data[12 + hn:12 + hn + size])
+
+
+def start_serve(tmp, sock, *args, **popen):
+    """`caliprox serve` on the LeNet experiment, once its socket exists."""
+    server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "-q", *args], **popen)
+    for _ in range(200):
+        if os.path.exists(sock) or server.poll() is not None:
+            break
+        time.sleep(0.05)
+    return server
+
+
+@test
+def serve_answers_like_infer_refuses_bad_requests_and_stays_up():
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "net.sock")
+        server = start_serve(tmp, sock, "--backend", "reference", stderr=subprocess.PIPE, text=True)
+        try:
+            reply, y = serve_request(sock, [2, 1, 28, 28])
+            assert reply["outputs"][0]["shape"] == [2, 10], reply
+            p = run("infer", LENET, "-i", lenet_input(tmp), "-o", os.path.join(tmp, "o"), "--backend", "reference",
+                    "--json")
+            with open(json.loads(p.stdout)["outputs"]["logits"], "rb") as f:
+                expected = struct.unpack("<20f", f.read()[-80:])
+            assert max(abs(a - b) for a, b in zip(y, expected)) < 1e-5, (y, expected)
+            for shape, payload, header, needle in [
+                    ([2, 3, 28, 28], None, None, "dimension 1"),
+                    ([2, 1, 28, 28], b"\0" * 12, None, "needs 6272 payload bytes, found 12"),
+                    ([1], None, {"inputs": [{"dtype": "int8", "shape": [1, 1, 28, 28]}]}, "expected float32"),
+                    ([1], None, {"nothing": 1}, "\"inputs\"")]:
+                reply, _ = serve_request(sock, shape, payload, header=header)
+                assert needle in reply.get("error", ""), reply
+            reply, _ = serve_request(sock, [1, 1, 28, 28])  # still up
+            assert "outputs" in reply, reply
+        finally:
+            server.terminate()
+            assert server.wait(timeout=20) == 0, server.stderr.read()
+        assert not os.path.exists(sock)
+        # A path that is not a socket is not touched.
+        plain = write(os.path.join(tmp, "plain"), "keep me")
+        expect_error(run("serve", experiment(tmp), "--socket", plain), 2, "exists and is not a socket")
+        with open(plain) as f:
+            assert f.read() == "keep me"
+
+
+@test
+def serve_perturbs_outputs_with_an_error_model():
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "net.sock")
+        model = json.dumps({"kind": "gaussian", "bias": 10.0})
+        server = start_serve(tmp, sock, "--error-model", model, "--max-requests", "1")
+        reply, y = serve_request(sock, [1, 1, 28, 28])
+        assert server.wait(timeout=20) == 0
+        p = run("infer", LENET, "-i", lenet_input(tmp, batch=1), "-o", os.path.join(tmp, "o"), "--json")
+        with open(json.loads(p.stdout)["outputs"]["logits"], "rb") as f:
+            exact = struct.unpack("<10f", f.read()[-40:])
+        assert all(abs(a - b - 10.0) < 1e-3 for a, b in zip(y, exact)), (y, exact)
+
+
+@test
+def serve_clients_in_python_and_cpp_get_what_infer_gets():
+    system_python = "/usr/bin/python3"
+    if subprocess.run([system_python, "-c", "import numpy"], capture_output=True).returncode != 0:
+        raise SkipTest("Debian's python3-numpy is not installed (scripts/install-deps.sh installs it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "net.sock")
+        server = start_serve(tmp, sock, "--max-requests", "2", "--backend", "reference")
+        py = subprocess.run([system_python, "-c",
+                             "import sys, json, numpy as np; sys.path.insert(0, sys.argv[1]); import caliprox_client as c;"
+                             "y = c.Client(sys.argv[2]).infer(np.zeros((2, 1, 28, 28), np.float32));"
+                             "print(json.dumps([list(y.shape), y.ravel().tolist()]))",
+                             os.path.join(ROOT, "clients", "python"), sock], capture_output=True, text=True)
+        assert py.returncode == 0, py.stderr
+        shape, y_py = json.loads(py.stdout)
+        src = write(os.path.join(tmp, "client.cc"), """#include <cstdio>
+#include "caliprox_client.h"
+int main(int, char** argv) {
+  caliprox::ServeClient c(argv[1]);
+  std::vector<float> y = c.infer({2, 1, 28, 28}, std::vector<float>(2 * 28 * 28, 0.0f));
+  for (float v : y) std::printf("%.9g\\n", v);
+  return c.output_shape() == std::vector<int64_t>{2, 10} ? 0 : 1;
+}
+""")
+        exe = os.path.join(tmp, "client")
+        cc = subprocess.run(["c++", "-std=c++17", "-O1", "-I", os.path.join(ROOT, "clients", "cpp"), src, "-o", exe],
+                            capture_output=True, text=True)
+        assert cc.returncode == 0, cc.stderr
+        cpp = subprocess.run([exe, sock], capture_output=True, text=True)
+        assert cpp.returncode == 0, cpp.stderr
+        y_cpp = [float(v) for v in cpp.stdout.split()]
+        assert server.wait(timeout=20) == 0
+        p = run("infer", LENET, "-i", lenet_input(tmp), "-o", os.path.join(tmp, "o"), "--backend", "reference",
+                "--json")
+        with open(json.loads(p.stdout)["outputs"]["logits"], "rb") as f:
+            expected = struct.unpack("<20f", f.read()[-80:])
+        assert shape == [2, 10]
+        assert max(abs(a - b) for a, b in zip(y_py, expected)) < 1e-5
+        assert max(abs(a - b) for a, b in zip(y_cpp, expected)) < 1e-5
+
+
+finish()

@@ -1,0 +1,120 @@
+"""What the end-to-end tests of the caliprox binary share: the binary and
+source root from argv, fixtures, the test runner (@test runs a test as it is
+defined; finish() prints "N passed, N failed, N skipped" and exits), and the
+helpers that start it, write inputs and check errors.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+CALIPROX = os.path.abspath(sys.argv[1])
+ROOT = os.path.abspath(sys.argv[2])
+LENET = os.path.join(ROOT, "models", "fashion_lenet.onnx")
+FIXTURES = os.path.join(ROOT, "tests", "data")
+ENV = dict(os.environ, OMP_WAIT_POLICY="passive")
+
+results = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def run(*args, cwd=None, timeout=300):
+    return subprocess.run([CALIPROX, *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=timeout)
+
+
+def npy_bytes(descr, shape, payload, fortran=False):
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        descr, "True" if fortran else "False", "".join(f"{d}, " for d in shape))
+    header = header.encode()
+    pad = 64 - (10 + len(header) + 1) % 64
+    header += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload
+
+
+def write(path, data):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return path
+
+
+def read_npy_shape(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    hlen = struct.unpack("<H", data[8:10])[0]
+    header = data[10:10 + hlen].decode()
+    shape = header.split("'shape': (")[1].split(")")[0]
+    return [int(x) for x in shape.split(",") if x.strip()]
+
+
+def structure(value):
+    """The golden form of a JSON value: keys kept, leaves replaced by type names."""
+    if isinstance(value, dict):
+        return {k: structure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [structure(value[0])] if value else []
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "null"
+
+
+def golden(name):
+    with open(os.path.join(FIXTURES, "golden", name)) as f:
+        return json.load(f)
+
+
+ONLY = os.environ.get("CALIPROX_CLI_TEST_ONLY")  # substring of the test names to run (development)
+
+
+def test(fn):
+    name = fn.__name__
+    if ONLY and ONLY not in name:
+        return fn
+    try:
+        fn()
+    except SkipTest as e:
+        results["skipped"] += 1
+        print(f"SKIP {name}: {e}")
+        return fn
+    except AssertionError as e:
+        results["failed"] += 1
+        print(f"FAIL {name}: {e}")
+        return fn
+    results["passed"] += 1
+    print(f"ok   {name}")
+    return fn
+
+
+class SkipTest(Exception):
+    pass
+
+
+def expect_error(proc, code, *needles):
+    assert proc.returncode == code, f"exit {proc.returncode}, expected {code}; stderr: {proc.stderr.strip()}"
+    for n in needles:
+        assert n in proc.stderr, f"stderr lacks {n!r}: {proc.stderr.strip()}"
+    assert proc.stdout == "", f"stdout should be empty on error, got {proc.stdout!r}"
+
+
+def lenet_input(tmp, batch=2, descr="<f4"):
+    size = {"<f4": 4, "<f8": 8, "<u2": 2}[descr]
+    return write(os.path.join(tmp, f"x{descr[1:]}.npy"),
+                 npy_bytes(descr, [batch, 1, 28, 28], b"\0" * (batch * 784 * size)))
+
+
+def experiment(tmp, **overrides):
+    """configs/fashion-lenet.yaml with absolute paths and some lines replaced."""
+    with open(os.path.join(ROOT, "configs", "fashion-lenet.yaml")) as f:
+        text = f.read().replace("../models/", os.path.join(ROOT, "models") + "/")
+    for old, new in overrides.items():
+        old = old.replace("__", " ")
+        assert old in text, old
+        text = text.replace(old, new)
+    return write(os.path.join(tmp, "exp.yaml"), text)
+
+
+def finish():
+    print(f"{results['passed']} passed, {results['failed']} failed, {results['skipped']} skipped")
+    sys.exit(1 if results["failed"] else 0)
+
