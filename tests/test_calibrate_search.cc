@@ -113,7 +113,8 @@ TEST_CASE("calibration: a job runs the application, writes budgets.json by its s
   app.goal.conditions = {{"exceed", std::nullopt, 0.05}};
   exp.application = app;
   CalibrateSpec spec;
-  spec.axes = {{"bias", 0, 1.5}, {"std", 0, 1}};
+  spec.axes = {{"network", "bias", 0, 1.5, "bias"}, {"network", "std", 0, 1, "std"}};
+  exp.networks = {NetworkSpec{}};  // one network, named "network"
   spec.points = 6;
   exp.calibrate = spec;
   const std::string fp = fingerprint_of(calibration_identity(exp).dump());

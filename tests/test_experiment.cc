@@ -20,54 +20,14 @@
 #include "experiment/experiment.h"
 #include "experiment/schema_validator.h"
 #include "experiment/yaml_json.h"
+#include "experiment_sandbox.h"
 
 using namespace caliprox;
+using namespace caliprox::testing;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-const fs::path kFixtures = fs::path(CALIPROX_SOURCE_ROOT) / "tests/data/experiments";
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A temporary folder holding models/net.onnx, data/images.idx and
-// data/labels.idx (empty: load_experiment only checks that they exist).
-struct ExperimentSandbox {
-  fs::path dir;
-  ExperimentSandbox() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / fmt::format("caliprox-test-experiment-{}-{}", ::getpid(), counter++);
-    fs::create_directories(dir / "models");
-    fs::create_directories(dir / "data");
-    for (const char* f : {"models/net.onnx", "data/images.idx", "data/labels.idx"}) std::ofstream(dir / f) << "";
-  }
-  ~ExperimentSandbox() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string stage(const std::string& fixture) const {
-    fs::copy_file(kFixtures / fixture, dir / fixture, fs::copy_options::overwrite_existing);
-    return (dir / fixture).string();
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(dir / name) << text;
-    return (dir / name).string();
-  }
-};
-
-// Loads a fixture that must fail and returns the message after checking the code.
-std::string load_error(const std::string& path) {
-  Result<Experiment> r = load_experiment(path);
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == Errc::invalid_input);
-  return r.status().message();
-}
 
 Result<SchemaValidator> validator_for(const char* schema_text) {
   return SchemaValidator::create(json::parse(schema_text));
@@ -395,7 +355,7 @@ TEST_CASE("load_experiment: each error names file, line:column and key path") {
   }
   SUBCASE("section a later version adds") {
     expect("bad_unknown_section.yaml",
-           "14:1: top level: unknown key 'plugins' (allowed: application, calibrate, dataset, knobs, name, network, qos, targets, tune)");
+           "14:1: top level: unknown key 'plugins' (allowed: application, calibrate, dataset, knobs, name, network, networks, qos, targets, tune)");
   }
   SUBCASE("quoted number is a string") {
     expect("bad_type.yaml", "9:10: dataset.batch: expected an integer, found a string '64'");

@@ -1,7 +1,9 @@
 // caliprox calibrate: the region of error-model parameters in which the
 // application meets its goal (tune/calibrate_run.h does the work), written
 // to budgets.json; and --query, which answers whether a point lies inside.
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <unistd.h>
 
@@ -16,14 +18,117 @@ namespace caliprox {
 
 namespace {
 
+Result<nlohmann::json> read_json(const std::string& path, const char* option, const char* format,
+                                 const char* writer) {
+  std::ifstream f(path);
+  if (!f) return invalid_input("{} {}: cannot read it", option, path);
+  nlohmann::json doc = nlohmann::json::parse(f, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("format", "") != format)
+    return invalid_input("{} {}: not a {} written by {}", option, path, format == std::string("caliprox-budgets")
+                                                                            ? "budgets.json" : "errors.json", writer);
+  return doc;
+}
+
+// The region a budgets.json describes: its points, judged by dominance as
+// the search judged them (no reference sample needed for that).
+Result<CalibrationRegion> region_of(const nlohmann::json& doc) {
+  std::vector<CalibrationAxis> axes;
+  for (const auto& a : doc.at("axes")) axes.push_back({a.at("name").get<std::string>(), a.at("lo"), a.at("hi")});
+  CP_ASSIGN_OR_RETURN(CalibrationRegion region, CalibrationRegion::create(axes, 1));
+  for (const auto& p : doc.at("points")) {
+    std::vector<double> values;
+    for (const auto& a : axes) values.push_back(p.at("values").at(a.name).get<double>());
+    const std::string verdict = p.at("verdict").get<std::string>();
+    region.add({std::move(values), verdict == "valid"     ? Verdict::valid
+                                   : verdict == "invalid" ? Verdict::invalid
+                                                          : Verdict::uncertain});
+  }
+  return region;
+}
+
+std::string answer_of(Verdict v) { return v == Verdict::valid ? "inside" : v == Verdict::invalid ? "outside" : "uncertain"; }
+int exit_of(const std::string& answer) { return answer == "inside" ? 0 : answer == "outside" ? 3 : 1; }
+
+// Where a network's measured errors sit on an axis: against the ground
+// truth when the split has targets (the perception error the application
+// sees), else against the exact network; |bias|, as the axes run from the
+// least severe value up.
+Result<double> axis_value(const nlohmann::json& errors, const std::string& param, const std::string& where) {
+  const bool truth = errors.contains("vs_truth") && errors["vs_truth"].contains("std");
+  const nlohmann::json& e = truth ? errors["vs_truth"] : errors.at("vs_exact");
+  if (param == "bias") return std::fabs(e.at("bias").get<double>());
+  if (param == "std") return e.at("std").get<double>();
+  if (errors.at("vs_exact").contains("flip_rate")) return errors["vs_exact"]["flip_rate"].get<double>();
+  return invalid_input("{}: no rate measured (a rate axis needs a classifier's flip rate)", where);
+}
+
+// --query budgets.json --errors errors.json ...: each candidate of the
+// errors files, placed in the region. Networks without an errors file sit
+// at their axes' least severe values.
+Status run_errors_query(CalibrateSettings& s, const nlohmann::json& budgets) {
+  std::map<std::string, nlohmann::json> by_network;
+  for (const std::string& path : s.errors_paths) {
+    CP_ASSIGN_OR_RETURN(nlohmann::json doc, read_json(path, "--errors", "caliprox-errors", "caliprox inject"));
+    by_network[doc.value("network", "network")] = std::move(doc);
+  }
+  CP_ASSIGN_OR_RETURN(CalibrationRegion region, region_of(budgets));
+  const auto& axes = budgets.at("axes");
+  auto point_for = [&](const std::string& network, const nlohmann::json& errors) -> Result<std::vector<double>> {
+    std::vector<double> x;
+    for (const auto& a : axes) {
+      const std::string net = a.value("network", "network"), param = a.value("param", a.at("name").get<std::string>());
+      const auto it = by_network.find(net);
+      if (net == network) {
+        CP_ASSIGN_OR_RETURN(double v, axis_value(errors, param, net));
+        x.push_back(v);
+      } else if (it != by_network.end()) {  // another network: exact, at its own measured errors
+        CP_ASSIGN_OR_RETURN(double v, axis_value(it->second.at("exact"), param, net));
+        x.push_back(v);
+      } else {
+        x.push_back(a.at("lo").get<double>());
+      }
+    }
+    return x;
+  };
+  nlohmann::json answers = nlohmann::json::array();
+  int worst = 0;
+  for (const auto& [network, doc] : by_network) {
+    std::vector<std::pair<std::string, const nlohmann::json*>> rows{{"exact", &doc.at("exact")}};
+    for (const auto& c : doc.at("candidates")) rows.push_back({c.at("name").get<std::string>(), &c.at("errors")});
+    for (const auto& [name, errors] : rows) {
+      CP_ASSIGN_OR_RETURN(std::vector<double> x, point_for(network, *errors));
+      const std::string answer = answer_of(region.classify(x));
+      nlohmann::json values = nlohmann::json::object();
+      for (size_t k = 0; k < x.size(); ++k) values[axes[k].at("name").get<std::string>()] = x[k];
+      answers.push_back({{"network", network}, {"candidate", name}, {"values", values}, {"answer", answer}});
+      const int e = exit_of(answer);
+      worst = worst == 3 || e == 3 ? 3 : std::max(worst, e);
+    }
+  }
+  if (s.common.json) {
+    fmt::print("{}\n", nlohmann::json{{"answers", answers}}.dump());
+  } else {
+    for (const auto& a : answers) {
+      std::vector<std::string> v;
+      for (const auto& [k, x] : a["values"].items()) v.push_back(fmt::format("{}={:.4g}", k, x.get<double>()));
+      fmt::print("{:<9} {} {}: {}\n", a["answer"].get<std::string>(), a["network"].get<std::string>(),
+                 a["candidate"].get<std::string>(), fmt::join(v, " "));
+    }
+  }
+  s.query_exit = worst;
+  return {};
+}
+
 // --query budgets.json NAME=VALUE ...: inside (0), outside (3), uncertain (1).
 Status run_query(CalibrateSettings& s) {
-  std::ifstream f(*s.query_path);
-  if (!f) return invalid_input("--query {}: cannot read it", *s.query_path);
-  const nlohmann::json doc = nlohmann::json::parse(f, nullptr, false);
-  if (doc.is_discarded() || doc.value("format", "") != "caliprox-budgets" || !doc.contains("axes") ||
-      !doc.contains("points"))
+  CP_ASSIGN_OR_RETURN(nlohmann::json doc, read_json(*s.query_path, "--query", "caliprox-budgets",
+                                                    "caliprox calibrate"));
+  if (!doc.contains("axes") || !doc.contains("points"))
     return invalid_input("--query {}: not a budgets.json written by caliprox calibrate", *s.query_path);
+  if (!s.errors_paths.empty()) {
+    if (!s.args.empty()) return invalid_input("--query with --errors: no NAME=VALUE arguments");
+    return run_errors_query(s, doc);
+  }
   std::vector<std::string> names;
   for (const auto& a : doc["axes"]) names.push_back(a.at("name").get<std::string>());
   std::vector<std::optional<double>> x(names.size());
@@ -43,28 +148,13 @@ Status run_query(CalibrateSettings& s) {
   for (size_t k = 0; k < names.size(); ++k)
     if (!x[k]) return invalid_input("--query: no value for '{}' (give NAME=VALUE for each of: {})", names[k],
                                     fmt::join(names, ", "));
-  // The region the file describes: its points, judged by dominance as the
-  // search judged them (no reference sample needed for that).
-  std::vector<CalibrationAxis> axes;
-  for (const auto& a : doc["axes"]) axes.push_back({a.at("name").get<std::string>(), a.at("lo"), a.at("hi")});
-  CP_ASSIGN_OR_RETURN(CalibrationRegion region, CalibrationRegion::create(std::move(axes), 1));
-  for (const auto& p : doc["points"]) {
-    std::vector<double> values;
-    for (const auto& name : names) values.push_back(p.at("values").at(name).get<double>());
-    const std::string verdict = p.at("verdict").get<std::string>();
-    region.add({std::move(values), verdict == "valid"     ? Verdict::valid
-                                   : verdict == "invalid" ? Verdict::invalid
-                                                          : Verdict::uncertain});
-  }
+  CP_ASSIGN_OR_RETURN(CalibrationRegion region, region_of(doc));
   std::vector<double> point;
   for (const auto& v : x) point.push_back(*v);
-  const Verdict verdict = region.classify(point);
-  const std::string answer = verdict == Verdict::valid     ? "inside"
-                             : verdict == Verdict::invalid ? "outside"
-                                                           : "uncertain";
+  const std::string answer = answer_of(region.classify(point));
   if (s.common.json) fmt::print("{}\n", nlohmann::json{{"answer", answer}}.dump());
   else fmt::print("{}\n", answer);
-  s.query_exit = answer == "inside" ? 0 : answer == "outside" ? 3 : 1;
+  s.query_exit = exit_of(answer);
   return {};
 }
 
@@ -80,7 +170,7 @@ Status run_calibrate(CalibrateSettings& s) {
     return invalid_input("{}: calibrate needs a calibrate section (error_model and the axes to search)",
                          exp.source_path);
   if (s.points) exp.calibrate->points = *s.points;
-  const std::string dir = run_directory(s.common, exp.name);
+  const std::string dir = run_directory(s.common, exp);
   CP_TRY(ensure_directory(dir));
   const nlohmann::json identity = calibration_identity(exp);
   CP_ASSIGN_OR_RETURN(RecordStore records, RecordStore::open(dir + "/records.jsonl", fingerprint_of(identity.dump()),
@@ -97,7 +187,13 @@ Status run_calibrate(CalibrateSettings& s) {
                  p.points, exp.calibrate->points, p.runs, p.replayed, 100 * p.valid_fraction,
                  100 * p.unknown_fraction);
   };
-  CP_ASSIGN_OR_RETURN(CalibrationResult r, run_calibration(exp, records, dir + "/requests", progress));
+  std::optional<ServedApplication> served;
+  if (exp.application->serve) {
+    const ResolvedTarget target = resolve_target(exp, s.common);
+    served.emplace(exp, target.backend, target.threads);
+  }
+  CP_ASSIGN_OR_RETURN(CalibrationResult r, run_calibration(exp, records, dir + "/requests", progress,
+                                                           served ? &*served : nullptr));
   if (tty) fmt::print(stderr, "\n");
   if (r.stop == CalibrationStop::interrupted)
     return interrupted_status("calibrate", records.path(), records.records().size());

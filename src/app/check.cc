@@ -37,16 +37,22 @@ nlohmann::json application_json(const AppSpec& a) {
   return {{"command", a.command}, {"timeout", a.timeout_s}, {"repeats", a.repeats}, {"goal", goal}};
 }
 
-}  // namespace
+// One network of the experiment (exp.network) against the dataset, on every target.
+struct NetworkCheck {
+  nlohmann::json json;
+  std::string text;
+  int64_t samples = 0;
+  std::map<std::string, SplitRange> splits;
+};
 
-Status run_check(const CheckSettings& settings) {
-  CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
+Result<NetworkCheck> check_network(const Experiment& exp, const CheckSettings& settings) {
   CP_ASSIGN_OR_RETURN(Graph graph, load_onnx(exp.network.model_path));
   CP_ASSIGN_OR_RETURN(ModelIo io, model_io(graph, exp.network, exp.source_path));
   CP_ASSIGN_OR_RETURN(Dataset data, load_dataset(exp.dataset));
   const int64_t batch = std::min<int64_t>(exp.dataset.batch, data.size());
   Tensor x = data.sample_batch(0, batch);
   CP_TRY(check_input_fits(*io.input, x.shape(), exp.dataset.samples_path));
+  const std::string which = exp.networks.size() > 1 ? fmt::format("networks.{}", exp.network.name) : "network";
 
   // Building a session infers every shape in the graph for this input: it
   // catches mismatches deep inside the network, not only at its input.
@@ -55,8 +61,8 @@ Status run_check(const CheckSettings& settings) {
                                                    settings.common.threads.value_or(t.threads)));
     auto session = Session::create(graph, *backend, {{io.input->name, x.shape()}});
     if (!session.ok())
-      return session.status().with_context(fmt::format("{}: network.model {} with samples of shape {}", exp.source_path,
-                                                       exp.network.model_path, shape_str(x.shape())));
+      return session.status().with_context(fmt::format("{}: {}.model {} with samples of shape {}", exp.source_path,
+                                                       which, exp.network.model_path, shape_str(x.shape())));
   }
   SessionOptions opt;
   auto backend = make_backend("reference", 1);
@@ -82,26 +88,47 @@ Status run_check(const CheckSettings& settings) {
       return invalid_input("{}: qos.k is {} but the network has only {} classes", exp.source_path, exp.qos.k,
                            out.shape[1]);
   }
+  NetworkCheck c;
+  c.json = {{"name", exp.network.name},
+            {"model", exp.network.model_path},
+            {"nodes", graph.nodes.size()},
+            {"input", {{"name", io.input->name}, {"shape", x.shape()}}},
+            {"output", {{"name", io.output}, {"shape", out.shape}}}};
+  c.text = fmt::format("  {:<8} {} ({} nodes, opset {})\n  input    {} {}  output {} {}\n",
+                       exp.networks.size() > 1 ? exp.network.name : "network", exp.network.model_path,
+                       graph.nodes.size(), graph.opset, io.input->name, shape_str(x.shape()), io.output,
+                       shape_str(out.shape));
+  c.samples = data.size();
+  c.splits = data.splits;
+  return c;
+}
 
+}  // namespace
+
+Status run_check(const CheckSettings& settings) {
+  CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
+  std::vector<NetworkCheck> checks;
+  for (const NetworkSpec& n : exp.networks) {
+    Experiment one = exp;
+    CP_TRY(select_network(one, n.name, "check"));
+    CP_ASSIGN_OR_RETURN(NetworkCheck c, check_network(one, settings));
+    checks.push_back(std::move(c));
+  }
+  const NetworkCheck& first = checks.front();
   nlohmann::json splits = nlohmann::json::object();
-  for (const auto& [name, r] : data.splits) splits[name] = {r.begin, r.end};
+  for (const auto& [name, r] : first.splits) splits[name] = {r.begin, r.end};
   if (settings.common.json) {
-    nlohmann::json doc{{"ok", true},
-                       {"experiment", exp.name},
-                       {"model", exp.network.model_path},
-                       {"nodes", graph.nodes.size()},
-                       {"input", {{"name", io.input->name}, {"shape", x.shape()}}},
-                       {"output", {{"name", io.output}, {"shape", out.shape}}},
-                       {"samples", data.size()},
-                       {"splits", splits}};
+    nlohmann::json doc{{"ok", true}, {"experiment", exp.name}, {"samples", first.samples}, {"splits", splits}};
+    for (const auto& c : checks) doc["networks"].push_back(c.json);
+    if (checks.size() == 1)
+      for (const char* key : {"model", "nodes", "input", "output"}) doc[key] = first.json[key];
     if (exp.application) doc["application"] = application_json(*exp.application);
     fmt::print("{}\n", doc.dump());
   } else {
     fmt::print("{}: ok\n", exp.source_path);
-    fmt::print("  network  {} ({} nodes, opset {})\n", exp.network.model_path, graph.nodes.size(), graph.opset);
-    fmt::print("  input    {} {}  output {} {}\n", io.input->name, shape_str(x.shape()), io.output, shape_str(out.shape));
-    fmt::print("  dataset  {} samples; splits:", data.size());
-    for (const auto& [name, r] : data.splits) fmt::print(" {} [{}, {})", name, r.begin, r.end);
+    for (const auto& c : checks) fmt::print("{}", c.text);
+    fmt::print("  dataset  {} samples; splits:", first.samples);
+    for (const auto& [name, r] : first.splits) fmt::print(" {} [{}, {})", name, r.begin, r.end);
     fmt::print("\n  targets ");
     for (const auto& t : exp.targets) fmt::print(" {} ({}, {} threads)", t.name, t.backend, t.threads);
     fmt::print("\n");

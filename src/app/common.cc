@@ -12,9 +12,10 @@ ResolvedTarget resolve_target(const Experiment& exp, const CommonSettings& commo
   return {t.name, common.backend.value_or(t.backend), common.threads.value_or(t.threads)};
 }
 
-std::string run_directory(const CommonSettings& common, const std::string& experiment_name) {
+std::string run_directory(const CommonSettings& common, const Experiment& exp, bool one_network) {
   if (common.out_dir) return *common.out_dir;
-  return (std::filesystem::path("runs") / experiment_name).string();
+  const auto dir = std::filesystem::path("runs") / exp.name;
+  return (one_network && exp.networks.size() > 1 ? dir / exp.network.name : dir).string();
 }
 
 nlohmann::json latency_json(const LatencyStats& s) {

@@ -27,8 +27,9 @@ struct ResolvedTarget {
 };
 ResolvedTarget resolve_target(const Experiment& exp, const CommonSettings& common);
 
-// -o/--out, or runs/<experiment name>/.
-std::string run_directory(const CommonSettings& common, const std::string& experiment_name);
+// -o/--out, or runs/<experiment name>/ (runs/<experiment name>/<network>/
+// for work on one network of an experiment that has several).
+std::string run_directory(const CommonSettings& common, const Experiment& exp, bool one_network = false);
 
 nlohmann::json latency_json(const LatencyStats& s);
 // Writes `value` (pretty, trailing newline) atomically, creating the folder.

@@ -1,4 +1,6 @@
-// caliprox eval: QoS and latency of the exact network on one dataset split.
+// caliprox eval: QoS and latency of the network (exact or under --config)
+// on one dataset split; with --application, the application's own check
+// (eval_app.cc).
 #include <chrono>
 #include <filesystem>
 
@@ -13,15 +15,20 @@
 namespace caliprox {
 
 Status run_eval(const EvalSettings& settings) {
+  if (settings.application) return run_eval_application(settings);
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
+  CP_TRY(select_network(exp, settings.common.network, "eval"));
+  if (settings.configs.size() > 1) return invalid_input("eval: one --config (several only with --application)");
+  const std::optional<std::string> config_path =
+      settings.configs.empty() ? std::nullopt : std::optional(settings.configs.front());
   std::optional<KnobConfig> config;
-  if (settings.config_path) {
-    CP_ASSIGN_OR_RETURN(config, load_knob_config(*settings.config_path));
+  if (config_path) {
+    CP_ASSIGN_OR_RETURN(config, load_knob_config(*config_path));
   }
   ResolvedTarget target = resolve_target(exp, settings.common);
   CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
   CP_TRY(evaluator->dataset().split(settings.split).status());
-  if (config) CP_TRY(evaluator->configure(*config).with_context(*settings.config_path));
+  if (config) CP_TRY(evaluator->configure(*config).with_context(*config_path));
   const int64_t batch = exp.dataset.batch;
   const bool progress = progress_enabled() && !settings.common.quiet;
   CP_ASSIGN_OR_RETURN(SplitResult r, evaluator->run_split(settings.split, nullptr, [&](int64_t done, int64_t total) {
@@ -52,7 +59,7 @@ Status run_eval(const EvalSettings& settings) {
       {"fallback_nodes", fallback},
       {"configuration", nlohmann::json(evaluator->configuration())},
   };
-  const std::string dir = run_directory(settings.common, exp.name);
+  const std::string dir = run_directory(settings.common, exp, true);
   const std::string path = (std::filesystem::path(dir) / "eval.json").string();
   CP_TRY(write_json_file(path, result));
 
@@ -63,7 +70,7 @@ Status run_eval(const EvalSettings& settings) {
     fmt::print("experiment {}  split {} ({} samples)  target {} ({} backend, {} threads)\n", exp.name, settings.split,
                total, target.name, target.backend, target.threads);
     if (!evaluator->configuration().empty())
-      fmt::print("  configuration {}: {} approximated node(s)\n", *settings.config_path,
+      fmt::print("  configuration {}: {} approximated node(s)\n", *config_path,
                  evaluator->configuration().size());
     for (const auto& [name, value] : metrics.items()) fmt::print("  {:<16} {:.4f}\n", name, value.get<double>());
     if (lat.count > 0)

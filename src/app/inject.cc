@@ -56,12 +56,13 @@ Result<std::vector<InjectCandidate>> candidates_of(const InjectSettings& s, Eval
 
 Status run_inject(const InjectSettings& s) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(s.experiment_path));
+  CP_TRY(select_network(exp, s.common.network, "inject"));
   const ResolvedTarget target = resolve_target(exp, s.common);
   CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
   CP_TRY(ev->dataset().split(s.split).status());
   CP_ASSIGN_OR_RETURN(std::vector<InjectCandidate> candidates, candidates_of(s, *ev));
 
-  const std::string dir = run_directory(s.common, exp.name);
+  const std::string dir = run_directory(s.common, exp, true);
   CP_TRY(ensure_directory(dir));
   nlohmann::json identity = {{"job", "inject"}, {"experiment", exp.name}, {"model", exp.network.model_path},
                              {"split", s.split}, {"backend", target.backend}};
@@ -105,9 +106,14 @@ Status run_inject(const InjectSettings& s) {
     }
     results.push_back({{"name", c.name}, {"config", nlohmann::json(c.config)}, {"errors", errors}});
   }
+  // The exact network's own errors against the ground truth: where it
+  // sits in the budget space before any approximation.
+  nlohmann::json exact_errors = output_errors(exact, exact, row, labels ? &*labels : nullptr);
+  exact_errors["qos"] = {{"metric", metric_name(exp.qos.metric)}, {"value", base.qos}, {"exact", base.qos}};
   const nlohmann::json doc = {{"format", "caliprox-errors"},       {"version", 1},
-                              {"experiment", exp.name},            {"split", s.split},
-                              {"samples", base.samples},           {"output", ev->io().output},
+                              {"experiment", exp.name},            {"network", exp.network.name},
+                              {"split", s.split},                  {"samples", base.samples},
+                              {"output", ev->io().output},         {"exact", exact_errors},
                               {"candidates", results}};
   CP_TRY(write_json_file(dir + "/errors.json", doc));
   if (s.common.json) {

@@ -77,6 +77,7 @@ Status print_catalogue(const KnobsSettings& settings) {
 Status run_knobs(const KnobsSettings& settings) {
   if (!settings.experiment_path) return print_catalogue(settings);
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(*settings.experiment_path));
+  CP_TRY(select_network(exp, settings.common.network, "knobs"));
   ResolvedTarget target = resolve_target(exp, settings.common);
   CP_ASSIGN_OR_RETURN(auto evaluator, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
   CP_ASSIGN_OR_RETURN(const std::vector<KnobSite>* sites, evaluator->knob_sites());

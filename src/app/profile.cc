@@ -113,6 +113,7 @@ void print_profile(int64_t batch, double base_median_s, const nlohmann::json& do
 
 Status run_profile(const ProfileSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
+  CP_TRY(select_network(exp, settings.common.network, "profile"));
   std::vector<NamedConfig> configs;
   if (settings.configs_path) {
     CP_ASSIGN_OR_RETURN(configs, read_configs(*settings.configs_path));
@@ -149,7 +150,7 @@ Status run_profile(const ProfileSettings& settings) {
   policy.min_rounds = settings.min_rounds;
   policy.min_seconds = settings.min_seconds;
   EnergyMeter energy;
-  const std::string dir = run_directory(settings.common, exp.name);
+  const std::string dir = run_directory(settings.common, exp, true);
   const bool progress = progress_enabled() && !settings.common.quiet;
   std::vector<std::string> written;
   nlohmann::json summaries = nlohmann::json::array();

@@ -17,6 +17,7 @@ struct CommonSettings {
   bool json = false;                    // one JSON summary object on stdout
   bool quiet = false;
   bool verbose = false;                 // also debug details (kernel tuning, batch split)
+  std::optional<std::string> network;   // --network: which of the experiment's networks
 };
 
 struct CheckSettings {
@@ -37,7 +38,10 @@ struct EvalSettings {
   CommonSettings common;
   std::string experiment_path;
   std::string split = "test";
-  std::optional<std::string> config_path;  // --config: knob configuration JSON
+  // --config: knob configuration JSON; with --application, [NAME=]FILE per network.
+  std::vector<std::string> configs;
+  bool application = false;  // --application: the application's check, in network mode
+  uint64_t seed = 1;         // --seed: of the application runs' seeds
 };
 
 struct KnobsSettings {
@@ -72,6 +76,7 @@ struct CalibrateSettings {
   // Without --query: the experiment. With it: NAME=VALUE per axis.
   std::vector<std::string> args;
   std::optional<std::string> query_path;  // --query budgets.json
+  std::vector<std::string> errors_paths;  // --errors errors.json (with --query; repeatable)
   std::optional<int64_t> points;          // overrides calibrate.points
   // Set by run_calibrate for --query: 0 inside, 3 outside, 1 uncertain.
   int query_exit = 0;
@@ -90,8 +95,8 @@ struct ServeSettings {
   CommonSettings common;
   std::string experiment_path;
   std::string socket_path;                   // --socket
-  std::optional<std::string> config_path;    // --config: the approximation to serve
-  std::optional<std::string> error_model;    // --error-model JSON: perturb the outputs instead
+  std::vector<std::string> configs;          // --config [NAME=]FILE: the approximation to serve
+  std::vector<std::string> error_models;     // --error-model [NAME=]JSON: perturb the outputs instead
   uint64_t seed = 1;                         // --seed: the error model's draws
   int64_t max_requests = 0;                  // --max-requests: stop after this many (0: until a signal)
 };
@@ -100,6 +105,7 @@ struct ServeSettings {
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
 Status run_eval(const EvalSettings& settings);
+Status run_eval_application(const EvalSettings& settings);
 Status run_knobs(const KnobsSettings& settings);
 Status run_tune(const TuneSettings& settings);
 Status run_profile(const ProfileSettings& settings);

@@ -128,6 +128,7 @@ Status export_hpvm(const PipelineContext& c, const ParetoDocument& doc, const st
 // The experiment with the command line's overrides, checked.
 Result<Experiment> tune_experiment(const TuneSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
+  CP_TRY(select_network(exp, settings.common.network, "tune"));
   CP_TRY(apply_tune_overrides(exp.tune, {settings.iterations, settings.time_s, settings.strategy, settings.qos_mode,
                                          settings.seed}));
   const TuneSpec& spec = exp.tune;
@@ -143,7 +144,7 @@ Result<Experiment> tune_experiment(const TuneSettings& settings) {
 Status run_tune(const TuneSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, tune_experiment(settings));
   const ResolvedTarget target = resolve_target(exp, settings.common);
-  const std::string dir = run_directory(settings.common, exp.name);
+  const std::string dir = run_directory(settings.common, exp, true);
   TuneReporter reporter(progress_enabled() && !settings.common.quiet);
   const auto t_start = Clock::now();
   CP_ASSIGN_OR_RETURN(auto pipeline,

@@ -30,6 +30,11 @@ void add_common(CLI::App* cmd, CommonSettings& c, bool with_backend = true) {
       ->excludes(quiet);
 }
 
+// Subcommands that work on one network of an experiment that may have several.
+void add_network(CLI::App* cmd, CommonSettings& c) {
+  cmd->add_option("--network", c.network, "Which of the experiment's networks (needed when it has several)");
+}
+
 LogLevel log_level_of(const CommonSettings& c) {
   return c.quiet ? LogLevel::warning : c.verbose ? LogLevel::debug : LogLevel::info;
 }
@@ -77,13 +82,20 @@ int main(int argc, char** argv) {
   auto* eval_cmd = app.add_subcommand("eval", "QoS and latency of the exact network on a dataset split");
   eval_cmd->add_option("experiment", eval.experiment_path, "Experiment YAML file")->required();
   eval_cmd->add_option("--split", eval.split, "Dataset split to evaluate (default: test)");
-  eval_cmd->add_option("--config", eval.config_path, "Knob configuration JSON (node name -> knob); default exact");
+  eval_cmd->add_option("--config", eval.configs,
+                       "Knob configuration JSON (node name -> knob); default exact. With --application: "
+                       "[NAME=]FILE per network, repeatable");
+  eval_cmd->add_flag("--application", eval.application,
+                     "Run the application's own check in network mode (exit 0 valid, 3 invalid, 1 uncertain)");
+  eval_cmd->add_option("--seed", eval.seed, "With --application: seed of the runs' seeds (default 1)");
   add_common(eval_cmd, eval.common);
+  add_network(eval_cmd, eval.common);
 
   KnobsSettings knobs;
   auto* knobs_cmd = app.add_subcommand("knobs", "List the knob catalogue, or the knobs each layer of a network takes");
   knobs_cmd->add_option("experiment", knobs.experiment_path, "Experiment YAML file (omit for the catalogue)");
   add_common(knobs_cmd, knobs.common);
+  add_network(knobs_cmd, knobs.common);
 
   TuneSettings tune;
   auto* tune_cmd = app.add_subcommand("tune", "Search per-layer knob configurations; write the Pareto frontier");
@@ -100,6 +112,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   tune_cmd->add_option("--export-hpvm", tune.export_hpvm, "Also write the frontier in ApproxTuner's confs.txt layout");
   add_common(tune_cmd, tune.common);
+  add_network(tune_cmd, tune.common);
 
   ProfileSettings profile;
   auto* profile_cmd = app.add_subcommand("profile", "Measure per-(layer, knob) and whole-configuration latency");
@@ -114,6 +127,7 @@ int main(int argc, char** argv) {
   profile_cmd->add_option("--min-seconds", profile.min_seconds, "Seconds at least (default 1)")
       ->check(CLI::NonNegativeNumber);
   add_common(profile_cmd, profile.common);
+  add_network(profile_cmd, profile.common);
 
   CalibrateSettings calibrate;
   auto* calibrate_cmd = app.add_subcommand(
@@ -122,9 +136,14 @@ int main(int argc, char** argv) {
                             "The experiment YAML file; with --query, NAME=VALUE for each parameter");
   calibrate_cmd->add_option("--query", calibrate.query_path,
                             "Answer inside / outside / uncertain for a point of this budgets.json (exit 0 / 3 / 1)");
+  calibrate_cmd->add_option("--errors", calibrate.errors_paths,
+                            "With --query: place each candidate of this errors.json (caliprox inject) in the region "
+                            "instead of NAME=VALUE; repeatable, one per network (exit 3 if any is outside, else 1 if "
+                            "any is uncertain, else 0)")
+      ->needs("--query");
   calibrate_cmd->add_option("--points", calibrate.points, "Budget in points (overrides calibrate.points)")
       ->check(CLI::PositiveNumber);
-  add_common(calibrate_cmd, calibrate.common, false);
+  add_common(calibrate_cmd, calibrate.common);
 
   InjectSettings inject;
   auto* inject_cmd = app.add_subcommand(
@@ -136,14 +155,17 @@ int main(int argc, char** argv) {
                        "Measure each knob on each layer alone (the default without --config or --pareto)");
   inject_cmd->add_option("--split", inject.split, "Dataset split (default: calibrate)");
   add_common(inject_cmd, inject.common);
+  add_network(inject_cmd, inject.common);
 
   ServeSettings serve;
   auto* serve_cmd = app.add_subcommand("serve", "Serve the network under test to an application over a Unix socket");
   serve_cmd->add_option("experiment", serve.experiment_path, "Experiment YAML file")->required();
   serve_cmd->add_option("--socket", serve.socket_path, "Unix socket path to listen on")->required();
-  serve_cmd->add_option("--config", serve.config_path, "Serve this knob configuration (default: exact)");
-  serve_cmd->add_option("--error-model", serve.error_model,
-                        "Serve the exact outputs perturbed by this error model (JSON, man caliprox-experiment)");
+  serve_cmd->add_option("--config", serve.configs,
+                        "[NAME=]FILE: serve this knob configuration for network NAME (default: exact); repeatable");
+  serve_cmd->add_option("--error-model", serve.error_models,
+                        "[NAME=]JSON: serve network NAME's exact outputs perturbed by this error model "
+                        "(man caliprox-experiment); repeatable");
   serve_cmd->add_option("--seed", serve.seed, "Seed of the error model's draws (default 1)");
   serve_cmd->add_option("--max-requests", serve.max_requests, "Stop after this many answered requests (0: at a signal)")
       ->check(CLI::NonNegativeNumber);

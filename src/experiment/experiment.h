@@ -16,10 +16,12 @@
 namespace caliprox {
 
 struct NetworkSpec {
+  std::string name = "network";      // a key of `networks:`; "network" for `network:`
   std::string model_path;            // resolved absolute path of the .onnx file
   std::optional<std::string> input;  // graph input name (required when the model has several)
   std::optional<std::string> output; // graph output used by QoS (default: the first)
   std::string layout = "NCHW";
+  std::optional<std::string> labels_path;  // in place of dataset.labels (resolved)
 };
 
 struct TargetSpec {
@@ -57,8 +59,11 @@ struct CalibrateSpec {
   ErrorKind kind = ErrorKind::gaussian;
   ErrorScope per = ErrorScope::element;
   struct Axis {
-    std::string param;  // "bias", "std" or "rate"
+    std::string network;  // the network whose outputs it perturbs
+    std::string param;    // "bias", "std" or "rate"
     double lo = 0, hi = 1;
+    // "bias" with one network, "heading.bias" with several (budgets.json, --query).
+    std::string name;
   };
   std::vector<Axis> axes;
   int64_t points = 60;
@@ -69,8 +74,13 @@ struct CalibrateSpec {
 struct Experiment {
   std::string name;
   std::string source_path;  // the YAML file (absolute)
+  // Every network the application uses (one for `network:`), in name order;
+  // `network` is the one single-network subcommands work on (the first,
+  // until select_network()), and dataset.labels_path its labels.
+  std::vector<NetworkSpec> networks;
   NetworkSpec network;
   DatasetSpec dataset;
+  std::optional<std::string> dataset_labels_path;  // dataset.labels as written
   QosSpec qos;
   std::vector<TargetSpec> targets;  // at least one
   KnobSpaceSpec knobs;
@@ -85,6 +95,13 @@ struct Experiment {
 // and checks that referenced files exist. Errors (Errc::invalid_input) name the
 // file, line:column, the key path, what was expected and what was found.
 Result<Experiment> load_experiment(const std::string& path);
+
+// Makes network `name` the one single-network work uses (and its labels the
+// dataset's). Without a name: the only network, or invalid_input listing
+// them when there are several (`what` names the subcommand).
+Status select_network(Experiment& e, const std::optional<std::string>& name, std::string_view what);
+// The network named `name`, or invalid_input listing the experiment's.
+Result<const NetworkSpec*> find_network(const Experiment& e, std::string_view name, std::string_view where);
 
 // `caliprox tune`'s options that override the tune section, as given on the
 // command line.

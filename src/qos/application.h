@@ -46,6 +46,7 @@ struct AppSpec {
   int retries = 1;                            // extra attempts after a failed run
   int repeats = 1;                            // independent runs per point (seeds differ)
   int jobs = 1;                               // runs in parallel
+  bool serve = false;                         // start a server for inject-mode runs too
   std::map<std::string, std::string> env;     // added to the inherited allow-list
   std::vector<std::string> record;            // metrics recorded but not judged
   AppGoal goal;

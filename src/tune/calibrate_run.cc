@@ -23,9 +23,16 @@ uint64_t run_seed(uint64_t seed, const std::vector<double>& x, int repeat) {
 
 nlohmann::json request_for(const Experiment& exp, const std::vector<double>& x, int repeat) {
   const CalibrateSpec& spec = *exp.calibrate;
-  nlohmann::json network = {{"error_model", error_model_json(error_model_at(spec, x))}, {"config", nullptr}};
-  return {{"experiment", exp.name},      {"mode", "inject"}, {"seed", run_seed(spec.seed, x, repeat)},
-          {"repeat", repeat},             {"serve", nullptr}, {"networks", {{kRequestNetwork, network}}}};
+  const auto models = error_models_at(spec, x);
+  nlohmann::json networks = nlohmann::json::object();
+  for (const NetworkSpec& n : exp.networks) {
+    const auto it = models.find(n.name);
+    networks[n.name] = {{"error_model", it == models.end() ? nlohmann::json() : error_model_json(it->second)},
+                        {"config", nullptr}};
+  }
+  return {{"experiment", exp.name},  {"mode", "inject"}, {"seed", run_seed(spec.seed, x, repeat)},
+          {"repeat", repeat},         {"serve", exp.application->serve ? nlohmann::json(true) : nlohmann::json()},
+          {"networks", networks}};
 }
 
 nlohmann::json run_data(const AppRun& run) {
@@ -40,16 +47,21 @@ nlohmann::json run_data(const AppRun& run) {
 
 }  // namespace
 
-ErrorModel error_model_at(const CalibrateSpec& spec, const std::vector<double>& x) {
-  ErrorModel m;
-  m.kind = spec.kind;
-  m.per = spec.per;
+std::map<std::string, ErrorModel> error_models_at(const CalibrateSpec& spec, const std::vector<double>& x) {
+  std::map<std::string, ErrorModel> models;
   for (size_t k = 0; k < spec.axes.size(); ++k) {
-    if (spec.axes[k].param == "bias") m.bias = {x[k]};
-    if (spec.axes[k].param == "std") m.std = {x[k]};
-    if (spec.axes[k].param == "rate") m.rate = x[k];
+    const auto& axis = spec.axes[k];
+    auto [it, fresh] = models.try_emplace(axis.network);
+    ErrorModel& m = it->second;
+    if (fresh) {
+      m.kind = spec.kind;
+      m.per = spec.per;
+    }
+    if (axis.param == "bias") m.bias = {x[k]};
+    if (axis.param == "std") m.std = {x[k]};
+    if (axis.param == "rate") m.rate = x[k];
   }
-  return m;
+  return models;
 }
 
 nlohmann::json calibration_identity(const Experiment& exp) {
@@ -60,7 +72,7 @@ nlohmann::json calibration_identity(const Experiment& exp) {
     goal.push_back({cond.metric, cond.min ? nlohmann::json(*cond.min) : nullptr,
                     cond.max ? nlohmann::json(*cond.max) : nullptr});
   nlohmann::json axes = nlohmann::json::array();
-  for (const auto& ax : c.axes) axes.push_back({ax.param, ax.lo, ax.hi});
+  for (const auto& ax : c.axes) axes.push_back({ax.name, ax.lo, ax.hi});
   return {{"job", "calibrate"},
           {"experiment", exp.name},
           {"command", a.command},
@@ -72,7 +84,8 @@ nlohmann::json calibration_identity(const Experiment& exp) {
           {"error_model", error_kind_name(c.kind)},
           {"per", c.per == ErrorScope::sample ? "sample" : "element"},
           {"axes", axes},
-          {"seed", c.seed}};
+          {"seed", c.seed},
+          {"serve", a.serve}};
 }
 
 std::string_view calibration_stop_name(CalibrationStop s) {
@@ -86,11 +99,12 @@ std::string_view calibration_stop_name(CalibrationStop s) {
 }
 
 Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& records, const std::string& work_dir,
-                                          const std::function<void(const CalibrationProgress&)>& progress) {
+                                          const std::function<void(const CalibrationProgress&)>& progress,
+                                          ServedApplication* served) {
   const CalibrateSpec& spec = *exp.calibrate;
   const AppSpec& app = *exp.application;
   std::vector<CalibrationAxis> axes;
-  for (const auto& a : spec.axes) axes.push_back({a.param, a.lo, a.hi});
+  for (const auto& a : spec.axes) axes.push_back({a.name, a.lo, a.hi});
   CP_ASSIGN_OR_RETURN(CalibrationRegion region, CalibrationRegion::create(std::move(axes), 4096, spec.seed));
   CalibrationResult r{std::move(region), {}, {}, 0, 0, CalibrationStop::budget};
   AdaptiveCalibration search(r.region);
@@ -132,7 +146,15 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
         }
       }
       const auto t = Clock::now();
-      CP_ASSIGN_OR_RETURN(AppRun run, run_application(app, request, work_dir, fmt::format("{}-{}", point, repeat)));
+      const std::string tag = fmt::format("{}-{}", point, repeat);
+      AppRun run;
+      if (served) {
+        std::map<std::string, ServedState> states;
+        for (auto& [name, model] : error_models_at(spec, *x)) states[name].error_model = model;
+        CP_ASSIGN_OR_RETURN(run, served->run(app, request, states, request["seed"].get<uint64_t>(), work_dir, tag));
+      } else {
+        CP_ASSIGN_OR_RETURN(run, run_application(app, request, work_dir, tag));
+      }
       std::lock_guard lock(mu);
       EvalRecord rec;
       rec.phase = "calibrate";
@@ -169,10 +191,19 @@ nlohmann::json budgets_json(const Experiment& exp, const CalibrationResult& r) {
   };
   nlohmann::json jaxes = nlohmann::json::array(), points = nlohmann::json::array(), boxes = nlohmann::json::array();
   std::vector<double> lo;
-  for (const auto& a : axes) {
-    jaxes.push_back({{"name", a.name}, {"lo", a.lo}, {"hi", a.hi}, {"direction", "larger is more severe"}});
+  for (size_t k = 0; k < axes.size(); ++k) {
+    const auto& a = axes[k];
+    const auto& spec_axis = exp.calibrate->axes[k];
+    jaxes.push_back({{"name", a.name},
+                     {"network", spec_axis.network},
+                     {"param", spec_axis.param},
+                     {"lo", a.lo},
+                     {"hi", a.hi},
+                     {"direction", "larger is more severe"}});
     lo.push_back(a.lo);
   }
+  std::vector<std::string> network_names;
+  for (const NetworkSpec& n : exp.networks) network_names.push_back(n.name);
   const auto& pts = r.region.points();
   for (size_t i = 0; i < pts.size(); ++i) {
     points.push_back({{"values", named(pts[i].x)},
@@ -193,7 +224,7 @@ nlohmann::json budgets_json(const Experiment& exp, const CalibrationResult& r) {
   return {{"format", "caliprox-budgets"},
           {"version", 1},
           {"experiment", exp.name},
-          {"network", kRequestNetwork},
+          {"networks", network_names},
           {"error_model", {{"kind", error_kind_name(exp.calibrate->kind)},
                            {"per", exp.calibrate->per == ErrorScope::sample ? "sample" : "element"}}},
           {"assumption", "monotone: a point dominated by a valid point is valid; one dominating an invalid point is "

@@ -5,23 +5,22 @@
 // to records.jsonl and replayed from it on a re-run. No printing: progress
 // goes to a callback.
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "eval/served_app.h"
 #include "experiment/experiment.h"
 #include "tune/calibrate_search.h"
 #include "tune/records.h"
 
 namespace caliprox {
 
-// The name the network has in requests ("networks": {"network": ...}) while
-// experiments hold one network.
-inline constexpr const char* kRequestNetwork = "network";
-
-// The error model at point x (parameters off the axes are 0).
-ErrorModel error_model_at(const CalibrateSpec& spec, const std::vector<double>& x);
+// The error model of each network that has an axis, at point x (its
+// parameters off the axes are 0). Networks without axes are exact.
+std::map<std::string, ErrorModel> error_models_at(const CalibrateSpec& spec, const std::vector<double>& x);
 
 // What identifies a calibration job in its records: the application, the
 // error model, the box and the seed (not the budget: a larger budget
@@ -46,11 +45,13 @@ struct CalibrationResult {
 };
 
 // Runs the search to its budget. `work_dir` receives the request files;
-// `records` is open with calibration_identity's fingerprint. Errors: the
-// application cannot be started, a record does not match the run it stands
-// for, or writing fails.
+// `records` is open with calibration_identity's fingerprint; `served`, when
+// given (application.serve), serves each run the exact outputs perturbed
+// by the point's error models. Errors: the application cannot be started, a
+// record does not match the run it stands for, or writing fails.
 Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& records, const std::string& work_dir,
-                                          const std::function<void(const CalibrationProgress&)>& progress);
+                                          const std::function<void(const CalibrationProgress&)>& progress,
+                                          ServedApplication* served = nullptr);
 
 // budgets.json: axes, every point, the region (the maximal valid points'
 // boxes), its volume fraction, the uncertain volume and the runs spent.

@@ -1,0 +1,163 @@
+// caliprox eval --application: the application's own check of knob
+// configurations, in network mode. Each run gets a server
+// (eval/served_app.h) with every network exact or under its --config, and
+// a request naming the configurations; the repeats combine into valid /
+// invalid / uncertain (exit 0 / 3 / 1) as calibrate judges a point. Runs go
+// to app-records.jsonl and are replayed on a re-run; application.json
+// keeps the runs and the verdict.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "app/common.h"
+#include "eval/interrupt.h"
+#include "eval/served_app.h"
+#include "tune/records.h"
+#include "tune/worker_pool.h"
+#include "util/atomic_file.h"
+#include "util/log.h"
+
+namespace caliprox {
+
+namespace {
+
+// --config [NAME=]FILE: NAME a network of the experiment; without it, the
+// --network one or the only one.
+Result<std::map<std::string, ServedState>> configs_of(const Experiment& exp, const EvalSettings& s) {
+  std::map<std::string, ServedState> states;
+  for (const std::string& arg : s.configs) {
+    const auto eq = arg.find('=');
+    std::string name, path = arg;
+    if (eq != std::string::npos && find_network(exp, arg.substr(0, eq), "--config").ok()) {
+      name = arg.substr(0, eq);
+      path = arg.substr(eq + 1);
+    } else if (s.common.network) {
+      name = *s.common.network;
+    } else if (exp.networks.size() == 1) {
+      name = exp.networks.front().name;
+    } else {
+      return invalid_input("--config {}: the experiment has several networks; write NAME=FILE or give --network", arg);
+    }
+    CP_TRY(find_network(exp, name, "--config").status());
+    if (states.count(name)) return invalid_input("--config {}: network '{}' has a configuration already", arg, name);
+    CP_ASSIGN_OR_RETURN(KnobConfig config, load_knob_config(path));
+    states[name].config = std::move(config);
+  }
+  return states;
+}
+
+nlohmann::json request_for(const Experiment& exp, const std::map<std::string, ServedState>& states, uint64_t seed,
+                           int repeat) {
+  nlohmann::json networks = nlohmann::json::object();
+  for (const NetworkSpec& n : exp.networks) {
+    const auto it = states.find(n.name);
+    networks[n.name] = {{"error_model", nullptr},
+                        {"config", it == states.end() ? nlohmann::json() : nlohmann::json(*it->second.config)}};
+  }
+  const std::string key = nlohmann::json{seed, networks, repeat}.dump();
+  return {{"experiment", exp.name}, {"mode", "network"},
+          {"seed", std::stoull(fingerprint_of(key), nullptr, 16) >> 1},  // < 2^63: exact in JSON readers
+          {"repeat", repeat},       {"serve", true},
+          {"networks", networks}};
+}
+
+void print_runs(const nlohmann::json& runs, Verdict verdict, int passes, const std::string& path) {
+  for (const auto& r : runs) {
+    std::vector<std::string> m;
+    for (const auto& [k, v] : r["metrics"].items()) m.push_back(fmt::format("{}={:.4g}", k, v.get<double>()));
+    fmt::print("  repeat {}: {}  {}{}\n", r["repeat"].get<int>(), r["passed"].get<bool>() ? "pass" : "FAIL",
+               fmt::join(m, " "), r["failure"].get<std::string>().empty() ? "" : "  (" + r["failure"].get<std::string>() + ")");
+  }
+  fmt::print("  verdict: {} ({}/{} runs passed)\n  written: {}\n", verdict_name(verdict), passes, runs.size(), path);
+}
+
+}  // namespace
+
+Status run_eval_application(const EvalSettings& s) {
+  CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(s.experiment_path));
+  if (!exp.application)
+    return invalid_input("{}: --application needs an application section (the application's own check)",
+                         exp.source_path);
+  CP_ASSIGN_OR_RETURN(auto states, configs_of(exp, s));
+  const AppSpec& app = *exp.application;
+  const ResolvedTarget target = resolve_target(exp, s.common);
+  const std::string dir = run_directory(s.common, exp);
+  CP_TRY(ensure_directory(dir));
+  nlohmann::json identity = {{"job", "eval-application"}, {"experiment", exp.name}, {"command", app.command},
+                             {"env", app.env},            {"seed", s.seed},        {"repeats", app.repeats},
+                             {"backend", target.backend}};
+  for (const auto& [name, st] : states) identity["configs"][name] = nlohmann::json(*st.config);
+  CP_ASSIGN_OR_RETURN(RecordStore records, RecordStore::open(dir + "/app-records.jsonl",
+                                                             fingerprint_of(identity.dump()), identity.dump()));
+  for (const auto& w : records.warnings()) log_warn("{}", w);
+  log_info("eval --application: {} run(s) of {} in network mode ({} job(s))", app.repeats, app.command[0], app.jobs);
+
+  ServedApplication served(exp, target.backend, target.threads);
+  std::mutex mu;
+  std::vector<nlohmann::json> runs(static_cast<size_t>(app.repeats));
+  auto one = [&](size_t rep, int /*worker*/) -> Status {
+    const int repeat = static_cast<int>(rep);
+    const nlohmann::json request = request_for(exp, states, s.seed, repeat);
+    {
+      std::lock_guard lock(mu);
+      if (const EvalRecord* rec = records.find("application", repeat)) {
+        runs[rep] = rec->data;
+        return {};
+      }
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    CP_ASSIGN_OR_RETURN(AppRun run, served.run(app, request, states, request["seed"].get<uint64_t>(), dir + "/requests",
+                                               fmt::format("eval-{}", repeat)));
+    nlohmann::json metrics = nlohmann::json::object();
+    for (const auto& [k, v] : run.reply.metrics) metrics[k] = v;
+    nlohmann::json data = {{"repeat", repeat},        {"request", run.request}, {"ok", run.ok},
+                           {"passed", run.passed},    {"metrics", metrics},     {"failure", run.failure},
+                           {"attempts", run.attempts}};
+    data["exit_status"] = run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json();
+    if (!run.ok) data["stderr_tail"] = run.stderr_tail;
+    std::lock_guard lock(mu);
+    EvalRecord rec;
+    rec.phase = "application";
+    rec.iteration = repeat;
+    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rec.data = data;
+    CP_TRY(records.append(rec));
+    runs[rep] = std::move(data);
+    return {};
+  };
+  LocalWorkerPool pool(app.jobs);
+  CP_TRY(pool.run(runs.size(), one, interrupt_requested));
+  if (std::any_of(runs.begin(), runs.end(), [](const nlohmann::json& r) { return r.is_null(); }))
+    return interrupted_status("eval --application", records.path(), records.records().size());
+  const int passes = static_cast<int>(
+      std::count_if(runs.begin(), runs.end(), [](const nlohmann::json& r) { return r.value("passed", false); }));
+  const Verdict verdict = combine_repeats(app.goal, passes, app.repeats);
+  nlohmann::json configs = nlohmann::json::object();
+  for (const auto& [name, st] : states) configs[name] = nlohmann::json(*st.config);
+  const nlohmann::json doc = {{"format", "caliprox-application-eval"},
+                              {"version", 1},
+                              {"experiment", exp.name},
+                              {"mode", "network"},
+                              {"configs", configs},
+                              {"runs", runs},
+                              {"passes", passes},
+                              {"verdict", verdict_name(verdict)},
+                              {"requests_served", served.served()}};
+  const std::string path = dir + "/application.json";
+  CP_TRY(write_json_file(path, doc));
+  if (s.common.json) fmt::print("{}\n", nlohmann::json{{"application", path}, {"verdict", verdict_name(verdict)},
+                                                       {"passes", passes}, {"runs", app.repeats}}.dump());
+  else print_runs(doc["runs"], verdict, passes, path);
+  if (verdict == Verdict::invalid)
+    return Status(Errc::goal_not_met, fmt::format("the application's goal is not met ({}/{} runs passed)", passes,
+                                                  app.repeats));
+  if (verdict == Verdict::uncertain)
+    return runtime_error("uncertain: {}/{} runs passed; more repeats would decide", passes, app.repeats);
+  return {};
+}
+
+}  // namespace caliprox
