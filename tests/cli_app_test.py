@@ -273,5 +273,138 @@ int main(int, char** argv) {
         assert max(abs(a - b) for a, b in zip(y_py, expected)) < 1e-5
         assert max(abs(a - b) for a, b in zip(y_cpp, expected)) < 1e-5
 
+SERVED_APP = os.path.join(ROOT, "tests", "data", "apps", "served.py")
+
+
+def two_networks(tmp, goal="{metric: diff, max: 0.0001}", repeats=2):
+    """The LeNet experiment with two copies of the network (a, b) and an application that asks serve."""
+    with open(experiment(tmp)) as f:
+        text = f.read()
+    model = LENET
+    net = text[text.index("network:"):text.index("dataset:")]
+    text = text.replace(net, f"networks:\n  a: {{model: {model}}}\n  b: {{model: {model}}}\n")
+    text += f"application:\n  command: [{SERVED_APP}]\n  repeats: {repeats}\n  jobs: 2\n  goal: [{goal}]\n"
+    text += "  record: [a_mean, b_mean]\n"
+    return write(os.path.join(tmp, "two.yaml"), text)
+
+
+@test
+def several_networks_check_serve_and_single_network_commands():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = two_networks(tmp)
+        p = run("check", exp, "--json")
+        assert p.returncode == 0, p.stderr
+        assert [n["name"] for n in json.loads(p.stdout)["networks"]] == ["a", "b"], p.stdout
+        expect_error(run("knobs", exp), 2, "names several networks (a, b); choose one with --network NAME")
+        expect_error(run("knobs", exp, "--network", "c"), 2, "no network 'c'")
+        assert run("knobs", exp, "--network", "b").returncode == 0
+        cfg = write(os.path.join(tmp, "perf.json"), json.dumps({"knobs": {"/conv1/Conv": "perf-col-2-0"}}))
+        expect_error(run("serve", exp, "--socket", os.path.join(tmp, "s"), "--config", cfg), 2,
+                     "several networks (a, b); write NAME=")
+        sock = os.path.join(tmp, "two.sock")
+        server = subprocess.Popen([CALIPROX, "serve", exp, "--socket", sock, "-q", "--config", "b=" + cfg],
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(200):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            reply, _ = serve_request(sock, [1, 1, 28, 28])
+            assert "which network? give \"network\": one of a, b" in reply.get("error", ""), reply
+            image = struct.pack("<784f", *[((i * 7919) % 255) / 255.0 for i in range(784)])
+            header = lambda n: {"network": n, "inputs": [{"dtype": "float32", "shape": [1, 1, 28, 28]}]}
+            _, ya = serve_request(sock, [1, 1, 28, 28], image, header=header("a"))
+            _, yb = serve_request(sock, [1, 1, 28, 28], image, header=header("b"))
+            assert max(abs(x - y) for x, y in zip(ya, yb)) > 1e-3, (ya, yb)  # b is perforated
+            reply, _ = serve_request(sock, [1, 1, 28, 28], image, header=header("c"))
+            assert "no network 'c'" in reply.get("error", ""), reply
+        finally:
+            server.terminate()
+            assert server.wait(timeout=20) == 0, server.stderr.read()
+
+
+@test
+def eval_application_runs_network_mode_with_a_server_and_replays():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        exp, out = two_networks(tmp), os.path.join(tmp, "out")
+        # Both exact: the outputs agree, the goal holds (exit 0).
+        p = run("eval", exp, "--application", "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["verdict"] == "valid", p.stdout
+        with open(os.path.join(out, "application.json")) as f:
+            doc = json.load(f)
+        assert doc["mode"] == "network" and doc["passes"] == 2 and doc["requests_served"] == 4, doc
+        run0 = doc["runs"][0]
+        assert run0["request"]["serve"] is True and run0["request"]["mode"] == "network", run0
+        assert run0["request"]["networks"] == {"a": {"config": None, "error_model": None},
+                                               "b": {"config": None, "error_model": None}}, run0
+        again = run("eval", exp, "--application", "-o", out, "--json")  # replayed from records, same answer
+        with open(os.path.join(out, "application.json")) as f:
+            assert json.load(f)["runs"] == doc["runs"]
+        assert again.returncode == 0
+        # b perforated: the outputs differ, the goal fails (exit 3), and the request carries the configuration.
+        cfg = write(os.path.join(tmp, "perf.json"), json.dumps({"knobs": {"/conv1/Conv": "perf-col-2-0"}}))
+        out2 = os.path.join(tmp, "out2")
+        p = run("eval", exp, "--application", "--config", "b=" + cfg, "-o", out2)
+        assert p.returncode == 3, (p.returncode, p.stderr)
+        assert "repeat 0: FAIL" in p.stdout and "verdict: invalid (0/2 runs passed)" in p.stdout, p.stdout
+        with open(os.path.join(out2, "application.json")) as f:
+            doc = json.load(f)
+        assert doc["runs"][0]["request"]["networks"]["b"]["config"] == {"/conv1/Conv": "perf-col-2-0"}
+        expect_error(run("eval", exp, "--application", "--config", cfg, "-o", out2), 2, "write NAME=FILE")
+        expect_error(run("eval", experiment(tmp), "--application"), 2, "needs an application section")
+
+
+@test
+def calibrate_serves_error_models_and_places_inject_candidates():
+    if not os.path.exists(LENET):
+        raise SkipTest("LeNet not trained")
+    with tempfile.TemporaryDirectory() as tmp:
+        # The exact network's mean output on the app's image, from a network-mode run.
+        with open(experiment(tmp)) as f:
+            base = f.read() + f"application:\n  command: [{SERVED_APP}]\n  goal: [{{metric: diff, max: 1}}]\n"
+        base += "  record: [network_mean]\n"
+        p = run("eval", write(os.path.join(tmp, "one.yaml"), base), "--application", "-o", os.path.join(tmp, "e"),
+                "--json")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(tmp, "e", "application.json")) as f:
+            exact_mean = json.load(f)["runs"][0]["metrics"]["network_mean"]
+        # Valid while the served mean stays within exact + 1: a bias of at most 1 on every logit.
+        text = base.replace("goal: [{metric: diff, max: 1}]", f"goal: [{{metric: network_mean, max: {exact_mean + 1}}}]")
+        text = text.replace("  record: [network_mean]\n", "  record: [diff]\n  serve: true\n")
+        text += "calibrate:\n  axes: [{param: bias, lo: 0, hi: 2.5}]\n  points: 12\n"
+        exp, out = write(os.path.join(tmp, "cal.yaml"), text), os.path.join(tmp, "cal")
+        p = run("calibrate", exp, "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(out, "budgets.json")) as f:
+            budgets = json.load(f)
+        assert budgets["networks"] == ["network"] and budgets["axes"][0]["network"] == "network"
+        for pt in budgets["points"]:
+            b = pt["values"]["bias"]
+            assert pt["verdict"] == ("valid" if b <= 1 + 1e-6 else "invalid"), pt
+        assert 0.35 < budgets["region"]["volume_fraction"] <= 0.42, budgets["region"]
+        with open(os.path.join(out, "records.jsonl")) as f:
+            rec = json.loads(f.readlines()[-1])
+        assert rec["data"]["request"]["serve"] is True, rec
+        # inject's candidates placed in the region: exact at |bias| 0 is inside.
+        cfg = write(os.path.join(tmp, "perf.json"), json.dumps({"knobs": {"/conv1/Conv": "perf-col-2-0"}}))
+        inj = os.path.join(tmp, "inj")
+        assert run("inject", exp, "--config", cfg, "-o", inj).returncode == 0
+        p = run("calibrate", "--query", os.path.join(out, "budgets.json"), "--errors",
+                os.path.join(inj, "errors.json"), "--json")
+        answers = json.loads(p.stdout)["answers"]
+        assert [a["candidate"] for a in answers] == ["exact", "perf.json"], answers
+        assert answers[0]["answer"] == "inside" and answers[0]["values"] == {"bias": 0.0}, answers
+        with open(os.path.join(inj, "errors.json")) as f:
+            measured = abs(json.load(f)["candidates"][0]["errors"]["vs_exact"]["bias"])
+        assert abs(answers[1]["values"]["bias"] - measured) < 1e-12
+        assert p.returncode == {"inside": 0, "outside": 3, "uncertain": 1}[answers[1]["answer"]], p
+        expect_error(run("calibrate", "--query", os.path.join(out, "budgets.json"), "--errors", cfg), 2,
+                     "not an errors.json")
+
 
 finish()

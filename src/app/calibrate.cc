@@ -24,8 +24,8 @@ Result<nlohmann::json> read_json(const std::string& path, const char* option, co
   if (!f) return invalid_input("{} {}: cannot read it", option, path);
   nlohmann::json doc = nlohmann::json::parse(f, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || doc.value("format", "") != format)
-    return invalid_input("{} {}: not a {} written by {}", option, path, format == std::string("caliprox-budgets")
-                                                                            ? "budgets.json" : "errors.json", writer);
+    return invalid_input("{} {}: not {} written by {}", option, path,
+                         format == std::string("caliprox-budgets") ? "a budgets.json" : "an errors.json", writer);
   return doc;
 }
 
@@ -69,7 +69,8 @@ Status run_errors_query(CalibrateSettings& s, const nlohmann::json& budgets) {
   std::map<std::string, nlohmann::json> by_network;
   for (const std::string& path : s.errors_paths) {
     CP_ASSIGN_OR_RETURN(nlohmann::json doc, read_json(path, "--errors", "caliprox-errors", "caliprox inject"));
-    by_network[doc.value("network", "network")] = std::move(doc);
+    const std::string network = doc.value("network", "network");
+    by_network[network] = std::move(doc);
   }
   CP_ASSIGN_OR_RETURN(CalibrationRegion region, region_of(budgets));
   const auto& axes = budgets.at("axes");
