@@ -407,4 +407,54 @@ def calibrate_serves_error_models_and_places_inject_candidates():
                      "not an errors.json")
 
 
+@test
+def rowfollow_example_end_to_end():
+    """The bundled row-following example, shrunk: 240 rendered frames, one episode per run."""
+    example = os.path.join(ROOT, "examples", "rowfollow")
+    if subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=True).returncode != 0:
+        raise SkipTest("Debian's python3-numpy is not installed (scripts/install-deps.sh installs it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data")
+        gen = subprocess.run(["/usr/bin/python3", os.path.join(example, "make_dataset.py"), "--out", data, "--n", "240",
+                              "--seed", "5"], capture_output=True, text=True)
+        assert gen.returncode == 0, gen.stderr
+        with open(os.path.join(example, "rowfollow.yaml")) as f:
+            text = f.read()
+        for old, new in [("models/", os.path.join(example, "models") + "/"), ("data/", data + "/"),
+                         ("[/usr/bin/python3, sim.py]", f"[/usr/bin/python3, {os.path.join(example, 'sim.py')}]"),
+                         ("{calibrate: [0, 500], tune: [500, 1500], test: [1500, 2000]}",
+                          "{calibrate: [0, 80], tune: [80, 160], test: [160, 240]}"),
+                         ('ROWFOLLOW_EPISODES: "4"', 'ROWFOLLOW_EPISODES: "1"'), ("points: 400", "points: 16")]:
+            assert old in text, old
+            text = text.replace(old, new)
+        exp = write(os.path.join(tmp, "rowfollow.yaml"), text)
+        p = run("check", exp, "--json")
+        assert p.returncode == 0, p.stderr
+        assert [n["name"] for n in json.loads(p.stdout)["networks"]] == ["distance", "heading"]
+        # Calibrate in inject mode: the exact corner is valid, the most severe one is not.
+        out = os.path.join(tmp, "run")
+        p = run("calibrate", exp, "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(out, "budgets.json")) as f:
+            budgets = json.load(f)
+        assert [a["name"] for a in budgets["axes"]] == ["heading.bias", "heading.std", "distance.bias", "distance.std"]
+        assert 0 < budgets["region"]["volume_fraction"] < 1, budgets["region"]
+        verdicts = {tuple(pt["values"].values()): pt["verdict"] for pt in budgets["points"]}
+        assert "valid" in verdicts.values() and "invalid" in verdicts.values(), verdicts
+        # inject places the exact heading network inside; the exact networks pass a network-mode run.
+        p = run("inject", exp, "--network", "heading", "--config", write(os.path.join(tmp, "none.json"), '{"knobs": {}}'),
+                "-o", os.path.join(tmp, "inj"))
+        assert p.returncode == 0, p.stderr
+        q = run("calibrate", "--query", os.path.join(out, "budgets.json"), "--errors",
+                os.path.join(tmp, "inj", "errors.json"), "--json")
+        answers = json.loads(q.stdout)["answers"]
+        assert answers[0]["candidate"] == "exact" and answers[0]["answer"] == "inside", answers
+        assert 0.005 < answers[0]["values"]["heading.std"] < 0.1, answers  # the network's own error, measured
+        p = run("eval", exp, "--application", "--repeats", "1", "-o", os.path.join(tmp, "net"), "--json", timeout=600)
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(tmp, "net", "application.json")) as f:
+            doc = json.load(f)
+        assert doc["runs"][0]["metrics"]["collisions"] == 0 and doc["requests_served"] > 100, doc
+
+
 finish()

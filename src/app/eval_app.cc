@@ -58,7 +58,9 @@ nlohmann::json request_for(const Experiment& exp, const std::map<std::string, Se
     networks[n.name] = {{"error_model", nullptr},
                         {"config", it == states.end() ? nlohmann::json() : nlohmann::json(*it->second.config)}};
   }
-  const std::string key = nlohmann::json{seed, networks, repeat}.dump();
+  // The same seeds for every configuration (common random numbers: each
+  // faces the same fields), different ones per repeat.
+  const std::string key = nlohmann::json{seed, repeat}.dump();
   return {{"experiment", exp.name}, {"mode", "network"},
           {"seed", std::stoull(fingerprint_of(key), nullptr, 16) >> 1},  // < 2^63: exact in JSON readers
           {"repeat", repeat},       {"serve", true},
@@ -83,6 +85,7 @@ Status run_eval_application(const EvalSettings& s) {
     return invalid_input("{}: --application needs an application section (the application's own check)",
                          exp.source_path);
   CP_ASSIGN_OR_RETURN(auto states, configs_of(exp, s));
+  if (s.repeats) exp.application->repeats = *s.repeats;
   const AppSpec& app = *exp.application;
   const ResolvedTarget target = resolve_target(exp, s.common);
   const std::string dir = run_directory(s.common, exp);

@@ -42,6 +42,7 @@ struct EvalSettings {
   std::vector<std::string> configs;
   bool application = false;  // --application: the application's check, in network mode
   uint64_t seed = 1;         // --seed: of the application runs' seeds
+  std::optional<int> repeats;  // --repeats: overrides application.repeats
 };
 
 struct KnobsSettings {

@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
   eval_cmd->add_flag("--application", eval.application,
                      "Run the application's own check in network mode (exit 0 valid, 3 invalid, 1 uncertain)");
   eval_cmd->add_option("--seed", eval.seed, "With --application: seed of the runs' seeds (default 1)");
+  eval_cmd->add_option("--repeats", eval.repeats, "With --application: runs (overrides application.repeats)")
+      ->check(CLI::PositiveNumber);
   add_common(eval_cmd, eval.common);
   add_network(eval_cmd, eval.common);
 
