@@ -7,7 +7,7 @@ CALIPROX = $(BUILD)/src/cli/caliprox
 # CI builds with warnings as errors (DESIGN style rule 11).
 MESON_FLAGS ?= $(if $(CI),-Dwerror=true,)
 
-.PHONY: all deps build demo test test-aarch64 bench clean
+.PHONY: all deps build demo test test-aarch64 bench rowfollow clean
 
 all: build
 
@@ -31,6 +31,24 @@ test: build
 # build-aarch64 and runs the unit and conformance tests under qemu-aarch64.
 test-aarch64:
 	MESON_FLAGS="$(MESON_FLAGS)" bash scripts/test-aarch64.sh build-aarch64
+
+# The row-following example end to end (README "Example: a robot that follows crop rows").
+# --query and eval --application exit 3 / 1 for outside / uncertain and invalid / uncertain:
+# answers, not failures, so make goes on ('-').
+RF = examples/rowfollow
+RF_RUN = runs/rowfollow
+rowfollow: build
+	test -f $(RF)/data/frames.npy || /usr/bin/python3 $(RF)/make_dataset.py --out $(RF)/data --n 2000 --seed 3
+	$(CALIPROX) check $(RF)/rowfollow.yaml
+	$(CALIPROX) calibrate $(RF)/rowfollow.yaml
+	$(CALIPROX) tune $(RF)/rowfollow.yaml --network heading
+	$(CALIPROX) inject $(RF)/rowfollow.yaml --network heading --pareto $(RF_RUN)/heading/pareto.json
+	$(CALIPROX) inject $(RF)/rowfollow.yaml --network distance
+	-$(CALIPROX) calibrate --query $(RF_RUN)/budgets.json \
+	    --errors $(RF_RUN)/heading/errors.json --errors $(RF_RUN)/distance/errors.json
+	/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["configurations"][-1]; \
+	    json.dump({"knobs": c["knobs"]}, open(sys.argv[2], "w"))' $(RF_RUN)/heading/pareto.json $(RF_RUN)/heading/top.json
+	-$(CALIPROX) eval $(RF)/rowfollow.yaml --application --config heading=$(RF_RUN)/heading/top.json
 
 bench: build
 	bash scripts/install-deps.sh --bench

@@ -39,8 +39,13 @@ class ServeClient {
   // One batch in (shape [N, ...], float32), the network's output out.
   // first_sample: the batch's first sample in the application's stream (the
   // server's error model draws by it).
-  std::vector<float> infer(const std::vector<int64_t>& shape, const std::vector<float>& x, int64_t first_sample = 0) {
-    std::string header = "{\"inputs\": [{\"dtype\": \"float32\", \"shape\": [";
+  // `network`: which of the experiment's networks (its `networks:` key);
+  // empty for the only one. Names are [a-z][a-z0-9_-]*: no JSON escaping.
+  std::vector<float> infer(const std::vector<int64_t>& shape, const std::vector<float>& x, int64_t first_sample = 0,
+                           const std::string& network = "") {
+    std::string header = "{";
+    if (!network.empty()) header += "\"network\": \"" + network + "\", ";
+    header += "\"inputs\": [{\"dtype\": \"float32\", \"shape\": [";
     for (size_t i = 0; i < shape.size(); ++i) header += (i ? ", " : "") + std::to_string(shape[i]);
     header += "]}], \"first_sample\": " + std::to_string(first_sample) + "}";
     send_frame(header, x.data(), x.size() * sizeof(float));

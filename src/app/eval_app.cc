@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -88,7 +89,16 @@ Status run_eval_application(const EvalSettings& s) {
   if (s.repeats) exp.application->repeats = *s.repeats;
   const AppSpec& app = *exp.application;
   const ResolvedTarget target = resolve_target(exp, s.common);
-  const std::string dir = run_directory(s.common, exp);
+  // One folder per set of configurations, so checks of several candidates
+  // keep their own records: runs/<name>/application/<label>/.
+  std::string label;
+  for (const std::string& arg : s.configs) {
+    const auto eq = arg.find('=');
+    const std::string stem = std::filesystem::path(eq == std::string::npos ? arg : arg.substr(eq + 1)).stem().string();
+    label += (label.empty() ? "" : "+") + (eq == std::string::npos ? stem : arg.substr(0, eq) + "-" + stem);
+  }
+  const std::string dir = s.common.out_dir ? *s.common.out_dir
+                                           : run_directory(s.common, exp) + "/application/" + (label.empty() ? "exact" : label);
   CP_TRY(ensure_directory(dir));
   nlohmann::json identity = {{"job", "eval-application"}, {"experiment", exp.name}, {"command", app.command},
                              {"env", app.env},            {"seed", s.seed},        {"repeats", app.repeats},
