@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
               "from %d samples per run; medians over %d seeds\n",
               samples, seeds);
   for (int budget : {30, 60, 100}) {
-    std::vector<Score> adaptive, bisect3, bisect4, bisect5;
+    std::vector<Score> adaptive, batched, bisect3, bisect4, bisect5;
     for (int seed = 1; seed <= seeds; ++seed) {
       auto run = [&](auto search, std::vector<Score>& out) {
         auto region = CalibrationRegion::create(axes(2), 4096, static_cast<uint64_t>(seed));
@@ -125,25 +125,30 @@ int main(int argc, char** argv) {
         out.push_back(score(*region, runs, static_cast<uint64_t>(seed)));
       };
       run([&](CalibrationRegion& r, App& app) { return run_adaptive(r, std::ref(app), budget); }, adaptive);
+      run([&](CalibrationRegion& r, App& app) { return run_adaptive(r, std::ref(app), budget, 4); }, batched);
       for (auto [steps, out] : {std::pair{3, &bisect3}, std::pair{4, &bisect4}, std::pair{5, &bisect5}})
         run([&](CalibrationRegion& r, App& app) { return *run_bisection(r, std::ref(app), budget, steps); }, *out);
     }
     std::printf("2-D, budget %d\n", budget);
     report("  adaptive", budget, adaptive);
+    report("  adaptive, rounds of 4", budget, batched);
     report("  bisection (3 per diagonal)", budget, bisect3);
     report("  bisection (4 per diagonal)", budget, bisect4);
     report("  bisection (5 per diagonal)", budget, bisect5);
   }
   for (int budget : {100, 200, 400}) {
-    std::vector<Score> adaptive;
+    std::vector<Score> adaptive, batched;
     for (int seed = 1; seed <= seeds; ++seed) {
-      auto region = CalibrationRegion::create(axes(4), 4096, static_cast<uint64_t>(seed));
-      App app{samples, 0, static_cast<uint64_t>(seed)};
-      const int runs = run_adaptive(*region, std::ref(app), budget);
-      adaptive.push_back(score(*region, runs, static_cast<uint64_t>(seed)));
+      for (auto [batch, out] : {std::pair{1, &adaptive}, std::pair{4, &batched}}) {
+        auto region = CalibrationRegion::create(axes(4), 4096, static_cast<uint64_t>(seed));
+        App app{samples, 0, static_cast<uint64_t>(seed)};
+        const int runs = run_adaptive(*region, std::ref(app), budget, batch);
+        out->push_back(score(*region, runs, static_cast<uint64_t>(seed)));
+      }
     }
     std::printf("4-D, budget %d\n", budget);
     report("  adaptive", budget, adaptive);
+    report("  adaptive, rounds of 4", budget, batched);
   }
   return 0;
 }

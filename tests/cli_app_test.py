@@ -37,15 +37,16 @@ def check_application_section():
         expect_error(run("check", exp), 2, "application.command[0]", "is not executable")
 
 
-def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml"):
+def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml", jobs=1, batch=1, trace=""):
     app = os.path.join(ROOT, "tests", "data", "apps", "closed_form.py")
     exp = experiment(tmp)
     with open(exp) as f:
         text = f.read()
-    text += (f"application:\n  command: [{app}]\n  env: {{CALIPROX_TEST_PAUSE: '{pause}'}}\n"
-             f"  goal: [{{metric: exceed, max: 0.05}}]\n"
+    text += (f"application:\n  command: [{app}]\n"
+             f"  env: {{CALIPROX_TEST_PAUSE: '{pause}', CALIPROX_TEST_TRACE: '{trace}'}}\n"
+             f"  goal: [{{metric: exceed, max: 0.05}}]\n  jobs: {jobs}\n"
              f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
-             f"  points: {points}\n")
+             f"  points: {points}\n  batch: {batch}\n")
     return write(os.path.join(tmp, name), text)
 
 
@@ -105,6 +106,25 @@ def calibrate_resumes_after_kill_9_with_the_same_region():
         with open(os.path.join(b, "budgets.json")) as f:
             whole = json.load(f)
         assert resumed["points"] == whole["points"] and resumed["region"] == whole["region"]
+
+
+@test
+def calibrate_in_parallel_rounds_finds_the_same_region_with_any_number_of_jobs():
+    with tempfile.TemporaryDirectory() as tmp:
+        docs, overlap = [], []
+        for jobs in (1, 3):
+            out, trace = os.path.join(tmp, f"out{jobs}"), os.path.join(tmp, f"trace{jobs}")
+            p = run("calibrate", calibrate_experiment(tmp, points=12, pause="0.3", jobs=jobs, batch=3, trace=trace),
+                    "-o", out)
+            assert p.returncode == 0, p.stderr
+            with open(os.path.join(out, "budgets.json")) as f:
+                docs.append(json.load(f))
+            with open(trace) as f:
+                spans = [tuple(map(float, line.split())) for line in f]
+            # The most runs alive at once (at some run's start).
+            overlap.append(max(sum(1 for a, b in spans if a <= s < b) for s, _ in spans))
+        assert docs[0]["points"] == docs[1]["points"] and docs[0]["region"] == docs[1]["region"]
+        assert overlap[0] == 1 and overlap[1] >= 2, overlap
 
 
 @test

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -72,6 +73,32 @@ TEST_CASE("calibration: the adaptive search closes in on the boundary and never 
   CHECK(error < 0.04);
   std::set<std::vector<double>> seen;
   for (const auto& p : r->points()) CHECK(seen.insert(p.x).second);
+}
+
+TEST_CASE("calibration: a round of proposals spreads over what the pending ones leave unresolved") {
+  auto r = CalibrationRegion::create(unit_square(), 4096, 3);
+  REQUIRE(r.ok());
+  AdaptiveCalibration search(*r);
+  const auto first = search.propose();
+  REQUIRE(first);
+  // Near the centre: it splits the unknown square most evenly.
+  CHECK(std::fabs((*first)[0] - 0.5) < 0.1);
+  CHECK(std::fabs((*first)[1] - 0.5) < 0.1);
+  CHECK(search.propose() == first);  // without pending points, the same choice
+  const auto second = search.propose({*first});
+  REQUIRE(second);
+  // In an off-diagonal quadrant: neither dominates the other.
+  const bool below = (*second)[0] <= (*first)[0] && (*second)[1] <= (*first)[1];
+  const bool above = (*second)[0] >= (*first)[0] && (*second)[1] >= (*first)[1];
+  CHECK_FALSE(below);
+  CHECK_FALSE(above);
+  // Rounds of 4 converge too, about as well as one point at a time.
+  auto batched = CalibrationRegion::create(unit_square(), 4096, 3);
+  CHECK(run_adaptive(*batched, diagonal, 80, 4) == 80);
+  INFO("misclassified after 80 runs in rounds of 4: ", misclassified(*batched));
+  CHECK(misclassified(*batched) < 0.04);
+  std::set<std::vector<double>> seen;
+  for (const auto& p : batched->points()) CHECK(seen.insert(p.x).second);
 }
 
 TEST_CASE("calibration: an application that never decides spends the budget on distinct points") {

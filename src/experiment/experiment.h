@@ -67,6 +67,7 @@ struct CalibrateSpec {
   };
   std::vector<Axis> axes;
   int64_t points = 60;
+  int64_t batch = 1;        // points proposed per round, their runs in parallel
   double time_limit_s = 0;  // 0: none
   uint64_t seed = 1;
 };

@@ -141,6 +141,7 @@ void ExperimentReader::read_calibrate(const json& j, const KeyPath& at, const st
     out.axes.push_back(std::move(a));
   }
   if (j.contains("points")) out.points = integer(j.at("points"), at.key("points"));
+  if (j.contains("batch")) out.batch = integer(j.at("batch"), at.key("batch"), 4096);
   out.time_limit_s = j.value("time_limit", out.time_limit_s);
   if (j.contains("seed")) out.seed = static_cast<uint64_t>(integer(j.at("seed"), at.key("seed")));
 }

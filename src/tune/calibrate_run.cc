@@ -85,6 +85,7 @@ nlohmann::json calibration_identity(const Experiment& exp) {
           {"per", c.per == ErrorScope::sample ? "sample" : "element"},
           {"axes", axes},
           {"seed", c.seed},
+          {"batch", c.batch},
           {"serve", a.serve}};
 }
 
@@ -98,6 +99,61 @@ std::string_view calibration_stop_name(CalibrationStop s) {
   return "?";
 }
 
+namespace {
+
+// One application run of a calibration: replayed from the records when
+// there, else run (with a server when `served`) and appended.
+struct RunOne {
+  const Experiment& exp;
+  RecordStore& records;
+  const std::string& work_dir;
+  ServedApplication* served;
+  CalibrationResult& r;
+  std::mutex mu;  // records and counters, shared by parallel runs
+
+  // passed: 1 or 0 when the run ended (fresh or replayed).
+  Status operator()(int64_t point, const std::vector<double>& x, int repeat, int& passed) {
+    const CalibrateSpec& spec = *exp.calibrate;
+    const AppSpec& app = *exp.application;
+    const int64_t iteration = point * app.repeats + repeat;
+    const nlohmann::json request = request_for(exp, x, repeat);
+    {
+      std::lock_guard lock(mu);
+      if (const EvalRecord* rec = records.find("calibrate", iteration)) {
+        if (rec->data.value("request", nlohmann::json()) != request)
+          return invalid_input("{}: record {} is not the run this job asks for (request {}); was it written by "
+                               "another calibration?",
+                               records.path(), iteration, request.dump());
+        passed = rec->data.value("passed", false) ? 1 : 0;
+        ++r.replayed;
+        return {};
+      }
+    }
+    const auto t = Clock::now();
+    const std::string tag = fmt::format("{}-{}", point, repeat);
+    AppRun run;
+    if (served) {
+      std::map<std::string, ServedState> states;
+      for (auto& [name, model] : error_models_at(spec, x)) states[name].error_model = model;
+      CP_ASSIGN_OR_RETURN(run, served->run(app, request, states, request["seed"].get<uint64_t>(), work_dir, tag));
+    } else {
+      CP_ASSIGN_OR_RETURN(run, run_application(app, request, work_dir, tag));
+    }
+    std::lock_guard lock(mu);
+    EvalRecord rec;
+    rec.phase = "calibrate";
+    rec.iteration = iteration;
+    rec.seconds = std::chrono::duration<double>(Clock::now() - t).count();
+    rec.data = run_data(run);
+    CP_TRY(records.append(rec));
+    passed = run.passed ? 1 : 0;
+    ++r.fresh;
+    return {};
+  }
+};
+
+}  // namespace
+
 Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& records, const std::string& work_dir,
                                           const std::function<void(const CalibrationProgress&)>& progress,
                                           ServedApplication* served) {
@@ -109,10 +165,11 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
   CalibrationResult r{std::move(region), {}, {}, 0, 0, CalibrationStop::budget};
   AdaptiveCalibration search(r.region);
   const auto t0 = Clock::now();
-  std::mutex mu;  // records and counters, shared by a point's parallel repeats
+  RunOne run_one{exp, records, work_dir, served, r, {}};
   LocalWorkerPool pool(app.jobs);
-  for (int64_t point = 0;; ++point) {
-    if (point >= spec.points) break;
+  // Rounds of `batch` points; their runs (points x repeats) share the pool.
+  // The proposals depend on the region and the batch, never on `jobs`.
+  for (int64_t point = 0; point < spec.points;) {
     if (spec.time_limit_s > 0 && std::chrono::duration<double>(Clock::now() - t0).count() >= spec.time_limit_s) {
       r.stop = CalibrationStop::time;
       break;
@@ -121,63 +178,37 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
       r.stop = CalibrationStop::interrupted;
       break;
     }
-    std::optional<std::vector<double>> x = search.propose();
-    if (!x) {
+    std::vector<std::vector<double>> round;
+    while (static_cast<int64_t>(round.size()) < std::min<int64_t>(spec.batch, spec.points - point)) {
+      std::optional<std::vector<double>> x = search.propose(round);
+      if (!x) break;
+      round.push_back(std::move(*x));
+    }
+    if (round.empty()) {
       r.stop = CalibrationStop::resolved;
       break;
     }
-    // The point's repeats on the pool (`jobs` workers); each replayed from
-    // records when there.
-    std::vector<int> passed(static_cast<size_t>(app.repeats), -1);
-    auto one = [&](size_t rep, int /*worker*/) -> Status {
-      const int repeat = static_cast<int>(rep);
-      const int64_t iteration = point * app.repeats + repeat;
-      const nlohmann::json request = request_for(exp, *x, repeat);
-      {
-        std::lock_guard lock(mu);
-        if (const EvalRecord* rec = records.find("calibrate", iteration)) {
-          if (rec->data.value("request", nlohmann::json()) != request)
-            return invalid_input("{}: record {} is not the run this job asks for (request {}); was it written by "
-                                 "another calibration?",
-                                 records.path(), iteration, request.dump());
-          passed[rep] = rec->data.value("passed", false) ? 1 : 0;
-          ++r.replayed;
-          return {};
-        }
-      }
-      const auto t = Clock::now();
-      const std::string tag = fmt::format("{}-{}", point, repeat);
-      AppRun run;
-      if (served) {
-        std::map<std::string, ServedState> states;
-        for (auto& [name, model] : error_models_at(spec, *x)) states[name].error_model = model;
-        CP_ASSIGN_OR_RETURN(run, served->run(app, request, states, request["seed"].get<uint64_t>(), work_dir, tag));
-      } else {
-        CP_ASSIGN_OR_RETURN(run, run_application(app, request, work_dir, tag));
-      }
-      std::lock_guard lock(mu);
-      EvalRecord rec;
-      rec.phase = "calibrate";
-      rec.iteration = iteration;
-      rec.seconds = std::chrono::duration<double>(Clock::now() - t).count();
-      rec.data = run_data(run);
-      CP_TRY(records.append(rec));
-      passed[rep] = run.passed ? 1 : 0;
-      ++r.fresh;
-      return {};
-    };
-    CP_TRY(pool.run(static_cast<size_t>(app.repeats), one, interrupt_requested));
+    const size_t reps = static_cast<size_t>(app.repeats);
+    std::vector<int> passed(round.size() * reps, -1);
+    CP_TRY(pool.run(passed.size(), [&](size_t task, int /*worker*/) {
+      const size_t k = task / reps;
+      return run_one(point + static_cast<int64_t>(k), round[k], static_cast<int>(task % reps), passed[task]);
+    }, interrupt_requested));
     if (std::count(passed.begin(), passed.end(), -1) > 0) {  // interrupted between runs
       r.stop = CalibrationStop::interrupted;
       break;
     }
-    const int passes = static_cast<int>(std::count(passed.begin(), passed.end(), 1));
-    r.region.add({*x, combine_repeats(app.goal, passes, app.repeats)});
-    r.runs.push_back(app.repeats);
-    r.passes.push_back(passes);
-    if (progress)
-      progress({static_cast<int>(point + 1), r.fresh + r.replayed, r.replayed, r.region.valid_fraction(),
-                r.region.unknown_fraction()});
+    for (size_t k = 0; k < round.size(); ++k) {
+      const int passes = static_cast<int>(std::count(passed.begin() + static_cast<std::ptrdiff_t>(k * reps),
+                                                     passed.begin() + static_cast<std::ptrdiff_t>((k + 1) * reps), 1));
+      r.region.add({round[k], combine_repeats(app.goal, passes, app.repeats)});
+      r.runs.push_back(app.repeats);
+      r.passes.push_back(passes);
+      ++point;
+      if (progress)
+        progress({static_cast<int>(point), r.fresh + r.replayed, r.replayed, r.region.valid_fraction(),
+                  r.region.unknown_fraction()});
+    }
   }
   return r;
 }

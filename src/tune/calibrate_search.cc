@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <numeric>
 #include <set>
 
 #include "tune/rng.h"
@@ -91,21 +92,41 @@ double CalibrationRegion::unknown_fraction() const {
          static_cast<double>(reference_state_.size());
 }
 
-std::optional<std::vector<double>> AdaptiveCalibration::propose() {
+std::optional<std::vector<double>> AdaptiveCalibration::propose(const std::vector<std::vector<double>>& pending) {
   std::vector<size_t> unknown;
   for (size_t i = 0; i < r_.reference_.size(); ++i)
     if (r_.reference_state_[i] == Verdict::uncertain) unknown.push_back(i);
   if (unknown.empty()) return std::nullopt;
-  std::set<std::vector<double>> tried;
+  std::set<std::vector<double>> tried(pending.begin(), pending.end());
   for (const auto& p : r_.points_) tried.insert(p.x);
+  // Points a pending proposal will resolve (those comparable with it) are
+  // left to it: the next proposal works on the rest, so that a round of
+  // proposals spreads along the boundary (the two off-diagonal quadrants
+  // after the centre, as parallel bisection would). When nothing is left,
+  // all unknown points count again.
+  std::vector<size_t> free;
+  for (size_t u : unknown) {
+    const auto& y = r_.reference_[u];
+    if (std::none_of(pending.begin(), pending.end(),
+                     [&](const std::vector<double>& p) { return dominated_by(y, p) || dominated_by(p, y); }))
+      free.push_back(u);
+  }
+  if (!free.empty()) unknown = std::move(free);
   // The candidate that resolves the most unknown reference points in its
   // worse outcome: if valid, the points it dominates become valid; if
   // invalid, the points dominating it become invalid. Maximising the
   // smaller of the two balances the split, as a bisection does.
-  const size_t stride = std::max<size_t>(1, unknown.size() / static_cast<size_t>(candidates_));
+  // At most `candidates_` of them are scored, spread over the unknown set by
+  // a prime step (a plain stride would pick Halton points that share their
+  // low-order digits, i.e. a thin slab of the box).
+  const size_t n = unknown.size();
+  const size_t count = std::min(n, static_cast<size_t>(candidates_));
+  size_t step = 7919;
+  while (n > 1 && std::gcd(step, n) != 1) step += 2;
   std::optional<size_t> best;
   size_t best_score = 0;
-  for (size_t c = 0; c < unknown.size(); c += stride) {
+  for (size_t j = 0; j < count; ++j) {
+    const size_t c = count == n ? j : (j * step) % n;
     const auto& x = r_.reference_[unknown[c]];
     if (tried.count(x)) continue;
     size_t below = 0, above = 0;
@@ -124,14 +145,19 @@ std::optional<std::vector<double>> AdaptiveCalibration::propose() {
   return r_.reference_[*best];
 }
 
-int run_adaptive(CalibrationRegion& region, const CalibrationOracle& oracle, int budget) {
+int run_adaptive(CalibrationRegion& region, const CalibrationOracle& oracle, int budget, int batch) {
   AdaptiveCalibration search(region);
   int calls = 0;
   while (calls < budget) {
-    auto x = search.propose();
-    if (!x) break;
-    region.add({*x, oracle(*x)});
-    ++calls;
+    std::vector<std::vector<double>> round;
+    while (static_cast<int>(round.size()) < std::min(batch, budget - calls)) {
+      auto x = search.propose(round);
+      if (!x) break;
+      round.push_back(std::move(*x));
+    }
+    if (round.empty()) break;
+    for (const auto& x : round) region.add({x, oracle(x)});  // as if judged in parallel
+    calls += static_cast<int>(round.size());
   }
   return calls;
 }

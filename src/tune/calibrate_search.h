@@ -61,20 +61,22 @@ class CalibrationRegion {
 
 // The next point to evaluate, or none when the search has nothing left to
 // resolve (no unknown volume, or every candidate was already tried).
+// `pending`: points proposed and not judged yet (a round of parallel
+// proposals); the next proposal avoids what they will resolve.
 class AdaptiveCalibration {
  public:
   explicit AdaptiveCalibration(CalibrationRegion& region, int candidates = 512) : r_(region), candidates_(candidates) {}
-  std::optional<std::vector<double>> propose();
+  std::optional<std::vector<double>> propose(const std::vector<std::vector<double>>& pending = {});
 
  private:
   CalibrationRegion& r_;
   int candidates_;
 };
 
-// Runs a search to its budget: `oracle` judges one point. Returns the
-// number of oracle calls.
+// Runs a search to its budget: `oracle` judges one point; rounds of `batch`
+// proposals (what parallel runs see). Returns the number of oracle calls.
 using CalibrationOracle = std::function<Verdict(const std::vector<double>&)>;
-int run_adaptive(CalibrationRegion& region, const CalibrationOracle& oracle, int budget);
+int run_adaptive(CalibrationRegion& region, const CalibrationOracle& oracle, int budget, int batch = 1);
 // ApproxCaliper-style recursive diagonal bisection (2 axes only): along the
 // diagonal of a box, `steps` bisection evaluations find where validity
 // changes; the two off-diagonal boxes left undecided are then searched the
