@@ -425,6 +425,12 @@ def calibrate_serves_error_models_and_places_inject_candidates():
         assert p.returncode == {"inside": 0, "outside": 3, "uncertain": 1}[answers[1]["answer"]], p
         expect_error(run("calibrate", "--query", os.path.join(out, "budgets.json"), "--errors", cfg), 2,
                      "not an errors.json")
+        with open(os.path.join(inj, "errors.json")) as f:
+            doc = json.load(f)
+        for key, value, needle in [("experiment", "other", "measured for experiment 'other'"),
+                                   ("network", "heading", "network 'heading' is not one of the budgets'")]:
+            bad = write(os.path.join(tmp, "bad.json"), json.dumps(dict(doc, **{key: value})))
+            expect_error(run("calibrate", "--query", os.path.join(out, "budgets.json"), "--errors", bad), 2, needle)
 
 
 @test

@@ -193,9 +193,12 @@ TEST_CASE("error statistics: flips, confusion and fits of a classifier's outputs
 
   nlohmann::json candidate = {{"name", "c"}, {"config", {{"conv", "int8"}}}, {"errors", e}};
   candidate["errors"]["qos"] = {{"metric", "top1"}, {"value", 100.0}, {"exact", 75.0}};
+  nlohmann::json exact_errors = output_errors(exact, exact, 3, &labels);
+  exact_errors["qos"] = {{"metric", "top1"}, {"value", 75.0}, {"exact", 75.0}};
+  CHECK(exact_errors["vs_exact"]["flip_rate"] == 0.0);
   const nlohmann::json doc = {{"format", "caliprox-errors"}, {"version", 1},        {"experiment", "x"},
-                              {"split", "calibrate"},        {"samples", 4},        {"output", "logits"},
-                              {"candidates", {candidate}}};
+                              {"network", "network"},        {"split", "calibrate"}, {"samples", 4},
+                              {"output", "logits"},          {"exact", exact_errors}, {"candidates", {candidate}}};
   auto validator = SchemaValidator::create(nlohmann::json::parse(
       std::ifstream(std::string(CALIPROX_SOURCE_ROOT) + "/schemas/errors.schema.json"), nullptr, true));
   REQUIRE(validator.ok());

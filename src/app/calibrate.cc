@@ -67,9 +67,22 @@ Result<double> axis_value(const nlohmann::json& errors, const std::string& param
 // at their axes' least severe values.
 Status run_errors_query(CalibrateSettings& s, const nlohmann::json& budgets) {
   std::map<std::string, nlohmann::json> by_network;
+  const auto& networks = budgets.value("networks", nlohmann::json::array());
   for (const std::string& path : s.errors_paths) {
     CP_ASSIGN_OR_RETURN(nlohmann::json doc, read_json(path, "--errors", "caliprox-errors", "caliprox inject"));
-    const std::string network = doc.value("network", "network");
+    if (!doc.contains("network") || !doc.contains("exact") || !doc.contains("candidates") ||
+        !doc["candidates"].is_array())
+      return invalid_input("--errors {}: no network, exact or candidates (written by an older caliprox inject? "
+                           "run it again)", path);
+    if (doc.value("experiment", "") != budgets.value("experiment", ""))
+      return invalid_input("--errors {}: measured for experiment '{}', the budgets are for '{}'", path,
+                           doc.value("experiment", ""), budgets.value("experiment", ""));
+    const std::string network = doc["network"].get<std::string>();
+    if (std::find(networks.begin(), networks.end(), network) == networks.end())
+      return invalid_input("--errors {}: network '{}' is not one of the budgets' ({})", path, network,
+                           networks.dump());
+    if (by_network.count(network)) return invalid_input("--errors {}: network '{}' has an errors file already", path,
+                                                        network);
     by_network[network] = std::move(doc);
   }
   CP_ASSIGN_OR_RETURN(CalibrationRegion region, region_of(budgets));
@@ -128,7 +141,11 @@ Status run_query(CalibrateSettings& s) {
     return invalid_input("--query {}: not a budgets.json written by caliprox calibrate", *s.query_path);
   if (!s.errors_paths.empty()) {
     if (!s.args.empty()) return invalid_input("--query with --errors: no NAME=VALUE arguments");
-    return run_errors_query(s, doc);
+    try {
+      return run_errors_query(s, doc);
+    } catch (const nlohmann::json::exception& e) {  // a file edited by hand, or truncated
+      return invalid_input("--query {} --errors ...: a file lacks what caliprox writes: {}", *s.query_path, e.what());
+    }
   }
   std::vector<std::string> names;
   for (const auto& a : doc["axes"]) names.push_back(a.at("name").get<std::string>());
