@@ -74,6 +74,8 @@ TEST_CASE("load_experiment: network and networks, and calibrate axes that name a
   neither.erase(neither.find(line), line.size());
   CHECK(load_error(box.write("neither.yaml", neither)).find("missing required key 'network' (or networks)") !=
         std::string::npos);
+  CHECK(load_error(box.write("neither_calibrate.yaml", neither + section + "calibrate: {axes: [{param: std, lo: 0, hi: 1}]}\n"))
+            .find("missing required key 'network' (or networks)") != std::string::npos);
   CHECK(load_error(box.write("both.yaml", text + "network: {model: models/net.onnx}\n"))
             .find("give network or networks, not both") != std::string::npos);
 

@@ -27,7 +27,10 @@ void ExperimentReader::read_networks(const json& root, Experiment& e) {
   if (one == several) {
     problems_.push_back({top, one ? top.key("networks") : top, one,
                          one ? "give network or networks, not both" : "missing required key 'network' (or networks)"});
-    if (!one) return;
+    if (!one) {  // reported; a stand-in keeps the rest of the reader safe
+      e.networks.emplace_back();
+      return;
+    }
   }
   if (one) {
     e.networks.emplace_back();
