@@ -50,10 +50,30 @@ Status run_serve(const ServeSettings& s) {
     states[named.first].error_model = m;
   }
   CP_TRY(host->set(states, s.seed));
+  std::vector<std::string> adapted;
+  for (const std::string& arg : s.adaptations) {
+    CP_ASSIGN_OR_RETURN(auto named, for_network(*host, arg, "--adaptation"));
+    if (states.count(named.first))
+      return invalid_input("--adaptation {}: network '{}' already serves a --config or --error-model", arg,
+                           named.first);
+    CP_ASSIGN_OR_RETURN(AdaptationTable table, load_adaptation(named.second));
+    StrategyKind kind = table.strategy;
+    if (s.strategy) {
+      const auto k = strategy_kind_from_name(*s.strategy);
+      if (!k) return invalid_input("--strategy {}: expected static, naive, state or confidence", *s.strategy);
+      kind = *k;
+    }
+    const StrategyParams params = table.params;
+    CP_TRY(host->set_adaptation(named.first, std::make_shared<const AdaptationTable>(std::move(table)), kind, params)
+               .with_context(named.second));
+    adapted.push_back(named.first);
+  }
+  if (s.strategy && s.adaptations.empty()) return invalid_input("--strategy needs --adaptation");
   std::vector<std::string> what;
   for (const std::string& name : host->names()) {
     const auto it = states.find(name);
-    const char* served = it == states.end() || (!it->second.config && !it->second.error_model) ? "exact"
+    const char* served = std::count(adapted.begin(), adapted.end(), name) ? "adaptive levels"
+                         : it == states.end() || (!it->second.config && !it->second.error_model) ? "exact"
                          : it->second.config ? "a knob configuration"
                                              : "exact outputs with an error model";
     what.push_back(fmt::format("{} ({})", name, served));
@@ -61,6 +81,9 @@ Status run_serve(const ServeSettings& s) {
   log_info("serve: {} on {}", fmt::join(what, ", "), s.socket_path);
   CP_TRY(host->serve(s.socket_path, interrupt_requested, s.max_requests));
   log_info("serve: {} request(s) answered; stopped", host->served());
+  if (!adapted.empty())
+    log_info("serve: {} level switch(es), {:.3f} ms each on average (reconfiguring the session's knobs, no reload)",
+             host->switches(), host->switches() ? 1000 * host->switch_seconds() / static_cast<double>(host->switches()) : 0.0);
   return {};
 }
 

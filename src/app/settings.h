@@ -98,8 +98,19 @@ struct ServeSettings {
   std::string socket_path;                   // --socket
   std::vector<std::string> configs;          // --config [NAME=]FILE: the approximation to serve
   std::vector<std::string> error_models;     // --error-model [NAME=]JSON: perturb the outputs instead
+  std::vector<std::string> adaptations;      // --adaptation [NAME=]adaptation.json: switch levels per request
+  std::optional<std::string> strategy;       // --strategy: in place of the table's
   uint64_t seed = 1;                         // --seed: the error model's draws
   int64_t max_requests = 0;                  // --max-requests: stop after this many (0: until a signal)
+};
+
+struct AdaptSimSettings {
+  CommonSettings common;
+  std::string experiment_path;
+  std::optional<std::string> pareto_path;  // --pareto; default runs/<name>/pareto.json
+  std::optional<std::string> strategy;     // --strategy: the one adaptation.json names
+  int min_rounds = 20;                     // latency measurement: rounds at least ...
+  double min_seconds = 1.0;                // ... and seconds at least
 };
 
 // Each returns the process exit status class via Status (the CLI maps it).
@@ -113,5 +124,6 @@ Status run_profile(const ProfileSettings& settings);
 Status run_calibrate(CalibrateSettings& settings);
 Status run_inject(const InjectSettings& settings);
 Status run_serve(const ServeSettings& settings);
+Status run_adapt_sim(const AdaptSimSettings& settings);
 
 }  // namespace caliprox

@@ -159,6 +159,20 @@ int main(int argc, char** argv) {
   add_common(inject_cmd, inject.common);
   add_network(inject_cmd, inject.common);
 
+  AdaptSimSettings adapt;
+  auto* adapt_cmd = app.add_subcommand(
+      "adapt-sim", "Measure a frontier's levels and simulate run-time adaptation strategies; write adaptation.json");
+  adapt_cmd->add_option("experiment", adapt.experiment_path, "Experiment YAML file")->required();
+  adapt_cmd->add_option("--pareto", adapt.pareto_path, "The frontier (default: runs/<name>/pareto.json)");
+  adapt_cmd->add_option("--strategy", adapt.strategy,
+                        "The strategy adaptation.json names: static, naive, state or confidence (overrides adapt.strategy)");
+  adapt_cmd->add_option("--min-rounds", adapt.min_rounds, "Latency: rounds at least (default 20)")
+      ->check(CLI::PositiveNumber);
+  adapt_cmd->add_option("--min-seconds", adapt.min_seconds, "Latency: seconds at least (default 1)")
+      ->check(CLI::NonNegativeNumber);
+  add_common(adapt_cmd, adapt.common);
+  add_network(adapt_cmd, adapt.common);
+
   ServeSettings serve;
   auto* serve_cmd = app.add_subcommand("serve", "Serve the network under test to an application over a Unix socket");
   serve_cmd->add_option("experiment", serve.experiment_path, "Experiment YAML file")->required();
@@ -168,6 +182,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--error-model", serve.error_models,
                         "[NAME=]JSON: serve network NAME's exact outputs perturbed by this error model "
                         "(man caliprox-experiment); repeatable");
+  serve_cmd->add_option("--adaptation", serve.adaptations,
+                        "[NAME=]adaptation.json (caliprox adapt-sim): switch network NAME's level per request; "
+                        "replies carry \"level\"");
+  serve_cmd->add_option("--strategy", serve.strategy,
+                        "With --adaptation: static, naive, state or confidence (default: the table's)");
   serve_cmd->add_option("--seed", serve.seed, "Seed of the error model's draws (default 1)");
   serve_cmd->add_option("--max-requests", serve.max_requests, "Stop after this many answered requests (0: at a signal)")
       ->check(CLI::NonNegativeNumber);
@@ -216,6 +235,9 @@ int main(int argc, char** argv) {
     } else if (*serve_cmd) {
       set_log_level(log_level_of(serve.common));
       st = run_serve(serve);
+    } else if (*adapt_cmd) {
+      set_log_level(log_level_of(adapt.common));
+      st = run_adapt_sim(adapt);
     } else if (*inject_cmd) {
       set_log_level(log_level_of(inject.common));
       st = run_inject(inject);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -91,9 +92,24 @@ nlohmann::json error_header(std::string text) { return {{"error", std::move(text
 struct ServeHost::Net {
   std::unique_ptr<Evaluator> ev;
   std::optional<ErrorModel> model;
+  std::shared_ptr<const AdaptationTable> table;  // with adapt: run-time adaptation
+  std::optional<AdaptiveController> adapt;
+  int configured_level = -1;
+
+  // Adaptation: the level this request runs at, switched to if need be.
+  Status switch_level(std::atomic<int64_t>& switches, double& seconds) {
+    if (!adapt || adapt->level() == configured_level) return {};
+    const auto t0 = std::chrono::steady_clock::now();
+    CP_TRY(ev->configure(adapt->knobs()));
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (configured_level >= 0) ++switches;
+    configured_level = adapt->level();
+    return {};
+  }
 
   // One request for this network: the reply header (outputs or error), `out` its tensor.
-  nlohmann::json answer(const nlohmann::json& h, const std::vector<char>& payload, uint64_t seed, Tensor& out) {
+  nlohmann::json answer(const nlohmann::json& h, const std::vector<char>& payload, uint64_t seed, Tensor& out,
+                        std::atomic<int64_t>& switches, double& switch_seconds) {
     if (!h.contains("inputs") || !h["inputs"].is_array() || h["inputs"].size() != 1 || !h["inputs"][0].is_object())
       return error_header("the header must be a JSON object with \"inputs\": [{\"dtype\", \"shape\"}] (one input)");
     const auto& in = h["inputs"][0];
@@ -112,6 +128,8 @@ struct ServeHost::Net {
                                       shape_numel(shape) * 4, payload.size()));
     Tensor x(DType::f32, shape);
     std::memcpy(x.raw(), payload.data(), payload.size());
+    if (Status st = switch_level(switches, switch_seconds); !st.ok()) return error_header(st.message());
+    const int level = configured_level;
     auto session = ev->session(shape[0]);
     if (!session.ok()) return error_header(session.status().message());
     if (Status st = (*session)->run(std::span<const Tensor>(&x, 1)); !st.ok()) return error_header(st.message());
@@ -121,7 +139,12 @@ struct ServeHost::Net {
     const auto first = h.value("first_sample", int64_t{0});
     if (model)
       if (Status st = apply_error_model(*model, out, seed, first); !st.ok()) return error_header(st.message());
-    return {{"outputs", {{{"name", ev->io().output}, {"dtype", "float32"}, {"shape", out.shape()}}}}};
+    nlohmann::json reply = {{"outputs", {{{"name", ev->io().output}, {"dtype", "float32"}, {"shape", out.shape()}}}}};
+    if (adapt) {
+      reply["level"] = level;
+      adapt->observe(out.span<float>());
+    }
+    return reply;
   }
 };
 
@@ -154,8 +177,30 @@ Status ServeHost::set(const std::map<std::string, ServedState>& states, uint64_t
     const ServedState& s = it == states.end() ? none : it->second;
     CP_TRY(nets_[i]->ev->configure(s.config.value_or(KnobConfig{})).with_context(fmt::format("network '{}'", names_[i])));
     nets_[i]->model = s.error_model;
+    nets_[i]->adapt.reset();
+    nets_[i]->table.reset();
+    nets_[i]->configured_level = -1;
   }
   seed_ = seed;
+  return {};
+}
+
+Status ServeHost::set_adaptation(const std::string& name, std::shared_ptr<const AdaptationTable> table,
+                                 StrategyKind kind, const StrategyParams& params) {
+  const auto it = std::find(names_.begin(), names_.end(), name);
+  if (it == names_.end())
+    return invalid_input("network '{}': not in the experiment (it has: {})", name, fmt::join(names_, ", "));
+  Net& net = *nets_[static_cast<size_t>(it - names_.begin())];
+  const std::string model = net.ev->experiment().network.model_path;
+  if (std::filesystem::path(table->model).lexically_normal() != std::filesystem::path(model).lexically_normal())
+    return invalid_input("the adaptation table is for model {}, network '{}' is {}", table->model, name, model);
+  for (const AdaptationLevel& l : table->levels)
+    CP_TRY(net.ev->configure(l.knobs).with_context(fmt::format("adaptation level {} ({})", l.level, l.id)));
+  CP_ASSIGN_OR_RETURN(AdaptiveController c, AdaptiveController::create(*table, kind, params));
+  net.table = std::move(table);
+  net.adapt.emplace(std::move(c));
+  net.model.reset();
+  net.configured_level = -1;
   return {};
 }
 
@@ -191,7 +236,8 @@ void ServeHost::connection(int fd, int64_t max_requests) {
       if (it == names_.end())
         reply = error_header(fmt::format("no network '{}' (the experiment's: {})", name, fmt::join(names_, ", ")));
       else
-        reply = nets_[static_cast<size_t>(it - names_.begin())]->answer(h, payload, seed_, out);
+        reply = nets_[static_cast<size_t>(it - names_.begin())]->answer(h, payload, seed_, out, switches_,
+                                                                        switch_seconds_);
     }
     const bool ok = !reply.contains("error");
     if (ok) ++served_;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapt/controller.h"
 #include "eval/evaluator.h"
 #include "qos/error_model.h"
 #include "util/status.h"
@@ -41,6 +42,16 @@ class ServeHost {
   // the seed of the error models' draws. invalid_input naming the network
   // for an unknown name or a configuration that does not apply.
   Status set(const std::map<std::string, ServedState>& states, uint64_t seed);
+
+  // Network `name` switches levels per request as `kind` says over `table`
+  // (adaptation.json of this network's model); replies then carry "level".
+  // invalid_input when the table is of another model or a level's knobs do
+  // not apply. Replaces what set() said for that network.
+  Status set_adaptation(const std::string& name, std::shared_ptr<const AdaptationTable> table, StrategyKind kind,
+                        const StrategyParams& params);
+  // Level switches so far and the time they took (seconds), all networks.
+  int64_t switches() const { return switches_.load(); }
+  double switch_seconds() const { return switch_seconds_; }
 
   // Binds `path` (refusing a path that exists and is not a stale socket)
   // and answers in a background thread until stop().
@@ -66,6 +77,8 @@ class ServeHost {
   std::vector<std::unique_ptr<Net>> nets_;
   uint64_t seed_ = 1;
   std::atomic<int64_t> served_{0};
+  std::atomic<int64_t> switches_{0};
+  double switch_seconds_ = 0;  // written by the serving thread only
   std::atomic<bool> stopping_{false};
   std::function<bool()> done_;  // the loop's stop condition, looked at while reading
   int listener_ = -1;

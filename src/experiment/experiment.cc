@@ -64,6 +64,7 @@ Result<Experiment> ExperimentReader::read() {
     e.application.emplace();
     read_application(root.at("application"), top.key("application"), *e.application);
   }
+  read_adapt(root.value("adapt", json::object()), top.key("adapt"), e.adapt);
   if (root.contains("calibrate")) {
     e.calibrate.emplace();
     read_calibrate(root.at("calibrate"), top.key("calibrate"), e.networks, *e.calibrate);

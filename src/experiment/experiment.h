@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "adapt/strategy.h"
+#include "adapt/stream.h"
 #include "data/dataset.h"
 #include "experiment/tune_modes.h"
 #include "qos/application.h"
@@ -72,6 +74,14 @@ struct CalibrateSpec {
   uint64_t seed = 1;
 };
 
+// Settings of `caliprox adapt-sim` (schema: `adapt`).
+struct AdaptSpec {
+  StrategyKind strategy = StrategyKind::confidence;  // the one adaptation.json names
+  StrategyParams params;
+  std::string split = "test";
+  std::vector<StreamSpec> streams;  // default: persistent (mean run 30) and shuffled
+};
+
 struct Experiment {
   std::string name;
   std::string source_path;  // the YAML file (absolute)
@@ -88,6 +98,7 @@ struct Experiment {
   TuneSpec tune;
   std::optional<AppSpec> application;  // the application's own quality check, when given
   std::optional<CalibrateSpec> calibrate;
+  AdaptSpec adapt;
   const TargetSpec& default_target() const { return targets.front(); }
 };
 

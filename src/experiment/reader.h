@@ -50,6 +50,7 @@ class ExperimentReader {
   void read_knobs(const json& j, const KeyPath& at, KnobSpaceSpec& out);
   void read_tune(const json& j, const KeyPath& at, TuneSpec& out);
   void read_application(const json& j, const KeyPath& at, AppSpec& out);
+  void read_adapt(const json& j, const KeyPath& at, AdaptSpec& out);
   void read_calibrate(const json& j, const KeyPath& at, const std::vector<NetworkSpec>& networks,
                       CalibrateSpec& out);
 

@@ -1,0 +1,105 @@
+// adapt-sim's measurements (app/adapt_levels.h): each level's answers on
+// the stream split and the calibrate split, and its latency, energy and
+// switch cost measured interleaved on the experiment's target, one input at
+// a time as a device runs a stream.
+#include "app/adapt_levels.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "eval/interrupt.h"
+#include "util/log.h"
+#include "util/stats.h"
+
+namespace caliprox {
+
+namespace {
+
+// Answers of `ev`'s current configuration on `split`, as observations.
+Result<std::vector<Observation>> answers_on(Evaluator& ev, const std::string& split, int64_t classes, int level) {
+  std::vector<float> outputs;
+  CP_ASSIGN_OR_RETURN(SplitResult r, ev.run_split(split, &outputs));
+  if (static_cast<int64_t>(outputs.size()) != r.samples * classes)
+    return invalid_input("adapt-sim: the output '{}' has {} values per sample; a classifier of {} classes has {}",
+                         ev.io().output, r.samples ? static_cast<int64_t>(outputs.size()) / r.samples : 0, classes,
+                         classes);
+  return observations(outputs, classes, level);
+}
+
+}  // namespace
+
+Result<LevelData> level_data(Evaluator& ev, const std::vector<ParetoConfiguration>& levels, const std::string& split,
+                             const std::string& pareto_path, int64_t classes) {
+  LevelData d;
+  CP_ASSIGN_OR_RETURN(SplitRange stream_range, ev.dataset().split(split));
+  CP_ASSIGN_OR_RETURN(SplitRange cal_range, ev.dataset().split(ev.dataset().splits.count("calibrate") ? "calibrate"
+                                                                                                      : split));
+  d.stream.begin = stream_range.begin;
+  d.calibrate.begin = cal_range.begin;
+  for (size_t l = 0; l < levels.size(); ++l) {
+    if (interrupt_requested()) return interrupted_status("adapt-sim");
+    // A level that names nodes this network lacks: a frontier of another network.
+    CP_TRY(ev.configure(levels[l].knobs)
+               .with_context(fmt::format("{}: level {} ({}); is it the frontier of another network?", pareto_path,
+                                         levels[l].level, levels[l].id)));
+    CP_ASSIGN_OR_RETURN(auto s, answers_on(ev, split, classes, static_cast<int>(l)));
+    d.stream.answers.push_back(std::move(s));
+    CP_ASSIGN_OR_RETURN(auto c, answers_on(ev, ev.dataset().splits.count("calibrate") ? "calibrate" : split, classes,
+                                           static_cast<int>(l)));
+    int64_t right = 0;
+    const std::optional<Tensor> labels = ev.dataset().label_batch(cal_range.begin, cal_range.end);
+    const auto y = labels->span<int64_t>();
+    for (size_t i = 0; i < c.size() && i < y.size(); ++i) right += c[i].argmax == y[i];
+    d.calibrate_accuracy.push_back(c.empty() ? 0 : static_cast<double>(right) / static_cast<double>(c.size()));
+    d.calibrate.answers.push_back(std::move(c));
+    log_info("adapt-sim: level {} ({}): answers on {} and calibrate", levels[l].level, levels[l].id, split);
+  }
+  CP_TRY(ev.configure({}));
+  return d;
+}
+
+Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
+                                  const RepeatPolicy& policy) {
+  // int8 levels calibrate their input ranges on the evaluator first, so the
+  // batch-1 session gets them.
+  for (const auto& l : levels) CP_TRY(ev.configure(l.knobs));
+  CP_TRY(ev.configure({}));
+  CP_ASSIGN_OR_RETURN(Session * s, ev.session(1));
+  const Tensor x = ev.dataset().sample_batch(0, 1);
+  const MeasuredFn run_one = [&]() -> Status { return s->run(std::span<const Tensor>(&x, 1)); };
+  std::vector<MeasuredFn> fns, setups;
+  for (const auto& l : levels) {
+    fns.push_back(run_one);
+    setups.push_back([&, knobs = l.knobs]() -> Status {
+      CP_TRY(s->configure(knobs));
+      return run_one();
+    });
+  }
+  // The switch itself: between the exact network and the top level (the
+  // largest change of knobs), timed alone.
+  const KnobConfig top = levels.back().knobs;
+  bool at_top = false;
+  fns.push_back([&]() -> Status {
+    at_top = !at_top;
+    return s->configure(at_top ? top : KnobConfig{});
+  });
+  setups.push_back({});
+  LevelCosts c;
+  c.energy = std::make_unique<EnergyMeter>();
+  CP_ASSIGN_OR_RETURN(InterleavedSamples m,
+                      measure_interleaved(fns, policy, c.energy->available() ? c.energy.get() : nullptr, {}, setups));
+  CP_TRY(s->configure({}));
+  for (size_t l = 0; l < levels.size(); ++l) {
+    LevelCost cost{summarize(m.seconds[l]).median * 1000.0, std::nullopt};
+    if (!m.total_joules.empty() && m.rounds > 0) cost.energy_j = m.total_joules[l] / m.rounds;
+    c.costs.push_back(cost);
+    c.stats.push_back(stat_json(m.seconds[l], 1000.0));
+  }
+  c.switch_ms = summarize(m.seconds.back()).median * 1000.0;
+  if (!m.total_joules.empty() && m.rounds > 0) c.switch_j = m.total_joules.back() / m.rounds;
+  c.rounds = m.rounds;
+  return c;
+}
+
+}  // namespace caliprox
