@@ -18,7 +18,7 @@ namespace {
 
 const double nan_v = std::numeric_limits<double>::quiet_NaN();
 
-std::unique_ptr<AdaptationStrategy> make(StrategyKind kind, const StrategyParams& p, int levels,
+std::unique_ptr<AdaptationStrategy> make(AdaptStrategy kind, const StrategyParams& p, int levels,
                                          const ConfidenceStats* stats = nullptr) {
   auto s = make_strategy(kind, p, levels, stats);
   REQUIRE_MESSAGE(s.ok(), s.status().message());
@@ -50,12 +50,12 @@ bool error_names(const Status& st, const std::string& what) {
 }  // namespace
 
 TEST_CASE("adapt: strategy names round-trip") {
-  for (StrategyKind k :
-       {StrategyKind::static_level, StrategyKind::naive, StrategyKind::state, StrategyKind::confidence}) {
-    CHECK(strategy_kind_from_name(strategy_kind_name(k)) == k);
+  for (AdaptStrategy k :
+       {AdaptStrategy::static_level, AdaptStrategy::naive, AdaptStrategy::state, AdaptStrategy::confidence}) {
+    CHECK(adapt_strategy_from_name(adapt_strategy_name(k)) == k);
   }
-  CHECK(strategy_kind_name(StrategyKind::static_level) == "static");
-  CHECK_FALSE(strategy_kind_from_name("oracle").has_value());
+  CHECK(adapt_strategy_name(AdaptStrategy::static_level) == "static");
+  CHECK_FALSE(adapt_strategy_from_name("oracle").has_value());
 }
 
 TEST_CASE("adapt: the mover adds a growing step and halves on less") {
@@ -90,20 +90,20 @@ TEST_CASE("adapt: the mover adds a growing step and halves on less") {
 TEST_CASE("adapt: static stays at its level, and refuses a level that does not exist") {
   StrategyParams p;
   p.static_level = 2;
-  auto s = make(StrategyKind::static_level, p, 3);
+  auto s = make(AdaptStrategy::static_level, p, 3);
   CHECK(s->start() == 2);
   CHECK(walk_argmax(*s, {1, 2, 3}) == std::vector<int>{2, 2, 2});
 
   p.static_level = 3;
-  auto bad = make_strategy(StrategyKind::static_level, p, 3);
+  auto bad = make_strategy(AdaptStrategy::static_level, p, 3);
   REQUIRE_FALSE(bad.ok());
   CHECK(error_names(bad.status(), "static_level 3"));
   CHECK(error_names(bad.status(), "3 levels"));
-  CHECK(error_names(make_strategy(StrategyKind::naive, StrategyParams{}, 0).status(), "at least 1 level"));
+  CHECK(error_names(make_strategy(AdaptStrategy::naive, StrategyParams{}, 0).status(), "at least 1 level"));
 }
 
 TEST_CASE("adapt: naive against a hand-computed trace") {
-  auto s = make(StrategyKind::naive, StrategyParams{}, 8);  // top 7, factor 2
+  auto s = make(AdaptStrategy::naive, StrategyParams{}, 8);  // top 7, factor 2
   CHECK(s->start() == 0);
   // argmax 3: first input, more: 0 + 1 = 1 (step 2)
   // argmax 3: same, more: 1 + 2 = 3 (step 4)
@@ -117,7 +117,7 @@ TEST_CASE("adapt: naive against a hand-computed trace") {
 }
 
 TEST_CASE("adapt: naive compares with the previous input, not the first") {
-  auto s = make(StrategyKind::naive, StrategyParams{}, 4);
+  auto s = make(AdaptStrategy::naive, StrategyParams{}, 4);
   // 1: more -> 1; 2 differs from 1: less -> 0; 2 equals the previous 2:
   // more -> 1. (Mobiprox's published code kept comparing with the first
   // argmax, 1, and would have gone less -> 0.)
@@ -126,7 +126,7 @@ TEST_CASE("adapt: naive compares with the previous input, not the first") {
 
 TEST_CASE("adapt: state against a hand-computed trace") {
   StrategyParams p;  // window 3, votes 2, factor 2
-  auto s = make(StrategyKind::state, p, 8);
+  auto s = make(AdaptStrategy::state, p, 8);
   // 4 [4] not full: vote -1 (votes -1), stay 0
   // 4 [4 4] not full: -1 (votes -2): less 0 / 2 = 0, votes 0
   // 4 [4 4 4] agree: +1 (votes 1), stay 0
@@ -144,7 +144,7 @@ TEST_CASE("adapt: state's votes accumulate and cancel, clamped to [-votes, votes
   StrategyParams p;
   p.window = 2;
   p.votes = 3;
-  auto s = make(StrategyKind::state, p, 4);
+  auto s = make(AdaptStrategy::state, p, 4);
   // 5 [5] not full: -1; 5 [5 5]: 0; 5: 1; 7 [5 7]: 0; 7 [7 7]: 1; 7: 2;
   // 7: 3 = votes: more -> 1, votes 0; 7: 1, stay.
   CHECK(walk_argmax(*s, {5, 5, 5, 7, 7, 7, 7, 7}) == std::vector<int>{0, 0, 0, 0, 0, 0, 1, 1});
@@ -154,12 +154,12 @@ TEST_CASE("adapt: state's window length decides what counts as agreement") {
   StrategyParams p;
   p.votes = 1;  // every vote moves
   p.window = 2;
-  auto two = make(StrategyKind::state, p, 8);
+  auto two = make(AdaptStrategy::state, p, 8);
   // [1] less 0; [1 1] more 1 (step 2); [1 2] less 0 (step 1); [2 2] more 1
   // (step 2); [2 2] more 1 + 2 = 3.
   CHECK(walk_argmax(*two, {1, 1, 2, 2, 2}) == std::vector<int>{0, 1, 0, 1, 3});
   p.window = 3;
-  auto three = make(StrategyKind::state, p, 8);
+  auto three = make(AdaptStrategy::state, p, 8);
   // [1], [1 1] not full, [1 1 2], [1 2 2] disagree: less at 0 each time;
   // [2 2 2] agree: more 1.
   CHECK(walk_argmax(*three, {1, 1, 2, 2, 2}) == std::vector<int>{0, 0, 0, 0, 1});
@@ -170,7 +170,7 @@ TEST_CASE("adapt: confidence against a hand-computed trace with given C and W") 
   st.correct = {{0.9, 0.8}, {0.8, nan_v}, {0.7, 0.6}};
   st.wrong = {{0.5, 0.4}, {0.4, 0.6}, {0.2, nan_v}};
   StrategyParams p;  // less_at 0.5, more_at 0.75, factor 2
-  auto s = make(StrategyKind::confidence, p, 3, &st);
+  auto s = make(AdaptStrategy::confidence, p, 3, &st);
   // Thresholds W + 0.5 (C - W) / W + 0.75 (C - W):
   //   level 0 class 0: W .5 C .9 -> .7 / .8;  class 1: W .4 C .8 -> .6 / .7
   //   level 1 class 0: W .4 C .8 -> .6 / .7;  class 1: C NaN -> row mean .8,
@@ -193,18 +193,18 @@ TEST_CASE("adapt: confidence stays where a level has no statistics at all") {
   ConfidenceStats st;
   st.correct = {{0.9, 0.8}, {0.8, 0.7}};
   st.wrong = {{nan_v, nan_v}, {0.1, 0.1}};  // level 0 never wrong: no W
-  auto s = make(StrategyKind::confidence, StrategyParams{}, 2, &st);
+  auto s = make(AdaptStrategy::confidence, StrategyParams{}, 2, &st);
   CHECK(walk(*s, {{0, 0.01}, {1, 0.99}, {0, 0.5}}) == std::vector<int>{0, 0, 0});
 }
 
 TEST_CASE("adapt: confidence needs statistics for every level") {
   StrategyParams p;
-  CHECK(error_names(make_strategy(StrategyKind::confidence, p, 2).status(), "confidence statistics"));
+  CHECK(error_names(make_strategy(AdaptStrategy::confidence, p, 2).status(), "confidence statistics"));
   ConfidenceStats st;
   st.correct = {{0.9}};
   st.wrong = {{0.1}};
-  CHECK(error_names(make_strategy(StrategyKind::confidence, p, 2, &st).status(), "there are 2 levels"));
-  CHECK(make_strategy(StrategyKind::confidence, p, 1, &st).ok());
+  CHECK(error_names(make_strategy(AdaptStrategy::confidence, p, 2, &st).status(), "there are 2 levels"));
+  CHECK(make_strategy(AdaptStrategy::confidence, p, 1, &st).ok());
 }
 
 TEST_CASE("adapt: check_strategy_params names the parameter out of range") {
@@ -225,7 +225,7 @@ TEST_CASE("adapt: check_strategy_params names the parameter out of range") {
   // make_strategy checks them too.
   StrategyParams p;
   p.window = 1;
-  CHECK(error_names(make_strategy(StrategyKind::state, p, 3).status(), "window"));
+  CHECK(error_names(make_strategy(AdaptStrategy::state, p, 3).status(), "window"));
   // The edges are allowed.
   CHECK(with([](StrategyParams& q) {
           q.factor = 1;

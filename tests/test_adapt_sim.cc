@@ -169,7 +169,7 @@ TEST_CASE("adapt: a file stream is its indices, cut to a shorter length") {
 }
 
 TEST_CASE("adapt: simulate naive on a tiny set of answers") {
-  auto naive = make_strategy(StrategyKind::naive, StrategyParams{}, 3);
+  auto naive = make_strategy(AdaptStrategy::naive, StrategyParams{}, 3);
   REQUIRE(naive.ok());
   const std::vector<int64_t> stream = {100, 100, 102, 102, 105, 104};
   // input  sample level argmax label exact  naive's next
@@ -197,7 +197,7 @@ TEST_CASE("adapt: simulate naive on a tiny set of answers") {
 TEST_CASE("adapt: simulate static, and energy only when every level has it") {
   StrategyParams p;
   p.static_level = 1;
-  auto fixed = make_strategy(StrategyKind::static_level, p, 3);
+  auto fixed = make_strategy(AdaptStrategy::static_level, p, 3);
   REQUIRE(fixed.ok());
   auto costs = tiny_costs;
   costs[2].energy_j.reset();

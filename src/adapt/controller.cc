@@ -2,7 +2,7 @@
 
 namespace caliprox {
 
-Result<AdaptiveController> AdaptiveController::create(const AdaptationTable& table, StrategyKind kind,
+Result<AdaptiveController> AdaptiveController::create(const AdaptationTable& table, AdaptStrategy kind,
                                                         const StrategyParams& params) {
   CP_TRY(check_strategy_params(params));
   AdaptiveController c;

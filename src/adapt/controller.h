@@ -16,7 +16,7 @@ namespace caliprox {
 class AdaptiveController {
  public:
   // invalid_input when the table's strategy cannot be built for it.
-  static Result<AdaptiveController> create(const AdaptationTable& table, StrategyKind kind,
+  static Result<AdaptiveController> create(const AdaptationTable& table, AdaptStrategy kind,
                                            const StrategyParams& params);
   static Result<AdaptiveController> create(const AdaptationTable& table) {
     return create(table, table.strategy, table.params);

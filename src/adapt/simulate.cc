@@ -98,7 +98,7 @@ bool are_probabilities(const std::vector<float>& outputs, size_t classes, size_t
 SimulationResult simulate(AdaptationStrategy& strategy, const std::vector<int64_t>& stream, const LevelAnswers& answers,
                           const std::vector<int64_t>& labels, const std::vector<LevelCost>& costs, double switch_ms,
                           std::optional<double> switch_j) {
-  Tally tally(std::string(strategy_kind_name(strategy.kind())), answers, labels, costs);
+  Tally tally(std::string(adapt_strategy_name(strategy.kind())), answers, labels, costs);
   int level = strategy.start();
   for (size_t i = 0; i < stream.size(); ++i) {
     const Observation& o = tally.add(stream[i], level);

@@ -8,20 +8,20 @@
 
 namespace caliprox {
 
-std::string_view strategy_kind_name(StrategyKind k) {
+std::string_view adapt_strategy_name(AdaptStrategy k) {
   switch (k) {
-    case StrategyKind::static_level: return "static";
-    case StrategyKind::naive: return "naive";
-    case StrategyKind::state: return "state";
-    case StrategyKind::confidence: return "confidence";
+    case AdaptStrategy::static_level: return "static";
+    case AdaptStrategy::naive: return "naive";
+    case AdaptStrategy::state: return "state";
+    case AdaptStrategy::confidence: return "confidence";
   }
   return "unknown";
 }
 
-std::optional<StrategyKind> strategy_kind_from_name(std::string_view name) {
-  for (StrategyKind k :
-       {StrategyKind::static_level, StrategyKind::naive, StrategyKind::state, StrategyKind::confidence}) {
-    if (strategy_kind_name(k) == name) return k;
+std::optional<AdaptStrategy> adapt_strategy_from_name(std::string_view name) {
+  for (AdaptStrategy k :
+       {AdaptStrategy::static_level, AdaptStrategy::naive, AdaptStrategy::state, AdaptStrategy::confidence}) {
+    if (adapt_strategy_name(k) == name) return k;
   }
   return std::nullopt;
 }
@@ -59,7 +59,7 @@ namespace {
 class StaticStrategy final : public AdaptationStrategy {
  public:
   explicit StaticStrategy(int level) : level_(level) {}
-  StrategyKind kind() const override { return StrategyKind::static_level; }
+  AdaptStrategy kind() const override { return AdaptStrategy::static_level; }
   int start() const override { return level_; }
   int next(const Observation&) override { return level_; }
 
@@ -73,7 +73,7 @@ class StaticStrategy final : public AdaptationStrategy {
 class NaiveStrategy final : public AdaptationStrategy {
  public:
   NaiveStrategy(int top, double factor) { mover_ = LevelMover{top, factor, 0, 1}; }
-  StrategyKind kind() const override { return StrategyKind::naive; }
+  AdaptStrategy kind() const override { return AdaptStrategy::naive; }
   int start() const override { return 0; }
   int next(const Observation& o) override {
     if (previous_ && *previous_ != o.argmax) {
@@ -102,7 +102,7 @@ class StateStrategy final : public AdaptationStrategy {
   StateStrategy(int top, const StrategyParams& p) : window_size_(p.window), max_votes_(p.votes) {
     mover_ = LevelMover{top, p.factor, 0, 1};
   }
-  StrategyKind kind() const override { return StrategyKind::state; }
+  AdaptStrategy kind() const override { return AdaptStrategy::state; }
   int start() const override { return 0; }
   int next(const Observation& o) override {
     window_.push_back(o.argmax);
@@ -167,7 +167,7 @@ class ConfidenceStrategy final : public AdaptationStrategy {
       wrong_mean_.push_back(row_mean(stats_.wrong[l]));
     }
   }
-  StrategyKind kind() const override { return StrategyKind::confidence; }
+  AdaptStrategy kind() const override { return AdaptStrategy::confidence; }
   int start() const override { return 0; }
   int next(const Observation& o) override {
     const auto l = static_cast<size_t>(mover_.level);
@@ -203,23 +203,23 @@ Status check_confidence_stats(const ConfidenceStats* stats, int levels) {
 
 }  // namespace
 
-Result<std::unique_ptr<AdaptationStrategy>> make_strategy(StrategyKind kind, const StrategyParams& params, int levels,
+Result<std::unique_ptr<AdaptationStrategy>> make_strategy(AdaptStrategy kind, const StrategyParams& params, int levels,
                                                           const ConfidenceStats* stats) {
   if (levels < 1) return invalid_input("a strategy needs at least 1 level, got {}", levels);
   CP_TRY(check_strategy_params(params));
   const int top = levels - 1;
   std::unique_ptr<AdaptationStrategy> s;
   switch (kind) {
-    case StrategyKind::static_level:
+    case AdaptStrategy::static_level:
       if (params.static_level >= levels) {
         return invalid_input("static_level {} is not a level: there are {} levels (0 .. {})", params.static_level,
                              levels, top);
       }
       s = std::make_unique<StaticStrategy>(params.static_level);
       break;
-    case StrategyKind::naive: s = std::make_unique<NaiveStrategy>(top, params.factor); break;
-    case StrategyKind::state: s = std::make_unique<StateStrategy>(top, params); break;
-    case StrategyKind::confidence:
+    case AdaptStrategy::naive: s = std::make_unique<NaiveStrategy>(top, params.factor); break;
+    case AdaptStrategy::state: s = std::make_unique<StateStrategy>(top, params); break;
+    case AdaptStrategy::confidence:
       CP_TRY(check_confidence_stats(stats, levels));
       s = std::make_unique<ConfidenceStrategy>(top, params, *stats);
       break;

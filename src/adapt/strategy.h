@@ -19,9 +19,9 @@
 
 namespace caliprox {
 
-enum class StrategyKind { static_level, naive, state, confidence };
-std::string_view strategy_kind_name(StrategyKind k);  // "static", "naive", "state", "confidence"
-std::optional<StrategyKind> strategy_kind_from_name(std::string_view name);
+enum class AdaptStrategy { static_level, naive, state, confidence };
+std::string_view adapt_strategy_name(AdaptStrategy k);  // "static", "naive", "state", "confidence"
+std::optional<AdaptStrategy> adapt_strategy_from_name(std::string_view name);
 
 struct StrategyParams {
   double factor = 2.0;        // "more": step *= factor (>= 1)
@@ -52,7 +52,7 @@ struct Observation {
 class AdaptationStrategy {
  public:
   virtual ~AdaptationStrategy() = default;
-  virtual StrategyKind kind() const = 0;
+  virtual AdaptStrategy kind() const = 0;
   // The level for the first input.
   virtual int start() const = 0;
   // The level for the next input, after `o` (which ran at the current level).
@@ -62,7 +62,7 @@ class AdaptationStrategy {
 // `levels`: how many levels there are (level 0 .. levels - 1). `stats` is
 // needed by `confidence` (invalid_input without it, or when its shape does
 // not match `levels`).
-Result<std::unique_ptr<AdaptationStrategy>> make_strategy(StrategyKind kind, const StrategyParams& params, int levels,
+Result<std::unique_ptr<AdaptationStrategy>> make_strategy(AdaptStrategy kind, const StrategyParams& params, int levels,
                                                           const ConfidenceStats* stats = nullptr);
 
 // The shared move rule, for strategies and tests.

@@ -61,7 +61,7 @@ nlohmann::json adaptation_json(const AdaptationTable& t) {
           {"classes", t.classes},
           {"levels", levels},
           {"confidence", {{"correct", rows_json(t.stats.correct)}, {"wrong", rows_json(t.stats.wrong)}}},
-          {"strategy", {{"name", strategy_kind_name(t.strategy)}, {"params", params_json(t.params)}}},
+          {"strategy", {{"name", adapt_strategy_name(t.strategy)}, {"params", params_json(t.params)}}},
           {"switch_ms", t.switch_ms},
           {"energy_unavailable", t.energy_unavailable ? nlohmann::json(*t.energy_unavailable) : nlohmann::json()},
           {"time_proxy_note", "time_proxy is latency relative to level 0, a time-based proxy, not a measured energy"},
@@ -96,7 +96,7 @@ Result<AdaptationTable> parse_adaptation(const nlohmann::json& j, const std::str
     t.stats.correct = rows_from(j.at("confidence").at("correct"));
     t.stats.wrong = rows_from(j.at("confidence").at("wrong"));
     const auto& s = j.at("strategy");
-    const auto kind = strategy_kind_from_name(s.at("name").get<std::string>());
+    const auto kind = adapt_strategy_from_name(s.at("name").get<std::string>());
     if (!kind) return invalid_input("{}: strategy.name '{}' is not a strategy", source, s.at("name").dump());
     t.strategy = *kind;
     const auto& p = s.at("params");

@@ -36,7 +36,7 @@ struct AdaptationTable {
   int64_t classes = 0;
   std::vector<AdaptationLevel> levels;  // level 0 first
   ConfidenceStats stats;
-  StrategyKind strategy = StrategyKind::confidence;
+  AdaptStrategy strategy = AdaptStrategy::confidence;
   StrategyParams params;
   double switch_ms = 0;           // measured cost of changing level
   std::optional<std::string> energy_unavailable;  // why energy_j is null

@@ -84,7 +84,7 @@ Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfigu
     at_top = !at_top;
     return s->configure(at_top ? top : KnobConfig{});
   });
-  setups.push_back({});
+  setups.push_back([]() -> Status { return {}; });
   LevelCosts c;
   c.energy = std::make_unique<EnergyMeter>();
   CP_ASSIGN_OR_RETURN(InterleavedSamples m,

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "adapt/stream.h"
+#include "adapt/table.h"
 #include "app/adapt_levels.h"
 #include "app/common.h"
 #include "util/atomic_file.h"
@@ -67,11 +68,11 @@ Result<StreamReport> simulate_stream(const Experiment& exp, const StreamSpec& sp
   for (int l = 0; l < levels; ++l) {
     StrategyParams p = exp.adapt.params;
     p.static_level = l;
-    CP_ASSIGN_OR_RETURN(auto st, make_strategy(StrategyKind::static_level, p, levels));
+    CP_ASSIGN_OR_RETURN(auto st, make_strategy(AdaptStrategy::static_level, p, levels));
     out.results.push_back(simulate(*st, stream.samples, data.stream, labels, costs.costs, costs.switch_ms, costs.switch_j));
     out.results.back().strategy = fmt::format("static-{}", l);
   }
-  for (StrategyKind k : {StrategyKind::naive, StrategyKind::state, StrategyKind::confidence}) {
+  for (AdaptStrategy k : {AdaptStrategy::naive, AdaptStrategy::state, AdaptStrategy::confidence}) {
     CP_ASSIGN_OR_RETURN(auto st, make_strategy(k, exp.adapt.params, levels, &stats));
     out.results.push_back(simulate(*st, stream.samples, data.stream, labels, costs.costs, costs.switch_ms, costs.switch_j));
   }
@@ -126,7 +127,7 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
     return invalid_input("{}: adapt-sim needs a classifier (qos.metric top1 or topk, with class labels)",
                          exp.source_path);
   if (s.strategy) {
-    auto k = strategy_kind_from_name(*s.strategy);
+    auto k = adapt_strategy_from_name(*s.strategy);
     if (!k) return invalid_input("--strategy {}: expected static, naive, state or confidence", *s.strategy);
     exp.adapt.strategy = *k;
   }
@@ -147,9 +148,9 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
   const std::vector<int64_t> labels(y.begin(), y.end());
   std::vector<Stream> streams;
   for (const StreamSpec& spec : exp.adapt.streams) {
-    CP_ASSIGN_OR_RETURN(Stream st, make_stream(spec, range.begin, labels).with_context(
-                                       fmt::format("{}: adapt stream {}", exp.source_path, spec.name)));
-    streams.push_back(std::move(st));
+    Result<Stream> st = make_stream(spec, range.begin, labels);
+    if (!st.ok()) return st.status().with_context(fmt::format("{}: adapt stream {}", exp.source_path, spec.name));
+    streams.push_back(std::move(*st));
   }
   const auto& cfgs = pareto.configurations;
   const int64_t classes = *std::max_element(labels.begin(), labels.end()) + 1;
@@ -164,6 +165,9 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
   RepeatPolicy policy;
   policy.min_rounds = s.min_rounds;
   policy.min_seconds = s.min_seconds;
+  // A switch takes microseconds: without a cap on rounds, min_seconds would
+  // hold every level for 10^5 rounds just to time the switch that long.
+  policy.max_rounds = std::max(s.min_rounds, 3000);
   log_info("adapt-sim: measuring {} levels and the switch at batch 1 on {} ({} thread(s))", cfgs.size(),
            target.backend, target.threads);
   CP_ASSIGN_OR_RETURN(LevelCosts costs, measure_levels(*ev, cfgs, policy));

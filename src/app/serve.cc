@@ -57,9 +57,9 @@ Status run_serve(const ServeSettings& s) {
       return invalid_input("--adaptation {}: network '{}' already serves a --config or --error-model", arg,
                            named.first);
     CP_ASSIGN_OR_RETURN(AdaptationTable table, load_adaptation(named.second));
-    StrategyKind kind = table.strategy;
+    AdaptStrategy kind = table.strategy;
     if (s.strategy) {
-      const auto k = strategy_kind_from_name(*s.strategy);
+      const auto k = adapt_strategy_from_name(*s.strategy);
       if (!k) return invalid_input("--strategy {}: expected static, naive, state or confidence", *s.strategy);
       kind = *k;
     }
@@ -81,9 +81,12 @@ Status run_serve(const ServeSettings& s) {
   log_info("serve: {} on {}", fmt::join(what, ", "), s.socket_path);
   CP_TRY(host->serve(s.socket_path, interrupt_requested, s.max_requests));
   log_info("serve: {} request(s) answered; stopped", host->served());
-  if (!adapted.empty())
-    log_info("serve: {} level switch(es), {:.3f} ms each on average (reconfiguring the session's knobs, no reload)",
-             host->switches(), host->switches() ? 1000 * host->switch_seconds() / static_cast<double>(host->switches()) : 0.0);
+  if (!adapted.empty()) {
+    const auto& t = host->switch_times();
+    log_info("serve: level switches: {} steady, {:.3f} ms each on average (reconfiguring the session's knobs, no "
+             "reload); {} first use(s) of a level at a batch size, {:.3f} ms each (preparing its kernels)",
+             t.steady.count, t.steady.mean_ms(), t.first.count, t.first.mean_ms());
+  }
   return {};
 }
 

@@ -24,7 +24,7 @@ class AdaptiveModel {
   struct Options {
     std::string backend = "onednn";
     int threads = 1;
-    std::optional<StrategyKind> strategy;   // default: the table's
+    std::optional<AdaptStrategy> strategy;   // default: the table's
     std::optional<StrategyParams> params;   // default: the table's
   };
   // Loads adaptation.json, its model, and checks every level's knobs on the

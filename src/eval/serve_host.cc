@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -95,21 +96,27 @@ struct ServeHost::Net {
   std::shared_ptr<const AdaptationTable> table;  // with adapt: run-time adaptation
   std::optional<AdaptiveController> adapt;
   int configured_level = -1;
+  std::set<std::pair<int, int64_t>> prepared;  // (level, batch) whose kernels exist
 
-  // Adaptation: the level this request runs at, switched to if need be.
-  Status switch_level(std::atomic<int64_t>& switches, double& seconds) {
-    if (!adapt || adapt->level() == configured_level) return {};
+  // Adaptation: the level this request (of `batch` samples) runs at,
+  // switched to if need be. The first switch to a level at a batch size
+  // prepares its kernels: timed apart from the steady-state switches.
+  Status switch_level(int64_t batch, SwitchTimes& times) {
+    if (!adapt) return {};
+    CP_ASSIGN_OR_RETURN(Session * s, ev->session(batch));
+    const bool first = prepared.insert({adapt->level(), batch}).second;
+    if (adapt->level() == configured_level && !first) return {};
     const auto t0 = std::chrono::steady_clock::now();
-    CP_TRY(ev->configure(adapt->knobs()));
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (configured_level >= 0) ++switches;
+    CP_TRY(s->configure(adapt->knobs()));
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (configured_level >= 0 && adapt->level() != configured_level) (first ? times.first : times.steady).add(dt);
     configured_level = adapt->level();
     return {};
   }
 
   // One request for this network: the reply header (outputs or error), `out` its tensor.
   nlohmann::json answer(const nlohmann::json& h, const std::vector<char>& payload, uint64_t seed, Tensor& out,
-                        std::atomic<int64_t>& switches, double& switch_seconds) {
+                        SwitchTimes& times) {
     if (!h.contains("inputs") || !h["inputs"].is_array() || h["inputs"].size() != 1 || !h["inputs"][0].is_object())
       return error_header("the header must be a JSON object with \"inputs\": [{\"dtype\", \"shape\"}] (one input)");
     const auto& in = h["inputs"][0];
@@ -128,7 +135,7 @@ struct ServeHost::Net {
                                       shape_numel(shape) * 4, payload.size()));
     Tensor x(DType::f32, shape);
     std::memcpy(x.raw(), payload.data(), payload.size());
-    if (Status st = switch_level(switches, switch_seconds); !st.ok()) return error_header(st.message());
+    if (Status st = switch_level(shape[0], times); !st.ok()) return error_header(st.message());
     const int level = configured_level;
     auto session = ev->session(shape[0]);
     if (!session.ok()) return error_header(session.status().message());
@@ -186,7 +193,7 @@ Status ServeHost::set(const std::map<std::string, ServedState>& states, uint64_t
 }
 
 Status ServeHost::set_adaptation(const std::string& name, std::shared_ptr<const AdaptationTable> table,
-                                 StrategyKind kind, const StrategyParams& params) {
+                                 AdaptStrategy kind, const StrategyParams& params) {
   const auto it = std::find(names_.begin(), names_.end(), name);
   if (it == names_.end())
     return invalid_input("network '{}': not in the experiment (it has: {})", name, fmt::join(names_, ", "));
@@ -201,6 +208,7 @@ Status ServeHost::set_adaptation(const std::string& name, std::shared_ptr<const 
   net.adapt.emplace(std::move(c));
   net.model.reset();
   net.configured_level = -1;
+  net.prepared.clear();
   return {};
 }
 
@@ -236,8 +244,7 @@ void ServeHost::connection(int fd, int64_t max_requests) {
       if (it == names_.end())
         reply = error_header(fmt::format("no network '{}' (the experiment's: {})", name, fmt::join(names_, ", ")));
       else
-        reply = nets_[static_cast<size_t>(it - names_.begin())]->answer(h, payload, seed_, out, switches_,
-                                                                        switch_seconds_);
+        reply = nets_[static_cast<size_t>(it - names_.begin())]->answer(h, payload, seed_, out, switch_times_);
     }
     const bool ok = !reply.contains("error");
     if (ok) ++served_;

@@ -47,11 +47,24 @@ class ServeHost {
   // (adaptation.json of this network's model); replies then carry "level".
   // invalid_input when the table is of another model or a level's knobs do
   // not apply. Replaces what set() said for that network.
-  Status set_adaptation(const std::string& name, std::shared_ptr<const AdaptationTable> table, StrategyKind kind,
+  Status set_adaptation(const std::string& name, std::shared_ptr<const AdaptationTable> table, AdaptStrategy kind,
                         const StrategyParams& params);
-  // Level switches so far and the time they took (seconds), all networks.
-  int64_t switches() const { return switches_.load(); }
-  double switch_seconds() const { return switch_seconds_; }
+  // Level switches so far and the time they took, all networks: the first
+  // switch to a level at a batch size prepares its kernels (first use);
+  // later ones only reconfigure (steady). Read after the server stopped.
+  struct SwitchTimes {
+    struct Sum {
+      int64_t count = 0;
+      double seconds = 0;
+      void add(double s) {
+        ++count;
+        seconds += s;
+      }
+      double mean_ms() const { return count ? 1000 * seconds / static_cast<double>(count) : 0.0; }
+    };
+    Sum first, steady;
+  };
+  const SwitchTimes& switch_times() const { return switch_times_; }
 
   // Binds `path` (refusing a path that exists and is not a stale socket)
   // and answers in a background thread until stop().
@@ -77,8 +90,7 @@ class ServeHost {
   std::vector<std::unique_ptr<Net>> nets_;
   uint64_t seed_ = 1;
   std::atomic<int64_t> served_{0};
-  std::atomic<int64_t> switches_{0};
-  double switch_seconds_ = 0;  // written by the serving thread only
+  SwitchTimes switch_times_;  // written by the serving thread only
   std::atomic<bool> stopping_{false};
   std::function<bool()> done_;  // the loop's stop condition, looked at while reading
   int listener_ = -1;

@@ -76,7 +76,7 @@ struct CalibrateSpec {
 
 // Settings of `caliprox adapt-sim` (schema: `adapt`).
 struct AdaptSpec {
-  StrategyKind strategy = StrategyKind::confidence;  // the one adaptation.json names
+  AdaptStrategy strategy = AdaptStrategy::confidence;  // the one adaptation.json names
   StrategyParams params;
   std::string split = "test";
   std::vector<StreamSpec> streams;  // default: persistent (mean run 30) and shuffled

@@ -39,7 +39,7 @@ Result<std::vector<int64_t>> read_indices(const std::string& path) {
 }  // namespace
 
 void ExperimentReader::read_adapt(const json& j, const KeyPath& at, AdaptSpec& out) {
-  if (j.contains("strategy")) out.strategy = *strategy_kind_from_name(j.at("strategy").get<std::string>());
+  if (j.contains("strategy")) out.strategy = *adapt_strategy_from_name(j.at("strategy").get<std::string>());
   out.params.factor = j.value("factor", out.params.factor);
   out.params.less_at = j.value("less_at", out.params.less_at);
   out.params.more_at = j.value("more_at", out.params.more_at);
