@@ -355,7 +355,7 @@ TEST_CASE("load_experiment: each error names file, line:column and key path") {
   }
   SUBCASE("section a later version adds") {
     expect("bad_unknown_section.yaml",
-           "14:1: top level: unknown key 'plugins' (allowed: application, calibrate, dataset, knobs, name, network, networks, qos, targets, tune)");
+           "14:1: top level: unknown key 'plugins' (allowed: adapt, application, calibrate, dataset, knobs, name, network, networks, qos, targets, tune)");
   }
   SUBCASE("quoted number is a string") {
     expect("bad_type.yaml", "9:10: dataset.batch: expected an integer, found a string '64'");

@@ -1,5 +1,6 @@
 // Experiments with several networks (`networks:`): parsing, each network's
-// labels, the calibrate axes that name a network, and select_network().
+// labels, the calibrate axes that name a network, and select_network(); and
+// the adapt section (strategies' parameters, streams).
 #include <doctest/doctest.h>
 
 #include <string>
@@ -113,4 +114,51 @@ TEST_CASE("load_experiment: network and networks, and calibrate axes that name a
   REQUIRE_MESSAGE(one.ok(), one.status().message());
   CHECK(one->calibrate->axes[0].name == "bias");
   CHECK(one->calibrate->axes[0].network == "network");
+}
+
+TEST_CASE("load_experiment: the adapt section, its defaults, streams and bad values") {
+  ExperimentSandbox box;
+  const std::string minimal = read_text(kFixtures / "minimal.yaml");
+  Result<Experiment> plain = load_experiment(box.stage("minimal.yaml"));
+  REQUIRE(plain.ok());
+  CHECK(plain->adapt.strategy == AdaptStrategy::confidence);
+  REQUIRE(plain->adapt.streams.size() == 2);  // persistent (mean run 30) and shuffled
+  CHECK(plain->adapt.streams[0].name == "persistent-30");
+  CHECK(plain->adapt.streams[1].kind == StreamKind::shuffled);
+
+  std::ofstream(box.dir / "data/seq.txt") << "3 1\n4 1 5\n";
+  Result<Experiment> r = load_experiment(box.write("adapt.yaml", minimal + R"(adapt:
+  strategy: state
+  factor: 3
+  votes: 4
+  split: all
+  streams:
+    - {kind: persistent, mean_run: 12.5, length: 100, seed: 9}
+    - {kind: file, path: data/seq.txt}
+)"));
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  CHECK(r->adapt.strategy == AdaptStrategy::state);
+  CHECK(r->adapt.params.factor == 3);
+  CHECK(r->adapt.params.votes == 4);
+  CHECK(r->adapt.split == "all");
+  REQUIRE(r->adapt.streams.size() == 2);
+  CHECK(r->adapt.streams[0].name == "persistent-12.5");
+  CHECK(r->adapt.streams[0].length == 100);
+  CHECK(r->adapt.streams[0].seed == 9);
+  CHECK(r->adapt.streams[1].name == "seq");
+  CHECK(r->adapt.streams[1].indices == std::vector<int64_t>{3, 1, 4, 1, 5});
+
+  std::ofstream(box.dir / "data/bad.txt") << "3 x\n";
+  const std::string m = load_error(box.write("bad_adapt.yaml", minimal + R"(adapt:
+  less_at: 0.8
+  more_at: 0.6
+  streams:
+    - {kind: shuffled, mean_run: 3}
+    - {kind: file}
+    - {kind: file, path: data/bad.txt}
+)"));
+  CHECK(m.find("adapt.more_at: expected at least less_at (0.8), found 0.6") != std::string::npos);
+  CHECK(m.find("adapt.streams[0].mean_run: only for kind persistent, not shuffled") != std::string::npos);
+  CHECK(m.find("adapt.streams[1]: kind file needs a path") != std::string::npos);
+  CHECK(m.find("'x' is not a sample index") != std::string::npos);
 }

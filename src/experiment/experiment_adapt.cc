@@ -75,8 +75,9 @@ void ExperimentReader::read_adapt(const json& j, const KeyPath& at, AdaptSpec& o
       else if (std::filesystem::exists(path)) problem(here.key("path"), indices.status().message());
     }
     spec.name = spec.kind == StreamKind::persistent ? fmt::format("persistent-{:g}", spec.mean_run)
-                : spec.kind == StreamKind::shuffled ? std::string("shuffled")
-                                                    : std::filesystem::path(s.at("path").get<std::string>()).stem().string();
+                : spec.kind == StreamKind::shuffled || !s.contains("path")
+                    ? std::string(kind)
+                    : std::filesystem::path(s.at("path").get<std::string>()).stem().string();
     for (const StreamSpec& before : out.streams)
       if (before.name == spec.name && before.seed == spec.seed)
         spec.name += fmt::format("-{}", i);
