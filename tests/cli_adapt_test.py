@@ -51,7 +51,7 @@ def adapt_experiment(tmp, extra=ADAPT):
 
 def sim(tmp, *args):
     return run("adapt-sim", adapt_experiment(tmp), "--pareto", pareto(tmp, LEVELS), "-o", os.path.join(tmp, "out"),
-               "--min-rounds", "5", "--min-seconds", "0", *args)
+               "--min-rounds", "5", "--min-seconds", "0", "--all-levels", *args)
 
 
 @test

@@ -4,6 +4,7 @@
 // a time as a device runs a stream.
 #include "app/adapt_levels.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -100,6 +101,41 @@ Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfigu
   if (!m.total_joules.empty() && m.rounds > 0) c.switch_j = m.total_joules.back() / m.rounds;
   c.rounds = m.rounds;
   return c;
+}
+
+Result<ThinnedLevels> measure_and_thin(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
+                                       const RepeatPolicy& policy, const ThinningRule& rule,
+                                       const std::string& pareto_path) {
+  // A frontier of another network names nodes this one lacks.
+  for (const auto& c : levels)
+    CP_TRY(ev.configure(c.knobs).with_context(
+        fmt::format("{}: level {} ({}); is it the frontier of another network?", pareto_path, c.level, c.id)));
+  CP_ASSIGN_OR_RETURN(LevelCosts measured, measure_levels(ev, levels, policy));
+  std::vector<LossSpeedup> points;
+  std::vector<size_t> frontier;
+  for (size_t k = 0; k < levels.size(); ++k) {
+    points.push_back({levels[k].loss_test, measured.costs[0].latency_ms / measured.costs[k].latency_ms});
+    if (k > 0) frontier.push_back(k);
+  }
+  const std::vector<size_t> kept = thin_levels(points, frontier, 0, rule);
+  ThinnedLevels t;
+  t.costs.switch_ms = measured.switch_ms;
+  t.costs.switch_j = measured.switch_j;
+  t.costs.rounds = measured.rounds;
+  t.costs.energy = std::move(measured.energy);
+  for (size_t k = 0; k < levels.size(); ++k) {
+    if (std::find(kept.begin(), kept.end(), k) != kept.end()) {
+      t.levels.push_back(levels[k]);
+      t.costs.costs.push_back(measured.costs[k]);
+      t.costs.stats.push_back(measured.stats[k]);
+    } else {
+      t.dropped.push_back(fmt::format("level {} ({}) dropped: {:.2f}x measured at batch 1, loss {:.3g}; it does not "
+                                      "beat the level before it by tune.min_speedup_step {} and tune.min_loss_step {}",
+                                      levels[k].level, levels[k].id, points[k].speedup, points[k].loss,
+                                      rule.min_speedup_step, rule.min_loss_step));
+    }
+  }
+  return t;
 }
 
 }  // namespace caliprox

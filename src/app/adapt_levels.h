@@ -42,4 +42,18 @@ struct LevelCosts {
 Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
                                   const RepeatPolicy& policy);
 
+struct ThinnedLevels {
+  std::vector<ParetoConfiguration> levels;  // kept, level 0 first
+  LevelCosts costs;                         // of the kept levels
+  std::vector<std::string> dropped;         // why each other level was dropped
+};
+
+// Checks that every level applies to the network (invalid_input naming
+// `pareto_path` and the level otherwise), measures them all, and keeps
+// those that beat the level before by `rule` on the speedups measured here
+// (Mobiprox's thinning).
+Result<ThinnedLevels> measure_and_thin(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
+                                       const RepeatPolicy& policy, const ThinningRule& rule,
+                                       const std::string& pareto_path);
+
 }  // namespace caliprox

@@ -152,7 +152,25 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
     if (!st.ok()) return st.status().with_context(fmt::format("{}: adapt stream {}", exp.source_path, spec.name));
     streams.push_back(std::move(*st));
   }
-  const auto& cfgs = pareto.configurations;
+  RepeatPolicy policy;
+  policy.min_rounds = s.min_rounds;
+  policy.min_seconds = s.min_seconds;
+  // A switch takes microseconds: without a cap on rounds, min_seconds would
+  // hold every level for 10^5 rounds just to time the switch that long.
+  policy.max_rounds = std::max(s.min_rounds, 3000);
+  log_info("adapt-sim: measuring {} levels and the switch at batch 1 on {} ({} thread(s))",
+           pareto.configurations.size(), target.backend, target.threads);
+  // --all-levels: a rule every level passes (speedup steps of -inf).
+  const ThinningRule rule = s.all_levels ? ThinningRule{-HUGE_VAL, 0}
+                                         : ThinningRule{exp.tune.min_speedup_step, exp.tune.min_loss_step};
+  CP_ASSIGN_OR_RETURN(ThinnedLevels thinned, measure_and_thin(*ev, pareto.configurations, policy, rule, pareto_path));
+  for (const std::string& why : thinned.dropped) log_info("adapt-sim: {}", why);
+  const std::vector<ParetoConfiguration>& cfgs = thinned.levels;
+  const LevelCosts& costs = thinned.costs;
+  if (cfgs.size() < 2)
+    return Status(Errc::goal_not_met, fmt::format("{}: no level is measurably faster than the exact network at batch "
+                                                  "1 on this target: an adaptation table would hold the exact "
+                                                  "network only", pareto_path));
   const int64_t classes = *std::max_element(labels.begin(), labels.end()) + 1;
   CP_ASSIGN_OR_RETURN(LevelData data, level_data(*ev, cfgs, exp.adapt.split, pareto_path, classes));
   std::vector<int64_t> cal_labels;
@@ -162,15 +180,6 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
     cal_labels.assign(t->span<int64_t>().begin(), t->span<int64_t>().end());
   }
   const ConfidenceStats stats = confidence_stats(data.calibrate, cal_labels, classes);
-  RepeatPolicy policy;
-  policy.min_rounds = s.min_rounds;
-  policy.min_seconds = s.min_seconds;
-  // A switch takes microseconds: without a cap on rounds, min_seconds would
-  // hold every level for 10^5 rounds just to time the switch that long.
-  policy.max_rounds = std::max(s.min_rounds, 3000);
-  log_info("adapt-sim: measuring {} levels and the switch at batch 1 on {} ({} thread(s))", cfgs.size(),
-           target.backend, target.threads);
-  CP_ASSIGN_OR_RETURN(LevelCosts costs, measure_levels(*ev, cfgs, policy));
 
   AdaptationTable table;
   table.experiment = exp.name;

@@ -109,6 +109,7 @@ struct AdaptSimSettings {
   std::string experiment_path;
   std::optional<std::string> pareto_path;  // --pareto; default runs/<name>/pareto.json
   std::optional<std::string> strategy;     // --strategy: the one adaptation.json names
+  bool all_levels = false;                 // --all-levels: no thinning on the measured speedups
   int min_rounds = 20;                     // latency measurement: rounds at least ...
   double min_seconds = 1.0;                // ... and seconds at least
 };

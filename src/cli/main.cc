@@ -166,6 +166,8 @@ int main(int argc, char** argv) {
   adapt_cmd->add_option("--pareto", adapt.pareto_path, "The frontier (default: runs/<name>/pareto.json)");
   adapt_cmd->add_option("--strategy", adapt.strategy,
                         "The strategy adaptation.json names: static, naive, state or confidence (overrides adapt.strategy)");
+  adapt_cmd->add_flag("--all-levels", adapt.all_levels,
+                      "Keep every level of the frontier (no thinning on the speedups measured at batch 1)");
   adapt_cmd->add_option("--min-rounds", adapt.min_rounds, "Latency: rounds at least (default 20)")
       ->check(CLI::PositiveNumber);
   adapt_cmd->add_option("--min-seconds", adapt.min_seconds, "Latency: seconds at least (default 1)")
