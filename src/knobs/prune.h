@@ -1,0 +1,44 @@
+#pragma once
+// Structured channel pruning of a convolution (a graph rewrite, rewrite.h):
+// the output channels whose filters have the smallest L1 norms are removed,
+// with everything that carries them downstream:
+//   - the Conv's weight rows and bias entries;
+//   - through channel-wise nodes (BatchNormalization: its four vectors;
+//     activations; pooling), which keep their names and lose the channels;
+//   - at the consumers that end the channels: a Conv (group 1) loses the
+//     matching input channels of its weight; a Gemm after Flatten loses the
+//     matching blocks of features (the channel's spatial positions).
+// The pruned network computes exactly what the original computes when the
+// removed channels are zero where the consumers read them (the reference the
+// tests hold it to); training-free repair of the consumers (least squares on
+// calibration activations) is a later step.
+//
+// Not pruned, with an error naming the node: channels that reach an Add or a
+// Concat (a residual group must be pruned together), a grouped or depthwise
+// consumer, any other op on the way, a graph output, a fraction outside
+// (0, 1), or one that would remove every channel.
+#include <string>
+#include <vector>
+
+#include "knobs/rewrite.h"
+
+namespace caliprox {
+
+class ChannelPrune final : public GraphRewrite {
+ public:
+  ChannelPrune(std::string node, double fraction) : node_(std::move(node)), fraction_(fraction) {}
+  std::string key() const override;
+  Result<Graph> apply(const Graph& graph) const override;
+
+ private:
+  std::string node_;
+  double fraction_;
+};
+
+// The output channels a prune of `fraction` keeps: the largest L1 norms of
+// the filters (weight [O, I, kh, kw] rows), in increasing channel order;
+// ties keep the lower channel. invalid_input for a fraction outside (0, 1)
+// or one that would keep none.
+Result<std::vector<int64_t>> channels_to_keep(const Tensor& weight, double fraction, const std::string& node);
+
+}  // namespace caliprox

@@ -1,0 +1,159 @@
+// Structured channel pruning (knobs/prune.h) against its reference: the
+// pruned network computes what the original computes when the removed
+// channels are zero where their consumers read them (an observer zeroes
+// them in the original network, run unoptimised so every node is seen).
+#include <doctest/doctest.h>
+
+#include <random>
+#include <set>
+
+#include "engine/observer.h"
+#include "knobs/prune.h"
+#include "session_fixtures.h"
+
+using namespace caliprox;
+using namespace caliprox::testing;
+
+namespace {
+
+// Zeroes channels of one node's output (the reference for pruning).
+class ZeroChannels final : public NodeObserver {
+ public:
+  ZeroChannels(std::string node, std::set<int64_t> zero) : node_(std::move(node)), zero_(std::move(zero)) {}
+  ObserveWhat wants(const std::string& node, const std::string&) const override { return {false, node == node_}; }
+  Status after(const NodeEvent&, std::span<Tensor* const> outputs) override {
+    Tensor& t = *outputs[0];
+    const int64_t n = t.dim(0), c = t.dim(1), inner = t.numel() / (n * c);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k : zero_) std::fill_n(t.data<float>() + (i * c + k) * inner, inner, 0.f);
+    return {};
+  }
+
+ private:
+  std::string node_;
+  std::set<int64_t> zero_;
+};
+
+Attribute int_attr(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::i;
+  a.i = v;
+  return a;
+}
+
+// x[N,3,8,8] -> conv1(6, 3x3) -> BN -> Relu -> MaxPool 2 -> conv2(4, 3x3) -> Relu -> Flatten -> Gemm(5) -> out
+Graph chain_graph(std::mt19937& rng) {
+  Graph g;
+  g.name = "chain";
+  g.opset = 13;
+  g.inputs.push_back(input_info("x", {Dim{-1, "N"}, Dim{3, ""}, Dim{8, ""}, Dim{8, ""}}));
+  g.initializers["w1"] = random_tensor({6, 3, 3, 3}, rng);
+  g.initializers["b1"] = random_tensor({6}, rng);
+  for (const char* v : {"gamma", "beta", "mean"}) g.initializers[v] = random_tensor({6}, rng);
+  g.initializers["var"] = random_tensor({6}, rng, 0.5f, 2.f);
+  g.initializers["w2"] = random_tensor({4, 6, 3, 3}, rng);
+  g.initializers["w3"] = random_tensor({5, 4 * 2 * 2}, rng);  // Gemm transB: [out, in]
+  g.initializers["b3"] = random_tensor({5}, rng);
+  Node conv1 = make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1");
+  conv1.attrs["pads"] = ints_attr({1, 1, 1, 1});
+  g.nodes.push_back(conv1);
+  g.nodes.push_back(make_node("BatchNormalization", {"c1", "gamma", "beta", "mean", "var"}, {"bn"}, "bn"));
+  g.nodes.push_back(make_node("Relu", {"bn"}, {"r1"}, "relu1"));
+  Node pool = make_node("MaxPool", {"r1"}, {"p1"}, "pool");
+  pool.attrs["kernel_shape"] = ints_attr({2, 2});
+  pool.attrs["strides"] = ints_attr({2, 2});
+  g.nodes.push_back(pool);
+  Node conv2 = make_node("Conv", {"p1", "w2"}, {"c2"}, "conv2");
+  conv2.attrs["strides"] = ints_attr({2, 2});
+  conv2.attrs["pads"] = ints_attr({1, 1, 1, 1});
+  g.nodes.push_back(conv2);
+  g.nodes.push_back(make_node("Relu", {"c2"}, {"r2"}, "relu2"));
+  Node flat = make_node("Flatten", {"r2"}, {"f"}, "flatten");
+  flat.attrs["axis"] = int_attr(1);
+  g.nodes.push_back(flat);
+  Node gemm = make_node("Gemm", {"f", "w3", "b3"}, {"out"}, "fc");
+  gemm.attrs["transB"] = int_attr(1);
+  g.nodes.push_back(gemm);
+  g.outputs.push_back({"out", DType::f32, std::nullopt});
+  return g;
+}
+
+std::vector<float> run(const Graph& g, const Tensor& x, NodeObserver* observer = nullptr) {
+  auto backend = make_reference_backend({});
+  SessionOptions opt;
+  opt.optimize = false;
+  auto s = make_session(g, *backend, x.shape(), opt);
+  if (observer) s->add_observer(*observer);
+  REQUIRE(s->run(std::span<const Tensor>(&x, 1)).ok());
+  auto v = s->output(0).span<float>();
+  return {v.begin(), v.end()};
+}
+
+void check_close(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-5).scale(1.0));
+}
+
+std::set<int64_t> dropped(const std::vector<int64_t>& keep, int64_t channels) {
+  std::set<int64_t> out;
+  for (int64_t c = 0; c < channels; ++c)
+    if (std::find(keep.begin(), keep.end(), c) == keep.end()) out.insert(c);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("prune: the smallest filters go, ties keep the lower channel, fractions are checked") {
+  Tensor w(DType::f32, {4, 1, 1, 2});
+  const float v[] = {1, 1, -3, 0, 0.5f, 0.5f, 2, 0};  // L1 norms 2, 3, 1, 2
+  std::copy(v, v + 8, w.data<float>());
+  CHECK(*channels_to_keep(w, 0.25, "c") == std::vector<int64_t>{0, 1, 3});
+  CHECK(*channels_to_keep(w, 0.5, "c") == std::vector<int64_t>{0, 1});  // 0 and 3 tie: the lower stays
+  CHECK(*channels_to_keep(w, 0.2, "c") == std::vector<int64_t>{0, 1, 2, 3});  // floor(0.8) = 0 removed
+  CHECK(channels_to_keep(w, 0, "c").status().message().find("outside (0, 1)") != std::string::npos);
+  CHECK(channels_to_keep(w, 1, "c").status().message().find("outside (0, 1)") != std::string::npos);
+  Tensor one(DType::f32, {1, 1, 1, 1});
+  CHECK(channels_to_keep(one, 0.99, "c").ok());  // floor(0.99) = 0: nothing removed
+}
+
+TEST_CASE("prune: through BatchNorm, activations and pooling to a Conv, and through Flatten to a Gemm") {
+  std::mt19937 rng(5);
+  const Graph g = chain_graph(rng);
+  const Tensor x = random_tensor({2, 3, 8, 8}, rng);
+  for (double f : {0.34, 0.5}) {
+    CAPTURE(f);
+    // conv1's channels end at conv2: zero them where conv2 reads them.
+    auto p1 = ChannelPrune("conv1", f).apply(g);
+    REQUIRE_MESSAGE(p1.ok(), p1.status().message());
+    CHECK(p1->initializers.at("w1").dim(0) == 6 - static_cast<int64_t>(f * 6));
+    CHECK(p1->initializers.at("gamma").dim(0) == p1->initializers.at("w1").dim(0));
+    CHECK(p1->initializers.at("w2").dim(1) == p1->initializers.at("w1").dim(0));
+    ZeroChannels z1("pool", dropped(*channels_to_keep(g.initializers.at("w1"), f, "conv1"), 6));
+    check_close(run(*p1, x), run(g, x, &z1));
+  }
+  // conv2's channels end at the Gemm: 4 blocks of 2x2 features each.
+  auto p2 = ChannelPrune("conv2", 0.5).apply(g);
+  REQUIRE_MESSAGE(p2.ok(), p2.status().message());
+  CHECK(p2->initializers.at("w3").shape() == Shape{5, 8});
+  ZeroChannels z2("relu2", dropped(*channels_to_keep(g.initializers.at("w2"), 0.5, "conv2"), 4));
+  check_close(run(*p2, x), run(g, x, &z2));
+  // Pruned networks keep their node names (knob configurations still apply).
+  for (const Node& n : g.nodes) CHECK(p2->find_node(n.name) != nullptr);
+}
+
+TEST_CASE("prune: residual groups, graph outputs and other ops are refused with the node named") {
+  std::mt19937 rng(7);
+  const Graph residual = residual_graph(rng);
+  auto r = ChannelPrune("conv1", 0.5).apply(residual);
+  CHECK(r.status().code() == Errc::invalid_input);
+  CHECK(r.status().message().find("node 'add'") != std::string::npos);
+  CHECK(r.status().message().find("must be pruned together") != std::string::npos);
+  CHECK(ChannelPrune("bn1", 0.5).apply(residual).status().message().find("is not a Conv") != std::string::npos);
+  CHECK(ChannelPrune("nope", 0.5).apply(residual).status().message().find("no node 'nope'") != std::string::npos);
+  Graph g = chain_graph(rng);
+  g.outputs.push_back({"r1", DType::f32, std::nullopt});
+  CHECK(ChannelPrune("conv1", 0.5).apply(g).status().message().find("reach the graph output 'r1'") !=
+        std::string::npos);
+  CHECK(ChannelPrune("conv1", 1.0).apply(chain_graph(rng)).status().message().find("outside (0, 1)") !=
+        std::string::npos);
+}
