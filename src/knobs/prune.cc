@@ -69,44 +69,96 @@ Status slice_initializer(Graph& g, const std::string& name, int64_t axis, const 
   return {};
 }
 
-// Ends the channels at a consumer, or carries them through a channel-wise node.
-Status prune_consumer(Graph& g, Node& c, const std::string& value, const std::vector<int64_t>& keep, int64_t channels,
-                      std::vector<std::string>& next) {
-  if (c.op_type == "Conv" && c.inputs[0] == value) {
-    if (c.attr_int("group", 1) != 1)
-      return invalid_input("pruning: {} is a grouped or depthwise convolution; its input channels cannot be "
-                           "removed alone", c.describe());
-    return slice_initializer(g, c.inputs[1], 1, keep, c);
+// One channel space: the values that carry the same channels, the convs
+// whose outputs define them (members: all must keep the same channels, as
+// their outputs meet at an Add), the channel-wise nodes they pass through,
+// and the consumers where they end.
+struct ChannelSpace {
+  std::vector<Node*> members, channel_wise, conv_ends, gemm_ends;
+  std::vector<int64_t> gemm_axes;  // per gemm_ends: the weight axis of its input features
+};
+
+Node* producer(Graph& g, const std::string& v) {
+  for (Node& n : g.nodes)
+    if (std::find(n.outputs.begin(), n.outputs.end(), v) != n.outputs.end()) return &n;
+  return nullptr;
+}
+
+template <typename T>
+void add_once(std::vector<T*>& v, T* x) {
+  if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+}
+
+// Where value `v` comes from: a member Conv, a channel-wise node or an Add
+// (whose inputs carry the same channels), else an error.
+Status explore_up(Graph& g, const std::string& v, ChannelSpace& sp, std::vector<std::string>& todo) {
+  Node* p = producer(g, v);
+  if (p == nullptr) return invalid_input("pruning: the channel group reaches the graph input '{}'", v);
+  if (p->op_type == "Conv") {
+    if (p->attr_int("group", 1) != 1)
+      return invalid_input("pruning: {} is grouped; its output channels are tied to its input channels", p->describe());
+    add_once(sp.members, p);
+  } else if (kChannelWise.count(p->op_type)) {
+    add_once(sp.channel_wise, p);
+    todo.push_back(p->inputs[0]);
+  } else if (p->op_type == "Add" || p->op_type == "Sum") {
+    for (const std::string& in : p->inputs) todo.push_back(in);
+  } else {
+    return invalid_input("pruning: the channels come from {}, which pruning does not carry them through", p->describe());
   }
-  if (c.op_type == "Flatten" && c.attr_int("axis", 1) == 1) {
-    // The features of channel k are [k * s, (k + 1) * s) with s its spatial size.
-    for (Node* gemm : consumers(g, c.outputs[0])) {
-      if (gemm->op_type != "Gemm" || gemm->inputs[0] != c.outputs[0])
-        return invalid_input("pruning: {} reads the flattened channels; only a Gemm can end them", gemm->describe());
-      const auto it = g.initializers.find(gemm->inputs[1]);
-      if (it == g.initializers.end()) return invalid_input("pruning: {} has a computed weight", gemm->describe());
-      const int64_t axis = gemm->attr_int("transB", 0) ? 1 : 0;
-      const int64_t features = it->second.dim(axis);
-      if (features % channels != 0)
-        return invalid_input("pruning: {} takes {} features, not a multiple of {} channels", gemm->describe(), features,
-                             channels);
-      CP_TRY(slice_initializer(g, gemm->inputs[1], axis, keep, *gemm, features / channels));
+  return {};
+}
+
+// Who reads value `v`: channel-wise nodes and Adds carry the channels on;
+// a Conv or a Gemm after Flatten ends them.
+Status explore_down(Graph& g, const std::string& v, ChannelSpace& sp, std::vector<std::string>& todo) {
+  if (is_output(g, v)) return invalid_input("pruning: the channels reach the graph output '{}'", v);
+  const std::vector<Node*> readers = consumers(g, v);
+  if (readers.empty()) return invalid_input("pruning: '{}' is read by nothing", v);
+  for (Node* c : readers) {
+    if (c->op_type == "Conv" && c->inputs[0] == v) {
+      if (c->attr_int("group", 1) != 1)
+        return invalid_input("pruning: {} is a grouped or depthwise convolution; its input channels cannot be "
+                             "removed alone", c->describe());
+      add_once(sp.conv_ends, c);
+    } else if (c->op_type == "Flatten" && c->attr_int("axis", 1) == 1) {
+      for (Node* gemm : consumers(g, c->outputs[0])) {
+        if (gemm->op_type != "Gemm" || gemm->inputs[0] != c->outputs[0])
+          return invalid_input("pruning: {} reads the flattened channels; only a Gemm can end them", gemm->describe());
+        if (std::find(sp.gemm_ends.begin(), sp.gemm_ends.end(), gemm) != sp.gemm_ends.end()) continue;
+        sp.gemm_ends.push_back(gemm);
+        sp.gemm_axes.push_back(gemm->attr_int("transB", 0) ? 1 : 0);
+      }
+    } else if (kChannelWise.count(c->op_type) && c->inputs[0] == v) {
+      add_once(sp.channel_wise, c);
+      todo.push_back(c->outputs[0]);
+    } else if (c->op_type == "Add" || c->op_type == "Sum") {
+      todo.push_back(c->outputs[0]);
+      for (const std::string& in : c->inputs) todo.push_back(in);  // the other branches carry the same channels
+    } else {
+      return invalid_input("pruning: the channels reach {}, which pruning does not carry them through",
+                           c->describe());
     }
-    return {};
   }
-  if (kChannelWise.count(c.op_type) && c.inputs[0] == value) {
-    if (c.op_type == "BatchNormalization")
-      for (size_t i = 1; i < 5 && i < c.inputs.size(); ++i) CP_TRY(slice_initializer(g, c.inputs[i], 0, keep, c));
-    if (c.op_type == "Clip" || c.op_type == "Dropout") {
-      // Their extra inputs are scalars: nothing to slice.
-    }
-    next.push_back(c.outputs[0]);
-    return {};
+  return {};
+}
+
+// The whole space of the channels `seed` produces.
+Result<ChannelSpace> channel_space(Graph& g, Node& seed) {
+  ChannelSpace sp;
+  sp.members.push_back(&seed);
+  std::vector<std::string> todo{seed.outputs[0]};
+  std::set<std::string> seen;
+  while (!todo.empty()) {
+    const std::string v = todo.back();
+    todo.pop_back();
+    if (!seen.insert(v).second) continue;
+    CP_TRY(explore_down(g, v, sp, todo));
+    Node* p = producer(g, v);
+    if (p != &seed && !(p && std::find(sp.members.begin(), sp.members.end(), p) != sp.members.end()))
+      CP_TRY(explore_up(g, v, sp, todo));
   }
-  if (c.op_type == "Add" || c.op_type == "Concat" || c.op_type == "Sum")
-    return invalid_input("pruning: the channels reach {}: a residual or concatenated group, which must be pruned "
-                         "together", c.describe());
-  return invalid_input("pruning: the channels reach {}, which pruning does not carry them through", c.describe());
+  return sp;
 }
 
 }  // namespace
@@ -141,25 +193,50 @@ Result<Graph> ChannelPrune::apply(const Graph& graph) const {
   if (conv.op_type != "Conv") return invalid_input("pruning: {} is not a Conv", conv.describe());
   if (conv.attr_int("group", 1) != 1)
     return invalid_input("pruning: {} is grouped; its output channels are tied to its input channels", conv.describe());
-  const auto w = g.initializers.find(conv.inputs[1]);
-  if (w == g.initializers.end() || w->second.dtype() != DType::f32 || w->second.shape().size() != 4)
-    return invalid_input("pruning: {} needs a float32 weight [O, I, kh, kw] stored in the model", conv.describe());
-  const int64_t channels = w->second.dim(0);
-  CP_ASSIGN_OR_RETURN(std::vector<int64_t> keep, channels_to_keep(w->second, fraction_, node_));
-  CP_TRY(slice_initializer(g, conv.inputs[1], 0, keep, conv));
-  if (conv.inputs.size() > 2 && !conv.inputs[2].empty()) CP_TRY(slice_initializer(g, conv.inputs[2], 0, keep, conv));
-  // Follow the channels to where they end.
-  std::vector<std::string> values{conv.outputs[0]};
-  std::set<std::string> seen;
-  while (!values.empty()) {
-    const std::string v = values.back();
-    values.pop_back();
-    if (!seen.insert(v).second) continue;
-    if (is_output(g, v))
-      return invalid_input("pruning {}: its channels reach the graph output '{}'", node_, v);
-    const std::vector<Node*> readers = consumers(g, v);
-    if (readers.empty()) return invalid_input("pruning {}: '{}' is read by nothing", node_, v);
-    for (Node* c : readers) CP_TRY(prune_consumer(g, *c, v, keep, channels, values));
+  CP_ASSIGN_OR_RETURN(ChannelSpace sp, channel_space(g, conv));
+  // The members' filters ranked together: a channel stays or goes in all of
+  // them (their outputs are added).
+  Tensor norms;
+  int64_t channels = -1;
+  for (Node* m : sp.members) {
+    const auto w = g.initializers.find(m->inputs[1]);
+    if (w == g.initializers.end() || w->second.dtype() != DType::f32 || w->second.shape().size() != 4)
+      return invalid_input("pruning: {} needs a float32 weight [O, I, kh, kw] stored in the model", m->describe());
+    if (channels >= 0 && w->second.dim(0) != channels)
+      return invalid_input("pruning {}: the residual group's members disagree: {} has {} output channels, not {}",
+                           node_, m->describe(), w->second.dim(0), channels);
+    channels = w->second.dim(0);
+    // Rows [O, per] of |w| summed into one column per member.
+    const int64_t per = w->second.numel() / channels;
+    if (norms.empty()) {
+      norms = Tensor(DType::f32, {channels, 1, 1, static_cast<int64_t>(sp.members.size())});
+      std::fill_n(norms.data<float>(), norms.numel(), 0.f);
+    }
+    const size_t col = static_cast<size_t>(std::find(sp.members.begin(), sp.members.end(), m) - sp.members.begin());
+    for (int64_t o = 0; o < channels; ++o) {
+      double sum = 0;
+      for (int64_t i = 0; i < per; ++i) sum += std::fabs(w->second.data<float>()[o * per + i]);
+      norms.data<float>()[o * static_cast<int64_t>(sp.members.size()) + static_cast<int64_t>(col)] = static_cast<float>(sum);
+    }
+  }
+  CP_ASSIGN_OR_RETURN(std::vector<int64_t> keep, channels_to_keep(norms, fraction_, node_));
+  for (Node* m : sp.members) {
+    CP_TRY(slice_initializer(g, m->inputs[1], 0, keep, *m));
+    if (m->inputs.size() > 2 && !m->inputs[2].empty()) CP_TRY(slice_initializer(g, m->inputs[2], 0, keep, *m));
+  }
+  for (Node* n : sp.channel_wise)
+    if (n->op_type == "BatchNormalization")
+      for (size_t i = 1; i < 5 && i < n->inputs.size(); ++i) CP_TRY(slice_initializer(g, n->inputs[i], 0, keep, *n));
+  for (Node* c : sp.conv_ends) CP_TRY(slice_initializer(g, c->inputs[1], 1, keep, *c));
+  for (size_t k = 0; k < sp.gemm_ends.size(); ++k) {
+    Node* gemm = sp.gemm_ends[k];
+    const auto w = g.initializers.find(gemm->inputs[1]);
+    if (w == g.initializers.end()) return invalid_input("pruning: {} has a computed weight", gemm->describe());
+    const int64_t features = w->second.dim(sp.gemm_axes[k]);
+    if (features % channels != 0)
+      return invalid_input("pruning: {} takes {} features, not a multiple of {} channels", gemm->describe(), features,
+                           channels);
+    CP_TRY(slice_initializer(g, gemm->inputs[1], sp.gemm_axes[k], keep, *gemm, features / channels));
   }
   return g;
 }

@@ -1,7 +1,9 @@
 #pragma once
 // Structured channel pruning of a convolution (a graph rewrite, rewrite.h):
 // the output channels whose filters have the smallest L1 norms are removed,
-// with everything that carries them downstream:
+// with everything that carries them:
+//   - every convolution whose output meets this one's at an Add (a residual
+//     group): they keep the same channels, ranked by their summed norms;
 //   - the Conv's weight rows and bias entries;
 //   - through channel-wise nodes (BatchNormalization: its four vectors;
 //     activations; pooling), which keep their names and lose the channels;
@@ -13,10 +15,11 @@
 // tests hold it to); training-free repair of the consumers (least squares on
 // calibration activations) is a later step.
 //
-// Not pruned, with an error naming the node: channels that reach an Add or a
-// Concat (a residual group must be pruned together), a grouped or depthwise
-// consumer, any other op on the way, a graph output, a fraction outside
-// (0, 1), or one that would remove every channel.
+// Not pruned, with an error naming the node: a group that reaches the
+// graph input (an identity shortcut from it), channels that reach a Concat,
+// a grouped or depthwise consumer, any other op on the way, a graph output,
+// a weight shared with other nodes, a fraction outside (0, 1), or one that
+// would remove every channel.
 #include <string>
 #include <vector>
 
