@@ -185,58 +185,78 @@ Result<std::vector<int64_t>> channels_to_keep(const Tensor& weight, double fract
   return keep;
 }
 
-Result<Graph> ChannelPrune::apply(const Graph& graph) const {
-  Graph g = graph;
-  auto it = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == node_; });
-  if (it == g.nodes.end()) return invalid_input("pruning: no node '{}'", node_);
+Result<PrunePlan> plan_prune(const Graph& graph, const std::string& node, double fraction) {
+  Graph g = graph;  // channel_space walks mutable nodes; nothing is changed
+  auto it = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == node; });
+  if (it == g.nodes.end()) return invalid_input("pruning: no node '{}'", node);
   Node& conv = *it;
   if (conv.op_type != "Conv") return invalid_input("pruning: {} is not a Conv", conv.describe());
   if (conv.attr_int("group", 1) != 1)
     return invalid_input("pruning: {} is grouped; its output channels are tied to its input channels", conv.describe());
   CP_ASSIGN_OR_RETURN(ChannelSpace sp, channel_space(g, conv));
   // The members' filters ranked together: a channel stays or goes in all of
-  // them (their outputs are added).
+  // them (their outputs are added). Column m of `norms` holds member m's
+  // row sums of |w|.
+  PrunePlan plan;
+  const int64_t cols = static_cast<int64_t>(sp.members.size());
   Tensor norms;
-  int64_t channels = -1;
-  for (Node* m : sp.members) {
-    const auto w = g.initializers.find(m->inputs[1]);
+  for (int64_t m = 0; m < cols; ++m) {
+    const Node& member = *sp.members[static_cast<size_t>(m)];
+    const auto w = g.initializers.find(member.inputs[1]);
     if (w == g.initializers.end() || w->second.dtype() != DType::f32 || w->second.shape().size() != 4)
-      return invalid_input("pruning: {} needs a float32 weight [O, I, kh, kw] stored in the model", m->describe());
-    if (channels >= 0 && w->second.dim(0) != channels)
+      return invalid_input("pruning: {} needs a float32 weight [O, I, kh, kw] stored in the model", member.describe());
+    if (m > 0 && w->second.dim(0) != plan.channels)
       return invalid_input("pruning {}: the residual group's members disagree: {} has {} output channels, not {}",
-                           node_, m->describe(), w->second.dim(0), channels);
-    channels = w->second.dim(0);
-    // Rows [O, per] of |w| summed into one column per member.
-    const int64_t per = w->second.numel() / channels;
-    if (norms.empty()) {
-      norms = Tensor(DType::f32, {channels, 1, 1, static_cast<int64_t>(sp.members.size())});
+                           node, member.describe(), w->second.dim(0), plan.channels);
+    plan.channels = w->second.dim(0);
+    if (m == 0) {
+      norms = Tensor(DType::f32, {plan.channels, 1, 1, cols});
       std::fill_n(norms.data<float>(), norms.numel(), 0.f);
     }
-    const size_t col = static_cast<size_t>(std::find(sp.members.begin(), sp.members.end(), m) - sp.members.begin());
-    for (int64_t o = 0; o < channels; ++o) {
+    const int64_t per = w->second.numel() / plan.channels;
+    for (int64_t o = 0; o < plan.channels; ++o) {
       double sum = 0;
       for (int64_t i = 0; i < per; ++i) sum += std::fabs(w->second.data<float>()[o * per + i]);
-      norms.data<float>()[o * static_cast<int64_t>(sp.members.size()) + static_cast<int64_t>(col)] = static_cast<float>(sum);
+      norms.data<float>()[o * cols + m] = static_cast<float>(sum);
     }
+    plan.members.push_back(member.name);
   }
-  CP_ASSIGN_OR_RETURN(std::vector<int64_t> keep, channels_to_keep(norms, fraction_, node_));
-  for (Node* m : sp.members) {
-    CP_TRY(slice_initializer(g, m->inputs[1], 0, keep, *m));
-    if (m->inputs.size() > 2 && !m->inputs[2].empty()) CP_TRY(slice_initializer(g, m->inputs[2], 0, keep, *m));
+  CP_ASSIGN_OR_RETURN(plan.keep, channels_to_keep(norms, fraction, node));
+  for (const Node* c : sp.conv_ends) plan.conv_ends.push_back(c->name);
+  for (const Node* c : sp.gemm_ends) plan.gemm_ends.push_back(c->name);
+  return plan;
+}
+
+Result<Graph> ChannelPrune::apply(const Graph& graph) const {
+  CP_ASSIGN_OR_RETURN(PrunePlan plan, plan_prune(graph, node_, fraction_));
+  Graph g = graph;
+  auto node = [&](const std::string& name) {
+    return &*std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == name; });
+  };
+  for (const std::string& name : plan.members) {
+    Node& m = *node(name);
+    CP_TRY(slice_initializer(g, m.inputs[1], 0, plan.keep, m));
+    if (m.inputs.size() > 2 && !m.inputs[2].empty()) CP_TRY(slice_initializer(g, m.inputs[2], 0, plan.keep, m));
   }
-  for (Node* n : sp.channel_wise)
+  // The channel-wise nodes on the way: BatchNormalization loses its entries.
+  Graph walk = graph;
+  Node& seed = *std::find_if(walk.nodes.begin(), walk.nodes.end(), [&](const Node& n) { return n.name == node_; });
+  CP_ASSIGN_OR_RETURN(ChannelSpace sp, channel_space(walk, seed));
+  for (const Node* n : sp.channel_wise)
     if (n->op_type == "BatchNormalization")
-      for (size_t i = 1; i < 5 && i < n->inputs.size(); ++i) CP_TRY(slice_initializer(g, n->inputs[i], 0, keep, *n));
-  for (Node* c : sp.conv_ends) CP_TRY(slice_initializer(g, c->inputs[1], 1, keep, *c));
-  for (size_t k = 0; k < sp.gemm_ends.size(); ++k) {
-    Node* gemm = sp.gemm_ends[k];
-    const auto w = g.initializers.find(gemm->inputs[1]);
-    if (w == g.initializers.end()) return invalid_input("pruning: {} has a computed weight", gemm->describe());
-    const int64_t features = w->second.dim(sp.gemm_axes[k]);
-    if (features % channels != 0)
-      return invalid_input("pruning: {} takes {} features, not a multiple of {} channels", gemm->describe(), features,
-                           channels);
-    CP_TRY(slice_initializer(g, gemm->inputs[1], sp.gemm_axes[k], keep, *gemm, features / channels));
+      for (size_t i = 1; i < 5 && i < n->inputs.size(); ++i)
+        CP_TRY(slice_initializer(g, n->inputs[i], 0, plan.keep, *node(n->name)));
+  for (const std::string& name : plan.conv_ends) CP_TRY(slice_initializer(g, node(name)->inputs[1], 1, plan.keep, *node(name)));
+  for (size_t k = 0; k < plan.gemm_ends.size(); ++k) {
+    Node& gemm = *node(plan.gemm_ends[k]);
+    const int64_t axis = gemm.attr_int("transB", 0) ? 1 : 0;
+    const auto w = g.initializers.find(gemm.inputs[1]);
+    if (w == g.initializers.end()) return invalid_input("pruning: {} has a computed weight", gemm.describe());
+    const int64_t features = w->second.dim(axis);
+    if (features % plan.channels != 0)
+      return invalid_input("pruning: {} takes {} features, not a multiple of {} channels", gemm.describe(), features,
+                           plan.channels);
+    CP_TRY(slice_initializer(g, gemm.inputs[1], axis, plan.keep, gemm, features / plan.channels));
   }
   return g;
 }

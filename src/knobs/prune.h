@@ -27,6 +27,18 @@
 
 namespace caliprox {
 
+// What pruning `node` at a fraction removes and where the channels end
+// (node names), as ChannelPrune applies it; repair (eval/prune_repair.h)
+// re-fits the ends.
+struct PrunePlan {
+  std::vector<int64_t> keep;           // output channels kept, increasing
+  int64_t channels = 0;                // output channels before pruning
+  std::vector<std::string> members;    // convolutions pruned together (the node first)
+  std::vector<std::string> conv_ends;  // convolutions that lose input channels
+  std::vector<std::string> gemm_ends;  // Gemms (after Flatten) that lose feature blocks
+};
+Result<PrunePlan> plan_prune(const Graph& graph, const std::string& node, double fraction);
+
 class ChannelPrune final : public GraphRewrite {
  public:
   ChannelPrune(std::string node, double fraction) : node_(std::move(node)), fraction_(fraction) {}
