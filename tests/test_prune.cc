@@ -10,6 +10,7 @@
 #include <set>
 
 #include "engine/observer.h"
+#include "eval/prune_repair.h"
 #include "knobs/prune.h"
 #include "session_fixtures.h"
 
@@ -222,4 +223,51 @@ TEST_CASE("prune: groups that reach the graph input, graph outputs and other ops
         std::string::npos);
   CHECK(ChannelPrune("conv1", 1.0).apply(chain_graph(rng)).status().message().find("outside (0, 1)") !=
         std::string::npos);
+}
+
+TEST_CASE("prune repair: a dropped channel that copies a kept one is repaired exactly; otherwise the error shrinks") {
+  std::mt19937 rng(13);
+  Graph g = chain_graph(rng);
+  // conv1's channel 5 copies channel 0 (filter, bias, BatchNorm), and both
+  // are the smallest: a prune of 1/6 drops 5 and keeps 0 (ties keep the
+  // lower channel).
+  Tensor w1 = g.initializers.at("w1").clone();
+  const int64_t per = w1.numel() / 6;
+  for (int64_t i = 0; i < per; ++i) {
+    w1.data<float>()[i] *= 0.01f;
+    w1.data<float>()[5 * per + i] = w1.data<float>()[i];
+  }
+  g.initializers["w1"] = w1;
+  for (const char* v : {"b1", "gamma", "beta", "mean", "var"}) {
+    Tensor t = g.initializers.at(v).clone();
+    t.data<float>()[5] = t.data<float>()[0];
+    g.initializers[v] = t;
+  }
+  // conv2 sees 2x2 outputs per sample and 5 x 3 x 3 = 45 taps: 32 samples
+  // give 128 rows, enough to determine them.
+  const Tensor x = random_tensor({32, 3, 8, 8}, rng);
+  auto backend = make_reference_backend({});
+  auto plan = plan_prune(g, "conv1", 1.0 / 6.0 + 1e-9);
+  REQUIRE_MESSAGE(plan.ok(), plan.status().message());
+  CHECK(plan->keep == std::vector<int64_t>{0, 1, 2, 3, 4});
+  CHECK(plan->conv_ends == std::vector<std::string>{"conv2"});
+  auto pruned = ChannelPrune("conv1", 1.0 / 6.0 + 1e-9).apply(g);
+  REQUIRE(pruned.ok());
+  RepairReport report;
+  auto repaired = repair_pruned(g, *pruned, *plan, x, *backend, {}, &report);
+  REQUIRE_MESSAGE(repaired.ok(), repaired.status().message());
+  REQUIRE(report.layers.size() == 1);
+  CHECK(report.layers[0].mse_after < 1e-8);
+  CHECK(report.layers[0].mse_before > 1e-3);
+  const auto original = run(g, x), fixed = run(*repaired, x), cut = run(*pruned, x);
+  for (size_t i = 0; i < original.size(); ++i) CHECK(fixed[i] == doctest::Approx(original[i]).epsilon(1e-3).scale(1.0));
+  CHECK(cut != original);
+
+  // Random weights: nothing to copy, but the re-fit still lowers the error.
+  const Graph h = chain_graph(rng);
+  auto plan2 = plan_prune(h, "conv1", 0.5);
+  auto pruned2 = ChannelPrune("conv1", 0.5).apply(h);
+  RepairReport report2;
+  REQUIRE(repair_pruned(h, *pruned2, *plan2, x, *backend, {}, &report2).ok());
+  CHECK(report2.layers[0].mse_after < report2.layers[0].mse_before);
 }
