@@ -7,6 +7,7 @@
 // backend, interleaved round by round.
 //
 //   prune_bench [--model M.onnx] [--batch 64] [--threads 2] [--rounds 20]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -16,6 +17,7 @@
 #include "data/idx.h"
 #include "engine/session.h"
 #include "ir/onnx_import.h"
+#include "eval/prune_repair.h"
 #include "knobs/prune.h"
 #include "tune/measure.h"
 #include "util/process_policy.h"
@@ -31,6 +33,65 @@ struct Options {
   int threads = 2;
   int rounds = 20;
 };
+
+// Top-1 accuracy of `g` on images [begin, begin + count) of the IDX set.
+Result<double> top1(const Graph& g, Backend& backend, const Tensor& images, const Tensor& labels, int64_t begin,
+                    int64_t count, int64_t batch) {
+  const int64_t plane = images.dim(1) * images.dim(2);
+  auto s = Session::create(g, backend, {{g.inputs[0].name, {batch, 1, images.dim(1), images.dim(2)}}});
+  if (!s.ok()) return s.status();
+  int64_t right = 0, seen = 0;
+  for (int64_t b = begin; b + batch <= begin + count; b += batch) {
+    const Tensor view = Tensor::view(DType::u8, {batch, images.dim(1), images.dim(2)},
+                                     const_cast<uint8_t*>(images.data<uint8_t>()) + b * plane);
+    CP_ASSIGN_OR_RETURN(Tensor x, fashion_batch(view, batch));
+    CP_TRY((*s)->run(std::span<const Tensor>(&x, 1)));
+    const float* y = (*s)->output(0).data<float>();
+    for (int64_t i = 0; i < batch; ++i) {
+      const int64_t arg = std::max_element(y + i * 10, y + i * 10 + 10) - (y + i * 10);
+      right += arg == labels.data<uint8_t>()[b + i];
+      ++seen;
+    }
+  }
+  return seen ? static_cast<double>(right) / static_cast<double>(seen) : 0.0;
+}
+
+// Accuracy of each block's conv1 pruned, without and with the least-squares
+// repair (calibration: the first 512 images; evaluation: 2048 of the last 5000).
+int accuracy_table(const Options& o, const Graph& graph, Backend& backend, const Tensor& images, const Tensor& labels,
+                   const std::vector<std::string>& firsts) {
+  auto calib = fashion_batch(images, 512);
+  if (!calib.ok()) return 1;
+  auto exact = top1(graph, backend, images, labels, 5000, 2048, o.batch);
+  if (!exact.ok()) return 1;
+  std::printf("\ntop-1 on 2048 test images (exact %.2f %%); repair: least squares on 512 calibration images\n",
+              100 * *exact);
+  std::printf("%-9s %12s %12s\n", "fraction", "pruned", "repaired");
+  for (double f : {0.25, 0.5}) {
+    Graph pruned = graph, repaired = graph;
+    for (const std::string& node : firsts) {
+      auto plan = plan_prune(repaired, node, f);
+      auto next = ChannelPrune(node, f).apply(pruned);
+      auto cut = ChannelPrune(node, f).apply(repaired);
+      if (!plan.ok() || !next.ok() || !cut.ok()) return 1;
+      pruned = std::move(*next);
+      RepairReport report;
+      auto fixed = repair_pruned(repaired, *cut, *plan, *calib, backend, {}, &report);
+      for (const auto& l : report.layers)
+        std::printf("  repair %s: output MSE %.4g -> %.4g\n", l.node.c_str(), l.mse_before, l.mse_after);
+      if (!fixed.ok()) {
+        std::fprintf(stderr, "prune_bench: %s\n", fixed.status().message().c_str());
+        return 1;
+      }
+      repaired = std::move(*fixed);
+    }
+    auto a = top1(pruned, backend, images, labels, 5000, 2048, o.batch);
+    auto b = top1(repaired, backend, images, labels, 5000, 2048, o.batch);
+    if (!a.ok() || !b.ok()) return 1;
+    std::printf("%-9.2f %11.2f%% %11.2f%%\n", f, 100 * *a, 100 * *b);
+  }
+  return 0;
+}
 
 // Multiply-adds x 2 of every Conv and Gemm, from the weights and output sizes a session reports.
 double graph_flops(const Session& s) {
@@ -103,7 +164,9 @@ int run(int argc, char** argv) {
                 groups ? "conv1s, conv2s and residual groups" : "each block's conv1", f, a, b, a / b,
                 graph_flops(**base) / graph_flops(**s));
   }
-  return 0;
+  auto labels = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
+  if (!labels.ok()) return fail(labels.status());
+  return accuracy_table(o, *graph, **backend, *images, *labels, firsts);
 }
 
 }  // namespace
