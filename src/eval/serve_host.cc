@@ -95,7 +95,8 @@ struct ServeHost::Net {
   std::optional<ErrorModel> model;
   std::shared_ptr<const AdaptationTable> table;  // with adapt: run-time adaptation
   std::optional<AdaptiveController> adapt;
-  int configured_level = -1;
+  int last_level = -1;                  // the level the previous request ran at
+  std::map<int64_t, int> configured;    // per batch size: the level its session is set to
   std::set<std::pair<int, int64_t>> prepared;  // (level, batch) whose kernels exist
 
   // Adaptation: the level this request (of `batch` samples) runs at,
@@ -104,13 +105,19 @@ struct ServeHost::Net {
   Status switch_level(int64_t batch, SwitchTimes& times) {
     if (!adapt) return {};
     CP_ASSIGN_OR_RETURN(Session * s, ev->session(batch));
-    const bool first = prepared.insert({adapt->level(), batch}).second;
-    if (adapt->level() == configured_level && !first) return {};
+    const int level = adapt->level();
+    const bool first = prepared.insert({level, batch}).second;
+    const auto it = configured.find(batch);
+    if (it != configured.end() && it->second == level) {
+      last_level = level;
+      return {};
+    }
     const auto t0 = std::chrono::steady_clock::now();
     CP_TRY(s->configure(adapt->knobs()));
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (configured_level >= 0 && adapt->level() != configured_level) (first ? times.first : times.steady).add(dt);
-    configured_level = adapt->level();
+    if (last_level >= 0 && level != last_level) (first ? times.first : times.steady).add(dt);
+    configured[batch] = level;
+    last_level = level;
     return {};
   }
 
@@ -136,7 +143,7 @@ struct ServeHost::Net {
     Tensor x(DType::f32, shape);
     std::memcpy(x.raw(), payload.data(), payload.size());
     if (Status st = switch_level(shape[0], times); !st.ok()) return error_header(st.message());
-    const int level = configured_level;
+    const int level = last_level;
     auto session = ev->session(shape[0]);
     if (!session.ok()) return error_header(session.status().message());
     if (Status st = (*session)->run(std::span<const Tensor>(&x, 1)); !st.ok()) return error_header(st.message());
@@ -186,7 +193,8 @@ Status ServeHost::set(const std::map<std::string, ServedState>& states, uint64_t
     nets_[i]->model = s.error_model;
     nets_[i]->adapt.reset();
     nets_[i]->table.reset();
-    nets_[i]->configured_level = -1;
+    nets_[i]->last_level = -1;
+    nets_[i]->configured.clear();
   }
   seed_ = seed;
   return {};
@@ -207,7 +215,8 @@ Status ServeHost::set_adaptation(const std::string& name, std::shared_ptr<const 
   net.table = std::move(table);
   net.adapt.emplace(std::move(c));
   net.model.reset();
-  net.configured_level = -1;
+  net.last_level = -1;
+  net.configured.clear();
   net.prepared.clear();
   return {};
 }
