@@ -1,0 +1,153 @@
+#include "knobs/lowrank.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+namespace caliprox {
+
+namespace {
+
+// Eigen-decomposition of a symmetric n x n matrix (row-major) by cyclic
+// Jacobi rotations: eigenvalues in `w`, eigenvectors in the columns of `v`.
+void jacobi_eigen(std::vector<double> a, int64_t n, std::vector<double>& w, std::vector<double>& v) {
+  auto at = [n](std::vector<double>& m, int64_t i, int64_t j) -> double& { return m[static_cast<size_t>(i * n + j)]; };
+  v.assign(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) at(v, i, i) = 1;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0, total = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) (i == j ? total : off) += at(a, i, j) * at(a, i, j);
+    if (off <= 1e-30 * (total + off) || off == 0) break;
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = p + 1; q < n; ++q) {
+        const double apq = at(a, p, q);
+        if (std::fabs(apq) < 1e-300) continue;
+        const double theta = (at(a, q, q) - at(a, p, p)) / (2 * apq);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), s = t * c;
+        for (int64_t k = 0; k < n; ++k) {  // A <- A J
+          const double akp = at(a, k, p), akq = at(a, k, q);
+          at(a, k, p) = c * akp - s * akq;
+          at(a, k, q) = s * akp + c * akq;
+        }
+        for (int64_t k = 0; k < n; ++k) {  // A <- J^T A
+          const double apk = at(a, p, k), aqk = at(a, q, k);
+          at(a, p, k) = c * apk - s * aqk;
+          at(a, q, k) = s * apk + c * aqk;
+        }
+        for (int64_t k = 0; k < n; ++k) {  // V <- V J
+          const double vkp = at(v, k, p), vkq = at(v, k, q);
+          at(v, k, p) = c * vkp - s * vkq;
+          at(v, k, q) = s * vkp + c * vkq;
+        }
+      }
+  }
+  w.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = at(a, i, i);
+}
+
+}  // namespace
+
+TruncatedSvd truncated_svd(const std::vector<double>& a, int64_t m, int64_t n, int64_t r) {
+  // Work on the smaller Gram matrix: A^T A (n x n) when n <= m, else A A^T.
+  const bool right = n <= m;
+  const int64_t k = right ? n : m;
+  std::vector<double> g(static_cast<size_t>(k * k), 0.0);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i; j < k; ++j) {
+      double sum = 0;
+      if (right)
+        for (int64_t t = 0; t < m; ++t) sum += a[static_cast<size_t>(t * n + i)] * a[static_cast<size_t>(t * n + j)];
+      else
+        for (int64_t t = 0; t < n; ++t) sum += a[static_cast<size_t>(i * n + t)] * a[static_cast<size_t>(j * n + t)];
+      g[static_cast<size_t>(i * k + j)] = g[static_cast<size_t>(j * k + i)] = sum;
+    }
+  std::vector<double> w, e;
+  jacobi_eigen(g, k, w, e);
+  std::vector<int64_t> order(static_cast<size_t>(k));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return w[static_cast<size_t>(x)] > w[static_cast<size_t>(y)]; });
+  TruncatedSvd out;
+  out.u.assign(static_cast<size_t>(m * r), 0.0);
+  out.v.assign(static_cast<size_t>(n * r), 0.0);
+  for (int64_t c = 0; c < r; ++c) {
+    const int64_t src = order[static_cast<size_t>(c)];
+    const double s = std::sqrt(std::max(w[static_cast<size_t>(src)], 0.0));
+    out.s.push_back(s);
+    // The Gram side's vector, and the other side's as A v / s (or A^T u / s).
+    std::vector<double>& known = right ? out.v : out.u;
+    std::vector<double>& other = right ? out.u : out.v;
+    const int64_t kn = right ? n : m, on = right ? m : n;
+    for (int64_t i = 0; i < kn; ++i) known[static_cast<size_t>(i * r + c)] = e[static_cast<size_t>(i * k + src)];
+    if (s <= 0) continue;
+    for (int64_t i = 0; i < on; ++i) {
+      double sum = 0;
+      for (int64_t j = 0; j < kn; ++j)
+        sum += (right ? a[static_cast<size_t>(i * n + j)] : a[static_cast<size_t>(j * n + i)]) *
+               known[static_cast<size_t>(j * r + c)];
+      other[static_cast<size_t>(i * r + c)] = sum / s;
+    }
+  }
+  return out;
+}
+
+std::string GemmLowRank::key() const { return fmt::format("lowrank:{}:{}", node_, ratio_); }
+
+Result<Graph> GemmLowRank::apply(const Graph& graph) const {
+  Graph g = graph;
+  auto it = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == node_; });
+  if (it == g.nodes.end()) return invalid_input("low-rank: no node '{}'", node_);
+  if (it->op_type != "Gemm") return invalid_input("low-rank: {} is not a Gemm", it->describe());
+  if (it->attr_float("alpha", 1.f) != 1.f || it->attr_int("transA", 0) != 0)
+    return invalid_input("low-rank: {} has alpha != 1 or transA; only Y = X W^T + b is factorised", it->describe());
+  if (!(ratio_ > 0 && ratio_ < 1)) return invalid_input("low-rank {}: ratio {} is outside (0, 1)", node_, ratio_);
+  const auto wi = g.initializers.find(it->inputs[1]);
+  if (wi == g.initializers.end() || wi->second.dtype() != DType::f32 || wi->second.shape().size() != 2)
+    return invalid_input("low-rank: {} needs a float32 2-D weight stored in the model", it->describe());
+  const bool trans_b = it->attr_int("transB", 0) != 0;
+  const Tensor& b = wi->second;
+  // W as [out, in]: B itself with transB, else its transpose.
+  const int64_t out = trans_b ? b.dim(0) : b.dim(1), in = trans_b ? b.dim(1) : b.dim(0);
+  const int64_t full = std::min(out, in);
+  const int64_t r = static_cast<int64_t>(std::ceil(ratio_ * static_cast<double>(full)));
+  if (r >= full) return invalid_input("low-rank {}: rank {} is not below the full rank {}", node_, r, full);
+  std::vector<double> w(static_cast<size_t>(out * in));
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i)
+      w[static_cast<size_t>(o * in + i)] = b.data<float>()[trans_b ? o * in + i : i * out + o];
+  const TruncatedSvd svd = truncated_svd(w, out, in, r);
+  // First product: X [N, in] . V_r [in, r]; second: Z [N, r] . (U_r S_r)^T [r, out] + C.
+  Tensor v(DType::f32, {in, r}), us(DType::f32, {r, out});
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t c = 0; c < r; ++c) v.data<float>()[i * r + c] = static_cast<float>(svd.v[static_cast<size_t>(i * r + c)]);
+  for (int64_t c = 0; c < r; ++c)
+    for (int64_t o = 0; o < out; ++o)
+      us.data<float>()[c * out + o] =
+          static_cast<float>(svd.u[static_cast<size_t>(o * r + c)] * svd.s[static_cast<size_t>(c)]);
+  const std::string old_weight = it->inputs[1];
+  const std::string base = node_ + "/lowrank";
+  g.initializers[base + "/v"] = std::move(v);
+  g.initializers[base + "/us"] = std::move(us);
+  Node first;
+  first.name = base;
+  first.op_type = "Gemm";
+  first.inputs = {it->inputs[0], base + "/v"};
+  first.outputs = {base + "/z"};
+  first.index = it->index;
+  first.opset = it->opset;
+  it->inputs[0] = base + "/z";
+  it->inputs[1] = base + "/us";
+  it->attrs.erase("transB");
+  g.nodes.insert(it, std::move(first));
+  // The full weight, unless another node still reads it.
+  if (std::none_of(g.nodes.begin(), g.nodes.end(), [&](const Node& n) {
+        return std::find(n.inputs.begin(), n.inputs.end(), old_weight) != n.inputs.end();
+      }))
+    g.initializers.erase(old_weight);
+  return g;
+}
+
+}  // namespace caliprox
