@@ -171,7 +171,15 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
     return Status(Errc::goal_not_met, fmt::format("{}: no level is measurably faster than the exact network at batch "
                                                   "1 on this target: an adaptation table would hold the exact "
                                                   "network only", pareto_path));
-  const int64_t classes = *std::max_element(labels.begin(), labels.end()) + 1;
+  // Classes: the width of the network's output (a split may lack some).
+  CP_ASSIGN_OR_RETURN(Session * one, ev->session(1));
+  int64_t classes = 0;
+  for (size_t i = 0; i < one->output_names().size(); ++i)
+    if (one->output_names()[i] == ev->io().output && one->output_types()[i].shape.size() == 2)
+      classes = one->output_types()[i].shape[1];
+  if (classes < 2 || *std::max_element(labels.begin(), labels.end()) >= classes)
+    return invalid_input("{}: adapt-sim needs a classifier output [N, classes] covering the labels; '{}' is not one",
+                         exp.source_path, ev->io().output);
   CP_ASSIGN_OR_RETURN(LevelData data, level_data(*ev, cfgs, exp.adapt.split, pareto_path, classes));
   std::vector<int64_t> cal_labels;
   {
