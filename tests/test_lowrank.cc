@@ -137,3 +137,66 @@ TEST_CASE("lowrank: a weight of low rank is factorised without loss; bad request
   CHECK(GemmLowRank("fc", 0).apply(g).status().message().find("outside (0, 1)") != std::string::npos);
   CHECK(GemmLowRank("nope", 0.5).apply(g).status().message().find("no node 'nope'") != std::string::npos);
 }
+
+namespace {
+
+// x[N, 3, 9, 9] -> Conv(W [5, 3, 3, 3], b; strides 2, pads top 1 left 0 bottom 1 right 2) -> out
+Graph conv_graph(const Tensor& w, std::mt19937& rng) {
+  Graph g;
+  g.name = "conv";
+  g.opset = 13;
+  g.inputs.push_back(input_info("x", {Dim{-1, "N"}, Dim{3, ""}, Dim{9, ""}, Dim{9, ""}}));
+  g.initializers["w"] = w;
+  g.initializers["b"] = random_tensor({5}, rng);
+  Node n = make_node("Conv", {"x", "w", "b"}, {"out"}, "conv");
+  n.attrs["strides"] = ints_attr({2, 2});
+  n.attrs["pads"] = ints_attr({1, 0, 1, 2});
+  g.nodes.push_back(n);
+  g.outputs.push_back({"out", DType::f32, std::nullopt});
+  return g;
+}
+
+// W_r: the rank-r truncation of M[(c, kh), (kw, o)], back in [O, C, K, K].
+Tensor truncated_conv_weight(const Tensor& w, int64_t r) {
+  const int64_t o = w.dim(0), c = w.dim(1), k = w.dim(2), rows = c * k, cols = k * o;
+  std::vector<double> m(static_cast<size_t>(rows * cols));
+  for (int64_t oo = 0; oo < o; ++oo)
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t kh = 0; kh < k; ++kh)
+        for (int64_t kw = 0; kw < k; ++kw)
+          m[static_cast<size_t>((cc * k + kh) * cols + kw * o + oo)] = w.data<float>()[((oo * c + cc) * k + kh) * k + kw];
+  const auto mr = rebuild(truncated_svd(m, rows, cols, r), rows, cols, r);
+  Tensor out(DType::f32, w.shape());
+  for (int64_t oo = 0; oo < o; ++oo)
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t kh = 0; kh < k; ++kh)
+        for (int64_t kw = 0; kw < k; ++kw)
+          out.data<float>()[((oo * c + cc) * k + kh) * k + kw] =
+              static_cast<float>(mr[static_cast<size_t>((cc * k + kh) * cols + kw * o + oo)]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("lowrank: spatial SVD splits a KxK convolution into Kx1 and 1xK ones computing the rank-r weight") {
+  std::mt19937 rng(9);
+  const Tensor w = random_tensor({5, 3, 3, 3}, rng);
+  const Graph g = conv_graph(w, rng);
+  const Tensor x = random_tensor({2, 3, 9, 9}, rng);
+  auto split = ConvSpatialSvd("conv", 0.5).apply(g);  // full rank min(9, 15) = 9: r = 5
+  REQUIRE_MESSAGE(split.ok(), split.status().message());
+  CHECK(split->initializers.at("conv/spatial/w").shape() == Shape{5, 3, 3, 1});
+  CHECK(split->initializers.at("conv/spatial_h/w").shape() == Shape{5, 5, 1, 3});
+  // The reference: one convolution with the rank-5 weight, same strides and pads.
+  Graph reference = g;
+  reference.initializers["w"] = truncated_conv_weight(w, 5);
+  const auto a = run(*split, x), b = run(reference, x);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-4).scale(1.0));
+  CHECK(run(g, x) != a);  // truncation changed it
+  CHECK(ConvSpatialSvd("conv", 0.95).apply(g).status().message().find("not below the full rank 9") !=
+        std::string::npos);
+  Tensor one(DType::f32, {5, 3, 1, 1});
+  CHECK(ConvSpatialSvd("conv", 0.5).apply(conv_graph(one, rng)).status().message().find("1x1 kernel") !=
+        std::string::npos);
+}

@@ -150,4 +150,80 @@ Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   return g;
 }
 
+std::string ConvSpatialSvd::key() const { return fmt::format("spatial-svd:{}:{}", node_, ratio_); }
+
+Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {
+  Graph g = graph;
+  auto it = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == node_; });
+  if (it == g.nodes.end()) return invalid_input("spatial SVD: no node '{}'", node_);
+  if (it->op_type != "Conv") return invalid_input("spatial SVD: {} is not a Conv", it->describe());
+  const auto dil = it->attr_ints("dilations", {1, 1});
+  if (it->attr_int("group", 1) != 1 || dil != std::vector<int64_t>{1, 1} ||
+      it->attr_string("auto_pad", "NOTSET") != "NOTSET")
+    return invalid_input("spatial SVD: {} is grouped, dilated or uses auto_pad", it->describe());
+  if (!(ratio_ > 0 && ratio_ < 1)) return invalid_input("spatial SVD {}: ratio {} is outside (0, 1)", node_, ratio_);
+  const auto wi = g.initializers.find(it->inputs[1]);
+  if (wi == g.initializers.end() || wi->second.dtype() != DType::f32 || wi->second.shape().size() != 4)
+    return invalid_input("spatial SVD: {} needs a float32 weight [O, C, K, K] stored in the model", it->describe());
+  const Tensor& w = wi->second;
+  const int64_t o = w.dim(0), c = w.dim(1), k = w.dim(2);
+  if (w.dim(3) != k || k < 2)
+    return invalid_input("spatial SVD: {} has a {}x{} kernel; a square one of at least 2x2 is factorised",
+                         it->describe(), w.dim(2), w.dim(3));
+  const int64_t rows = c * k, cols = k * o, full = std::min(rows, cols);
+  const int64_t r = static_cast<int64_t>(std::ceil(ratio_ * static_cast<double>(full)));
+  if (r >= full) return invalid_input("spatial SVD {}: rank {} is not below the full rank {}", node_, r, full);
+  std::vector<double> m(static_cast<size_t>(rows * cols));
+  for (int64_t oo = 0; oo < o; ++oo)
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t kh = 0; kh < k; ++kh)
+        for (int64_t kw = 0; kw < k; ++kw)
+          m[static_cast<size_t>((cc * k + kh) * cols + kw * o + oo)] = w.data<float>()[((oo * c + cc) * k + kh) * k + kw];
+  const TruncatedSvd svd = truncated_svd(m, rows, cols, r);
+  // The singular values split evenly between the two factors.
+  Tensor vert(DType::f32, {r, c, k, 1}), horiz(DType::f32, {o, r, 1, k});
+  for (int64_t q = 0; q < r; ++q) {
+    const double root = std::sqrt(svd.s[static_cast<size_t>(q)]);
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t kh = 0; kh < k; ++kh)
+        vert.data<float>()[(q * c + cc) * k + kh] =
+            static_cast<float>(svd.u[static_cast<size_t>((cc * k + kh) * r + q)] * root);
+    for (int64_t oo = 0; oo < o; ++oo)
+      for (int64_t kw = 0; kw < k; ++kw)
+        horiz.data<float>()[(oo * r + q) * k + kw] =
+            static_cast<float>(svd.v[static_cast<size_t>((kw * o + oo) * r + q)] * root);
+  }
+  const auto strides = it->attr_ints("strides", {1, 1}), pads = it->attr_ints("pads", {0, 0, 0, 0});
+  const std::string old_weight = it->inputs[1], base = node_ + "/spatial";
+  g.initializers[base + "/w"] = std::move(vert);
+  g.initializers[node_ + "/spatial_h/w"] = std::move(horiz);
+  auto ints = [](std::vector<int64_t> v) {
+    Attribute a;
+    a.kind = Attribute::Kind::ints;
+    a.ints = std::move(v);
+    return a;
+  };
+  Node first;
+  first.name = base;
+  first.op_type = "Conv";
+  first.inputs = {it->inputs[0], base + "/w"};
+  first.outputs = {base + "/z"};
+  first.attrs["kernel_shape"] = ints({k, 1});
+  first.attrs["strides"] = ints({strides[0], 1});
+  first.attrs["pads"] = ints({pads[0], 0, pads[2], 0});
+  first.index = it->index;
+  first.opset = it->opset;
+  it->inputs[0] = base + "/z";
+  it->inputs[1] = node_ + "/spatial_h/w";
+  it->attrs["kernel_shape"] = ints({1, k});
+  it->attrs["strides"] = ints({1, strides[1]});
+  it->attrs["pads"] = ints({0, pads[1], 0, pads[3]});
+  g.nodes.insert(it, std::move(first));
+  if (std::none_of(g.nodes.begin(), g.nodes.end(), [&](const Node& n) {
+        return std::find(n.inputs.begin(), n.inputs.end(), old_weight) != n.inputs.end();
+      }))
+    g.initializers.erase(old_weight);
+  return g;
+}
+
 }  // namespace caliprox

@@ -6,7 +6,7 @@
 // min(out, in)). It pays when r (out + in) < out * in. The first product is
 // a new node "<node>/lowrank" (rule of rewrite.h); the second keeps the
 // node's name. This answers Mobiprox's open question of approximating fully
-// connected layers; convolutions (spatial SVD) are a later step.
+// connected layers; ConvSpatialSvd below does the same for convolutions.
 //
 // Refused, with an error naming the node: not a Gemm, a weight computed
 // rather than stored, alpha != 1 or transA, a ratio outside (0, 1), or a
@@ -21,6 +21,25 @@ namespace caliprox {
 class GemmLowRank final : public GraphRewrite {
  public:
   GemmLowRank(std::string node, double ratio) : node_(std::move(node)), ratio_(ratio) {}
+  std::string key() const override;
+  Result<Graph> apply(const Graph& graph) const override;
+
+ private:
+  std::string node_;
+  double ratio_;
+};
+
+// Spatial SVD of a K x K convolution (Tai et al. 2016; AIMET's "spatial
+// SVD"): W [O, C, K, K] seen as the matrix M[(c, kh), (kw, o)] is truncated
+// to rank r = ceil(ratio * min(C K, K O)) and split into a K x 1 convolution
+// with r output channels (node "<node>/spatial", the height's stride and
+// pads) followed by a 1 x K one (keeping the node's name, the width's
+// stride and pads, and the bias). Pays when r (C + O) K < O C K^2.
+// Refused: not a Conv, grouped, dilated, auto_pad, a non-square or 1 x 1
+// kernel, a ratio outside (0, 1), a rank not below the full rank.
+class ConvSpatialSvd final : public GraphRewrite {
+ public:
+  ConvSpatialSvd(std::string node, double ratio) : node_(std::move(node)), ratio_(ratio) {}
   std::string key() const override;
   Result<Graph> apply(const Graph& graph) const override;
 
