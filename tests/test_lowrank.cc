@@ -159,13 +159,7 @@ Graph conv_graph(const Tensor& w, std::mt19937& rng) {
 // W_r: the rank-r truncation of M[(c, kh), (kw, o)], back in [O, C, K, K].
 Tensor truncated_conv_weight(const Tensor& w, int64_t r) {
   const int64_t o = w.dim(0), c = w.dim(1), k = w.dim(2), rows = c * k, cols = k * o;
-  std::vector<double> m(static_cast<size_t>(rows * cols));
-  for (int64_t oo = 0; oo < o; ++oo)
-    for (int64_t cc = 0; cc < c; ++cc)
-      for (int64_t kh = 0; kh < k; ++kh)
-        for (int64_t kw = 0; kw < k; ++kw)
-          m[static_cast<size_t>((cc * k + kh) * cols + kw * o + oo)] = w.data<float>()[((oo * c + cc) * k + kh) * k + kw];
-  const auto mr = rebuild(truncated_svd(m, rows, cols, r), rows, cols, r);
+  const auto mr = rebuild(truncated_svd(spatial_svd_matrix(w), rows, cols, r), rows, cols, r);
   Tensor out(DType::f32, w.shape());
   for (int64_t oo = 0; oo < o; ++oo)
     for (int64_t cc = 0; cc < c; ++cc)

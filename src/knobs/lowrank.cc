@@ -49,7 +49,26 @@ void jacobi_eigen(std::vector<double> a, int64_t n, std::vector<double>& w, std:
   for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = at(a, i, i);
 }
 
+// Drops initializer `name` when no node reads it any more.
+void erase_if_unused(Graph& g, const std::string& name) {
+  if (std::none_of(g.nodes.begin(), g.nodes.end(), [&](const Node& n) {
+        return std::find(n.inputs.begin(), n.inputs.end(), name) != n.inputs.end();
+      }))
+    g.initializers.erase(name);
+}
+
 }  // namespace
+
+std::vector<double> spatial_svd_matrix(const Tensor& w) {
+  const int64_t o = w.dim(0), c = w.dim(1), k = w.dim(2), cols = k * o;
+  std::vector<double> m(static_cast<size_t>(c * k * cols));
+  for (int64_t oo = 0; oo < o; ++oo)
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t kh = 0; kh < k; ++kh)
+        for (int64_t kw = 0; kw < k; ++kw)
+          m[static_cast<size_t>((cc * k + kh) * cols + kw * o + oo)] = w.data<float>()[((oo * c + cc) * k + kh) * k + kw];
+  return m;
+}
 
 TruncatedSvd truncated_svd(const std::vector<double>& a, int64_t m, int64_t n, int64_t r) {
   // Work on the smaller Gram matrix: A^T A (n x n) when n <= m, else A A^T.
@@ -142,11 +161,7 @@ Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   it->inputs[1] = base + "/us";
   it->attrs.erase("transB");
   g.nodes.insert(it, std::move(first));
-  // The full weight, unless another node still reads it.
-  if (std::none_of(g.nodes.begin(), g.nodes.end(), [&](const Node& n) {
-        return std::find(n.inputs.begin(), n.inputs.end(), old_weight) != n.inputs.end();
-      }))
-    g.initializers.erase(old_weight);
+  erase_if_unused(g, old_weight);  // the full weight, unless another node still reads it
   return g;
 }
 
@@ -173,13 +188,7 @@ Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {
   const int64_t rows = c * k, cols = k * o, full = std::min(rows, cols);
   const int64_t r = static_cast<int64_t>(std::ceil(ratio_ * static_cast<double>(full)));
   if (r >= full) return invalid_input("spatial SVD {}: rank {} is not below the full rank {}", node_, r, full);
-  std::vector<double> m(static_cast<size_t>(rows * cols));
-  for (int64_t oo = 0; oo < o; ++oo)
-    for (int64_t cc = 0; cc < c; ++cc)
-      for (int64_t kh = 0; kh < k; ++kh)
-        for (int64_t kw = 0; kw < k; ++kw)
-          m[static_cast<size_t>((cc * k + kh) * cols + kw * o + oo)] = w.data<float>()[((oo * c + cc) * k + kh) * k + kw];
-  const TruncatedSvd svd = truncated_svd(m, rows, cols, r);
+  const TruncatedSvd svd = truncated_svd(spatial_svd_matrix(w), rows, cols, r);
   // The singular values split evenly between the two factors.
   Tensor vert(DType::f32, {r, c, k, 1}), horiz(DType::f32, {o, r, 1, k});
   for (int64_t q = 0; q < r; ++q) {
@@ -219,10 +228,7 @@ Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {
   it->attrs["strides"] = ints({1, strides[1]});
   it->attrs["pads"] = ints({0, pads[1], 0, pads[3]});
   g.nodes.insert(it, std::move(first));
-  if (std::none_of(g.nodes.begin(), g.nodes.end(), [&](const Node& n) {
-        return std::find(n.inputs.begin(), n.inputs.end(), old_weight) != n.inputs.end();
-      }))
-    g.initializers.erase(old_weight);
+  erase_if_unused(g, old_weight);
   return g;
 }
 

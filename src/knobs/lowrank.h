@@ -59,4 +59,8 @@ struct TruncatedSvd {
 };
 TruncatedSvd truncated_svd(const std::vector<double>& a, int64_t m, int64_t n, int64_t r);
 
+// A convolution weight [O, C, K, K] as the matrix spatial SVD truncates:
+// M[(c, kh), (kw, o)], row-major [C K, K O].
+std::vector<double> spatial_svd_matrix(const Tensor& w);
+
 }  // namespace caliprox
