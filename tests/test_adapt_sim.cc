@@ -251,7 +251,7 @@ TEST_CASE("adapt: confidence_stats groups by the predicted class") {
 }
 
 TEST_CASE("adapt: observations apply softmax to logits, not to probabilities") {
-  const auto logits = observations({1, 2, 3, 0, 0, 0, 1000, 999, 0}, 3, 4);
+  const auto logits = observations(std::vector<float>{1, 2, 3, 0, 0, 0, 1000, 999, 0}, 3, 4);
   REQUIRE(logits.size() == 3);
   CHECK(logits[0].level == 4);
   CHECK(logits[0].argmax == 2);
@@ -261,7 +261,7 @@ TEST_CASE("adapt: observations apply softmax to logits, not to probabilities") {
   CHECK(logits[2].argmax == 0);  // stable: no overflow
   CHECK(logits[2].top1 == doctest::Approx(1 / (1 + std::exp(-1.0))));
 
-  const auto probs = observations({0.2f, 0.5f, 0.3f, 0.6f, 0.3f, 0.1f}, 3, 0);
+  const auto probs = observations(std::vector<float>{0.2f, 0.5f, 0.3f, 0.6f, 0.3f, 0.1f}, 3, 0);
   REQUIRE(probs.size() == 2);
   CHECK(probs[0].argmax == 1);
   CHECK(probs[0].top1 == doctest::Approx(0.5));
@@ -269,7 +269,7 @@ TEST_CASE("adapt: observations apply softmax to logits, not to probabilities") {
   CHECK(probs[1].top1 == doctest::Approx(0.6));
 
   // One row that does not sum to 1: all rows are logits.
-  const auto mixed = observations({0.2f, 0.5f, 0.3f, 1, 2, 3}, 3, 0);
+  const auto mixed = observations(std::vector<float>{0.2f, 0.5f, 0.3f, 1, 2, 3}, 3, 0);
   CHECK(mixed[0].argmax == 1);
   CHECK(mixed[0].top1 ==
         doctest::Approx(std::exp(0.5) / (std::exp(0.2) + std::exp(0.5) + std::exp(0.3))).epsilon(1e-6));

@@ -16,9 +16,8 @@ Result<AdaptiveController> AdaptiveController::create(const AdaptationTable& tab
 
 int AdaptiveController::observe(std::span<const float> outputs) {
   const int64_t classes = table_->classes;
-  const std::vector<float> rows(outputs.begin(), outputs.end());
   int moves = 0;
-  for (const Observation& o : observations(rows, classes, level_)) {
+  for (const Observation& o : observations(outputs, classes, level_)) {
     const int next = strategy_->next(o);
     moves += next != level_;
     level_ = next;

@@ -80,7 +80,7 @@ void softmax(std::vector<double>& row) {
 }
 
 // Probabilities already: every value >= 0 and every row sums to 1.
-bool are_probabilities(const std::vector<float>& outputs, size_t classes, size_t rows) {
+bool are_probabilities(std::span<const float> outputs, size_t classes, size_t rows) {
   for (size_t r = 0; r < rows; ++r) {
     double sum = 0;
     for (size_t k = 0; k < classes; ++k) {
@@ -161,7 +161,7 @@ ConfidenceStats confidence_stats(const LevelAnswers& answers, const std::vector<
   return stats;
 }
 
-std::vector<Observation> observations(const std::vector<float>& outputs, int64_t classes, int level) {
+std::vector<Observation> observations(std::span<const float> outputs, int64_t classes, int level) {
   std::vector<Observation> out;
   if (classes <= 0) return out;
   const auto k_n = static_cast<size_t>(classes);

@@ -5,6 +5,7 @@
 // measured latencies (and energies), plus the measured cost of a switch.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,6 @@ ConfidenceStats confidence_stats(const LevelAnswers& answers, const std::vector<
 
 // Observations from a level's outputs: rows of `classes` logits (or
 // probabilities: softmax is applied unless the rows already sum to 1).
-std::vector<Observation> observations(const std::vector<float>& outputs, int64_t classes, int level);
+std::vector<Observation> observations(std::span<const float> outputs, int64_t classes, int level);
 
 }  // namespace caliprox

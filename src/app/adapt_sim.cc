@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -25,11 +23,9 @@ namespace caliprox {
 namespace {
 
 Result<ParetoDocument> read_pareto(const std::string& path, const Experiment& exp) {
-  std::ifstream f(path);
-  if (!f) return invalid_input("--pareto {}: cannot read it (run caliprox tune first, or give --pareto FILE)", path);
-  std::stringstream text;
-  text << f.rdbuf();
-  CP_ASSIGN_OR_RETURN(ParetoDocument doc, parse_pareto_json(text.str(), path));
+  Result<ParetoDocument> read = load_pareto_json(path, "--pareto");
+  if (!read.ok()) return read.status().with_context("run caliprox tune first, or give --pareto FILE");
+  ParetoDocument doc = std::move(read).value();
   if (doc.experiment != exp.name)
     return invalid_input("{}: the frontier of experiment '{}', not '{}'", path, doc.experiment, exp.name);
   std::sort(doc.configurations.begin(), doc.configurations.end(),

@@ -61,9 +61,8 @@ nlohmann::json request_for(const Experiment& exp, const std::map<std::string, Se
   }
   // The same seeds for every configuration (common random numbers: each
   // faces the same fields), different ones per repeat.
-  const std::string key = nlohmann::json{seed, repeat}.dump();
   return {{"experiment", exp.name}, {"mode", "network"},
-          {"seed", std::stoull(fingerprint_of(key), nullptr, 16) >> 1},  // < 2^63: exact in JSON readers
+          {"seed", seed_of(nlohmann::json{seed, repeat}.dump())},
           {"repeat", repeat},       {"serve", true},
           {"networks", networks}};
 }

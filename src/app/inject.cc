@@ -6,8 +6,6 @@
 // candidate goes to records.jsonl and is replayed on a re-run.
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -35,11 +33,7 @@ Result<std::vector<InjectCandidate>> candidates_of(const InjectSettings& s, Eval
     out.push_back({std::filesystem::path(path).filename().string(), std::move(c)});
   }
   if (s.pareto_path) {
-    std::ifstream f(*s.pareto_path);
-    if (!f) return invalid_input("--pareto {}: cannot read it", *s.pareto_path);
-    std::stringstream text;
-    text << f.rdbuf();
-    CP_ASSIGN_OR_RETURN(ParetoDocument doc, parse_pareto_json(text.str(), *s.pareto_path));
+    CP_ASSIGN_OR_RETURN(ParetoDocument doc, load_pareto_json(*s.pareto_path, "--pareto"));
     for (const auto& c : doc.configurations)
       if (!c.knobs.empty()) out.push_back({fmt::format("level {} ({})", c.level, c.id), c.knobs});
   }

@@ -17,8 +17,7 @@ using Clock = std::chrono::steady_clock;
 // The seed of one application run: a function of the job's seed, the point
 // and the repeat, so a resumed job asks exactly what the first one asked.
 uint64_t run_seed(uint64_t seed, const std::vector<double>& x, int repeat) {
-  const std::string key = nlohmann::json{seed, x, repeat}.dump();
-  return std::stoull(fingerprint_of(key), nullptr, 16) >> 1;  // < 2^63: exact in JSON readers
+  return seed_of(nlohmann::json{seed, x, repeat}.dump());
 }
 
 nlohmann::json request_for(const Experiment& exp, const std::vector<double>& x, int repeat) {

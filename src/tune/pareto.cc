@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <numeric>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -136,6 +138,14 @@ std::string pareto_json_text(const ParetoDocument& doc) {
 
 Status write_pareto_json(const std::string& path, const ParetoDocument& doc) {
   return write_file_atomic(path, pareto_json_text(doc));
+}
+
+Result<ParetoDocument> load_pareto_json(const std::string& path, std::string_view option) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return invalid_input("{} {}: cannot read it", option, path);
+  std::ostringstream text;
+  text << f.rdbuf();
+  return parse_pareto_json(text.str(), path);
 }
 
 Result<ParetoDocument> parse_pareto_json(std::string_view text, std::string_view source) {

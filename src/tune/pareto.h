@@ -79,6 +79,9 @@ Status write_pareto_json(const std::string& path, const ParetoDocument& doc);
 // Reads a pareto.json (e.g. `caliprox profile --configs`); `source` names the
 // file in errors, which give the key path.
 Result<ParetoDocument> parse_pareto_json(std::string_view text, std::string_view source);
+// The same from a file; `option` names where the path came from in errors
+// ("--pareto").
+Result<ParetoDocument> load_pareto_json(const std::string& path, std::string_view option);
 
 // -------------------------------------------------------------- confs.txt export
 //

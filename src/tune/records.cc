@@ -75,6 +75,10 @@ std::string fingerprint_of(std::string_view text) {
   return fmt::format("{:016x}", h);
 }
 
+uint64_t seed_of(std::string_view canonical_text) {
+  return std::stoull(fingerprint_of(canonical_text), nullptr, 16) >> 1;
+}
+
 std::string record_to_json_line(const EvalRecord& r) {
   json knobs = json::object();
   for (const auto& [node, knob] : r.knobs) knobs[node] = knob;

@@ -58,6 +58,10 @@ struct EvalRecord {
 // Hex digest (16 digits, FNV-1a 64) of a canonical text, e.g. a JSON dump of
 // the settings with sorted keys. Identity check, not a security measure.
 std::string fingerprint_of(std::string_view canonical_text);
+// A seed derived from a canonical text (its fingerprint), below 2^63 so that
+// JSON readers hold it exactly: the seed of an application run from what
+// identifies the run, so a resumed job asks exactly what the first asked.
+uint64_t seed_of(std::string_view canonical_text);
 
 class RecordStore {
  public:
