@@ -124,13 +124,8 @@ Status run_eval_application(const EvalSettings& s) {
     const auto t0 = std::chrono::steady_clock::now();
     CP_ASSIGN_OR_RETURN(AppRun run, served.run(app, request, states, request["seed"].get<uint64_t>(), dir + "/requests",
                                                fmt::format("eval-{}", repeat)));
-    nlohmann::json metrics = nlohmann::json::object();
-    for (const auto& [k, v] : run.reply.metrics) metrics[k] = v;
-    nlohmann::json data = {{"repeat", repeat},        {"request", run.request}, {"ok", run.ok},
-                           {"passed", run.passed},    {"metrics", metrics},     {"failure", run.failure},
-                           {"attempts", run.attempts}};
-    data["exit_status"] = run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json();
-    if (!run.ok) data["stderr_tail"] = run.stderr_tail;
+    nlohmann::json data = app_run_json(run);
+    data["repeat"] = repeat;
     std::lock_guard lock(mu);
     EvalRecord rec;
     rec.phase = "application";

@@ -140,4 +140,14 @@ Result<AppRun> run_application(const AppSpec& spec, const nlohmann::json& reques
   return run;
 }
 
+nlohmann::json app_run_json(const AppRun& run) {
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [k, v] : run.reply.metrics) metrics[k] = v;
+  nlohmann::json j = {{"request", run.request}, {"ok", run.ok},           {"passed", run.passed},
+                      {"metrics", metrics},     {"failure", run.failure}, {"attempts", run.attempts}};
+  j["exit_status"] = run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json(nullptr);
+  if (!run.ok) j["stderr_tail"] = run.stderr_tail;
+  return j;
+}
+
 }  // namespace caliprox

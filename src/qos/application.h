@@ -89,6 +89,11 @@ struct AppRun {
   std::string stderr_tail;   // of the last attempt
 };
 
+// A run as records keep it: request, ok, passed, metrics, failure,
+// attempts, exit_status (null after a signal or timeout) and, for a run
+// that failed, the tail of its stderr.
+nlohmann::json app_run_json(const AppRun& run);
+
 // Writes `request` as <work_dir>/request-<tag>.json, runs the command with
 // CALIPROX_REQUEST naming it, and reads the reply; retries (up to
 // spec.retries more attempts) after a crash, a timeout or an unreadable

@@ -34,16 +34,6 @@ nlohmann::json request_for(const Experiment& exp, const std::vector<double>& x, 
           {"networks", networks}};
 }
 
-nlohmann::json run_data(const AppRun& run) {
-  nlohmann::json metrics = nlohmann::json::object();
-  for (const auto& [k, v] : run.reply.metrics) metrics[k] = v;
-  nlohmann::json j = {{"request", run.request}, {"ok", run.ok},           {"passed", run.passed},
-                      {"metrics", metrics},     {"failure", run.failure}, {"attempts", run.attempts}};
-  j["exit_status"] = run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json(nullptr);
-  if (!run.ok) j["stderr_tail"] = run.stderr_tail;
-  return j;
-}
-
 }  // namespace
 
 std::map<std::string, ErrorModel> error_models_at(const CalibrateSpec& spec, const std::vector<double>& x) {
@@ -143,7 +133,7 @@ struct RunOne {
     rec.phase = "calibrate";
     rec.iteration = iteration;
     rec.seconds = std::chrono::duration<double>(Clock::now() - t).count();
-    rec.data = run_data(run);
+    rec.data = app_run_json(run);
     CP_TRY(records.append(rec));
     passed = run.passed ? 1 : 0;
     ++r.fresh;
