@@ -31,27 +31,25 @@ Result<std::vector<Observation>> answers_on(Evaluator& ev, const std::string& sp
 }  // namespace
 
 Result<LevelData> level_data(Evaluator& ev, const std::vector<ParetoConfiguration>& levels, const std::string& split,
-                             const std::string& pareto_path, int64_t classes) {
+                             int64_t classes) {
   LevelData d;
+  const std::string cal_split = ev.dataset().splits.count("calibrate") ? "calibrate" : split;
   CP_ASSIGN_OR_RETURN(SplitRange stream_range, ev.dataset().split(split));
-  CP_ASSIGN_OR_RETURN(SplitRange cal_range, ev.dataset().split(ev.dataset().splits.count("calibrate") ? "calibrate"
-                                                                                                      : split));
+  CP_ASSIGN_OR_RETURN(SplitRange cal_range, ev.dataset().split(cal_split));
   d.stream.begin = stream_range.begin;
   d.calibrate.begin = cal_range.begin;
+  const std::optional<Tensor> labels = ev.dataset().label_batch(cal_range.begin, cal_range.end);
+  if (!labels || labels->dtype() != DType::i64)
+    return invalid_input("adapt-sim: the {} split has no class labels", cal_split);
+  d.calibrate_labels.assign(labels->span<int64_t>().begin(), labels->span<int64_t>().end());
   for (size_t l = 0; l < levels.size(); ++l) {
     if (interrupt_requested()) return interrupted_status("adapt-sim");
-    // A level that names nodes this network lacks: a frontier of another network.
-    CP_TRY(ev.configure(levels[l].knobs)
-               .with_context(fmt::format("{}: level {} ({}); is it the frontier of another network?", pareto_path,
-                                         levels[l].level, levels[l].id)));
+    CP_TRY(ev.configure(levels[l].knobs));  // checked on this network by measure_levels
     CP_ASSIGN_OR_RETURN(auto s, answers_on(ev, split, classes, static_cast<int>(l)));
     d.stream.answers.push_back(std::move(s));
-    CP_ASSIGN_OR_RETURN(auto c, answers_on(ev, ev.dataset().splits.count("calibrate") ? "calibrate" : split, classes,
-                                           static_cast<int>(l)));
+    CP_ASSIGN_OR_RETURN(auto c, answers_on(ev, cal_split, classes, static_cast<int>(l)));
     int64_t right = 0;
-    const std::optional<Tensor> labels = ev.dataset().label_batch(cal_range.begin, cal_range.end);
-    const auto y = labels->span<int64_t>();
-    for (size_t i = 0; i < c.size() && i < y.size(); ++i) right += c[i].argmax == y[i];
+    for (size_t i = 0; i < c.size() && i < d.calibrate_labels.size(); ++i) right += c[i].argmax == d.calibrate_labels[i];
     d.calibrate_accuracy.push_back(c.empty() ? 0 : static_cast<double>(right) / static_cast<double>(c.size()));
     d.calibrate.answers.push_back(std::move(c));
     log_info("adapt-sim: level {} ({}): answers on {} and calibrate", levels[l].level, levels[l].id, split);
@@ -61,10 +59,13 @@ Result<LevelData> level_data(Evaluator& ev, const std::vector<ParetoConfiguratio
 }
 
 Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
-                                  const RepeatPolicy& policy) {
-  // int8 levels calibrate their input ranges on the evaluator first, so the
-  // batch-1 session gets them.
-  for (const auto& l : levels) CP_TRY(ev.configure(l.knobs));
+                                  const RepeatPolicy& policy, const std::string& pareto_path) {
+  // Every level on the evaluator first: a level that names nodes this
+  // network lacks comes from a frontier of another network; and int8 levels
+  // calibrate their input ranges, so the batch-1 session gets them.
+  for (const auto& l : levels)
+    CP_TRY(ev.configure(l.knobs).with_context(
+        fmt::format("{}: level {} ({}); is it the frontier of another network?", pareto_path, l.level, l.id)));
   CP_TRY(ev.configure({}));
   CP_ASSIGN_OR_RETURN(Session * s, ev.session(1));
   const Tensor x = ev.dataset().sample_batch(0, 1);
@@ -106,11 +107,7 @@ Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfigu
 Result<ThinnedLevels> measure_and_thin(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
                                        const RepeatPolicy& policy, const ThinningRule& rule,
                                        const std::string& pareto_path) {
-  // A frontier of another network names nodes this one lacks.
-  for (const auto& c : levels)
-    CP_TRY(ev.configure(c.knobs).with_context(
-        fmt::format("{}: level {} ({}); is it the frontier of another network?", pareto_path, c.level, c.id)));
-  CP_ASSIGN_OR_RETURN(LevelCosts measured, measure_levels(ev, levels, policy));
+  CP_ASSIGN_OR_RETURN(LevelCosts measured, measure_levels(ev, levels, policy, pareto_path));
   std::vector<LossSpeedup> points;
   std::vector<size_t> frontier;
   for (size_t k = 0; k < levels.size(); ++k) {

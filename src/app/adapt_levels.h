@@ -20,12 +20,13 @@ struct LevelData {
   LevelAnswers stream;      // on the split the streams are drawn from
   LevelAnswers calibrate;   // on the calibrate split (confidence statistics)
   std::vector<double> calibrate_accuracy;  // per level, fraction
+  std::vector<int64_t> calibrate_labels;   // of the calibrate split's samples, in order
 };
 
-// Configures each level in turn (invalid_input naming `pareto_path` and the
-// level when its knobs do not apply to the network) and records its answers.
+// Configures each level in turn (measure_levels checked that they apply)
+// and records its answers.
 Result<LevelData> level_data(Evaluator& ev, const std::vector<ParetoConfiguration>& levels, const std::string& split,
-                             const std::string& pareto_path, int64_t classes);
+                             int64_t classes);
 
 struct LevelCosts {
   std::vector<LevelCost> costs;        // per level, per inference at batch 1
@@ -39,8 +40,10 @@ struct LevelCosts {
 // Latency (and energy where RAPL is readable) of each level at batch 1,
 // interleaved round by round with a switch and an untimed run before each
 // timed one (the steady state of a level), plus the switch cost alone.
+// Errors name `pareto_path` and the level whose knobs do not apply to the
+// network (a frontier of another network).
 Result<LevelCosts> measure_levels(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,
-                                  const RepeatPolicy& policy);
+                                  const RepeatPolicy& policy, const std::string& pareto_path);
 
 struct ThinnedLevels {
   std::vector<ParetoConfiguration> levels;  // kept, level 0 first
@@ -48,8 +51,7 @@ struct ThinnedLevels {
   std::vector<std::string> dropped;         // why each other level was dropped
 };
 
-// Checks that every level applies to the network (invalid_input naming
-// `pareto_path` and the level otherwise), measures them all, and keeps
+// Measures every level (measure_levels, which checks they apply) and keeps
 // those that beat the level before by `rule` on the speedups measured here
 // (Mobiprox's thinning).
 Result<ThinnedLevels> measure_and_thin(Evaluator& ev, const std::vector<ParetoConfiguration>& levels,

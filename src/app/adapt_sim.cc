@@ -176,14 +176,8 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
   if (classes < 2 || *std::max_element(labels.begin(), labels.end()) >= classes)
     return invalid_input("{}: adapt-sim needs a classifier output [N, classes] covering the labels; '{}' is not one",
                          exp.source_path, ev->io().output);
-  CP_ASSIGN_OR_RETURN(LevelData data, level_data(*ev, cfgs, exp.adapt.split, pareto_path, classes));
-  std::vector<int64_t> cal_labels;
-  {
-    const auto& cal = data.calibrate;
-    const auto t = ev->dataset().label_batch(cal.begin, cal.begin + static_cast<int64_t>(cal.answers[0].size()));
-    cal_labels.assign(t->span<int64_t>().begin(), t->span<int64_t>().end());
-  }
-  const ConfidenceStats stats = confidence_stats(data.calibrate, cal_labels, classes);
+  CP_ASSIGN_OR_RETURN(LevelData data, level_data(*ev, cfgs, exp.adapt.split, classes));
+  const ConfidenceStats stats = confidence_stats(data.calibrate, data.calibrate_labels, classes);
 
   AdaptationTable table;
   table.experiment = exp.name;
