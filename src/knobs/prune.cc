@@ -19,9 +19,9 @@ const std::set<std::string> kChannelWise = {"Relu",        "LeakyRelu", "Clip", 
                                             "Dropout",     "GlobalAveragePool",     "GlobalMaxPool", "BatchNormalization"};
 
 // The nodes that read value `v`.
-std::vector<Node*> consumers(Graph& g, const std::string& v) {
-  std::vector<Node*> out;
-  for (Node& n : g.nodes)
+std::vector<const Node*> consumers(const Graph& g, const std::string& v) {
+  std::vector<const Node*> out;
+  for (const Node& n : g.nodes)
     if (std::find(n.inputs.begin(), n.inputs.end(), v) != n.inputs.end()) out.push_back(&n);
   return out;
 }
@@ -74,12 +74,12 @@ Status slice_initializer(Graph& g, const std::string& name, int64_t axis, const 
 // their outputs meet at an Add), the channel-wise nodes they pass through,
 // and the consumers where they end.
 struct ChannelSpace {
-  std::vector<Node*> members, channel_wise, conv_ends, gemm_ends;
+  std::vector<const Node*> members, channel_wise, conv_ends, gemm_ends;
   std::vector<int64_t> gemm_axes;  // per gemm_ends: the weight axis of its input features
 };
 
-Node* producer(Graph& g, const std::string& v) {
-  for (Node& n : g.nodes)
+const Node* producer(const Graph& g, const std::string& v) {
+  for (const Node& n : g.nodes)
     if (std::find(n.outputs.begin(), n.outputs.end(), v) != n.outputs.end()) return &n;
   return nullptr;
 }
@@ -91,8 +91,8 @@ void add_once(std::vector<T*>& v, T* x) {
 
 // Where value `v` comes from: a member Conv, a channel-wise node or an Add
 // (whose inputs carry the same channels), else an error.
-Status explore_up(Graph& g, const std::string& v, ChannelSpace& sp, std::vector<std::string>& todo) {
-  Node* p = producer(g, v);
+Status explore_up(const Graph& g, const std::string& v, ChannelSpace& sp, std::vector<std::string>& todo) {
+  const Node* p = producer(g, v);
   if (p == nullptr) return invalid_input("pruning: the channel group reaches the graph input '{}'", v);
   if (p->op_type == "Conv") {
     if (p->attr_int("group", 1) != 1)
@@ -111,18 +111,18 @@ Status explore_up(Graph& g, const std::string& v, ChannelSpace& sp, std::vector<
 
 // Who reads value `v`: channel-wise nodes and Adds carry the channels on;
 // a Conv or a Gemm after Flatten ends them.
-Status explore_down(Graph& g, const std::string& v, ChannelSpace& sp, std::vector<std::string>& todo) {
+Status explore_down(const Graph& g, const std::string& v, ChannelSpace& sp, std::vector<std::string>& todo) {
   if (is_output(g, v)) return invalid_input("pruning: the channels reach the graph output '{}'", v);
-  const std::vector<Node*> readers = consumers(g, v);
+  const std::vector<const Node*> readers = consumers(g, v);
   if (readers.empty()) return invalid_input("pruning: '{}' is read by nothing", v);
-  for (Node* c : readers) {
+  for (const Node* c : readers) {
     if (c->op_type == "Conv" && c->inputs[0] == v) {
       if (c->attr_int("group", 1) != 1)
         return invalid_input("pruning: {} is a grouped or depthwise convolution; its input channels cannot be "
                              "removed alone", c->describe());
       add_once(sp.conv_ends, c);
     } else if (c->op_type == "Flatten" && c->attr_int("axis", 1) == 1) {
-      for (Node* gemm : consumers(g, c->outputs[0])) {
+      for (const Node* gemm : consumers(g, c->outputs[0])) {
         if (gemm->op_type != "Gemm" || gemm->inputs[0] != c->outputs[0])
           return invalid_input("pruning: {} reads the flattened channels; only a Gemm can end them", gemm->describe());
         if (std::find(sp.gemm_ends.begin(), sp.gemm_ends.end(), gemm) != sp.gemm_ends.end()) continue;
@@ -144,7 +144,7 @@ Status explore_down(Graph& g, const std::string& v, ChannelSpace& sp, std::vecto
 }
 
 // The whole space of the channels `seed` produces.
-Result<ChannelSpace> channel_space(Graph& g, Node& seed) {
+Result<ChannelSpace> channel_space(const Graph& g, const Node& seed) {
   ChannelSpace sp;
   sp.members.push_back(&seed);
   std::vector<std::string> todo{seed.outputs[0]};
@@ -154,7 +154,7 @@ Result<ChannelSpace> channel_space(Graph& g, Node& seed) {
     todo.pop_back();
     if (!seen.insert(v).second) continue;
     CP_TRY(explore_down(g, v, sp, todo));
-    Node* p = producer(g, v);
+    const Node* p = producer(g, v);
     if (p != &seed && !(p && std::find(sp.members.begin(), sp.members.end(), p) != sp.members.end()))
       CP_TRY(explore_up(g, v, sp, todo));
   }
@@ -186,10 +186,10 @@ Result<std::vector<int64_t>> channels_to_keep(const Tensor& weight, double fract
 }
 
 Result<PrunePlan> plan_prune(const Graph& graph, const std::string& node, double fraction) {
-  Graph g = graph;  // channel_space walks mutable nodes; nothing is changed
-  auto it = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == node; });
-  if (it == g.nodes.end()) return invalid_input("pruning: no node '{}'", node);
-  Node& conv = *it;
+  const Graph& g = graph;
+  const Node* found = g.find_node(node);
+  if (found == nullptr) return invalid_input("pruning: no node '{}'", node);
+  const Node& conv = *found;
   if (conv.op_type != "Conv") return invalid_input("pruning: {} is not a Conv", conv.describe());
   if (conv.attr_int("group", 1) != 1)
     return invalid_input("pruning: {} is grouped; its output channels are tied to its input channels", conv.describe());
@@ -222,6 +222,8 @@ Result<PrunePlan> plan_prune(const Graph& graph, const std::string& node, double
     plan.members.push_back(member.name);
   }
   CP_ASSIGN_OR_RETURN(plan.keep, channels_to_keep(norms, fraction, node));
+  for (const Node* n : sp.channel_wise)
+    if (n->op_type == "BatchNormalization") plan.batch_norms.push_back(n->name);
   for (const Node* c : sp.conv_ends) plan.conv_ends.push_back(c->name);
   for (const Node* c : sp.gemm_ends) plan.gemm_ends.push_back(c->name);
   return plan;
@@ -238,14 +240,11 @@ Result<Graph> ChannelPrune::apply(const Graph& graph) const {
     CP_TRY(slice_initializer(g, m.inputs[1], 0, plan.keep, m));
     if (m.inputs.size() > 2 && !m.inputs[2].empty()) CP_TRY(slice_initializer(g, m.inputs[2], 0, plan.keep, m));
   }
-  // The channel-wise nodes on the way: BatchNormalization loses its entries.
-  Graph walk = graph;
-  Node& seed = *std::find_if(walk.nodes.begin(), walk.nodes.end(), [&](const Node& n) { return n.name == node_; });
-  CP_ASSIGN_OR_RETURN(ChannelSpace sp, channel_space(walk, seed));
-  for (const Node* n : sp.channel_wise)
-    if (n->op_type == "BatchNormalization")
-      for (size_t i = 1; i < 5 && i < n->inputs.size(); ++i)
-        CP_TRY(slice_initializer(g, n->inputs[i], 0, plan.keep, *node(n->name)));
+  // The BatchNormalizations on the way lose their entries.
+  for (const std::string& name : plan.batch_norms) {
+    const Node& bn = *node(name);
+    for (size_t i = 1; i < 5 && i < bn.inputs.size(); ++i) CP_TRY(slice_initializer(g, bn.inputs[i], 0, plan.keep, bn));
+  }
   for (const std::string& name : plan.conv_ends) CP_TRY(slice_initializer(g, node(name)->inputs[1], 1, plan.keep, *node(name)));
   for (size_t k = 0; k < plan.gemm_ends.size(); ++k) {
     Node& gemm = *node(plan.gemm_ends[k]);

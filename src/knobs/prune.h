@@ -34,6 +34,7 @@ struct PrunePlan {
   std::vector<int64_t> keep;           // output channels kept, increasing
   int64_t channels = 0;                // output channels before pruning
   std::vector<std::string> members;    // convolutions pruned together (the node first)
+  std::vector<std::string> batch_norms;  // BatchNormalizations the channels pass through
   std::vector<std::string> conv_ends;  // convolutions that lose input channels
   std::vector<std::string> gemm_ends;  // Gemms (after Flatten) that lose feature blocks
 };
