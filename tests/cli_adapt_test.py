@@ -7,13 +7,12 @@ Usage: cli_adapt_test.py CALIPROX_BINARY SOURCE_ROOT
 """
 import json
 import os
-import socket
 import struct
 import subprocess
 import tempfile
-import time
 
-from cli_support import CALIPROX, LENET, SkipTest, expect_error, experiment, finish, run, test, write
+from cli_support import (CALIPROX, LENET, SkipTest, expect_error, experiment, finish, run, serve_request, start_server,
+                         test, write)
 
 ADAPT = """adapt:
   strategy: state
@@ -94,26 +93,10 @@ def adapt_sim_measures_levels_simulates_strategies_and_writes_the_table():
 def serve_levels(sock, images):
     """Requests of one image each; the level of every reply."""
     levels = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(sock)
-        for img in images:
-            h = json.dumps({"inputs": [{"dtype": "float32", "shape": [1, 1, 28, 28]}]}).encode()
-            payload = struct.pack("<784f", *img)
-            s.sendall(struct.pack("<I", len(h)) + h + struct.pack("<Q", len(payload)) + payload)
-            data = b""
-            while len(data) < 4:
-                data += s.recv(4 - len(data))
-            hn = struct.unpack("<I", data)[0]
-            head = b""
-            while len(head) < hn + 8:
-                head += s.recv(hn + 8 - len(head))
-            reply = json.loads(head[:hn])
-            size = struct.unpack("<Q", head[hn:])[0]
-            got = 0
-            while got < size:
-                got += len(s.recv(size - got))
-            assert "error" not in reply, reply
-            levels.append(reply["level"])
+    for img in images:
+        reply, _ = serve_request(sock, [1, 1, 28, 28], struct.pack("<784f", *img))
+        assert "error" not in reply, reply
+        levels.append(reply["level"])
     return levels
 
 
@@ -125,12 +108,8 @@ def serve_switches_levels_per_request_and_refuses_foreign_tables():
         assert sim(tmp).returncode == 0
         table = os.path.join(tmp, "out", "adaptation.json")
         sock = os.path.join(tmp, "a.sock")
-        server = subprocess.Popen([CALIPROX, "serve", adapt_experiment(tmp), "--socket", sock, "--adaptation", table,
-                                   "--strategy", "naive", "--max-requests", "30"], stderr=subprocess.PIPE, text=True)
-        for _ in range(200):
-            if os.path.exists(sock) or server.poll() is not None:
-                break
-            time.sleep(0.05)
+        server = start_server([CALIPROX, "serve", adapt_experiment(tmp), "--socket", sock, "--adaptation", table,
+                               "--strategy", "naive", "--max-requests", "30"], sock, stderr=subprocess.PIPE, text=True)
         # Two different images in turn: naive sees the top class change and steps back.
         images = [[((i * 7919 + k) % 255) / 255.0 for i in range(784)] for k in (0, 101)]
         levels = serve_levels(sock, [images[0]] * 10 + [images[i % 2] for i in range(20)])

@@ -8,14 +8,13 @@ Usage: cli_app_test.py CALIPROX_BINARY SOURCE_ROOT
 import json
 import math
 import os
-import socket
 import struct
 import subprocess
 import tempfile
 import time
 
-from cli_support import (CALIPROX, LENET, ROOT, SkipTest, expect_error, experiment, finish, lenet_input, run, test,
-                         write)
+from cli_support import (CALIPROX, LENET, ROOT, SkipTest, expect_error, experiment, finish, lenet_input, run,
+                         serve_request, start_server, test, write)
 
 
 @test
@@ -170,40 +169,9 @@ def inject_measures_candidates_and_resumes():
         expect_error(run("inject", exp, "--pareto", cfg, "-o", out), 2, "perf.json")
 
 
-def serve_request(path, shape, payload=None, first_sample=0, header=None):
-    """One frame to `caliprox serve` (man caliprox-serve) and its reply: (header dict, floats)."""
-    n = 1
-    for d in shape:
-        n *= d
-    payload = struct.pack(f"<{n}f", *([0.0] * n)) if payload is None else payload
-    h = json.dumps(header or {"inputs": [{"dtype": "float32", "shape": shape}], "first_sample": first_sample}).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(path)
-        s.sendall(struct.pack("<I", len(h)) + h + struct.pack("<Q", len(payload)) + payload)
-        data = b""
-        while True:
-            b = s.recv(1 << 16)
-            if not b:
-                break
-            data += b
-            if len(data) >= 4:
-                hn = struct.unpack("<I", data[:4])[0]
-                if len(data) >= 12 + hn and len(data) >= 12 + hn + struct.unpack("<Q", data[4 + hn:12 + hn])[0]:
-                    break
-    hn = struct.unpack("<I", data[:4])[0]
-    reply = json.loads(data[4:4 + hn])
-    size = struct.unpack("<Q", data[4 + hn:12 + hn])[0]
-    return reply, struct.unpack(f"<{size // 4}f", data[12 + hn:12 + hn + size])
-
-
 def start_serve(tmp, sock, *args, **popen):
     """`caliprox serve` on the LeNet experiment, once its socket exists."""
-    server = subprocess.Popen([CALIPROX, "serve", experiment(tmp), "--socket", sock, "-q", *args], **popen)
-    for _ in range(200):
-        if os.path.exists(sock) or server.poll() is not None:
-            break
-        time.sleep(0.05)
-    return server
+    return start_server([CALIPROX, "serve", experiment(tmp), "--socket", sock, "-q", *args], sock, **popen)
 
 
 @test
@@ -324,13 +292,9 @@ def several_networks_check_serve_and_single_network_commands():
         expect_error(run("serve", exp, "--socket", os.path.join(tmp, "s"), "--config", cfg), 2,
                      "several networks (a, b); write NAME=")
         sock = os.path.join(tmp, "two.sock")
-        server = subprocess.Popen([CALIPROX, "serve", exp, "--socket", sock, "-q", "--config", "b=" + cfg],
-                                  stderr=subprocess.PIPE, text=True)
+        server = start_server([CALIPROX, "serve", exp, "--socket", sock, "-q", "--config", "b=" + cfg], sock,
+                              stderr=subprocess.PIPE, text=True)
         try:
-            for _ in range(200):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.05)
             reply, _ = serve_request(sock, [1, 1, 28, 28])
             assert "which network? give \"network\": one of a, b" in reply.get("error", ""), reply
             image = struct.pack("<784f", *[((i * 7919) % 255) / 255.0 for i in range(784)])

@@ -5,9 +5,11 @@ helpers that start it, write inputs and check errors.
 """
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
+import time
 
 CALIPROX = os.path.abspath(sys.argv[1])
 ROOT = os.path.abspath(sys.argv[2])
@@ -117,4 +119,40 @@ def experiment(tmp, **overrides):
 def finish():
     print(f"{results['passed']} passed, {results['failed']} failed, {results['skipped']} skipped")
     sys.exit(1 if results["failed"] else 0)
+
+
+def serve_request(path, shape, payload=None, first_sample=0, header=None):
+    """One frame to `caliprox serve` (man caliprox-serve) and its reply: (header dict, floats)."""
+    n = 1
+    for d in shape:
+        n *= d
+    payload = struct.pack(f"<{n}f", *([0.0] * n)) if payload is None else payload
+    h = json.dumps(header or {"inputs": [{"dtype": "float32", "shape": shape}], "first_sample": first_sample}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(struct.pack("<I", len(h)) + h + struct.pack("<Q", len(payload)) + payload)
+        data = b""
+        while True:
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            data += b
+            if len(data) >= 4:
+                hn = struct.unpack("<I", data[:4])[0]
+                if len(data) >= 12 + hn and len(data) >= 12 + hn + struct.unpack("<Q", data[4 + hn:12 + hn])[0]:
+                    break
+    hn = struct.unpack("<I", data[:4])[0]
+    reply = json.loads(data[4:4 + hn])
+    size = struct.unpack("<Q", data[4 + hn:12 + hn])[0]
+    return reply, struct.unpack(f"<{size // 4}f", data[12 + hn:12 + hn + size])
+
+
+def start_server(argv, sock, **popen):
+    """A `caliprox serve` command, once its socket exists (or it exited)."""
+    server = subprocess.Popen(argv, **popen)
+    for _ in range(200):
+        if os.path.exists(sock) or server.poll() is not None:
+            break
+        time.sleep(0.05)
+    return server
 
