@@ -12,6 +12,26 @@ ResolvedTarget resolve_target(const Experiment& exp, const CommonSettings& commo
   return {t.name, common.backend.value_or(t.backend), common.threads.value_or(t.threads)};
 }
 
+Result<std::pair<std::string, std::string>> network_argument(const Experiment& exp, const std::string& arg,
+                                                             const char* option,
+                                                             const std::optional<std::string>& fallback,
+                                                             const char* hint) {
+  const auto eq = arg.find('=');
+  if (eq != std::string::npos && find_network(exp, arg.substr(0, eq), option).ok())
+    return std::pair{arg.substr(0, eq), arg.substr(eq + 1)};
+  if (fallback) {
+    CP_TRY(find_network(exp, *fallback, "--network").status());
+    return std::pair{*fallback, arg};
+  }
+  if (exp.networks.size() > 1) {
+    std::vector<std::string> names;
+    for (const NetworkSpec& n : exp.networks) names.push_back(n.name);
+    return invalid_input("{} {}: the experiment has several networks ({}); {}", option, arg, fmt::join(names, ", "),
+                         hint);
+  }
+  return std::pair{exp.networks.front().name, arg};
+}
+
 std::string run_directory(const CommonSettings& common, const Experiment& exp, bool one_network) {
   if (common.out_dir) return *common.out_dir;
   const auto dir = std::filesystem::path("runs") / exp.name;

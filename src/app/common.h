@@ -27,6 +27,15 @@ struct ResolvedTarget {
 };
 ResolvedTarget resolve_target(const Experiment& exp, const CommonSettings& common);
 
+// An option's "NAME=VALUE", NAME one of the experiment's networks; or
+// VALUE alone for `fallback` (--network), or for the only network. With
+// several networks and neither, invalid_input naming the option and the
+// networks; `hint` ends it (how else to say which).
+Result<std::pair<std::string, std::string>> network_argument(const Experiment& exp, const std::string& arg,
+                                                             const char* option,
+                                                             const std::optional<std::string>& fallback = {},
+                                                             const char* hint = "write NAME=...");
+
 // -o/--out, or runs/<experiment name>/ (runs/<experiment name>/<network>/
 // for work on one network of an experiment that has several).
 std::string run_directory(const CommonSettings& common, const Experiment& exp, bool one_network = false);

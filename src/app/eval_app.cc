@@ -31,19 +31,9 @@ namespace {
 Result<std::map<std::string, ServedState>> configs_of(const Experiment& exp, const EvalSettings& s) {
   std::map<std::string, ServedState> states;
   for (const std::string& arg : s.configs) {
-    const auto eq = arg.find('=');
-    std::string name, path = arg;
-    if (eq != std::string::npos && find_network(exp, arg.substr(0, eq), "--config").ok()) {
-      name = arg.substr(0, eq);
-      path = arg.substr(eq + 1);
-    } else if (s.common.network) {
-      name = *s.common.network;
-    } else if (exp.networks.size() == 1) {
-      name = exp.networks.front().name;
-    } else {
-      return invalid_input("--config {}: the experiment has several networks; write NAME=FILE or give --network", arg);
-    }
-    CP_TRY(find_network(exp, name, "--config").status());
+    CP_ASSIGN_OR_RETURN(auto named, network_argument(exp, arg, "--config", s.common.network,
+                                                     "write NAME=FILE or give --network"));
+    const auto& [name, path] = named;
     if (states.count(name)) return invalid_input("--config {}: network '{}' has a configuration already", arg, name);
     CP_ASSIGN_OR_RETURN(KnobConfig config, load_knob_config(path));
     states[name].config = std::move(config);

@@ -14,36 +14,18 @@
 
 namespace caliprox {
 
-namespace {
-
-// "NAME=VALUE" where NAME is one of the experiment's networks, or VALUE
-// alone for the only network.
-Result<std::pair<std::string, std::string>> for_network(const ServeHost& host, const std::string& arg,
-                                                        const char* option) {
-  const auto eq = arg.find('=');
-  const auto& names = host.names();
-  if (eq != std::string::npos && std::find(names.begin(), names.end(), arg.substr(0, eq)) != names.end())
-    return std::pair{arg.substr(0, eq), arg.substr(eq + 1)};
-  if (names.size() > 1)
-    return invalid_input("{} {}: the experiment has several networks ({}); write NAME=...", option, arg,
-                         fmt::join(names, ", "));
-  return std::pair{names.front(), arg};
-}
-
-}  // namespace
-
 Status run_serve(const ServeSettings& s) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(s.experiment_path));
   const ResolvedTarget target = resolve_target(exp, s.common);
   CP_ASSIGN_OR_RETURN(auto host, ServeHost::create(exp, target.backend, target.threads));
   std::map<std::string, ServedState> states;
   for (const std::string& arg : s.configs) {
-    CP_ASSIGN_OR_RETURN(auto named, for_network(*host, arg, "--config"));
+    CP_ASSIGN_OR_RETURN(auto named, network_argument(exp, arg, "--config"));
     CP_ASSIGN_OR_RETURN(KnobConfig config, load_knob_config(named.second));
     states[named.first].config = std::move(config);
   }
   for (const std::string& arg : s.error_models) {
-    CP_ASSIGN_OR_RETURN(auto named, for_network(*host, arg, "--error-model"));
+    CP_ASSIGN_OR_RETURN(auto named, network_argument(exp, arg, "--error-model"));
     const nlohmann::json j = nlohmann::json::parse(named.second, nullptr, false);
     if (j.is_discarded()) return invalid_input("--error-model: not JSON: {}", named.second);
     CP_ASSIGN_OR_RETURN(ErrorModel m, parse_error_model(j, "--error-model"));
@@ -52,7 +34,7 @@ Status run_serve(const ServeSettings& s) {
   CP_TRY(host->set(states, s.seed));
   std::vector<std::string> adapted;
   for (const std::string& arg : s.adaptations) {
-    CP_ASSIGN_OR_RETURN(auto named, for_network(*host, arg, "--adaptation"));
+    CP_ASSIGN_OR_RETURN(auto named, network_argument(exp, arg, "--adaptation"));
     if (states.count(named.first))
       return invalid_input("--adaptation {}: network '{}' already serves a --config or --error-model", arg,
                            named.first);
