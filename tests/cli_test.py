@@ -288,7 +288,7 @@ def knobs_catalogue_lists_every_knob_with_ids():
     p = run("knobs", "--json")
     assert p.returncode == 0, p.stderr
     knobs = {k["name"]: k for k in json.loads(p.stdout)["knobs"]}
-    assert len(knobs) == 58, len(knobs)
+    assert len(knobs) == 62, len(knobs)
     # ApproxHPVM IDs: 11 exact, 12 fp16, 121-138 perforation, 151-168 in fp16, 231-239 sampling, 261-269 in fp16.
     ids = sorted(k["hpvm_id"] for k in knobs.values() if k["hpvm_id"] is not None)
     assert ids == [11, 12] + list(range(121, 139)) + list(range(151, 169)) + list(range(231, 240)) + \
@@ -300,6 +300,10 @@ def knobs_catalogue_lists_every_knob_with_ids():
     assert knobs["perf-row-2-0"]["here"]["run"] == "native"
     assert knobs["int8"]["here"]["run"] in ("native", "emulated") and knobs["int8"]["here"]["how"]
     assert knobs["int8"]["ops"] == ["Conv"]
+    # Reshape knobs: no ApproxHPVM ID, nominal speedup from their fraction, run as plain ops everywhere.
+    assert knobs["prune-0.5"]["hpvm_id"] is None and knobs["prune-0.5"]["nominal_speedup"] == 2.0
+    assert knobs["lowrank-0.25"]["nominal_speedup"] == 4.0 and knobs["lowrank-0.25"]["ops"] == ["Conv", "Gemm"]
+    assert knobs["prune-0.25"]["here"]["run"] == "native", knobs["prune-0.25"]["here"]
     # Capped at AVX2, bf16 and int8 are emulated, and say why.
     capped = json.loads(subprocess.run([CALIPROX, "knobs", "--json"], capture_output=True, text=True,
                                        env=dict(ENV, CALIPROX_MAX_ISA="avx2"), check=True).stdout)
@@ -317,11 +321,18 @@ def knobs_per_network_layers_and_flops():
         p = run("knobs", experiment(tmp), "--json")
         assert p.returncode == 0, p.stderr
         layers = json.loads(p.stdout)["layers"]
-        assert [l["node"] for l in layers] == ["/conv1/Conv", "/conv2/Conv"], [l["node"] for l in layers]
-        for l in layers:
+        assert [l["node"] for l in layers] == ["/conv1/Conv", "/conv2/Conv", "/fc1/Gemm", "/fc2/Gemm", "/fc3/Gemm"], \
+            [l["node"] for l in layers]
+        for l in layers[:2]:
             assert l["op"] == "Conv" and l["flops"] > 1e6
             assert l["knobs"]["fp32"] == 1.0 and l["knobs"]["perf-row-2-0"] >= 2.0
             assert l["reference_fallback"] == [], l["reference_fallback"]
+            # Pruning half the channels saves more than half of this layer (the next one narrows too).
+            assert l["flops_saved"]["prune-0.5"] > 0.5 * l["flops"], l["flops_saved"]
+        for l in layers[2:]:  # fully connected layers take only the factorisation
+            assert l["op"] == "Gemm" and sorted(l["knobs"]) == ["fp32", "lowrank-0.25", "lowrank-0.5"], l["knobs"]
+            # lowrank-0.5 keeps at most half of the layer's work.
+            assert 0.5 * l["flops"] <= l["flops_saved"]["lowrank-0.5"] < l["flops"], l
 
 
 def knob_config(tmp, knobs, name="config.json"):

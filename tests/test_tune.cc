@@ -705,6 +705,7 @@ TEST_CASE("tune: nominal and measured cost models") {
       {"baseline", {{"latency_ms", stat}, {"energy_j", nullptr}}},
       {"rest_ms", 2.0},
       {"layers", json::array()},
+      {"reshape", json::object()},
       {"configurations", json::array()}};
   for (size_t l = 0; l < 2; ++l) {
     json knobs = json::object();

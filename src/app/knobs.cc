@@ -88,7 +88,7 @@ Status run_knobs(const KnobsSettings& settings) {
     std::vector<std::string> out;
     if (evaluator->backend().name() == "reference") return out;
     for (const Knob* k : s.knobs) {
-      if (k->kind == KnobKind::exact) continue;
+      if (k->kind == KnobKind::exact || reshapes(*k)) continue;  // reshaped layers run plain ops
       auto placed = session->knob_backend(s.node, *k);
       if (placed.ok() && *placed == "reference") out.push_back(k->name);
     }
@@ -105,6 +105,7 @@ Status run_knobs(const KnobsSettings& settings) {
                         {"output_shape", s.geometry.output_shape()},
                         {"flops", s.flops},
                         {"knobs", knobs},
+                        {"flops_saved", s.flops_saved},
                         {"reference_fallback", fallbacks(s)}});
     }
     fmt::print("{}\n", nlohmann::json{{"experiment", exp.name},
@@ -119,16 +120,25 @@ Status run_knobs(const KnobsSettings& settings) {
   fmt::print("experiment {}: {} layer(s) take knobs (FLOPs at batch {})\n", exp.name, sites->size(), batch);
   size_t w = 4;
   for (const KnobSite& s : *sites) w = std::max(w, s.node.size());
-  fmt::print("{:<{}} {:<6} {:<14} {:<18} {:>10} {:>6}  {}\n", "node", w, "op", "fused", "output", "MFLOP", "knobs",
-             "not applicable");
-  const size_t all = knob_catalogue().size();
+  fmt::print("{:<{}} {:<6} {:<14} {:<18} {:>10} {:>6}  {:<44} {}\n", "node", w, "op", "fused", "output", "MFLOP",
+             "kernel", "reshape (MFLOP saved in the network)", "kernel knobs not applicable");
+  size_t kernel_all = 0;
+  for (const Knob& k : knob_catalogue()) kernel_all += !reshapes(k);
   for (const KnobSite& s : *sites) {
-    std::vector<std::string> missing;
+    std::vector<std::string> missing, reshape;
+    size_t kernel = 0;
+    for (const Knob* k : s.knobs)
+      if (reshapes(*k))
+        reshape.push_back(fmt::format("{}({:.1f})", k->name, s.flops_saved.count(k->name) ? s.flops_saved.at(k->name) / 1e6 : 0.0));
+      else
+        ++kernel;
     for (const Knob& k : knob_catalogue())
-      if (std::find(s.knobs.begin(), s.knobs.end(), &k) == s.knobs.end()) missing.push_back(k.name);
-    fmt::print("{:<{}} {:<6} {:<14} {:<18} {:>10.2f} {:>3}/{:<2}  {}\n", s.node, w, s.op_type,
-               s.fused.empty() ? "-" : s.fused, shape_str(s.geometry.output_shape()), s.flops / 1e6, s.knobs.size(),
-               all, missing.empty() ? "-" : fmt::format("{}", fmt::join(missing, " ")));
+      if (!reshapes(k) && std::find(s.knobs.begin(), s.knobs.end(), &k) == s.knobs.end()) missing.push_back(k.name);
+    std::string not_applicable = missing.empty() ? "-" : fmt::format("{}", fmt::join(missing, " "));
+    if (kernel <= 1 && s.op_type != "Conv") not_applicable = fmt::format("all (they apply to Conv only)");
+    fmt::print("{:<{}} {:<6} {:<14} {:<18} {:>10.2f} {:>3}/{:<2}  {:<44} {}\n", s.node, w, s.op_type,
+               s.fused.empty() ? "-" : s.fused, shape_str(s.geometry.output_shape()), s.flops / 1e6, kernel,
+               kernel_all, reshape.empty() ? "-" : fmt::format("{}", fmt::join(reshape, " ")), not_applicable);
   }
   bool any_fallback = false;
   for (const KnobSite& s : *sites) {

@@ -2,7 +2,8 @@
 // (layer, knob) pair of the knob space, timed inside the running network
 // (all layers that allow a knob take it at once, so one network run times
 // every layer), rounds interleaved over the knobs; (b) whole-network
-// configurations from --configs, interleaved with the exact baseline.
+// configurations from --configs and (c) the network under each (layer,
+// reshape knob) of the space, interleaved with the exact baseline.
 // Writes profile.json (schemas/profile.schema.json) per batch size.
 #include <chrono>
 #include <filesystem>
@@ -88,6 +89,23 @@ Result<LayerTimes> time_layers(Session& s, const Tensor& x, const std::vector<st
   return layer_ms;
 }
 
+// (b), (c) Whole-network configurations, interleaved with the baseline
+// (samples[0]), each on a session of its own (a configuration may reshape
+// the graph); each timed run follows one untimed run of the same session.
+Result<InterleavedSamples> time_whole_networks(Evaluator& ev, const std::vector<NamedConfig>& configs, const Tensor& x,
+                                               const RepeatPolicy& policy, EnergyMeter& energy) {
+  std::vector<std::unique_ptr<Session>> own;
+  CP_ASSIGN_OR_RETURN(auto base, ev.detached_session({}, x.dim(0)));
+  own.push_back(std::move(base));
+  for (const auto& c : configs) {
+    CP_ASSIGN_OR_RETURN(auto cs, ev.detached_session(c.knobs, x.dim(0)));
+    own.push_back(std::move(cs));
+  }
+  std::vector<MeasuredFn> fns;
+  for (auto& o : own) fns.push_back([&x, sp = o.get()]() -> Status { return sp->run(std::span<const Tensor>(&x, 1)); });
+  return measure_interleaved(fns, policy, energy.available() ? &energy : nullptr, {}, fns);
+}
+
 // The table of one batch size's profile.json.
 void print_profile(int64_t batch, double base_median_s, const nlohmann::json& doc, const EnergyMeter& energy,
                    const std::string& path) {
@@ -102,6 +120,10 @@ void print_profile(int64_t batch, double base_median_s, const nlohmann::json& do
       if (m["latency_ms"]["median"].get<double>() < best_ms) best = k, best_ms = m["latency_ms"]["median"].get<double>();
     fmt::print("  {:<40} {:>10.3f} {:>10} {:>9.2f}x\n", l["node"].get<std::string>(), ex, best, ex / best_ms);
   }
+  for (const auto& [node, knobs] : doc["reshape"].items())
+    for (const auto& [knob, m] : knobs.items())
+      fmt::print("  {:<40} {:>10} whole network {:.3f} ms, {:.2f}x\n", node, knob,
+                 m["latency_ms"]["median"].get<double>(), m["speedup"].get<double>());
   for (const auto& c : doc["configurations"])
     fmt::print("  configuration {}: {:.3f} ms, {:.2f}x\n", c["id"].get<std::string>(),
                c["latency_ms"]["median"].get<double>(), c["speedup"].get<double>());
@@ -131,17 +153,25 @@ Status run_profile(const ProfileSettings& settings) {
   if (settings.batch) batches = {*settings.batch};
   if (batches.empty()) batches = {exp.dataset.batch};
   // Knobs in the space, each applied to every layer that allows it.
+  // (Kernel knobs only: a reshape knob changes the graph, so (c) times the
+  // whole network under it.)
   std::vector<std::string> knobs{exact_knob().name};
   for (const auto& l : ks.space.layers)
     for (const auto& k : l.knobs)
-      if (std::find(knobs.begin(), knobs.end(), k) == knobs.end()) knobs.push_back(k);
+      if (!l.reshape && std::find(knobs.begin(), knobs.end(), k) == knobs.end()) knobs.push_back(k);
   std::vector<KnobConfig> per_knob;
   for (const auto& k : knobs) {
     KnobConfig c;
     for (const auto& l : ks.space.layers)
-      if (k != exact_knob().name && std::find(l.knobs.begin(), l.knobs.end(), k) != l.knobs.end()) c[l.node] = k;
+      if (!l.reshape && k != exact_knob().name && std::find(l.knobs.begin(), l.knobs.end(), k) != l.knobs.end())
+        c[l.node] = k;
     per_knob.push_back(std::move(c));
   }
+  // (c) One configuration per (layer, reshape knob), timed as a whole network.
+  std::vector<NamedConfig> reshaped;
+  for (const auto& l : ks.space.layers)
+    if (l.reshape)
+      for (size_t k = 1; k < l.knobs.size(); ++k) reshaped.push_back({l.node + " " + l.knobs[k], {{l.node, l.knobs[k]}}});
 
   if (std::find(knobs.begin(), knobs.end(), "int8") != knobs.end()) CP_TRY(ev->calibrated_ranges().status());
 
@@ -170,6 +200,7 @@ Status run_profile(const ProfileSettings& settings) {
     double exact_layers_ms = 0;
     for (size_t l = 0; l < ks.space.layers.size(); ++l) {
       const auto& layer = ks.space.layers[l];
+      if (layer.reshape) continue;
       nlohmann::json kj = nlohmann::json::object();
       for (const auto& k : layer.knobs) {
         const auto& samples = layer_ms[layer.node][k];
@@ -182,26 +213,23 @@ Status run_profile(const ProfileSettings& settings) {
       layers.push_back({{"node", layer.node}, {"flops", conv_layer_flops(g)}, {"knobs", kj}});
     }
 
-    // (b) Whole-network configurations, interleaved with the baseline; each
-    // timed run follows a switch and one untimed run (steady state).
-    const MeasuredFn run_batch = [&]() -> Status { return s->run(std::span<const Tensor>(&x, 1)); };
-    std::vector<MeasuredFn> fns, setups;
-    for (size_t i = 0; i <= configs.size(); ++i) {
-      fns.push_back(run_batch);
-      setups.push_back([&, cfg = i == 0 ? KnobConfig{} : configs[i - 1].knobs]() -> Status {
-        CP_TRY(s->configure(cfg));
-        return run_batch();
-      });
-    }
-    CP_ASSIGN_OR_RETURN(InterleavedSamples whole,
-                        measure_interleaved(fns, policy, energy.available() ? &energy : nullptr, {}, setups));
-    CP_TRY(s->configure({}));
+    std::vector<NamedConfig> whole_configs = configs;
+    whole_configs.insert(whole_configs.end(), reshaped.begin(), reshaped.end());
+    CP_ASSIGN_OR_RETURN(InterleavedSamples whole, time_whole_networks(*ev, whole_configs, x, policy, energy));
     auto energy_of = [&](size_t i) -> nlohmann::json {
       if (!energy.available() || whole.joules.empty()) return nullptr;
       return stat_json(whole.joules[i]);
     };
     const double base_median = summarize(whole.seconds[0]).median;
-    nlohmann::json conf_json = nlohmann::json::array();
+    nlohmann::json conf_json = nlohmann::json::array(), reshape_json = nlohmann::json::object();
+    for (size_t i = 0; i < reshaped.size(); ++i) {
+      const auto& [node, knob] = *reshaped[i].knobs.begin();
+      const size_t at = configs.size() + 1 + i;
+      const double med = summarize(whole.seconds[at]).median;
+      reshape_json[node][knob] = {{"latency_ms", stat_json(whole.seconds[at], 1000.0)},
+                                  {"energy_j", energy_of(at)},
+                                  {"speedup", med > 0 ? base_median / med : 0.0}};
+    }
     for (size_t i = 0; i < configs.size(); ++i) {
       const double med = summarize(whole.seconds[i + 1]).median;
       conf_json.push_back({{"id", configs[i].id},
@@ -230,6 +258,7 @@ Status run_profile(const ProfileSettings& settings) {
         {"knob_support", knob_support_json(ev->backend())},
         {"left_out", left_out_json(ks)},
         {"layers", layers},
+        {"reshape", reshape_json},
         {"configurations", conf_json},
     };
     const std::string name = bi == 0 ? "profile.json" : fmt::format("profile-b{}.json", batch);

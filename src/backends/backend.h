@@ -127,6 +127,7 @@ class Backend {
 // and sampling round to IEEE half as fp16 does (emulated precision whatever
 // runs the skipping).
 inline KnobSupport knob_support_for(const Backend& backend, const Knob& knob) {
+  if (reshapes(knob)) return {KnobRun::native, "graph rewrite: the backend runs the reshaped layers' plain ops"};
   return backend.knob_support(knob.half ? KnobKind::fp16 : knob.kind);
 }
 

@@ -132,6 +132,10 @@ Result<std::vector<std::pair<Step*, const Knob*>>> PlainSession::plan_configurat
   std::vector<std::pair<Step*, const Knob*>> plan;
   for (const auto& [node, knob_name] : config) {
     const Knob* knob = find_knob(knob_name);
+    if (auto choice = parse_knob_choice(knob_name); choice.ok() && choice->reshape != nullptr)
+      return invalid_input("configuration: node '{}': '{}' reshapes the graph, which a session cannot do (the "
+                           "evaluator rewrites the graph before it builds sessions)",
+                           node, knob_name);
     if (!knob) return invalid_input("configuration: node '{}': unknown knob '{}'{}", node, knob_name, suggest_knob(knob_name));
     auto it = step_of_node_.find(node);
     if (it == step_of_node_.end()) {

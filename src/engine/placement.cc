@@ -179,7 +179,7 @@ void PlainSession::find_knob_sites() {
     if (st.node.op_type != "Conv" || st.input_types.size() < 2 || st.input_types[0].shape.size() != 4) continue;
     auto g = conv_geometry(st.node, st.input_types[0].shape, st.input_types[1].shape);
     if (!g.ok()) continue;
-    KnobSite site{st.node.name, st.node.op_type, *g, conv_layer_flops(*g), fused_summary(st.node), {}};
+    KnobSite site{st.node.name, st.node.op_type, *g, conv_layer_flops(*g), fused_summary(st.node), {}, {}};
     for (const Knob& k : knob_catalogue())
       if (knob_applies(k, st.node, st.input_types[0].shape, st.input_types[1].shape).ok()) site.knobs.push_back(&k);
     st.site = static_cast<int>(sites_.size());

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "eval/interrupt.h"
+#include "eval/reshape.h"
 #include "ir/onnx_import.h"
 
 namespace caliprox {
@@ -15,8 +16,9 @@ Evaluator::~Evaluator() = default;
 Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, const std::string& backend, int threads,
                                                      bool collect_timings, Notice notice) {
   std::unique_ptr<Evaluator> ev(new Evaluator(exp));
-  CP_ASSIGN_OR_RETURN(ev->graph_, load_onnx(exp.network.model_path));
-  CP_ASSIGN_OR_RETURN(ev->io_, model_io(ev->graph_, exp.network, exp.source_path));
+  CP_ASSIGN_OR_RETURN(Graph graph, load_onnx(exp.network.model_path));
+  ev->variants_ = std::make_unique<RewriteCache>(std::move(graph));
+  CP_ASSIGN_OR_RETURN(ev->io_, model_io(ev->graph(), exp.network, exp.source_path));
   CP_ASSIGN_OR_RETURN(ev->data_, load_dataset(exp.dataset));
   if (ev->data_.size() == 0) return invalid_input("{}: the dataset has no samples", exp.dataset.samples_path);
   CP_TRY(check_input_fits(*ev->io_.input, ev->data_.sample_batch(0, 1).shape(), exp.dataset.samples_path));
@@ -27,46 +29,93 @@ Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, cons
   return ev;
 }
 
+Result<std::unique_ptr<Session>> Evaluator::new_session(const Graph& graph, int64_t n, const KnobConfig& kernels) {
+  SessionOptions opt;
+  opt.threads = threads_;
+  opt.collect_timings = collect_timings_;
+  if (auto r = ranges_.find(variant_); r != ranges_.end() && &graph == &current_graph()) opt.input_ranges = r->second;
+  Shape shape = data_.sample_batch(0, 1).shape();
+  shape[0] = n;
+  CP_ASSIGN_OR_RETURN(auto s, Session::create(graph, *backend_, {{io_.input->name, shape}}, opt));
+  CP_TRY(s->configure(kernels));
+  return s;
+}
+
 Result<Session*> Evaluator::session(int64_t n) {
   auto it = sessions_.find(n);
   if (it == sessions_.end()) {
-    SessionOptions opt;
-    opt.threads = threads_;
-    opt.collect_timings = collect_timings_;
-    if (ranges_) opt.input_ranges = *ranges_;
-    Shape shape = data_.sample_batch(0, 1).shape();
-    shape[0] = n;
-    CP_ASSIGN_OR_RETURN(auto s, Session::create(graph_, *backend_, {{io_.input->name, shape}}, opt));
-    CP_TRY(s->configure(config_));
+    CP_ASSIGN_OR_RETURN(auto s, new_session(current_graph(), n, kernels_));
     it = sessions_.emplace(n, std::move(s)).first;
   }
   return it->second.get();
 }
 
-Result<const std::vector<KnobSite>*> Evaluator::knob_sites() {
-  CP_ASSIGN_OR_RETURN(Session * s, session(exp_.dataset.batch));
-  return &s->knob_sites();
+Result<std::unique_ptr<Session>> Evaluator::detached_session(const KnobConfig& config, int64_t n) {
+  const KnobConfig saved = config_;
+  CP_TRY(configure(config));
+  auto s = new_session(current_graph(), n, kernels_);
+  CP_TRY(configure(saved));
+  return s;
 }
 
-Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() {
-  if (ranges_) return &*ranges_;
+Result<const std::vector<KnobSite>*> Evaluator::knob_sites() {
+  if (sites_) return &*sites_;
+  const int64_t batch = exp_.dataset.batch;
+  std::vector<KnobSite> sites;
+  if (current_ == nullptr) {
+    CP_ASSIGN_OR_RETURN(Session * s, session(batch));
+    sites = s->knob_sites();
+  } else {  // the sessions run a variant: the sites are the loaded network's
+    CP_ASSIGN_OR_RETURN(auto s, new_session(graph(), batch, {}));
+    sites = s->knob_sites();
+  }
+  add_reshape_sites(graph(), batch, sites);
+  sites_ = std::move(sites);
+  return &*sites_;
+}
+
+SplitRange Evaluator::calibration_range() {
   for (const char* name : {"calibrate", "tune"}) {
     if (data_.splits.count(name)) {
       calibration_split_ = name;
-      break;
+      return data_.splits.at(name);
     }
   }
-  SplitRange range{0, data_.size()};
-  if (calibration_split_.empty()) {
-    calibration_split_ = "(all samples)";
-  } else {
-    CP_ASSIGN_OR_RETURN(range, data_.split(calibration_split_));
+  calibration_split_ = "(all samples)";
+  return {0, data_.size()};
+}
+
+Result<Tensor> Evaluator::repair_inputs() {
+  if (!repair_inputs_) {
+    const SplitRange range = calibration_range();
+    const int64_t n = std::min<int64_t>(range.end - range.begin, 128);
+    if (notice_)
+      notice_(fmt::format("repairing pruned layers by least squares on the first {} samples of split '{}'", n,
+                          calibration_split_));
+    repair_inputs_ = data_.sample_batch(range.begin, range.begin + n);
   }
+  return *repair_inputs_;
+}
+
+Status Evaluator::use_variant(const RewriteChain& chain) {
+  const std::string key = rewrite_chain_key(chain);
+  if (key == variant_) return {};
+  CP_ASSIGN_OR_RETURN(const Graph* g, variants_->graph(chain));
+  sessions_.clear();
+  kernels_.clear();  // the sessions that ran them are gone
+  current_ = chain.empty() ? nullptr : g;
+  variant_ = key;
+  return {};
+}
+
+Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() {
+  if (auto it = ranges_.find(variant_); it != ranges_.end()) return &it->second;
+  const SplitRange range = calibration_range();
   if (notice_)
-    notice_(fmt::format("calibrating int8 input ranges on split '{}' ({} samples)", calibration_split_,
-                        range.end - range.begin));
-  // Exact network, ranges of every knob site's input.
-  const KnobConfig saved = config_;
+    notice_(fmt::format("calibrating int8 input ranges on split '{}' ({} samples){}", calibration_split_,
+                        range.end - range.begin, variant_.empty() ? "" : " for the reshaped network"));
+  // No kernel knob, ranges of every knob site's input.
+  const KnobConfig saved = kernels_;
   CP_TRY(configure_sessions({}));
   std::map<std::string, ValueRange> ranges;
   const int64_t batch = exp_.dataset.batch;
@@ -80,40 +129,52 @@ Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() 
     merge_ranges(ranges, s->input_ranges());
     s->track_input_ranges(false);
   }
-  ranges_ = std::move(ranges);
-  for (auto& [n, s] : sessions_) s->set_calibrated_ranges(*ranges_);
+  const auto& stored = ranges_[variant_] = std::move(ranges);
+  for (auto& [n, s] : sessions_) s->set_calibrated_ranges(stored);
   CP_TRY(configure_sessions(saved));
-  return &*ranges_;
+  return &stored;
 }
 
-Status Evaluator::configure_sessions(const KnobConfig& config) {
+Status Evaluator::configure_sessions(const KnobConfig& kernels) {
   // All or nothing: on failure, sessions already switched go back.
   std::vector<Session*> done;
   for (auto& [n, s] : sessions_) {
-    Status st = s->configure(config);
+    Status st = s->configure(kernels);
     if (!st.ok()) {
-      for (Session* d : done) (void)d->configure(config_);
+      for (Session* d : done) (void)d->configure(kernels_);
       return st;
     }
     done.push_back(s.get());
   }
-  config_ = config;
+  kernels_ = kernels;
   return {};
 }
 
 Status Evaluator::configure(const KnobConfig& config) {
-  bool int8 = false;
-  for (const auto& [node, knob] : config) int8 = int8 || knob == "int8";
-  if (int8 && !ranges_) CP_TRY(calibrated_ranges().status());
-  if (sessions_.empty()) CP_TRY(session(exp_.dataset.batch).status());
-  return configure_sessions(config);
+  CP_ASSIGN_OR_RETURN(SplitConfig split, split_configuration(graph(), config));
+  CP_ASSIGN_OR_RETURN(SplitConfig before, split_configuration(graph(), config_));
+  auto inputs = [this] { return repair_inputs(); };
+  CP_TRY(use_variant(reshape_chain(split, *backend_, inputs)));
+  Status st = [&]() -> Status {
+    bool int8 = false;
+    for (const auto& [node, knob] : split.kernels) int8 = int8 || knob == "int8";
+    if (int8) CP_TRY(calibrated_ranges().status());
+    if (sessions_.empty()) CP_TRY(session(exp_.dataset.batch).status());
+    return configure_sessions(split.kernels);
+  }();
+  if (!st.ok()) {  // back to the previous configuration's variant
+    if (use_variant(reshape_chain(before, *backend_, inputs)).ok()) (void)configure_sessions(before.kernels);
+    return st;
+  }
+  config_ = config;
+  return {};
 }
 
 Result<std::vector<Tensor>*> Evaluator::exact_outputs(int64_t begin, int64_t end) {
   if (auto it = exact_cache_.find({begin, end}); it != exact_cache_.end()) return &it->second;
   const SplitRange range{begin, end};
   const KnobConfig saved = config_;
-  CP_TRY(configure_sessions({}));
+  CP_TRY(configure({}));
   std::vector<Tensor> outs;
   const int64_t batch = exp_.dataset.batch;
   for (int64_t b = range.begin; b < range.end; b += batch) {
@@ -125,7 +186,7 @@ Result<std::vector<Tensor>*> Evaluator::exact_outputs(int64_t begin, int64_t end
     for (size_t i = 0; i < s->output_names().size(); ++i)
       if (s->output_names()[i] == io_.output) outs.push_back(s->output(i).clone());
   }
-  CP_TRY(configure_sessions(saved));
+  CP_TRY(configure(saved));
   return &exact_cache_.emplace(std::make_pair(begin, end), std::move(outs)).first->second;
 }
 

@@ -15,6 +15,7 @@
 #include "eval/model_io.h"
 #include "experiment/experiment.h"
 #include "knobs/knobs.h"
+#include "knobs/rewrite.h"
 #include "qos/metrics.h"
 
 namespace caliprox {
@@ -39,18 +40,25 @@ class Evaluator {
   ~Evaluator();
 
   const Experiment& experiment() const { return exp_; }
-  const Graph& graph() const { return graph_; }
+  const Graph& graph() const { return variants_->base(); }  // the network as loaded
+  // The graph sessions run: graph() rewritten by the current configuration's
+  // reshape knobs (eval/reshape.h), graph() itself when it has none.
+  const Graph& current_graph() const { return current_ ? *current_ : graph(); }
   const ModelIo& io() const { return io_; }
   const Dataset& dataset() const { return data_; }
   Backend& backend() { return *backend_; }
   int threads() const { return threads_; }
 
-  // The knob sites of the network (from a session at the experiment's batch).
+  // The knob sites of the network as loaded (from a session at the
+  // experiment's batch), with the reshape knobs each layer takes.
   Result<const std::vector<KnobSite>*> knob_sites();
 
-  // Applies `config` to every session, present and future. int8 knobs
-  // trigger the calibration of input ranges on the `calibrate` split first
-  // (once). Errors leave the previous configuration active.
+  // Applies `config` to every session, present and future. Reshape knobs
+  // switch the sessions to the rewritten graph (built once per variant;
+  // pruned layers are repaired on the calibration split's first samples).
+  // int8 knobs trigger the calibration of input ranges on the `calibrate`
+  // split first (once per variant). Errors leave the previous configuration
+  // active.
   Status configure(const KnobConfig& config);
   const KnobConfig& configuration() const { return config_; }
   // Frees the knob kernels the current configuration does not run, in every
@@ -59,9 +67,10 @@ class Evaluator {
     for (auto& [n, s] : sessions_) s->release_idle_kernels();
   }
 
-  // Calibrated input ranges (runs the exact network over the calibrate split
-  // on first use, or over `tune` / the whole dataset when there is no such
-  // split; says which in `calibration_split()`).
+  // Calibrated input ranges of the current variant's layers (runs it with
+  // no kernel knob over the calibrate split on first use, or over `tune` /
+  // the whole dataset when there is no such split; says which in
+  // `calibration_split()`).
   Result<const std::map<std::string, ValueRange>*> calibrated_ranges();
   const std::string& calibration_split() const { return calibration_split_; }
 
@@ -77,25 +86,44 @@ class Evaluator {
   Result<SplitResult> run_range(int64_t begin, int64_t end, std::vector<float>* outputs = nullptr,
                                 const std::function<void(int64_t, int64_t)>& on_batch = {});
 
-  // A session for batch size `n` under the current configuration.
+  // A session for batch size `n` under the current configuration. A later
+  // configure() that changes the reshape knobs drops it.
   Result<Session*> session(int64_t n);
+  // A session of the caller's own for batch size `n` under `config` (its
+  // variant graph, kernel knobs and calibrated ranges), which no later
+  // configure() touches: for measurements that alternate configurations
+  // with different reshape knobs. The evaluator's configuration is unchanged.
+  Result<std::unique_ptr<Session>> detached_session(const KnobConfig& config, int64_t n);
 
  private:
   Evaluator(const Experiment& exp);
   Result<std::vector<Tensor>*> exact_outputs(int64_t begin, int64_t end);
-  Status configure_sessions(const KnobConfig& config);
+  // A session for batch `n` on `graph` (with the current variant's ranges
+  // when it is the current graph) running `kernels`.
+  Result<std::unique_ptr<Session>> new_session(const Graph& graph, int64_t n, const KnobConfig& kernels);
+  Status configure_sessions(const KnobConfig& kernels);
+  // Switches the sessions to the variant `chain` builds (dropping them when
+  // it differs from the current one).
+  Status use_variant(const RewriteChain& chain);
+  SplitRange calibration_range();
+  Result<Tensor> repair_inputs();
 
   Experiment exp_;
-  Graph graph_;
   ModelIo io_;
   Dataset data_;
   std::unique_ptr<Backend> backend_;
   int threads_ = 1;
   bool collect_timings_ = false;
   Notice notice_;
-  std::map<int64_t, std::unique_ptr<Session>> sessions_;
-  KnobConfig config_;
-  std::optional<std::map<std::string, ValueRange>> ranges_;
+  std::map<int64_t, std::unique_ptr<Session>> sessions_;  // on current_graph()
+  KnobConfig config_;   // as given to configure()
+  KnobConfig kernels_;  // its kernel knobs, which the sessions run
+  std::unique_ptr<RewriteCache> variants_;  // holds the network as loaded
+  const Graph* current_ = nullptr;  // null: graph()
+  std::string variant_;             // the current chain's key ("" for graph_)
+  std::map<std::string, std::map<std::string, ValueRange>> ranges_;  // by variant
+  std::optional<std::vector<KnobSite>> sites_;
+  std::optional<Tensor> repair_inputs_;
   std::string calibration_split_;
   std::map<std::pair<int64_t, int64_t>, std::vector<Tensor>> exact_cache_;
 };

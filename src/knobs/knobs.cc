@@ -35,6 +35,8 @@ std::string_view knob_kind_name(KnobKind kind) {
     case KnobKind::fp16: return "fp16";
     case KnobKind::bf16: return "bf16";
     case KnobKind::int8: return "int8";
+    case KnobKind::prune: return "prune";
+    case KnobKind::lowrank: return "lowrank";
   }
   return "?";
 }
@@ -90,6 +92,27 @@ std::vector<Knob> build_catalogue() {
         k.push_back(std::move(s));
       }
   }
+  for (double f : {0.25, 0.5}) {
+    Knob p;
+    p.name = fmt::format("prune-{}", f);
+    p.kind = KnobKind::prune;
+    p.fraction = f;
+    p.nominal_speedup = 1.0 / (1.0 - f);
+    p.summary = fmt::format("remove {:g} % of the output channels (smallest filter L1 norms), repair the next layer",
+                            f * 100);
+    k.push_back(std::move(p));
+  }
+  for (double f : {0.5, 0.25}) {
+    Knob l;
+    l.name = fmt::format("lowrank-{}", f);
+    l.kind = KnobKind::lowrank;
+    l.fraction = f;
+    l.nominal_speedup = 1.0 / f;
+    l.summary = fmt::format("factorise (spatial SVD of a Conv, SVD of a Gemm) to at most {:g} % of the "
+                            "multiply-adds",
+                            f * 100);
+    k.push_back(std::move(l));
+  }
   return k;
 }
 
@@ -129,7 +152,35 @@ const Knob& exact_knob() { return knob_catalogue().front(); }
 
 std::vector<std::string> knob_op_types(const Knob& knob) {
   if (knob.kind == KnobKind::exact) return {"*"};
+  if (knob.kind == KnobKind::lowrank) return {"Conv", "Gemm"};
   return {"Conv"};
+}
+
+Result<KnobChoice> parse_knob_choice(std::string_view text) {
+  auto one = [&](std::string_view part) -> Result<const Knob*> {
+    const Knob* k = find_knob(part);
+    if (k == nullptr) return invalid_input("unknown knob '{}'{}", part, suggest_knob(part));
+    return k;
+  };
+  const size_t plus = text.find('+');
+  if (plus == std::string_view::npos) {
+    CP_ASSIGN_OR_RETURN(const Knob* k, one(text));
+    return reshapes(*k) ? KnobChoice{k, &exact_knob()} : KnobChoice{nullptr, k};
+  }
+  CP_ASSIGN_OR_RETURN(const Knob* first, one(text.substr(0, plus)));
+  CP_ASSIGN_OR_RETURN(const Knob* second, one(text.substr(plus + 1)));
+  if (!reshapes(*first) || reshapes(*second) || second->kind == KnobKind::exact)
+    return invalid_input("'{}': a combined knob is a reshape knob (prune-*, lowrank-*) then a kernel knob other than "
+                         "{}, joined by '+', e.g. 'prune-0.5+int8'",
+                         text, exact_knob().name);
+  return KnobChoice{first, second};
+}
+
+std::string knob_choice_name(const KnobChoice& choice) {
+  const Knob& kernel = choice.kernel ? *choice.kernel : exact_knob();
+  if (choice.reshape == nullptr) return kernel.name;
+  if (kernel.kind == KnobKind::exact) return choice.reshape->name;
+  return fmt::format("{}+{}", choice.reshape->name, kernel.name);
 }
 
 std::string suggest_knob(std::string_view name) {
@@ -199,6 +250,10 @@ std::vector<bool> sampling_mask(const Knob& knob, int64_t c_in_per_group, int64_
 
 Status knob_applies(const Knob& knob, const Node& node, const Shape& x, const Shape& w) {
   if (knob.kind == KnobKind::exact) return {};
+  if (reshapes(knob))
+    return invalid_input("knob '{}' on {} rewrites the graph: no kernel runs it (the evaluator applies the rewrite "
+                         "before building a session)",
+                         knob.name, node.describe());
   if (node.op_type != "Conv")
     return invalid_input("knob '{}' does not apply to {}: it applies to Conv only", knob.name, node.describe());
   if (x.size() != 4 || w.size() != 4)
@@ -235,7 +290,9 @@ double layer_nominal_speedup(const Knob& knob, const ConvGeometry& g) {
     case KnobKind::exact: return 1;
     case KnobKind::fp16:
     case KnobKind::bf16:
-    case KnobKind::int8: return knob.nominal_speedup;
+    case KnobKind::int8:
+    case KnobKind::prune:
+    case KnobKind::lowrank: return knob.nominal_speedup;
     case KnobKind::perforation: {
       const int64_t extent = knob.rows ? g.out_spatial[0] : g.out_spatial[1];
       const auto kept = perforation_kept(knob, extent).size();
@@ -268,21 +325,19 @@ Result<KnobConfig> parse_knob_config(std::string_view json_text, std::string_vie
                          it->type_name());
   KnobConfig config;
   for (const auto& [node, value] : it->items()) {
-    const Knob* knob = nullptr;
     if (value.is_string()) {
-      knob = find_knob(value.get<std::string>());
-      if (!knob)
-        return invalid_input("{}: knobs.{}: unknown knob '{}'{}", source, node, value.get<std::string>(),
-                             suggest_knob(value.get<std::string>()));
+      auto choice = parse_knob_choice(value.get<std::string>());
+      if (!choice.ok()) return choice.status().with_context(fmt::format("{}: knobs.{}", source, node));
+      config[node] = knob_choice_name(*choice);
     } else if (value.is_number_integer()) {
-      knob = find_knob_by_hpvm_id(value.get<int>());
+      const Knob* knob = find_knob_by_hpvm_id(value.get<int>());
       if (!knob) return invalid_input("{}: knobs.{}: {} is not an ApproxHPVM knob ID this tool implements", source,
                                       node, value.get<int>());
+      config[node] = knob->name;
     } else {
       return invalid_input("{}: knobs.{}: expected a knob name (string) or ApproxHPVM ID (integer), found {}", source,
                            node, value.type_name());
     }
-    config[node] = knob->name;
   }
   return config;
 }

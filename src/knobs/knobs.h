@@ -30,6 +30,10 @@ enum class KnobKind {
   fp16,         // IEEE half at the layer boundary (emulated on CPUs without half arithmetic)
   bf16,         // bfloat16 inputs and weights, fp32 accumulation and output
   int8,         // 8-bit inputs (calibrated scale) and weights (per output channel), int32 accumulation
+  // Reshape knobs: graph rewrites (rewrite.h) applied before a session is
+  // built; a layer takes one of them besides its kernel knob.
+  prune,        // structured channel pruning of a Conv's outputs (knobs/prune.h), repaired
+  lowrank,      // low-rank factorisation of a Conv (spatial SVD) or Gemm (knobs/lowrank.h)
 };
 std::string_view knob_kind_name(KnobKind kind);
 
@@ -47,6 +51,9 @@ struct Knob {
   // half-precision variant multiplies by 2. Per layer: layer_nominal_speedup.
   double nominal_speedup = 1;
   std::string summary;  // one line for `caliprox knobs`
+  // prune: the fraction of output channels removed; lowrank: the fraction of
+  // the layer's multiply-adds the factorised layer keeps at most.
+  double fraction = 0;
 };
 
 // All knobs, exact fp32 first, in a stable order.
@@ -54,8 +61,24 @@ const std::vector<Knob>& knob_catalogue();
 const Knob* find_knob(std::string_view name);
 const Knob* find_knob_by_hpvm_id(int id);
 const Knob& exact_knob();
-// Op types a knob applies to (every knob: {"Conv"}; exact applies to all).
+// Op types a knob applies to (kernel knobs and prune: {"Conv"}; lowrank:
+// {"Conv", "Gemm"}; exact applies to all).
 std::vector<std::string> knob_op_types(const Knob& knob);
+// A reshape knob (prune, lowrank) rewrites the graph; the others swap a kernel.
+inline bool reshapes(const Knob& knob) { return knob.kind == KnobKind::prune || knob.kind == KnobKind::lowrank; }
+
+// What a configuration gives one layer: at most one reshape knob and one
+// kernel knob, written "<reshape>+<kernel>" ("prune-0.5+perf-row-2-0"), or
+// either alone ("prune-0.5", "int8"); the kernel knob then runs on the
+// reshaped layer.
+struct KnobChoice {
+  const Knob* reshape = nullptr;  // null: the layer keeps its shape
+  const Knob* kernel = nullptr;   // never null (exact when the text names a reshape knob only)
+};
+// invalid_input naming the unknown part (with a suggestion) or the wrong
+// order ("int8+prune-0.5"), two knobs of one family, or an exact part.
+Result<KnobChoice> parse_knob_choice(std::string_view text);
+std::string knob_choice_name(const KnobChoice& choice);
 // The closest known knob names, for "did you mean" in errors.
 std::string suggest_knob(std::string_view name);
 
@@ -78,7 +101,8 @@ inline float sampling_scale(const Knob& knob) {
 
 // Checks that `knob` can run on this node with these input shapes: the op is
 // a 2-D Conv, perforation leaves something to compute, sampling keeps at
-// least one element. Errc::invalid_input naming the node and the knob.
+// least one element. Errc::invalid_input naming the node and the knob; also
+// for reshape knobs, which no kernel runs (the graph is rewritten instead).
 Status knob_applies(const Knob& knob, const Node& node, const Shape& x, const Shape& w);
 
 // Multiply-adds times two of a Conv layer run exactly.
@@ -123,11 +147,12 @@ void merge_ranges(std::map<std::string, ValueRange>& into, const std::map<std::s
 bool knob_pattern_matches(std::string_view pattern, std::string_view name);
 bool knob_pattern_matches_any(std::string_view pattern);
 
-// A configuration: node name -> knob name (absent: exact fp32).
+// A configuration: node name -> knob choice (parse_knob_choice; absent:
+// exact fp32).
 using KnobConfig = std::map<std::string, std::string>;
 
 // Reads a configuration JSON object (schemas/config.schema.json): member
-// `knobs` maps node names to knob names (or ApproxHPVM numeric IDs);
+// `knobs` maps node names to knob choices (or ApproxHPVM numeric IDs);
 // other members are free. `source` names the file in errors.
 Result<KnobConfig> parse_knob_config(std::string_view json_text, std::string_view source);
 Result<KnobConfig> load_knob_config(const std::string& path);
@@ -140,6 +165,10 @@ struct KnobSite {
   double flops = 0;     // exact multiply-adds times two, for the session's batch
   std::string fused;    // what the executor fused into it ("BatchNormalization+Relu", or "")
   std::vector<const Knob*> knobs;  // applicable knobs, exact first
+  // Per reshape knob in `knobs`: the FLOPs (multiply-adds times two, at the
+  // session's batch) its rewrite removes from the whole network (this layer
+  // and the ones whose inputs it narrows).
+  std::map<std::string, double> flops_saved;
 };
 
 }  // namespace caliprox

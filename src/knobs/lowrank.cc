@@ -113,7 +113,41 @@ TruncatedSvd truncated_svd(const std::vector<double>& a, int64_t m, int64_t n, i
   return out;
 }
 
-std::string GemmLowRank::key() const { return fmt::format("lowrank:{}:{}", node_, ratio_); }
+Result<int64_t> gemm_lowrank_rank(int64_t out, int64_t in, double ratio, LowRankBy by, const std::string& node) {
+  if (!(ratio > 0 && ratio < 1)) return invalid_input("low-rank {}: ratio {} is outside (0, 1)", node, ratio);
+  const int64_t full = std::min(out, in);
+  const double r = by == LowRankBy::rank ? std::ceil(ratio * static_cast<double>(full))
+                                         : std::floor(ratio * static_cast<double>(out * in) / static_cast<double>(out + in));
+  const auto rank = static_cast<int64_t>(r);
+  if (rank < 1) return invalid_input("low-rank {}: a ratio of {} leaves no rank for a [{}, {}] weight", node, ratio, out, in);
+  if (rank >= full) return invalid_input("low-rank {}: rank {} is not below the full rank {}", node, rank, full);
+  return rank;
+}
+
+Result<int64_t> spatial_svd_rank(int64_t o, int64_t c, int64_t k, double ratio, LowRankBy by, const std::string& node) {
+  if (!(ratio > 0 && ratio < 1)) return invalid_input("spatial SVD {}: ratio {} is outside (0, 1)", node, ratio);
+  const int64_t full = std::min(c * k, k * o);
+  const double r = by == LowRankBy::rank
+                       ? std::ceil(ratio * static_cast<double>(full))
+                       : std::floor(ratio * static_cast<double>(o * c * k) / static_cast<double>(c + o));
+  const auto rank = static_cast<int64_t>(r);
+  if (rank < 1)
+    return invalid_input("spatial SVD {}: a ratio of {} leaves no rank for a {}x{} kernel over {} -> {} channels", node,
+                         ratio, k, k, c, o);
+  if (rank >= full) return invalid_input("spatial SVD {}: rank {} is not below the full rank {}", node, rank, full);
+  return rank;
+}
+
+double spatial_svd_flops(const ConvGeometry& g, int64_t r) {
+  const double n = static_cast<double>(g.n), k = static_cast<double>(g.kernel[0]);
+  const double ho = static_cast<double>(g.out_spatial[0]), wo = static_cast<double>(g.out_spatial[1]);
+  const double wi = static_cast<double>(g.in_spatial[1]), rr = static_cast<double>(r);
+  return 2.0 * n * (rr * ho * wi * static_cast<double>(g.c_in) * k + static_cast<double>(g.c_out) * ho * wo * rr * k);
+}
+
+std::string GemmLowRank::key() const {
+  return fmt::format("lowrank:{}:{}{}", node_, ratio_, by_ == LowRankBy::cost ? ":cost" : "");
+}
 
 Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   Graph g = graph;
@@ -122,7 +156,6 @@ Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   if (it->op_type != "Gemm") return invalid_input("low-rank: {} is not a Gemm", it->describe());
   if (it->attr_float("alpha", 1.f) != 1.f || it->attr_int("transA", 0) != 0)
     return invalid_input("low-rank: {} has alpha != 1 or transA; only Y = X W^T + b is factorised", it->describe());
-  if (!(ratio_ > 0 && ratio_ < 1)) return invalid_input("low-rank {}: ratio {} is outside (0, 1)", node_, ratio_);
   const auto wi = g.initializers.find(it->inputs[1]);
   if (wi == g.initializers.end() || wi->second.dtype() != DType::f32 || wi->second.shape().size() != 2)
     return invalid_input("low-rank: {} needs a float32 2-D weight stored in the model", it->describe());
@@ -130,9 +163,7 @@ Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   const Tensor& b = wi->second;
   // W as [out, in]: B itself with transB, else its transpose.
   const int64_t out = trans_b ? b.dim(0) : b.dim(1), in = trans_b ? b.dim(1) : b.dim(0);
-  const int64_t full = std::min(out, in);
-  const int64_t r = static_cast<int64_t>(std::ceil(ratio_ * static_cast<double>(full)));
-  if (r >= full) return invalid_input("low-rank {}: rank {} is not below the full rank {}", node_, r, full);
+  CP_ASSIGN_OR_RETURN(const int64_t r, gemm_lowrank_rank(out, in, ratio_, by_, node_));
   std::vector<double> w(static_cast<size_t>(out * in));
   for (int64_t o = 0; o < out; ++o)
     for (int64_t i = 0; i < in; ++i)
@@ -165,7 +196,9 @@ Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   return g;
 }
 
-std::string ConvSpatialSvd::key() const { return fmt::format("spatial-svd:{}:{}", node_, ratio_); }
+std::string ConvSpatialSvd::key() const {
+  return fmt::format("spatial-svd:{}:{}{}", node_, ratio_, by_ == LowRankBy::cost ? ":cost" : "");
+}
 
 Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {
   Graph g = graph;
@@ -176,7 +209,6 @@ Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {
   if (it->attr_int("group", 1) != 1 || dil != std::vector<int64_t>{1, 1} ||
       it->attr_string("auto_pad", "NOTSET") != "NOTSET")
     return invalid_input("spatial SVD: {} is grouped, dilated or uses auto_pad", it->describe());
-  if (!(ratio_ > 0 && ratio_ < 1)) return invalid_input("spatial SVD {}: ratio {} is outside (0, 1)", node_, ratio_);
   const auto wi = g.initializers.find(it->inputs[1]);
   if (wi == g.initializers.end() || wi->second.dtype() != DType::f32 || wi->second.shape().size() != 4)
     return invalid_input("spatial SVD: {} needs a float32 weight [O, C, K, K] stored in the model", it->describe());
@@ -185,9 +217,8 @@ Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {
   if (w.dim(3) != k || k < 2)
     return invalid_input("spatial SVD: {} has a {}x{} kernel; a square one of at least 2x2 is factorised",
                          it->describe(), w.dim(2), w.dim(3));
-  const int64_t rows = c * k, cols = k * o, full = std::min(rows, cols);
-  const int64_t r = static_cast<int64_t>(std::ceil(ratio_ * static_cast<double>(full)));
-  if (r >= full) return invalid_input("spatial SVD {}: rank {} is not below the full rank {}", node_, r, full);
+  const int64_t rows = c * k, cols = k * o;
+  CP_ASSIGN_OR_RETURN(const int64_t r, spatial_svd_rank(o, c, k, ratio_, by_, node_));
   const TruncatedSvd svd = truncated_svd(spatial_svd_matrix(w), rows, cols, r);
   // The singular values split evenly between the two factors.
   Tensor vert(DType::f32, {r, c, k, 1}), horiz(DType::f32, {o, r, 1, k});

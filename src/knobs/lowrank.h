@@ -14,19 +14,37 @@
 #include <string>
 #include <vector>
 
+#include "ir/ops/conv_geometry.h"
 #include "knobs/rewrite.h"
 
 namespace caliprox {
 
+// What the ratio of a factorisation measures: the rank, r = ceil(ratio *
+// full rank); or the cost, r = the largest rank whose product(s) keep at
+// most `ratio` of the layer's multiply-adds (the catalogue's lowrank-*
+// knobs: lowrank-0.5 halves the layer's work).
+enum class LowRankBy { rank, cost };
+
+// The rank of a factorisation, for a Gemm [out, in] and a K x K Conv [O, C]:
+// invalid_input naming the node for a ratio outside (0, 1), a rank of 0, or
+// one not below the full rank.
+Result<int64_t> gemm_lowrank_rank(int64_t out, int64_t in, double ratio, LowRankBy by, const std::string& node);
+Result<int64_t> spatial_svd_rank(int64_t o, int64_t c, int64_t k, double ratio, LowRankBy by, const std::string& node);
+// Multiply-adds times two of the factorised Conv of geometry `g` at rank r
+// (the K x 1 convolution at full input width, then the 1 x K one).
+double spatial_svd_flops(const ConvGeometry& g, int64_t r);
+
 class GemmLowRank final : public GraphRewrite {
  public:
-  GemmLowRank(std::string node, double ratio) : node_(std::move(node)), ratio_(ratio) {}
+  GemmLowRank(std::string node, double ratio, LowRankBy by = LowRankBy::rank)
+      : node_(std::move(node)), ratio_(ratio), by_(by) {}
   std::string key() const override;
   Result<Graph> apply(const Graph& graph) const override;
 
  private:
   std::string node_;
   double ratio_;
+  LowRankBy by_;
 };
 
 // Spatial SVD of a K x K convolution (Tai et al. 2016; AIMET's "spatial
@@ -39,13 +57,15 @@ class GemmLowRank final : public GraphRewrite {
 // kernel, a ratio outside (0, 1), a rank not below the full rank.
 class ConvSpatialSvd final : public GraphRewrite {
  public:
-  ConvSpatialSvd(std::string node, double ratio) : node_(std::move(node)), ratio_(ratio) {}
+  ConvSpatialSvd(std::string node, double ratio, LowRankBy by = LowRankBy::rank)
+      : node_(std::move(node)), ratio_(ratio), by_(by) {}
   std::string key() const override;
   Result<Graph> apply(const Graph& graph) const override;
 
  private:
   std::string node_;
   double ratio_;
+  LowRankBy by_;
 };
 
 // Truncated SVD of a row-major m x n matrix: the r largest singular values

@@ -23,7 +23,7 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
     }
   }
   auto selected = [&](const Knob& k) {
-    bool in = spec.include.empty();
+    bool in = spec.include.empty() && !reshapes(k);
     for (const auto& p : spec.include) in = in || knob_pattern_matches(p, k.name);
     for (const auto& p : spec.exclude) in = in && !knob_pattern_matches(p, k.name);
     return in;
@@ -43,7 +43,7 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
       leave_out(k, support);
       return false;
     }
-    if (session != nullptr && backend.name() != "reference") {
+    if (session != nullptr && backend.name() != "reference" && !reshapes(k)) {
       auto placed = session->knob_backend(site.node, k);
       if (placed.ok() && *placed == "reference") {
         leave_out(k, {KnobRun::unavailable,
@@ -57,18 +57,29 @@ Result<KnobSpace> make_knob_space(const Experiment& exp, const std::vector<KnobS
   for (const KnobSite& site : sites) {
     if (!spec.layers.empty() && std::find(spec.layers.begin(), spec.layers.end(), site.node) == spec.layers.end())
       continue;
-    std::vector<const Knob*> knobs;
+    std::vector<const Knob*> kernel, reshape;
     for (const Knob* k : site.knobs)
-      if (k->kind != KnobKind::exact && selected(*k) && runs_here(site, *k)) knobs.push_back(k);
+      if (k->kind != KnobKind::exact && selected(*k) && runs_here(site, *k)) (reshapes(*k) ? reshape : kernel).push_back(k);
     // Least to most aggressive: the evolutionary strategy's numeric axis.
-    std::stable_sort(knobs.begin(), knobs.end(), [&](const Knob* a, const Knob* b) {
-      return layer_nominal_speedup(*a, site.geometry) < layer_nominal_speedup(*b, site.geometry);
-    });
-    LayerChoices layer{site.node, {exact_knob().name}};
-    for (const Knob* k : knobs) layer.knobs.push_back(k->name);
-    ks.space.layers.push_back(std::move(layer));
-    ks.geometries.push_back(site.geometry);
-    ks.fused.push_back(site.fused);
+    auto saving = [&](const Knob* k) {
+      if (!reshapes(*k)) return layer_nominal_speedup(*k, site.geometry);
+      auto it = site.flops_saved.find(k->name);
+      return it == site.flops_saved.end() ? 0.0 : it->second;
+    };
+    for (auto* list : {&kernel, &reshape})
+      std::stable_sort(list->begin(), list->end(), [&](const Knob* a, const Knob* b) { return saving(a) < saving(b); });
+    for (bool is_reshape : {false, true}) {
+      const auto& knobs = is_reshape ? reshape : kernel;
+      // A kernel entry for every Conv (as before reshape knobs); a reshape
+      // entry only with reshape knobs.
+      if (is_reshape ? knobs.empty() : site.op_type != "Conv") continue;
+      LayerChoices layer{site.node, {exact_knob().name}, is_reshape};
+      for (const Knob* k : knobs) layer.knobs.push_back(k->name);
+      ks.space.layers.push_back(std::move(layer));
+      ks.geometries.push_back(site.geometry);
+      ks.fused.push_back(site.fused);
+      ks.flops_saved.push_back(is_reshape ? site.flops_saved : std::map<std::string, double>{});
+    }
   }
   Status st = ks.space.validate();
   if (!st.ok()) return st.with_context(fmt::format("{}: the knob space (sections knobs.include/exclude/layers)",

@@ -2,6 +2,7 @@
 // The knob space of an experiment (its `knobs` section applied to the
 // network's knob sites), and the fingerprints that tie records, profiles and
 // frontiers to one network on one target.
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,9 @@ struct KnobSpace {
   SearchSpace space;               // per layer: exact first, then by nominal speedup
   std::vector<ConvGeometry> geometries;  // per layer
   std::vector<std::string> fused;        // per layer: what the executor fused into it
+  // Per layer, for reshape entries: knob -> FLOPs its rewrite removes from
+  // the network (KnobSite::flops_saved); empty for kernel entries.
+  std::vector<std::map<std::string, double>> flops_saved;
   std::vector<LeftOutKnobs> left_out;
 };
 
@@ -34,7 +38,10 @@ struct KnobSpace {
 // leaves them out; a measurement (profile) keeps and labels them.
 enum class EmulatedKnobs { keep, leave_out };
 
-// The experiment's knob space on `backend`: knobs it cannot run here
+// The experiment's knob space on `backend`. Reshape knobs (prune-*,
+// lowrank-*) enter it only where a `knobs.include` pattern names them (an
+// empty include list means every kernel knob); a layer that takes them gets
+// a reshape entry besides its kernel entry (SearchSpace). Knobs it cannot run here
 // (unavailable), under EmulatedKnobs::leave_out the emulated ones, and the
 // (layer, knob) pairs `session` would run on the reference backend's plain
 // loops (a fallback is never timed as the fast path) are left out and

@@ -187,9 +187,10 @@ Result<ParetoDocument> parse_pareto_json(std::string_view text, std::string_view
       return invalid_input("{}: {}.knobs: expected an object (node -> knob), found {}", source, path,
                            knobs->type_name());
     for (const auto& [node, knob] : knobs->items()) {
-      if (!knob.is_string() || find_knob(knob.get<std::string>()) == nullptr)
-        return invalid_input("{}: {}.knobs.{}: expected a knob name, found {}{}", source, path, node, knob.dump(),
-                             knob.is_string() ? suggest_knob(knob.get<std::string>()) : "");
+      if (!knob.is_string())
+        return invalid_input("{}: {}.knobs.{}: expected a knob name, found {}", source, path, node, knob.dump());
+      if (auto choice = parse_knob_choice(knob.get<std::string>()); !choice.ok())
+        return choice.status().with_context(fmt::format("{}: {}.knobs.{}", source, path, node));
       pc.knobs[node] = knob.get<std::string>();
     }
     CP_ASSIGN_OR_RETURN(const json* qos, r.member(c, path, "qos"));
@@ -219,7 +220,9 @@ std::string hpvm_approx_name(const Knob& k) {
     case KnobKind::perforation: return k.half ? "perf_fp16" : "perf";
     case KnobKind::sampling: return k.half ? "samp_fp16" : "samp";
     case KnobKind::bf16:
-    case KnobKind::int8: return "";
+    case KnobKind::int8:
+    case KnobKind::prune:
+    case KnobKind::lowrank: return "";
   }
   return "";
 }
@@ -251,8 +254,10 @@ Result<HpvmExport> format_hpvm_confs(const ParetoDocument& doc, const std::vecto
     for (size_t i = 0; i < layers.size() && why_not.empty(); ++i) {
       auto it = c.knobs.find(layers[i].node);
       const Knob* k = it == c.knobs.end() ? &exact_knob() : find_knob(it->second);
-      if (k == nullptr) {
-        why_not = fmt::format("node {} uses unknown knob '{}'", layers[i].node, it->second);
+      if (k == nullptr || reshapes(*k)) {
+        why_not = k ? fmt::format("node {} uses {}, which reshapes the network (ApproxHPVM has no such knob)",
+                                  layers[i].node, it->second)
+                    : fmt::format("node {} uses '{}', which has no ApproxHPVM knob ID", layers[i].node, it->second);
         break;
       }
       const std::string approx = hpvm_approx_name(*k);

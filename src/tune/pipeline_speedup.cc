@@ -52,19 +52,16 @@ Result<double> median_batch_ms(Evaluator& ev, int64_t batch, int repeats) {
 
 Result<double> measured_speedup(Evaluator& ev, const KnobConfig& config, int64_t batch, int rounds) {
   const int64_t n = std::min(batch, ev.dataset().size());
-  CP_ASSIGN_OR_RETURN(Session * s, ev.session(n));
+  // One session each (the configuration may reshape the graph), alternated;
+  // each timed run follows one untimed run of the same session (steady state).
+  CP_ASSIGN_OR_RETURN(std::unique_ptr<Session> exact, ev.detached_session({}, n));
+  CP_ASSIGN_OR_RETURN(std::unique_ptr<Session> approx, ev.detached_session(config, n));
   const Tensor x = ev.dataset().sample_batch(0, n);
-  const MeasuredFn run = [&]() -> Status { return s->run(std::span<const Tensor>(&x, 1)); };
-  // Each timed run follows a switch and one untimed run (steady state).
-  auto switch_to = [&](const KnobConfig& k) -> MeasuredFn {
-    return [&ev, &run, k]() -> Status {
-      CP_TRY(ev.configure(k));
-      return run();
-    };
-  };
-  const std::vector<MeasuredFn> setups{switch_to({}), switch_to(config)};
+  const MeasuredFn run_exact = [&]() -> Status { return exact->run(std::span<const Tensor>(&x, 1)); };
+  const MeasuredFn run_approx = [&]() -> Status { return approx->run(std::span<const Tensor>(&x, 1)); };
+  const std::vector<MeasuredFn> runs{run_exact, run_approx};
   CP_ASSIGN_OR_RETURN(InterleavedSamples m,
-                      measure_interleaved({run, run}, fixed_rounds(0, rounds), nullptr, nanosecond_clock(), setups));
+                      measure_interleaved(runs, fixed_rounds(0, rounds), nullptr, nanosecond_clock(), runs));
   return median_ms(m.seconds[0]) / median_ms(m.seconds[1]);
 }
 

@@ -154,7 +154,9 @@ CostModel::CostModel(std::vector<std::vector<double>> layer_cost, double rest, s
 double CostModel::cost(const Candidate& c) const {
   double total = rest_;
   for (size_t l = 0; l < c.size() && l < layer_cost_.size(); ++l) total += layer_cost_[l][static_cast<size_t>(c[l])];
-  return total;
+  // Reshape entries add negative costs (savings); summed savings of
+  // overlapping rewrites can exceed what is there, so a floor.
+  return std::max(total, 0.01 * exact_);
 }
 
 std::vector<std::vector<double>> CostModel::single_speedups() const {
@@ -165,7 +167,7 @@ std::vector<std::vector<double>> CostModel::single_speedups() const {
 }
 
 Result<CostModel> nominal_cost_model(const SearchSpace& space, const std::vector<ConvGeometry>& geometries,
-                                     double non_conv_share) {
+                                     double non_conv_share, const std::vector<std::map<std::string, double>>& flops_saved) {
   if (geometries.size() != space.layers.size())
     return invalid_input("nominal cost model: {} layer geometries for {} layers", geometries.size(),
                          space.layers.size());
@@ -173,7 +175,25 @@ Result<CostModel> nominal_cost_model(const SearchSpace& space, const std::vector
     return invalid_input("nominal cost model: the non-conv share must be in [0, 1), found {}", non_conv_share);
   std::vector<std::vector<double>> cost(space.layers.size());
   double conv_total = 0;
+  if (!flops_saved.empty() && flops_saved.size() != space.layers.size())
+    return invalid_input("nominal cost model: {} FLOP savings for {} layers", flops_saved.size(), space.layers.size());
   for (size_t l = 0; l < space.layers.size(); ++l) {
+    if (space.layers[l].reshape) {  // a saving against the exact network: 0 for the exact knob
+      const std::map<std::string, double> none;
+      const auto& saved = flops_saved.empty() ? none : flops_saved[l];
+      for (const auto& name : space.layers[l].knobs) {
+        if (name == exact_knob().name) {
+          cost[l].push_back(0.0);
+          continue;
+        }
+        auto it = saved.find(name);
+        if (it == saved.end())
+          return invalid_input("nominal cost model: layer {}: no FLOP saving known for reshape knob '{}'",
+                               space.layers[l].node, name);
+        cost[l].push_back(-it->second * 1e-9);
+      }
+      continue;
+    }
     const ConvGeometry& g = geometries[l];
     if (g.rank() != 2 || g.kernel.size() != 2 || g.out_spatial.size() != 2)
       return invalid_input("nominal cost model: layer {} is not a 2-D convolution", space.layers[l].node);
@@ -235,6 +255,17 @@ Result<ProfileCosts> parse_profile_costs(std::string_view text, std::string_view
       CP_ASSIGN_OR_RETURN(pc.layer_ms[node][knob], median_of_stat(m, path + ".knobs." + knob, "latency_ms"));
     }
   }
+  if (auto reshape = root.find("reshape"); reshape != root.end()) {  // absent in profiles without reshape knobs
+    if (!reshape->is_object()) return invalid_input("{}: reshape: expected an object (node -> knob -> measurements)", source);
+    for (const auto& [node, knobs] : reshape->items()) {
+      if (!knobs.is_object()) return invalid_input("{}: reshape.{}: expected an object", source, node);
+      for (const auto& [knob, m] : knobs.items()) {
+        if (!m.is_object()) return invalid_input("{}: reshape.{}.{}: expected an object", source, node, knob);
+        CP_ASSIGN_OR_RETURN(pc.reshape_ms[node][knob],
+                            median_of_stat(m, fmt::format("reshape.{}.{}", node, knob), "latency_ms"));
+      }
+    }
+  }
   return pc;
 }
 
@@ -242,6 +273,20 @@ Result<CostModel> measured_cost_model(const SearchSpace& space, const ProfileCos
   std::vector<std::vector<double>> cost(space.layers.size());
   for (size_t l = 0; l < space.layers.size(); ++l) {
     const auto& layer = space.layers[l];
+    if (layer.reshape) {  // the whole network's change under the knob
+      cost[l].push_back(0.0);
+      for (size_t k = 1; k < layer.knobs.size(); ++k) {
+        auto node = costs.reshape_ms.find(layer.node);
+        const auto* m = node == costs.reshape_ms.end() ? nullptr : &node->second;
+        auto it = m ? m->find(layer.knobs[k]) : std::map<std::string, double>::const_iterator{};
+        if (m == nullptr || it == m->end())
+          return invalid_input("{}: no whole-network measurement of {} under reshape knob {}; run `caliprox "
+                               "profile` again",
+                               source, layer.node, layer.knobs[k]);
+        cost[l].push_back(it->second - costs.baseline_ms);
+      }
+      continue;
+    }
     auto it = costs.layer_ms.find(layer.node);
     if (it == costs.layer_ms.end())
       return invalid_input("{}: no measurements for layer {} (the profile lists {} layers); run `caliprox "

@@ -7,9 +7,11 @@
 //       - outputs(exact)); the metric is then computed on the predicted outputs
 // Cost models give a configuration's cost; speedup = exact cost / cost.
 //   nominal:  sum over layers of FLOPs / layer_nominal_speedup, plus the rest
-//             of the network as a fixed share of the exact time
+//             of the network as a fixed share of the exact time, minus the
+//             FLOPs reshape knobs remove
 //   measured: per-(layer, knob) milliseconds from profile.json's cost table,
-//             plus the measured rest of the network
+//             plus the measured rest of the network, plus per reshape knob
+//             the change of the whole network's time it measured
 // Indices follow the SearchSpace: [layer][knob position], position 0 = exact.
 #include <cstdint>
 #include <functional>
@@ -112,9 +114,13 @@ class CostModel {
 
 // geometries[l]: the Conv geometry of space.layers[l] (at the batch size the
 // speedup refers to); non_conv_share in [0, 1): the part of the exact
-// network's time spent outside these layers.
+// network's time spent outside these layers. A reshape entry's knobs cost
+// minus the FLOPs they remove from the network, flops_saved[l][knob]
+// (KnobSite::flops_saved); the sum is additive, floored at 1 % of the
+// exact cost (rewrites that narrow one layer from both sides overlap).
 Result<CostModel> nominal_cost_model(const SearchSpace& space, const std::vector<ConvGeometry>& geometries,
-                                     double non_conv_share);
+                                     double non_conv_share,
+                                     const std::vector<std::map<std::string, double>>& flops_saved = {});
 
 // The cost table of a profile.json (schemas/profile.schema.json).
 struct ProfileCosts {
@@ -122,6 +128,8 @@ struct ProfileCosts {
   double baseline_ms = 0;  // whole exact network
   double rest_ms = 0;      // the exact network minus its profiled layers
   std::map<std::string, std::map<std::string, double>> layer_ms;  // node -> knob -> median ms
+  // node -> reshape knob -> median ms of the whole network under it alone
+  std::map<std::string, std::map<std::string, double>> reshape_ms;
 };
 // invalid_input naming `source` and the key for malformed files, and for a
 // fingerprint other than `expected_fingerprint` (a profile of another network

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "tune/search_internal.h"
 
@@ -14,7 +17,10 @@ namespace caliprox {
 Status SearchSpace::validate() const {
   if (layers.empty()) return invalid_input("empty knob space: the network has no layer that takes a knob");
   bool any = false;
+  std::set<std::pair<std::string, bool>> entries;
   for (const auto& l : layers) {
+    if (!entries.insert({l.node, l.reshape}).second)
+      return invalid_input("layer {}: listed twice for {} knobs", l.node, l.reshape ? "reshape" : "kernel");
     if (l.knobs.empty()) return invalid_input("layer {}: no knobs (expected at least the exact knob)", l.node);
     const Knob* first = find_knob(l.knobs[0]);
     if (first == nullptr || first->kind != KnobKind::exact)
@@ -22,8 +28,11 @@ Status SearchSpace::validate() const {
                            exact_knob().name, l.knobs[0]);
     std::set<std::string> seen;
     for (const auto& k : l.knobs) {
-      if (find_knob(k) == nullptr)
-        return invalid_input("layer {}: unknown knob '{}'{}", l.node, k, suggest_knob(k));
+      const Knob* knob = find_knob(k);
+      if (knob == nullptr) return invalid_input("layer {}: unknown knob '{}'{}", l.node, k, suggest_knob(k));
+      if (knob->kind != KnobKind::exact && reshapes(*knob) != l.reshape)
+        return invalid_input("layer {}: knob '{}' is {} knob, in the layer's {} knobs", l.node, k,
+                             reshapes(*knob) ? "a reshape" : "a kernel", l.reshape ? "reshape" : "kernel");
       if (!seen.insert(k).second) return invalid_input("layer {}: knob '{}' listed twice", l.node, k);
     }
     any = any || l.knobs.size() > 1;
@@ -42,30 +51,39 @@ bool SearchSpace::contains(const Candidate& c) const {
 }
 
 KnobConfig SearchSpace::to_config(const Candidate& c) const {
+  std::map<std::string, KnobChoice> choices;
+  for (size_t l = 0; l < c.size() && l < layers.size(); ++l) {
+    if (c[l] <= 0) continue;
+    const Knob* k = find_knob(layers[l].knobs[static_cast<size_t>(c[l])]);
+    KnobChoice& choice = choices[layers[l].node];
+    (layers[l].reshape ? choice.reshape : choice.kernel) = k;
+  }
   KnobConfig config;
-  for (size_t l = 0; l < c.size() && l < layers.size(); ++l)
-    if (c[l] > 0) config[layers[l].node] = layers[l].knobs[static_cast<size_t>(c[l])];
+  for (const auto& [node, choice] : choices) config[node] = knob_choice_name(choice);
   return config;
 }
 
 Result<Candidate> SearchSpace::from_config(const KnobConfig& config) const {
   Candidate c = exact();
-  size_t matched = 0;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    auto it = config.find(layers[l].node);
-    if (it == config.end()) continue;
-    ++matched;
-    const auto& knobs = layers[l].knobs;
-    auto k = std::find(knobs.begin(), knobs.end(), it->second);
-    if (k == knobs.end())
-      return invalid_input("node {}: knob '{}' is not among the knobs this layer may take", it->first, it->second);
-    c[l] = static_cast<int>(k - knobs.begin());
-  }
-  if (matched != config.size())
-    for (const auto& [node, knob] : config) {
-      bool known = std::any_of(layers.begin(), layers.end(), [&](const LayerChoices& l) { return l.node == node; });
-      if (!known) return invalid_input("node {} (knob {}) is not a layer of the search space", node, knob);
+  for (const auto& [node, text] : config) {
+    auto choice = parse_knob_choice(text);
+    if (!choice.ok()) return choice.status().with_context(fmt::format("node {}", node));
+    bool known = false;
+    for (bool reshape : {false, true}) {
+      const Knob* k = reshape ? choice->reshape : choice->kernel;
+      auto l = std::find_if(layers.begin(), layers.end(),
+                            [&](const LayerChoices& e) { return e.node == node && e.reshape == reshape; });
+      known = known || l != layers.end();
+      if (k == nullptr || k->kind == KnobKind::exact) continue;
+      if (l == layers.end())
+        return invalid_input("node {}: knob '{}' ({}) is not among the knobs this layer may take", node, k->name, text);
+      auto pos = std::find(l->knobs.begin(), l->knobs.end(), k->name);
+      if (pos == l->knobs.end())
+        return invalid_input("node {}: knob '{}' is not among the knobs this layer may take", node, text);
+      c[static_cast<size_t>(l - layers.begin())] = static_cast<int>(pos - l->knobs.begin());
     }
+    if (!known) return invalid_input("node {} (knob {}) is not a layer of the search space", node, text);
+  }
   return c;
 }
 

@@ -34,9 +34,14 @@ namespace caliprox {
 // The knobs a layer may take: knobs[0] is the exact knob ("fp32"), the rest
 // ordered from least to most aggressive (e.g. by nominal speedup); the
 // differential-evolution move treats that order as a numeric axis.
+// A node that takes reshape knobs (prune-*, lowrank-*) has a second entry,
+// with `reshape` set, whose knobs after the first are reshape knobs: the
+// search picks its shape and its kernel knob independently, and the
+// configuration joins them ("prune-0.5+int8", knobs.h KnobChoice).
 struct LayerChoices {
   std::string node;
   std::vector<std::string> knobs;
+  bool reshape = false;
 };
 
 // Per layer, an index into that layer's LayerChoices::knobs (0 = exact).
@@ -46,8 +51,9 @@ struct SearchSpace {
   std::vector<LayerChoices> layers;
 
   // invalid_input when there are no layers, a layer has no knobs, knobs[0] is
-  // not exact, a knob is unknown or repeated, or no layer has any knob other
-  // than exact ("empty knob space").
+  // not exact, a knob is unknown or repeated or of the wrong family for the
+  // entry (reshape or kernel), a node has two entries of one family, or no
+  // layer has any knob other than exact ("empty knob space").
   Status validate() const;
   bool contains(const Candidate& c) const;
   KnobConfig to_config(const Candidate& c) const;  // exact layers omitted

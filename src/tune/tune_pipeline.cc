@@ -73,7 +73,7 @@ Result<CostModel> tune_cost_model(const PipelineContext& c, const std::string& n
   // deterministic, so an interrupted and resumed search makes the same
   // proposals as an uninterrupted one. The rest of the network (and the
   // real speed of each knob) is what cost_mode measured accounts for.
-  return nominal_cost_model(c.ks.space, c.ks.geometries, 0.0);
+  return nominal_cost_model(c.ks.space, c.ks.geometries, 0.0, c.ks.flops_saved);
 }
 
 std::vector<Finalist> pick_finalists(const PipelineContext& c, const SearchOutcome& outcome) {
@@ -152,6 +152,7 @@ ModelErrors model_errors(const ParetoDocument& doc) {
 std::vector<HpvmLayer> hpvm_layers(const KnobSpace& ks) {
   std::vector<HpvmLayer> layers;
   for (size_t l = 0; l < ks.space.layers.size(); ++l) {
+    if (ks.space.layers[l].reshape) continue;  // the same layer's kernel entry stands for it
     HpvmLayer hl{ks.space.layers[l].node, {}};
     if (ks.fused[l].find("Add") != std::string::npos) hl.fused_ops.push_back("add");
     if (ks.fused[l].find("Relu") != std::string::npos) hl.fused_ops.push_back("relu");

@@ -92,6 +92,8 @@ KnobSupport onednn_knob_support(KnobKind kind) {
       return {KnobRun::emulated,
               "no AVX512-VNNI here (oneDNN's int8 convolution would saturate pairs of products in 16 bits): "
               "quantised operands through the fp32 convolution"};
+    case KnobKind::prune:
+    case KnobKind::lowrank: break;
   }
   return {KnobRun::unavailable, "unknown knob kind"};
 }
@@ -184,7 +186,9 @@ Status check_knob_conv(const NodeContext& ctx, const Runtime& rt) {
       if (lowp_native(s.knob->kind)) return check_lowp_conv(ctx, s, rt);
       [[fallthrough]];
     case KnobKind::fp16: return check_emulated_conv(ctx, s, rt);
-    case KnobKind::exact: break;
+    case KnobKind::exact:
+    case KnobKind::prune:
+    case KnobKind::lowrank: break;  // exact runs oneDNN's own; reshape knobs rewrite the graph
   }
   return unsupported("{}: knob '{}' has no oneDNN kernel", ctx.node.describe(), ctx.knob->name);
 }
@@ -199,7 +203,9 @@ Result<std::unique_ptr<Kernel>> make_knob_conv(const NodeContext& ctx, std::shar
       if (lowp_native(s.knob->kind)) return make_lowp_conv(ctx, s, std::move(rt), threads);
       [[fallthrough]];
     case KnobKind::fp16: return make_emulated_conv(ctx, s, std::move(rt), threads);
-    case KnobKind::exact: break;
+    case KnobKind::exact:
+    case KnobKind::prune:
+    case KnobKind::lowrank: break;  // exact runs oneDNN's own; reshape knobs rewrite the graph
   }
   return unsupported("{}: knob '{}' has no oneDNN kernel", ctx.node.describe(), ctx.knob->name);
 }
@@ -217,7 +223,9 @@ bool knob_conv_nhwc(const NodeContext& ctx, const Runtime& rt) {
       if (lowp_native(s.value().knob->kind)) return check_lowp_conv(nhwc, s.value(), rt).ok();
       [[fallthrough]];
     case KnobKind::fp16: return emulated_conv_nhwc(nhwc, rt);
-    case KnobKind::exact: break;
+    case KnobKind::exact:
+    case KnobKind::prune:
+    case KnobKind::lowrank: break;  // exact runs oneDNN's own; reshape knobs rewrite the graph
   }
   return false;
 }

@@ -63,6 +63,8 @@ class ReferenceBackend final : public Backend {
       case KnobKind::perforation:
       case KnobKind::sampling: return {KnobRun::native, "plain reference loops"};
       case KnobKind::int8: return {KnobRun::native, "plain reference loops on int32 sums of codes"};
+      case KnobKind::prune:
+      case KnobKind::lowrank: return {KnobRun::native, "graph rewrite: plain reference loops on the reshaped layers"};
       case KnobKind::fp16:
       case KnobKind::bf16: break;
     }
