@@ -1,10 +1,10 @@
 #pragma once
 // A fresh folder under the system temp dir, removed at scope exit (tests
 // that write files: test_onnx_export.cc, test_plain_ops.cc).
+#include <unistd.h>
 #include <filesystem>
 #include <string>
 #include <system_error>
-#include <unistd.h>
 
 namespace caliprox::testing {
 

@@ -140,12 +140,14 @@ Graph every_kind_graph() {
   g.opset = 13;
   g.inputs.push_back({"x", DType::f32, std::vector<Dim>{Dim{-1, "batch"}, Dim{4, ""}, Dim{}}});
   g.inputs.push_back({"rankless", DType::i64, std::nullopt});
-  const DType types[] = {DType::f32, DType::u8, DType::i8, DType::i32, DType::i64, DType::boolean, DType::f16, DType::f64};
+  const DType types[] = {DType::f32, DType::u8,      DType::i8,  DType::i32,
+                         DType::i64, DType::boolean, DType::f16, DType::f64};
   int k = 0;
   for (DType t : types) {
     Tensor v(t, {2, 3});
     auto* bytes = static_cast<unsigned char*>(v.raw());
-    for (size_t i = 0; i < v.nbytes(); ++i) bytes[i] = static_cast<unsigned char>(t == DType::boolean ? i % 2 : 7 * i + 1);
+    for (size_t i = 0; i < v.nbytes(); ++i)
+      bytes[i] = static_cast<unsigned char>(t == DType::boolean ? i % 2 : 7 * i + 1);
     g.initializers[fmt::format("init{}", k++)] = v;
   }
   g.initializers["scalar"] = Tensor(DType::f32, {});

@@ -33,8 +33,7 @@ constexpr std::string_view kInternalAttrPrefix = "caliprox.";
 
 Status fill_tensor(const Tensor& t, const std::string& name, onnx::TensorProto& p) {
   if (t.dtype() == DType::bf16 || !dtype_known(static_cast<int>(t.dtype())))
-    return invalid_input("tensor '{}': element type {} cannot be written to an ONNX file", name,
-                         dtype_name(t.dtype()));
+    return invalid_input("tensor '{}': element type {} cannot be written to an ONNX file", name, dtype_name(t.dtype()));
   p.set_name(name);
   p.set_data_type(static_cast<int32_t>(t.dtype()));
   for (int64_t d : t.shape()) p.add_dims(d);
@@ -45,7 +44,8 @@ Status fill_tensor(const Tensor& t, const std::string& name, onnx::TensorProto& 
 Status fill_value_info(const ValueInfo& v, onnx::ValueInfoProto& p) {
   p.set_name(v.name);
   if (v.dtype == DType::undefined && !v.dims) return {};  // type left to the reader's inference
-  if (v.dtype == DType::bf16) return invalid_input("graph value '{}': bfloat16 cannot be written to an ONNX file", v.name);
+  if (v.dtype == DType::bf16)
+    return invalid_input("graph value '{}': bfloat16 cannot be written to an ONNX file", v.name);
   auto* tt = p.mutable_type()->mutable_tensor_type();
   tt->set_elem_type(static_cast<int32_t>(v.dtype));
   if (!v.dims) return {};
@@ -61,12 +61,22 @@ Status fill_value_info(const ValueInfo& v, onnx::ValueInfoProto& p) {
 Status fill_attribute(const std::string& key, const Attribute& a, const Node& node, onnx::AttributeProto& p) {
   p.set_name(key);
   switch (a.kind) {
-    case Attribute::Kind::f: p.set_type(onnx::AttributeProto::FLOAT); p.set_f(a.f); break;
-    case Attribute::Kind::i: p.set_type(onnx::AttributeProto::INT); p.set_i(a.i); break;
-    case Attribute::Kind::s: p.set_type(onnx::AttributeProto::STRING); p.set_s(a.s); break;
+    case Attribute::Kind::f:
+      p.set_type(onnx::AttributeProto::FLOAT);
+      p.set_f(a.f);
+      break;
+    case Attribute::Kind::i:
+      p.set_type(onnx::AttributeProto::INT);
+      p.set_i(a.i);
+      break;
+    case Attribute::Kind::s:
+      p.set_type(onnx::AttributeProto::STRING);
+      p.set_s(a.s);
+      break;
     case Attribute::Kind::t:
       p.set_type(onnx::AttributeProto::TENSOR);
-      CP_TRY(fill_tensor(a.t, "", *p.mutable_t()).with_context(fmt::format("{}: attribute '{}'", node.describe(), key)));
+      CP_TRY(
+          fill_tensor(a.t, "", *p.mutable_t()).with_context(fmt::format("{}: attribute '{}'", node.describe(), key)));
       break;
     case Attribute::Kind::floats:
       p.set_type(onnx::AttributeProto::FLOATS);
@@ -119,7 +129,8 @@ Result<int64_t> default_opset(const Graph& graph) {
     return invalid_input("graph '{}' has no opset for the default ONNX domain (Graph::opset is 0)", graph.name);
   if (opset != 0 && (opset < kMinOnnxOpset || opset > kMaxOnnxOpset))
     return unsupported("graph '{}': opset {} of the default ONNX domain cannot be exported (caliprox handles opsets "
-                       "{}-{})", graph.name, opset, kMinOnnxOpset, kMaxOnnxOpset);
+                       "{}-{})",
+                       graph.name, opset, kMinOnnxOpset, kMaxOnnxOpset);
   return opset;
 }
 
@@ -159,7 +170,8 @@ Result<std::string> serialize_onnx(const Graph& graph) {
     const size_t size = model.ByteSizeLong();
     if (size > static_cast<size_t>(INT_MAX))
       return unsupported("graph '{}': {} bytes exceeds protobuf's 2 GiB message limit (the exporter writes no external "
-                         "data)", graph.name, size);
+                         "data)",
+                         graph.name, size);
     std::string bytes;
     if (!model.SerializeToString(&bytes))
       return runtime_error("graph '{}': protobuf could not serialize the model", graph.name);
