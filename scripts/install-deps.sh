@@ -12,8 +12,10 @@ BUILD_PKGS=(
 )
 DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # The tests run the Python client of `caliprox serve` (clients/python), which
-# needs numpy, with Debian's /usr/bin/python3.
-TEST_PKGS=(python3-numpy)
+# needs numpy, with Debian's /usr/bin/python3; the export test runs the
+# exported networks in ONNX Runtime from Node (onnxruntime-node, installed by
+# scripts/run-tests.sh with `npm ci` in bench/).
+TEST_PKGS=(python3-numpy nodejs npm)
 # (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers.)
 # The benchmark drives ONNX Runtime from Node; the model trainer needs torch.
 EXTRA_PKGS=()

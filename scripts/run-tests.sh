@@ -16,6 +16,17 @@ export OMP_WAIT_POLICY=passive
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
 logdir="$BUILD/meson-logs"
 
+# The export test (tests/ort_export_test.py) runs exported networks in ONNX
+# Runtime: bench/package.json pins onnxruntime-node. Installed here, once,
+# from the npm registry; without it (no npm, no network) that test reports
+# SKIP with the reason. The package ships the CPU runtime; its install
+# script would only fetch optional GPU libraries.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ ! -f "$root/bench/node_modules/onnxruntime-node/package.json" ]] && command -v npm >/dev/null 2>&1; then
+  (cd "$root/bench" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund >&2) ||
+    echo "run-tests: npm ci in bench/ failed; the ONNX Runtime export test will be skipped" >&2
+fi
+
 meson test -C "$BUILD" --print-errorlogs --num-processes 1
 status=$?
 logs=("$logdir/testlog.txt")

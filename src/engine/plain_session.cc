@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "engine/passes.h"
+#include "ir/passes.h"
 #include "util/log.h"
 
 namespace caliprox {

@@ -1,4 +1,4 @@
-#include "engine/passes.h"
+#include "ir/passes.h"
 
 #include <cmath>
 #include <optional>

@@ -1,6 +1,11 @@
 #pragma once
-// Graph rewrites applied before a session prepares kernels. They change how a
-// graph is computed, never what it computes (up to float rounding).
+// Graph rewrites a session applies before it prepares kernels (the engine's
+// PlainSession::build). They change how a graph is computed, never what it
+// computes (up to float rounding) -- except under a knob, whose semantics
+// follow the fused node (a half knob rounds after the fused residual and
+// activation). They live in ir, not in the engine, so that code which must
+// reproduce a knob outside the engine (knobs/plain_ops.h) sees the same
+// fusion the executor makes.
 #include <map>
 #include <set>
 #include <string>
