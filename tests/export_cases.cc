@@ -91,6 +91,24 @@ std::vector<std::pair<std::string, KnobConfig>> cases(const std::vector<KnobSite
     if (!all.empty()) out.emplace_back(fmt::format("{}-all", knob), all);
     if (!single.empty()) out.emplace_back(fmt::format("{}-single", knob), single);
   }
+  // Reshape knobs (the graph rewritten, then lowered): each on every layer
+  // that takes it, and one combined with int8 on the first layer that
+  // takes both.
+  for (const char* knob : {"prune-0.5", "lowrank-0.5"}) {
+    KnobConfig all;
+    for (const KnobSite& s : sites)
+      for (const Knob* k : s.knobs)
+        if (k->name == knob) all[s.node] = knob;
+    if (!all.empty()) out.emplace_back(fmt::format("{}-all", knob), all);
+  }
+  for (const KnobSite& s : sites) {
+    const bool prune = std::any_of(s.knobs.begin(), s.knobs.end(), [](const Knob* k) { return k->name == "prune-0.25"; });
+    const bool int8 = std::any_of(s.knobs.begin(), s.knobs.end(), [](const Knob* k) { return k->name == "int8"; });
+    if (prune && int8) {
+      out.push_back({"prune-0.25+int8-single", {{s.node, "prune-0.25+int8"}}});
+      break;
+    }
+  }
   return out;
 }
 
@@ -111,10 +129,21 @@ Status run(const Args& a) {
 
   json manifest = {{"input", {{"name", input}, {"file", "input.f32"}, {"shape", x.shape()}}}, {"output", output}};
   manifest["calibration_split"] = ev->calibration_split();
+  const std::map<std::string, ValueRange> exact_ranges = *ranges;
   for (const auto& [name, config] : cases(*sites)) {
-    CP_ASSIGN_OR_RETURN(Graph lowered, lower_to_standard_ops(ev->graph(), config, *ranges));
+    // As `caliprox export` does: the evaluator's rewritten graph (pruned
+    // layers repaired), its kernel knobs, its ranges.
+    CP_TRY(ev->configure(config));
+    const Graph& graph = ev->current_graph();
+    const KnobConfig kernels = ev->kernel_configuration();
+    std::map<std::string, ValueRange> variant_ranges = exact_ranges;
+    if (&graph != &ev->graph()) {
+      CP_ASSIGN_OR_RETURN(const auto* r, ev->calibrated_ranges());
+      variant_ranges = *r;
+    }
+    CP_ASSIGN_OR_RETURN(Graph lowered, lower_to_standard_ops(graph, kernels, variant_ranges));
     CP_TRY(save_onnx(lowered, fmt::format("{}/{}.onnx", a.out, name)));
-    CP_ASSIGN_OR_RETURN(Tensor want, caliprox_output(ev->graph(), x, input, output, config, *ranges));
+    CP_ASSIGN_OR_RETURN(Tensor want, caliprox_output(graph, x, input, output, kernels, variant_ranges));
     CP_TRY(write_floats(fmt::format("{}/{}.expected.f32", a.out, name), want.data<float>(),
                         static_cast<size_t>(want.numel())));
     json nodes = json::array();

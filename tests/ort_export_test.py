@@ -70,7 +70,9 @@ MAX_EFFECT_RATIO = 0.3
 
 
 def kind_of(knob):
-    if knob == "fp32":
+    if "+" in knob:  # a reshape knob and a kernel knob: the kernel knob's rounding
+        knob = knob.split("+", 1)[1]
+    if knob == "fp32" or knob.startswith(("prune-", "lowrank-")):  # plain fp32 ops of new shapes
         return "exact"
     if knob.startswith("samp-"):
         return "fp16" if knob.endswith("-fp16") else "sampling"

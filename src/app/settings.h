@@ -114,6 +114,15 @@ struct AdaptSimSettings {
   double min_seconds = 1.0;                // ... and seconds at least
 };
 
+struct ExportSettings {
+  CommonSettings common;            // (no output folder: -o names the file)
+  std::string experiment_path;
+  std::string config_path;          // --config: the configuration to export
+  std::string output;               // -o/--output: the .onnx file
+  std::string split = "test";       // --split: the samples the written file is checked on
+  double tolerance = 1e-4;          // --tolerance: of that check, relative to the output's scale
+};
+
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
@@ -126,5 +135,6 @@ Status run_calibrate(CalibrateSettings& settings);
 Status run_inject(const InjectSettings& settings);
 Status run_serve(const ServeSettings& settings);
 Status run_adapt_sim(const AdaptSimSettings& settings);
+Status run_export(const ExportSettings& settings);
 
 }  // namespace caliprox

@@ -19,8 +19,8 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-void add_common(CLI::App* cmd, CommonSettings& c, bool with_backend = true) {
-  cmd->add_option("-o,--out", c.out_dir, "Output folder (default: runs/<experiment name>/)");
+void add_common(CLI::App* cmd, CommonSettings& c, bool with_backend = true, bool with_out = true) {
+  if (with_out) cmd->add_option("-o,--out", c.out_dir, "Output folder (default: runs/<experiment name>/)");
   cmd->add_option("--threads", c.threads, "Threads (overrides the target's)")->check(CLI::PositiveNumber);
   if (with_backend) cmd->add_option("--backend", c.backend, "Backend: onednn or reference (overrides the target's)");
   cmd->add_flag("--json", c.json, "Print one JSON summary object on stdout");
@@ -92,6 +92,18 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   add_common(eval_cmd, eval.common);
   add_network(eval_cmd, eval.common);
+
+  ExportSettings exp_settings;
+  auto* export_cmd = app.add_subcommand("export", "Write the network under a knob configuration as a standard ONNX file");
+  export_cmd->add_option("experiment", exp_settings.experiment_path, "Experiment YAML file")->required();
+  export_cmd->add_option("--config", exp_settings.config_path, "Knob configuration JSON to export")->required();
+  export_cmd->add_option("-o,--output", exp_settings.output, "The .onnx file to write")->required();
+  export_cmd->add_option("--split", exp_settings.split, "Split whose first batch checks the written file (default: test)");
+  export_cmd->add_option("--tolerance", exp_settings.tolerance,
+                         "Largest difference that check allows, relative to the output's scale (default 1e-4)")
+      ->check(CLI::PositiveNumber);
+  add_common(export_cmd, exp_settings.common, true, false);
+  add_network(export_cmd, exp_settings.common);
 
   KnobsSettings knobs;
   auto* knobs_cmd = app.add_subcommand("knobs", "List the knob catalogue, or the knobs each layer of a network takes");
@@ -225,6 +237,9 @@ int main(int argc, char** argv) {
     } else if (*eval_cmd) {
       set_log_level(log_level_of(eval.common));
       st = run_eval(eval);
+    } else if (*export_cmd) {
+      set_log_level(log_level_of(exp_settings.common));
+      st = run_export(exp_settings);
     } else if (*knobs_cmd) {
       set_log_level(log_level_of(knobs.common));
       st = run_knobs(knobs);

@@ -61,6 +61,8 @@ class Evaluator {
   // active.
   Status configure(const KnobConfig& config);
   const KnobConfig& configuration() const { return config_; }
+  // Its kernel knobs, which the sessions on current_graph() run.
+  const KnobConfig& kernel_configuration() const { return kernels_; }
   // Frees the knob kernels the current configuration does not run, in every
   // session (Session::release_idle_kernels).
   void release_idle_kernels() {
