@@ -9,6 +9,7 @@
 
 #include "app/common.h"
 #include "eval/evaluator.h"
+#include "eval/reshape.h"
 #include "engine/session.h"
 #include "util/log.h"
 
@@ -41,8 +42,14 @@ Status run_eval(const EvalSettings& settings) {
   LatencyStats lat = summarize(batch_ms);
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [name, value] : r.metrics) metrics[name] = value;
+  // What the reshape knobs leave of the network's work, against the exact
+  // network (first: the exact session's configure() drops the evaluator's).
+  CP_ASSIGN_OR_RETURN(auto exact_session, evaluator->detached_session({}, batch));
+  const double flops_exact = network_flops(evaluator->graph(), exact_session->knob_sites(), batch);
+  exact_session.reset();
   std::vector<std::string> fallback;
   CP_ASSIGN_OR_RETURN(Session * session, evaluator->session(batch));
+  const double flops_now = network_flops(evaluator->current_graph(), session->knob_sites(), batch);
   for (const auto& [node, be] : session->node_backends())
     if (be != backend->name() && be != kEngineBackend) fallback.push_back(node);
 
@@ -57,6 +64,7 @@ Status run_eval(const EvalSettings& settings) {
       {"latency_ms", {{"batch", latency_json(lat)},
                       {"per_sample_median", batch > 0 ? lat.median / static_cast<double>(batch) : 0.0}}},
       {"fallback_nodes", fallback},
+      {"flops", {{"exact", flops_exact}, {"configured", flops_now}}},
       {"configuration", nlohmann::json(evaluator->configuration())},
   };
   const std::string dir = run_directory(settings.common, exp, true);
@@ -76,6 +84,10 @@ Status run_eval(const EvalSettings& settings) {
     if (lat.count > 0)
       fmt::print("  latency per batch of {}: median {:.3f} ms (min {:.3f}, max {:.3f}, MAD {:.3f}, {} batches)\n", batch,
                  lat.median, lat.min, lat.max, lat.mad, lat.count);
+    if (flops_now != flops_exact)
+      fmt::print("  FLOPs of the Conv and Gemm layers per batch: {:.1f} M, exact {:.1f} M (nominal {:.2f}x; kernel "
+                 "knobs not counted)\n",
+                 flops_now / 1e6, flops_exact / 1e6, flops_now > 0 ? flops_exact / flops_now : 0.0);
     if (!fallback.empty()) fmt::print("  nodes on the reference fallback: {}\n", fmt::join(fallback, ", "));
     fmt::print("  written: {}\n", path);
   }

@@ -29,11 +29,12 @@ Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, cons
   return ev;
 }
 
-Result<std::unique_ptr<Session>> Evaluator::new_session(const Graph& graph, int64_t n, const KnobConfig& kernels) {
+Result<std::unique_ptr<Session>> Evaluator::new_session(const Graph& graph, const std::string& variant, int64_t n,
+                                                        const KnobConfig& kernels) {
   SessionOptions opt;
   opt.threads = threads_;
   opt.collect_timings = collect_timings_;
-  if (auto r = ranges_.find(variant_); r != ranges_.end() && &graph == &current_graph()) opt.input_ranges = r->second;
+  if (auto r = ranges_.find(variant); r != ranges_.end()) opt.input_ranges = r->second;
   Shape shape = data_.sample_batch(0, 1).shape();
   shape[0] = n;
   CP_ASSIGN_OR_RETURN(auto s, Session::create(graph, *backend_, {{io_.input->name, shape}}, opt));
@@ -44,18 +45,29 @@ Result<std::unique_ptr<Session>> Evaluator::new_session(const Graph& graph, int6
 Result<Session*> Evaluator::session(int64_t n) {
   auto it = sessions_.find(n);
   if (it == sessions_.end()) {
-    CP_ASSIGN_OR_RETURN(auto s, new_session(current_graph(), n, kernels_));
+    CP_ASSIGN_OR_RETURN(auto s, new_session(current_graph(), variant_, n, kernels_));
     it = sessions_.emplace(n, std::move(s)).first;
   }
   return it->second.get();
 }
 
 Result<std::unique_ptr<Session>> Evaluator::detached_session(const KnobConfig& config, int64_t n) {
-  const KnobConfig saved = config_;
-  CP_TRY(configure(config));
-  auto s = new_session(current_graph(), n, kernels_);
-  CP_TRY(configure(saved));
-  return s;
+  CP_ASSIGN_OR_RETURN(SplitConfig split, split_configuration(graph(), config));
+  const RewriteChain chain = reshape_chain(split, *backend_, [this] { return repair_inputs(); });
+  const std::string key = rewrite_chain_key(chain);
+  const bool int8 = std::any_of(split.kernels.begin(), split.kernels.end(),
+                                [](const auto& k) { return k.second == "int8"; });
+  if (key != variant_ && int8 && !ranges_.count(key)) {
+    // The variant's ranges need a calibration pass on its sessions: through
+    // configure(), which drops the current sessions.
+    const KnobConfig saved = config_;
+    CP_TRY(configure(config));
+    auto s = new_session(current_graph(), variant_, n, kernels_);
+    CP_TRY(configure(saved));
+    return s;
+  }
+  CP_ASSIGN_OR_RETURN(const Graph* g, variants_->graph(chain));
+  return new_session(*g, key, n, split.kernels);
 }
 
 Result<const std::vector<KnobSite>*> Evaluator::knob_sites() {
@@ -66,7 +78,7 @@ Result<const std::vector<KnobSite>*> Evaluator::knob_sites() {
     CP_ASSIGN_OR_RETURN(Session * s, session(batch));
     sites = s->knob_sites();
   } else {  // the sessions run a variant: the sites are the loaded network's
-    CP_ASSIGN_OR_RETURN(auto s, new_session(graph(), batch, {}));
+    CP_ASSIGN_OR_RETURN(auto s, new_session(graph(), "", batch, {}));
     sites = s->knob_sites();
   }
   add_reshape_sites(graph(), batch, sites);

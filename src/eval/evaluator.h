@@ -94,15 +94,18 @@ class Evaluator {
   // A session of the caller's own for batch size `n` under `config` (its
   // variant graph, kernel knobs and calibrated ranges), which no later
   // configure() touches: for measurements that alternate configurations
-  // with different reshape knobs. The evaluator's configuration is unchanged.
+  // with different reshape knobs. The evaluator's configuration is unchanged
+  // (its sessions are rebuilt only when `config` puts int8 on a variant not
+  // calibrated yet).
   Result<std::unique_ptr<Session>> detached_session(const KnobConfig& config, int64_t n);
 
  private:
   Evaluator(const Experiment& exp);
   Result<std::vector<Tensor>*> exact_outputs(int64_t begin, int64_t end);
-  // A session for batch `n` on `graph` (with the current variant's ranges
-  // when it is the current graph) running `kernels`.
-  Result<std::unique_ptr<Session>> new_session(const Graph& graph, int64_t n, const KnobConfig& kernels);
+  // A session for batch `n` on `graph`, the variant keyed `variant` (whose
+  // calibrated ranges it gets), running `kernels`.
+  Result<std::unique_ptr<Session>> new_session(const Graph& graph, const std::string& variant, int64_t n,
+                                               const KnobConfig& kernels);
   Status configure_sessions(const KnobConfig& kernels);
   // Switches the sessions to the variant `chain` builds (dropping them when
   // it differs from the current one).

@@ -175,6 +175,16 @@ void add_lowrank(KnobSite& site, const Graph& g, const Node& n) {
 
 }  // namespace
 
+double network_flops(const Graph& graph, const std::vector<KnobSite>& sites, int64_t batch) {
+  double flops = 0;
+  for (const KnobSite& s : sites)
+    if (s.op_type == "Conv") flops += s.flops;
+  for (const Node& n : graph.nodes)
+    if (n.op_type == "Gemm")
+      if (auto site = gemm_site(graph, n, batch)) flops += site->flops;
+  return flops;
+}
+
 void add_reshape_sites(const Graph& base, int64_t batch, std::vector<KnobSite>& sites) {
   std::vector<KnobSite> gemms;
   for (const Node& n : base.nodes)

@@ -54,4 +54,10 @@ RewriteChain reshape_chain(const SplitConfig& split, Backend& backend, RepairInp
 // is offered on the first member of its residual group only.
 void add_reshape_sites(const Graph& base, int64_t batch, std::vector<KnobSite>& sites);
 
+// FLOPs (multiply-adds times two) of `graph`'s 2-D convolutions as a
+// session on it executes them (`sites`: its knob sites) and of its Gemms
+// with stored 2-D weights, at batch `batch`: what reshape knobs change
+// (kernel knobs are not counted).
+double network_flops(const Graph& graph, const std::vector<KnobSite>& sites, int64_t batch);
+
 }  // namespace caliprox
