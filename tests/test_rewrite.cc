@@ -71,7 +71,7 @@ TEST_CASE("rewrite: variants are cached per chain, sessions run the rewritten gr
   auto zero_sc = std::make_shared<ScaleInitializer>("w_sc", 0.0f);
   auto empty = cache.graph({});
   REQUIRE(empty.ok());
-  CHECK(*empty == &cache.base());
+  CHECK(empty->get() == &cache.base());
   auto a = cache.graph({half, zero_sc});
   REQUIRE(a.ok());
   CHECK(cache.variants() == 2);  // the prefix {half} too
@@ -110,4 +110,27 @@ TEST_CASE("rewrite: errors name the rewrite") {
   CHECK(renamed.status().message().find("'rename-output' changed the model's outputs (out became renamed)") !=
         std::string::npos);
   CHECK(cache.variants() == 0);
+}
+
+TEST_CASE("rewrite: the cache keeps the most recently used variants, and a held graph outlives its eviction") {
+  std::mt19937 rng(5);
+  RewriteCache cache(residual_graph(rng), 2);
+  auto a = std::make_shared<ScaleInitializer>("w1", 0.5f);
+  auto b = std::make_shared<ScaleInitializer>("w1", 0.25f);
+  auto c = std::make_shared<ScaleInitializer>("w1", 2.0f);
+  auto held = cache.graph({a});
+  REQUIRE(held.ok());
+  const std::shared_ptr<const Graph> kept = *held;
+  const float w = kept->initializers.at("w1").data<float>()[0];
+  REQUIRE(cache.graph({b}).ok());
+  REQUIRE(cache.graph({a}).ok());  // a used again: b is now the oldest
+  REQUIRE(cache.graph({c}).ok());  // evicts b
+  CHECK(cache.variants() == 2);
+  CHECK(a->applied == 1);
+  REQUIRE(cache.graph({b}).ok());  // built again; evicts a
+  CHECK(b->applied == 2);
+  CHECK(cache.variants() == 2);
+  CHECK(kept->initializers.at("w1").data<float>()[0] == w);  // still whole
+  REQUIRE(cache.graph({a}).ok());
+  CHECK(a->applied == 2);
 }

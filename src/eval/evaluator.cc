@@ -66,7 +66,7 @@ Result<std::unique_ptr<Session>> Evaluator::detached_session(const KnobConfig& c
     CP_TRY(configure(saved));
     return s;
   }
-  CP_ASSIGN_OR_RETURN(const Graph* g, variants_->graph(chain));
+  CP_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> g, variants_->graph(chain));
   return new_session(*g, key, n, split.kernels);
 }
 
@@ -112,10 +112,10 @@ Result<Tensor> Evaluator::repair_inputs() {
 Status Evaluator::use_variant(const RewriteChain& chain) {
   const std::string key = rewrite_chain_key(chain);
   if (key == variant_) return {};
-  CP_ASSIGN_OR_RETURN(const Graph* g, variants_->graph(chain));
+  CP_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> g, variants_->graph(chain));
   sessions_.clear();
   kernels_.clear();  // the sessions that ran them are gone
-  current_ = chain.empty() ? nullptr : g;
+  current_ = chain.empty() ? nullptr : std::move(g);
   variant_ = key;
   return {};
 }

@@ -124,7 +124,7 @@ class Evaluator {
   KnobConfig config_;   // as given to configure()
   KnobConfig kernels_;  // its kernel knobs, which the sessions run
   std::unique_ptr<RewriteCache> variants_;  // holds the network as loaded
-  const Graph* current_ = nullptr;  // null: graph()
+  std::shared_ptr<const Graph> current_;  // null: graph()
   std::string variant_;             // the current chain's key ("" for graph_)
   std::map<std::string, std::map<std::string, ValueRange>> ranges_;  // by variant
   std::optional<std::vector<KnobSite>> sites_;

@@ -1,5 +1,7 @@
 #include "knobs/rewrite.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace caliprox {
@@ -36,28 +38,40 @@ std::string rewrite_chain_key(const RewriteChain& chain) {
   return fmt::format("{}", fmt::join(keys, " | "));
 }
 
-RewriteCache::RewriteCache(Graph base) : base_(std::move(base)) {}
+RewriteCache::RewriteCache(Graph base, size_t capacity)
+    : base_(std::make_shared<const Graph>(std::move(base))), capacity_(std::max<size_t>(capacity, 1)) {}
+
+void RewriteCache::touch(const std::string& key) {
+  order_.remove(key);
+  order_.push_back(key);
+  while (order_.size() > capacity_) {
+    graphs_.erase(order_.front());
+    order_.pop_front();
+  }
+}
 
 size_t RewriteCache::variants() const {
   std::lock_guard lock(mutex_);
   return graphs_.size();
 }
 
-Result<const Graph*> RewriteCache::graph(const RewriteChain& chain) {
+Result<std::shared_ptr<const Graph>> RewriteCache::graph(const RewriteChain& chain) {
   std::lock_guard lock(mutex_);
-  const Graph* at = &base_;
+  std::shared_ptr<const Graph> at = base_;
   RewriteChain prefix;
   for (const auto& rewrite : chain) {
     prefix.push_back(rewrite);
     const std::string key = rewrite_chain_key(prefix);
     if (auto it = graphs_.find(key); it != graphs_.end()) {
-      at = it->second.get();
+      at = it->second;
+      touch(key);
       continue;
     }
     Result<Graph> next = rewrite->apply(*at);
     if (!next.ok()) return next.status().with_context(fmt::format("graph rewrite '{}'", rewrite->key()));
     CP_TRY(check_interface(*at, *next, *rewrite));
-    at = graphs_.emplace(key, std::make_unique<Graph>(std::move(next).value())).first->second.get();
+    at = graphs_.emplace(key, std::make_shared<const Graph>(std::move(next).value())).first->second;
+    touch(key);
   }
   return at;
 }

@@ -13,6 +13,7 @@
 //     name the same layers; nodes it adds get names derived from the
 //     node they come from ("<node>/<part>");
 //   - determinism: the same graph and parameters give the same graph.
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,21 +41,27 @@ std::string rewrite_chain_key(const RewriteChain& chain);
 
 // The rewritten graphs of one base graph, one per variant, built on first
 // request (every prefix of a chain is cached too, so variants sharing a
-// prefix share its work). Thread-safe; returned graphs live as long as the
-// cache.
+// prefix share its work). At most `capacity` variants are kept, the least
+// recently used dropped first (a search meets many: each is a whole copy of
+// the weights it changes); a returned graph lives as long as someone holds
+// it. Thread-safe.
 class RewriteCache {
  public:
-  explicit RewriteCache(Graph base);
-  const Graph& base() const { return base_; }
+  explicit RewriteCache(Graph base, size_t capacity = 32);
+  const Graph& base() const { return *base_; }
   // The base graph for an empty chain. Errors name the rewrite that failed
   // or broke a rule above (Errc of the rewrite's error, or invalid_input).
-  Result<const Graph*> graph(const RewriteChain& chain);
+  Result<std::shared_ptr<const Graph>> graph(const RewriteChain& chain);
   size_t variants() const;
 
  private:
-  Graph base_;
+  void touch(const std::string& key);  // most recently used; drops the oldest beyond capacity
+
+  std::shared_ptr<const Graph> base_;
+  size_t capacity_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<Graph>> graphs_;  // by chain key
+  std::map<std::string, std::shared_ptr<const Graph>> graphs_;  // by chain key
+  std::list<std::string> order_;                                // keys, least recently used first
 };
 
 }  // namespace caliprox
