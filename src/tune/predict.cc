@@ -162,7 +162,7 @@ double CostModel::cost(const Candidate& c) const {
 std::vector<std::vector<double>> CostModel::single_speedups() const {
   std::vector<std::vector<double>> out(layer_cost_.size());
   for (size_t l = 0; l < layer_cost_.size(); ++l)
-    for (double c : layer_cost_[l]) out[l].push_back(exact_ / (exact_ - layer_cost_[l][0] + c));
+    for (double c : layer_cost_[l]) out[l].push_back(exact_ / std::max(exact_ - layer_cost_[l][0] + c, 0.01 * exact_));
   return out;
 }
 
