@@ -62,6 +62,7 @@ Status make_pipe(Fd& read_end, Fd& write_end) {
 
 std::string ProcessResult::describe() const {
   if (timed_out) return fmt::format("timed out after {:.1f} s (its process group was killed)", seconds);
+  if (stopped) return "stopped (its process group was killed)";
   if (stdout_overflow) return "wrote more output than allowed (its process group was killed)";
   if (signal) return fmt::format("killed by signal {} ({})", *signal, strsignal(*signal));
   if (exit_code) return fmt::format("exit status {}", *exit_code);
@@ -131,6 +132,10 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     if (spec.timeout_s > 0 && !group_killed &&
         std::chrono::duration<double>(Clock::now() - t0).count() >= spec.timeout_s) {
       r.timed_out = true;
+      kill_group();
+    }
+    if (spec.stop && !group_killed && spec.stop()) {
+      r.stopped = true;
       kill_group();
     }
     // The program exited (not reaped yet): end what it left in its group,

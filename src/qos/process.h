@@ -5,6 +5,7 @@
 // the whole group is killed, its stdout captured up to a cap and the tail of
 // its stderr kept for error messages. POSIX only.
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,6 +22,9 @@ struct ProcessSpec {
   double timeout_s = 0;                   // 0: none
   size_t max_stdout = 1 << 20;            // bytes; more is an error (the group is killed)
   size_t stderr_tail = 4096;              // bytes of stderr kept (the last ones)
+  // Polled while the program runs: true kills its process group (an
+  // interrupted caliprox, whose Ctrl-C the child's own group does not get).
+  std::function<bool()> stop;
 };
 
 struct ProcessResult {
@@ -28,6 +32,7 @@ struct ProcessResult {
   std::optional<int> signal;     // when a signal ended it
   bool timed_out = false;        // killed at the deadline
   bool stdout_overflow = false;  // killed for writing more than max_stdout
+  bool stopped = false;          // killed because spec.stop said so
   std::string out;               // stdout (at most max_stdout bytes)
   std::string err_tail;          // the last stderr_tail bytes of stderr
   double seconds = 0;
