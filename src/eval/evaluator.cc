@@ -1,5 +1,6 @@
 #include "eval/evaluator.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -120,6 +121,44 @@ Status Evaluator::use_variant(const RewriteChain& chain) {
   return {};
 }
 
+Result<std::vector<Evaluator::AppliedReshape>> Evaluator::applied_reshapes() {
+  CP_ASSIGN_OR_RETURN(SplitConfig split, split_configuration(graph(), config_));
+  const RewriteChain chain = reshape_chain(split, *backend_, [this] { return repair_inputs(); });
+  std::vector<AppliedReshape> steps;
+  for (size_t k = 0; k < chain.size(); ++k) {
+    CP_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> before,
+                        variants_->graph(RewriteChain(chain.begin(), chain.begin() + static_cast<ptrdiff_t>(k))));
+    steps.push_back({split.reshapes[k], std::move(before)});
+  }
+  return steps;
+}
+
+Status Evaluator::replace_current_graph(Graph graph) {
+  auto replacement = std::make_shared<const Graph>(std::move(graph));
+  const KnobConfig kernels = kernels_;
+  // The sessions are rebuilt on `g` (ranges calibrated first when int8 needs them).
+  auto switch_to = [&](std::shared_ptr<const Graph> g, const std::string& variant) -> Status {
+    sessions_.clear();
+    kernels_.clear();
+    current_ = std::move(g);
+    variant_ = variant;
+    if (std::any_of(kernels.begin(), kernels.end(), [](const auto& k) { return k.second == "int8"; }))
+      CP_TRY(calibrated_ranges().status());
+    CP_TRY(session(exp_.dataset.batch).status());
+    return configure_sessions(kernels);
+  };
+  std::shared_ptr<const Graph> previous = current_;
+  const std::string previous_variant = variant_;
+  const std::string variant = previous_variant + (previous_variant.empty() ? "" : " | ") + "replaced";
+  ranges_.erase(variant);  // of an earlier replacement
+  if (Status st = switch_to(std::move(replacement), variant); !st.ok()) {
+    ranges_.erase(variant);
+    (void)switch_to(std::move(previous), previous_variant);
+    return st;
+  }
+  return {};
+}
+
 Result<const std::map<std::string, ValueRange>*> Evaluator::calibrated_ranges() {
   if (auto it = ranges_.find(variant_); it != ranges_.end()) return &it->second;
   const SplitRange range = calibration_range();
@@ -184,21 +223,23 @@ Status Evaluator::configure(const KnobConfig& config) {
 
 Result<std::vector<Tensor>*> Evaluator::exact_outputs(int64_t begin, int64_t end) {
   if (auto it = exact_cache_.find({begin, end}); it != exact_cache_.end()) return &it->second;
-  const SplitRange range{begin, end};
-  const KnobConfig saved = config_;
-  CP_TRY(configure({}));
+  // Sessions of their own on the network as loaded: the current variant
+  // (or a replaced graph) and its sessions stay as they are.
+  std::map<int64_t, std::unique_ptr<Session>> exact;  // by batch size
   std::vector<Tensor> outs;
   const int64_t batch = exp_.dataset.batch;
-  for (int64_t b = range.begin; b < range.end; b += batch) {
+  for (int64_t b = begin; b < end; b += batch) {
     if (interrupt_requested()) return interrupted_status("exact outputs");
-    const int64_t e = std::min(b + batch, range.end);
-    CP_ASSIGN_OR_RETURN(Session * s, session(e - b));
+    const int64_t e = std::min(b + batch, end);
+    std::unique_ptr<Session>& s = exact[e - b];
+    if (!s) {
+      CP_ASSIGN_OR_RETURN(s, new_session(graph(), "", e - b, {}));
+    }
     Tensor x = data_.sample_batch(b, e);
     CP_TRY(s->run(std::span<const Tensor>(&x, 1)));
     for (size_t i = 0; i < s->output_names().size(); ++i)
       if (s->output_names()[i] == io_.output) outs.push_back(s->output(i).clone());
   }
-  CP_TRY(configure(saved));
   return &exact_cache_.emplace(std::make_pair(begin, end), std::move(outs)).first->second;
 }
 

@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "engine/session.h"
 #include "eval/model_io.h"
+#include "eval/reshape.h"
 #include "experiment/experiment.h"
 #include "knobs/knobs.h"
 #include "knobs/rewrite.h"
@@ -60,6 +61,22 @@ class Evaluator {
   // split first (once per variant). Errors leave the previous configuration
   // active.
   Status configure(const KnobConfig& config);
+  // The reshape steps of the current configuration in the order they apply
+  // (eval/reshape.h), each with the graph it applied to: graph() for the
+  // first, then the variants after each step (from the cache).
+  struct AppliedReshape {
+    ReshapeStep step;
+    std::shared_ptr<const Graph> before;
+  };
+  Result<std::vector<AppliedReshape>> applied_reshapes();
+  // Runs `graph` in place of current_graph(): a retrained copy of it, such
+  // as a fine-tune hook returns (the caller checks that it has the same
+  // structure), under the current kernel knobs, with int8 input ranges
+  // calibrated again for it when those need them. configure() (and a
+  // detached_session() that must calibrate another variant) goes back to the
+  // variants the rewrites build, the same configuration given again
+  // included. Errors leave the current graph.
+  Status replace_current_graph(Graph graph);
   const KnobConfig& configuration() const { return config_; }
   // Its kernel knobs, which the sessions on current_graph() run.
   const KnobConfig& kernel_configuration() const { return kernels_; }
