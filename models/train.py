@@ -4,7 +4,7 @@
 Run with Debian's interpreter (python3-torch 1.13, python3-numpy, python3-onnx):
     /usr/bin/python3 models/train.py --model resnet        # or lenet, mobilenet, all
 
-Data: the Debian package dataset-fashion-mnist (gzip IDX files, read here with gzip + numpy).
+Data: the Debian package dataset-fashion-mnist (gzip IDX files, read by fashion_data.py).
 The last 5000 training images are held out for model selection / early stopping; the t10k
 test set is evaluated once, after training, for the reported accuracy.
 
@@ -16,7 +16,6 @@ Outputs in the directory of this script:
 
 import argparse
 import copy
-import gzip
 import json
 import math
 import os
@@ -34,63 +33,14 @@ import torch
 import torch.nn.functional as F
 
 import export
+from fashion_data import DATA_DIR, MEAN, STD, VAL_SIZE, augment, load_split, normalize
 from nets import MODELS, count_params
 
-DATA_DIR = "/usr/share/datasets/fashion-mnist"
-MEAN = 0.2860     # preprocessing: x = (pixel / 255 - MEAN) / STD
-STD = 0.3530
-VAL_SIZE = 5000   # last VAL_SIZE training images form the validation split
-PAD = 2           # random-crop padding of the augmentation, in pixels
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def read_idx(path):
-    """Read an uint8 IDX file (LeCun's MNIST format), gzip-compressed."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path}: expected IDX magic 00 00 08 <ndim> (uint8 data), "
-                         f"found {data[:4].hex()}")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    payload = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if payload.size != math.prod(dims):
-        raise ValueError(f"{path}: header dims {dims} need {math.prod(dims)} bytes, "
-                         f"file holds {payload.size}")
-    return payload.reshape(dims)
-
-
-def load_split(prefix):
-    images = read_idx(os.path.join(DATA_DIR, f"{prefix}-images-idx3-ubyte.gz"))
-    labels = read_idx(os.path.join(DATA_DIR, f"{prefix}-labels-idx1-ubyte.gz"))
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-        raise ValueError(f"{prefix}: expected images [N,28,28] and labels [N], "
-                         f"found {images.shape} and {labels.shape}")
-    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
-
-
-def normalize(images_u8):
-    """uint8 [N,1,28,28] -> float32 network input, exactly the preprocessing in the README."""
-    return (images_u8.float() / 255.0 - MEAN) / STD
-
-
-def augment(images_u8, gen):
-    """Random crop with zero padding of PAD pixels (zero in pixel space) and horizontal flip."""
-    n = images_u8.shape[0]
-    x = F.pad(images_u8.float() / 255.0, (PAD, PAD, PAD, PAD))
-    dy = torch.randint(0, 2 * PAD + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * PAD + 1, (n,), generator=gen)
-    ar = torch.arange(28)
-    rows = (dy[:, None] + ar[None, :])[:, :, None]          # [n,28,1]
-    flip = torch.rand(n, generator=gen) < 0.5
-    src_cols = torch.where(flip[:, None], 27 - ar[None, :], ar[None, :])   # mirrored if flipped
-    cols = (dx[:, None] + src_cols)[:, None, :]             # [n,1,28]
-    x = x[torch.arange(n)[:, None, None], 0, rows, cols].unsqueeze(1)
-    return (x - MEAN) / STD
 
 
 def evaluate(model, images_u8, labels, batch=1000):
