@@ -192,8 +192,11 @@ def check_malformed_yaml():
 @test
 def check_misspelt_key():
     with tempfile.TemporaryDirectory() as tmp:
-        expect_error(run("check", experiment(tmp, **{"  labels:": "  lables:"})), 2,
-                     "exp.yaml:14:3:", "dataset", "unknown key 'lables'", "did you mean 'labels'")
+        exp = experiment(tmp, **{"  labels:": "  lables:"})
+        with open(exp) as f:
+            line = 1 + f.read().split("\n").index("  lables: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
+        expect_error(run("check", exp), 2, f"exp.yaml:{line}:3:", "dataset", "unknown key 'lables'",
+                     "did you mean 'labels'")
 
 
 @test

@@ -1,13 +1,16 @@
 // caliprox eval: QoS and latency of the network (exact or under --config)
 // on one dataset split; with --application, the application's own check
-// (eval_app.cc).
+// (eval_app.cc); with --finetune, of the configuration after the
+// experiment's fine-tune hook (app/finetune.h).
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
+#include "app/finetune.h"
 #include "eval/evaluator.h"
 #include "eval/reshape.h"
 #include "engine/session.h"
@@ -32,10 +35,17 @@ Status run_eval(const EvalSettings& settings) {
   if (config) CP_TRY(evaluator->configure(*config).with_context(*config_path));
   const int64_t batch = exp.dataset.batch;
   const bool progress = progress_enabled() && !settings.common.quiet;
-  CP_ASSIGN_OR_RETURN(SplitResult r, evaluator->run_split(settings.split, nullptr, [&](int64_t done, int64_t total) {
-    if (progress) fmt::print(stderr, "\r  eval {}: {}/{} samples", settings.split, done, total);
-  }));
-  if (progress) fmt::print(stderr, "\n");
+  std::optional<FinetuneReport> tuned;
+  SplitResult r;
+  if (settings.finetune) {  // its run after fine-tuning is the evaluation
+    CP_ASSIGN_OR_RETURN(tuned, finetune_with_qos(*evaluator, settings.split));
+    r = tuned->after;
+  } else {
+    CP_ASSIGN_OR_RETURN(r, evaluator->run_split(settings.split, nullptr, [&](int64_t done, int64_t total) {
+      if (progress) fmt::print(stderr, "\r  eval {}: {}/{} samples", settings.split, done, total);
+    }));
+    if (progress) fmt::print(stderr, "\n");
+  }
   const int64_t total = r.samples;
   const std::vector<double>& batch_ms = r.batch_ms;
   Backend* backend = &evaluator->backend();
@@ -67,6 +77,7 @@ Status run_eval(const EvalSettings& settings) {
       {"flops", {{"exact", flops_exact}, {"configured", flops_now}}},
       {"configuration", nlohmann::json(evaluator->configuration())},
   };
+  if (tuned) result["finetune"] = finetune_json(*tuned, exp);
   const std::string dir = run_directory(settings.common, exp, true);
   const std::string path = (std::filesystem::path(dir) / "eval.json").string();
   CP_TRY(write_json_file(path, result));
@@ -80,6 +91,7 @@ Status run_eval(const EvalSettings& settings) {
     if (!evaluator->configuration().empty())
       fmt::print("  configuration {}: {} approximated node(s)\n", *config_path,
                  evaluator->configuration().size());
+    if (tuned) fmt::print("  {}\n", finetune_summary(*tuned, exp));
     for (const auto& [name, value] : metrics.items()) fmt::print("  {:<16} {:.4f}\n", name, value.get<double>());
     if (lat.count > 0)
       fmt::print("  latency per batch of {}: median {:.3f} ms (min {:.3f}, max {:.3f}, MAD {:.3f}, {} batches)\n", batch,

@@ -4,14 +4,18 @@
 // them), kernel knobs as standard ops (knobs/standard_ops.h); perforation
 // has no standard form and is refused. Where caliprox can run the written
 // file itself, it checks that it computes what the configuration computes.
+// With --finetune the experiment's hook trains the reshaped network first
+// (app/finetune.h); what is written, and checked, is the trained network.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
+#include "app/finetune.h"
 #include "engine/session.h"
 #include "eval/evaluator.h"
 #include "ir/onnx_export.h"
@@ -88,6 +92,10 @@ Status run_export(const ExportSettings& settings) {
   ResolvedTarget target = resolve_target(exp, settings.common);
   CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
   CP_TRY(ev->configure(config).with_context(settings.config_path));
+  std::optional<FinetuneReport> tuned;
+  if (settings.finetune) {
+    CP_ASSIGN_OR_RETURN(tuned, finetune_with_qos(*ev, settings.split));
+  }
   const KnobConfig kernels = ev->kernel_configuration();
   std::map<std::string, ValueRange> ranges;
   if (std::any_of(kernels.begin(), kernels.end(), [](const auto& k) { return k.second == "int8"; })) {
@@ -118,6 +126,7 @@ Status run_export(const ExportSettings& settings) {
                                       {"configuration", config},
                                       {"nodes", lowered->nodes.size()},
                                       {"weight_bytes", {{"before", before}, {"after", after}}},
+                                      {"finetune", tuned ? finetune_json(*tuned, exp) : nlohmann::json(nullptr)},
                                       {"verified", verified->done ? nlohmann::json{{"samples", verified->samples},
                                                                                    {"max_rel_diff", verified->max_rel}}
                                                                   : nlohmann::json(nullptr)}}
@@ -125,6 +134,7 @@ Status run_export(const ExportSettings& settings) {
     return {};
   }
   fmt::print("exported {} ({} node(s) approximated) to {}\n", settings.config_path, config.size(), settings.output);
+  if (tuned) fmt::print("  {}\n", finetune_summary(*tuned, exp));
   fmt::print("  weights: {:.1f} KiB -> {:.1f} KiB ({:.2f}x smaller)\n", before / 1024.0, after / 1024.0,
              after > 0 ? static_cast<double>(before) / static_cast<double>(after) : 0.0);
   if (sampled > 0)

@@ -43,6 +43,7 @@ struct EvalSettings {
   bool application = false;  // --application: the application's check, in network mode
   uint64_t seed = 1;         // --seed: of the application runs' seeds
   std::optional<int> repeats;  // --repeats: overrides application.repeats
+  bool finetune = false;       // --finetune: the configuration after the experiment's fine-tune hook
 };
 
 struct KnobsSettings {
@@ -121,6 +122,7 @@ struct ExportSettings {
   std::string output;               // -o/--output: the .onnx file
   std::string split = "test";       // --split: the samples the written file is checked on
   double tolerance = 1e-4;          // --tolerance: of that check, relative to the output's scale
+  bool finetune = false;            // --finetune: train the reshaped network with the experiment's hook first
 };
 
 // Each returns the process exit status class via Status (the CLI maps it).

@@ -88,8 +88,15 @@ int main(int argc, char** argv) {
   eval_cmd->add_flag("--application", eval.application,
                      "Run the application's own check in network mode (exit 0 valid, 3 invalid, 1 uncertain)");
   eval_cmd->add_option("--seed", eval.seed, "With --application: seed of the runs' seeds (default 1)");
-  eval_cmd->add_option("--repeats", eval.repeats, "With --application: runs (overrides application.repeats)")
-      ->check(CLI::PositiveNumber);
+  auto* eval_repeats = eval_cmd->add_option("--repeats", eval.repeats,
+                                            "With --application: runs (overrides application.repeats)")
+                          ->check(CLI::PositiveNumber);
+  eval_cmd->add_flag("--finetune", eval.finetune,
+                     "Fine-tune the configuration's reshaped network with the network's finetune hook first; "
+                     "report the split's QoS before and after")
+      ->needs(eval_cmd->get_option("--config"))
+      ->excludes(eval_cmd->get_option("--application"))
+      ->excludes(eval_repeats);
   add_common(eval_cmd, eval.common);
   add_network(eval_cmd, eval.common);
 
@@ -102,6 +109,9 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--tolerance", exp_settings.tolerance,
                          "Largest difference that check allows, relative to the output's scale (default 1e-4)")
       ->check(CLI::PositiveNumber);
+  export_cmd->add_flag("--finetune", exp_settings.finetune,
+                       "Fine-tune the reshaped network with the network's finetune hook before writing it; report "
+                       "the split's QoS before and after");
   add_common(export_cmd, exp_settings.common, true, false);
   add_network(export_cmd, exp_settings.common);
 

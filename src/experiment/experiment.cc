@@ -121,6 +121,7 @@ void ExperimentReader::read_network(const json& j, const KeyPath& at, NetworkSpe
   if (j.contains("output")) out.output = j.at("output").get<std::string>();
   out.layout = j.value("layout", std::string("NCHW"));
   if (j.contains("labels")) out.labels_path = existing_file(j.at("labels"), at.key("labels"));
+  if (j.contains("finetune")) read_finetune(j.at("finetune"), at.key("finetune"), out.finetune.emplace());
 }
 
 void ExperimentReader::read_dataset(const json& j, const KeyPath& at, const NetworkSpec& network, DatasetSpec& out) {

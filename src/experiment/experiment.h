@@ -2,6 +2,7 @@
 // A validated, typed experiment (DESIGN: "experiment.yaml --check--> Experiment").
 // Later issues add knobs, evaluators, tuning, adaptation and deploy sections.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,17 @@
 
 namespace caliprox {
 
+// A network's fine-tune hook (schema: the network's `finetune`; man
+// caliprox-experiment, FINE-TUNING): a command that trains a reshaped
+// network's weights. In each argument, {plan}, {model} and {out} stand for
+// the plan JSON, the reshaped ONNX file and the ONNX file it must write.
+struct FinetuneSpec {
+  std::vector<std::string> command;        // argv; command[0] an absolute path
+  std::string dir;                         // working folder: the experiment file's
+  double timeout_s = 600;
+  std::map<std::string, std::string> env;  // added to the inherited allow-list
+};
+
 struct NetworkSpec {
   std::string name = "network";      // a key of `networks:`; "network" for `network:`
   std::string model_path;            // resolved absolute path of the .onnx file
@@ -24,6 +36,7 @@ struct NetworkSpec {
   std::optional<std::string> output; // graph output used by QoS (default: the first)
   std::string layout = "NCHW";
   std::optional<std::string> labels_path;  // in place of dataset.labels (resolved)
+  std::optional<FinetuneSpec> finetune;    // the fine-tune hook, when given
 };
 
 struct TargetSpec {

@@ -1,7 +1,8 @@
-// The experiment's networks, application and calibrate sections (the
-// reader's class is in reader.h).
+// The experiment's networks, their fine-tune hooks, the application and
+// calibrate sections (the reader's class is in reader.h).
 #include <algorithm>
 #include <filesystem>
+#include <regex>
 
 #include "experiment/reader.h"
 #include "qos/process.h"
@@ -67,17 +68,39 @@ Status select_network(Experiment& e, const std::optional<std::string>& name, std
   return {};
 }
 
-void ExperimentReader::read_application(const json& j, const KeyPath& at, AppSpec& out) {
-  out.dir = base_dir_.string();
-  out.command = j.at("command").get<std::vector<std::string>>();
+std::vector<std::string> ExperimentReader::read_command(const json& j, const KeyPath& at, const char* what) {
+  std::vector<std::string> command = j.get<std::vector<std::string>>();
   // The program: relative to this file's folder (not searched in PATH: an
   // experiment names what it runs), and executable now rather than at the
   // first run of a long job.
-  fs::path program(out.command[0]);
+  fs::path program(command[0]);
   if (program.is_relative()) program = (base_dir_ / program).lexically_normal();
-  out.command[0] = program.string();
-  if (Status st = check_executable(out.command[0], "application command"); !st.ok())
-    problem(at.key("command").index(0), st.message());
+  command[0] = program.string();
+  if (Status st = check_executable(command[0], what); !st.ok()) problem(at.index(0), st.message());
+  return command;
+}
+
+void ExperimentReader::read_finetune(const json& j, const KeyPath& at, FinetuneSpec& out) {
+  out.dir = base_dir_.string();
+  out.command = read_command(j.at("command"), at.key("command"), "fine-tune command");
+  // {word} that is not a placeholder is most likely a misspelt one.
+  static const std::regex placeholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
+  for (size_t i = 1; i < out.command.size(); ++i) {
+    for (std::sregex_iterator m(out.command[i].begin(), out.command[i].end(), placeholder), end; m != end; ++m) {
+      const std::string name = (*m)[1];
+      if (name != "plan" && name != "model" && name != "out")
+        problem(at.key("command").index(i),
+                fmt::format("unknown placeholder '{{{}}}' (the hook's arguments may hold {{plan}}, {{model}} and "
+                            "{{out}})", name));
+    }
+  }
+  out.timeout_s = j.value("timeout", out.timeout_s);
+  if (j.contains("env")) out.env = j.at("env").get<std::map<std::string, std::string>>();
+}
+
+void ExperimentReader::read_application(const json& j, const KeyPath& at, AppSpec& out) {
+  out.dir = base_dir_.string();
+  out.command = read_command(j.at("command"), at.key("command"), "application command");
   out.timeout_s = j.value("timeout", out.timeout_s);
   if (j.contains("retries")) out.retries = static_cast<int>(integer(j.at("retries"), at.key("retries"), 1000));
   if (j.contains("repeats")) out.repeats = static_cast<int>(integer(j.at("repeats"), at.key("repeats"), 100000));

@@ -3,8 +3,8 @@
 // the schema has accepted (so types and enums are known to be right) into
 // the typed struct, applying defaults and collecting the problems the
 // schema cannot express. experiment.cc reads the network, data, QoS,
-// targets and tuning sections; experiment_app.cc the networks, the
-// application and calibrate sections.
+// targets and tuning sections; experiment_app.cc the networks, their
+// fine-tune hooks, the application and calibrate sections.
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -50,6 +50,10 @@ class ExperimentReader {
   void read_knobs(const json& j, const KeyPath& at, KnobSpaceSpec& out);
   void read_tune(const json& j, const KeyPath& at, TuneSpec& out);
   void read_application(const json& j, const KeyPath& at, AppSpec& out);
+  void read_finetune(const json& j, const KeyPath& at, FinetuneSpec& out);
+  // An external command's argv: the program resolved against this file's
+  // folder and checked to be executable now (`what` names it in errors).
+  std::vector<std::string> read_command(const json& j, const KeyPath& at, const char* what);
   void read_adapt(const json& j, const KeyPath& at, AdaptSpec& out);
   void read_calibrate(const json& j, const KeyPath& at, const std::vector<NetworkSpec>& networks,
                       CalibrateSpec& out);
