@@ -15,7 +15,6 @@ the model.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -41,9 +40,7 @@ def accuracy(module, images, labels, batch=1000):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--plan", required=True, help="the prune plan caliprox wrote")
-    ap.add_argument("--model", required=True, help="the pruned network (ONNX)")
-    ap.add_argument("--out", required=True, help="where the fine-tuned network goes (ONNX)")
+    onnx_torch.add_hook_arguments(ap)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--samples", type=int, default=0,
                     help="training images per epoch, drawn from the 55 000 (0: all of them)")
@@ -54,20 +51,11 @@ def main():
                     help="BatchNormalization: re-estimate statistics while training, or keep them")
     ap.add_argument("--augment", action="store_true",
                     help="train.py's random crops and flips (for longer runs; one epoch learns more without)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    try:
-        with open(a.plan) as f:
-            plan = json.load(f)
-        model = onnx_torch.Model(a.model)
-        onnx_torch.check_plan(plan, model)
-        module = onnx_torch.OnnxModule(model, a.bn)
-    except (OSError, ValueError, KeyError, NotImplementedError) as e:
-        print(f"finetune.py: {e}", file=sys.stderr)
+    loaded = onnx_torch.load_checked(a, a.bn)
+    if loaded is None:
         return 2
+    plan, model, module = loaded
     if model.inputs[0][1][1:] != [1, 28, 28]:
         print(f"finetune.py: {a.model}: input {model.inputs[0]} is not a Fashion-MNIST image [N,1,28,28]",
               file=sys.stderr)

@@ -10,6 +10,7 @@ the trained values back into a copy of the same file, every other byte of which 
 with the model, and `fit` is the training loop both hooks share.
 """
 
+import json
 import math
 import os
 import struct
@@ -462,10 +463,38 @@ def check_plan(plan, model):
                                  f"{len(keep)} of {channels}")
 
 
-# ---- training -----------------------------------------------------------------------------
+# ---- what every hook does -------------------------------------------------------------------
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+def add_hook_arguments(ap):
+    """The arguments caliprox passes every hook (the experiment's finetune command)."""
+    ap.add_argument("--plan", required=True, help="the prune plan caliprox wrote ({plan})")
+    ap.add_argument("--model", required=True, help="the pruned network, ONNX ({model})")
+    ap.add_argument("--out", required=True, help="where the fine-tuned network goes, ONNX ({out})")
+    ap.add_argument("--seed", type=int, default=1, help="of torch and of the training data's draws")
+    ap.add_argument("--threads", type=int, default=2, help="torch's")
+
+
+def load_checked(args, bn_mode="train"):
+    """(plan, Model, OnnxModule) of a hook's --plan and --model, the plan checked against the
+    model, torch seeded and threaded; None after saying why on stderr."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    try:
+        with open(args.plan) as f:
+            plan = json.load(f)
+        model = Model(args.model)
+        check_plan(plan, model)
+        return plan, model, OnnxModule(model, bn_mode)
+    except (OSError, ValueError, KeyError, NotImplementedError) as e:
+        log(f"{os.path.basename(sys.argv[0])}: {e}")
+        return None
+
+
+# ---- training -----------------------------------------------------------------------------
 
 
 def fit(module, batches, steps_per_epoch, loss_fn, epochs, lr, weight_decay=0.0, log_every=50):

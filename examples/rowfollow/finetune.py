@@ -13,7 +13,6 @@ targets scaled by their standard deviation. Exit status: 0 written, 1 failed, 2 
 or a plan that does not match the model.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -42,32 +41,21 @@ def mae(module, x, y, batch=500):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", required=True, choices=TARGETS, help="what the network estimates")
-    ap.add_argument("--plan", required=True, help="the prune plan caliprox wrote")
-    ap.add_argument("--model", required=True, help="the pruned network (ONNX)")
-    ap.add_argument("--out", required=True, help="where the fine-tuned network goes (ONNX)")
+    onnx_torch.add_hook_arguments(ap)
     ap.add_argument("--frames", type=int, default=4000, help="training frames (seed --seed)")
     ap.add_argument("--val-frames", type=int, default=500, help="validation frames (seed --val-seed)")
-    ap.add_argument("--seed", type=int, default=1, help="of the training frames (train.py's: 1)")
     ap.add_argument("--val-seed", type=int, default=2, help="of the validation frames (train.py's test seed: 2)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (cosine decay to 0)")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     if a.seed == 3 or a.val_seed == 3:
         print("finetune.py: seed 3 renders the experiment's own frames (data/), which must not train", file=sys.stderr)
         return 2
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    try:
-        with open(a.plan) as f:
-            plan = json.load(f)
-        model = onnx_torch.Model(a.model)
-        onnx_torch.check_plan(plan, model)
-        module = onnx_torch.OnnxModule(model)
-    except (OSError, ValueError, KeyError, NotImplementedError) as e:
-        print(f"finetune.py: {e}", file=sys.stderr)
+    loaded = onnx_torch.load_checked(a)
+    if loaded is None:
         return 2
+    plan, model, module = loaded
     if model.inputs[0][1][1:] != [3, 64, 64] or model.outputs[0][1][1:] != [1]:
         print(f"finetune.py: {a.model}: expected frames [N,3,64,64] -> [N,1], found {model.inputs[0]} -> "
               f"{model.outputs[0]}", file=sys.stderr)
