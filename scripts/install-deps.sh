@@ -17,7 +17,8 @@ DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # scripts/run-tests.sh with `npm ci` in bench/).
 TEST_PKGS=(python3-numpy nodejs npm)
 # (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers.)
-# The benchmark drives ONNX Runtime from Node; the model trainer needs torch.
+# The benchmark drives ONNX Runtime from Node; the model trainers need torch
+# (models/train.py also onnx), the fine-tune hooks torch and numpy only.
 EXTRA_PKGS=()
 for arg in "$@"; do
   case "$arg" in
