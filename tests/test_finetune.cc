@@ -117,6 +117,9 @@ TEST_CASE("fine-tune: the structure check takes new weights and names the first 
   (*other.inputs[0].dims)[1].value = 3;
   CHECK(has(difference(g, other), "graph input 'input' has dims [N, 3, 28, 28], the network's has [N, 1, 28, 28]"));
   other = g;
+  other.opset = 11;
+  CHECK(has(difference(g, other), "default-domain opset 11, the network's is 13"));
+  other = g;
   other.outputs[0].name = "probabilities";
   CHECK(has(difference(g, other), "graph output #0 is 'probabilities'"));
 }

@@ -38,12 +38,12 @@ namespace caliprox {
 // and writes. Errors: those of Evaluator::applied_reshapes().
 Result<nlohmann::json> prune_plan_json(Evaluator& ev, const std::string& model_path, const std::string& out_path);
 
-// invalid_input unless `got` has the interface (inputs and outputs: names,
-// element types, dims) and the structure (nodes in order: names, op types,
-// domains, inputs, outputs, attributes; initializers: names, element types,
-// shapes, and the values of those that are not float) of `expected`, and
-// finite float weights. The message starts with `what` and names the first
-// difference.
+// invalid_input unless `got` has the opset, the interface (inputs and
+// outputs: names, element types; the inputs' dims) and the structure (nodes
+// in order: names, op types, domains, inputs, outputs, attributes;
+// initializers: names, element types, shapes, and the values of those that
+// are not float) of `expected`, and finite float weights. The message
+// starts with `what` and names the first difference.
 Status check_same_structure(const Graph& expected, const Graph& got, const std::string& what);
 
 // invalid_input when the evaluator's configuration has no reshape knob
