@@ -145,8 +145,8 @@ double spatial_svd_flops(const ConvGeometry& g, int64_t r) {
   return 2.0 * n * (rr * ho * wi * static_cast<double>(g.c_in) * k + static_cast<double>(g.c_out) * ho * wo * rr * k);
 }
 
-std::string GemmLowRank::key() const {
-  return fmt::format("lowrank:{}:{}{}", node_, ratio_, by_ == LowRankBy::cost ? ":cost" : "");
+std::string LowRankRewrite::key() const {
+  return fmt::format("{}:{}:{}{}", kind_, node_, ratio_, by_ == LowRankBy::cost ? ":cost" : "");
 }
 
 Result<Graph> GemmLowRank::apply(const Graph& graph) const {
@@ -194,10 +194,6 @@ Result<Graph> GemmLowRank::apply(const Graph& graph) const {
   g.nodes.insert(it, std::move(first));
   erase_if_unused(g, old_weight);  // the full weight, unless another node still reads it
   return g;
-}
-
-std::string ConvSpatialSvd::key() const {
-  return fmt::format("spatial-svd:{}:{}{}", node_, ratio_, by_ == LowRankBy::cost ? ":cost" : "");
 }
 
 Result<Graph> ConvSpatialSvd::apply(const Graph& graph) const {

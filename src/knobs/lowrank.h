@@ -34,17 +34,26 @@ Result<int64_t> spatial_svd_rank(int64_t o, int64_t c, int64_t k, double ratio, 
 // (the K x 1 convolution at full input width, then the 1 x K one).
 double spatial_svd_flops(const ConvGeometry& g, int64_t r);
 
-class GemmLowRank final : public GraphRewrite {
+// What both factorisations hold: the node, the ratio and what it measures;
+// key() is "<kind>:<node>:<ratio>" (":cost" appended for LowRankBy::cost).
+class LowRankRewrite : public GraphRewrite {
  public:
-  GemmLowRank(std::string node, double ratio, LowRankBy by = LowRankBy::rank)
-      : node_(std::move(node)), ratio_(ratio), by_(by) {}
   std::string key() const override;
-  Result<Graph> apply(const Graph& graph) const override;
 
- private:
+ protected:
+  LowRankRewrite(const char* kind, std::string node, double ratio, LowRankBy by)
+      : kind_(kind), node_(std::move(node)), ratio_(ratio), by_(by) {}
+  const char* kind_;
   std::string node_;
   double ratio_;
   LowRankBy by_;
+};
+
+class GemmLowRank final : public LowRankRewrite {
+ public:
+  GemmLowRank(std::string node, double ratio, LowRankBy by = LowRankBy::rank)
+      : LowRankRewrite("lowrank", std::move(node), ratio, by) {}
+  Result<Graph> apply(const Graph& graph) const override;
 };
 
 // Spatial SVD of a K x K convolution (Tai et al. 2016; AIMET's "spatial
@@ -55,17 +64,11 @@ class GemmLowRank final : public GraphRewrite {
 // stride and pads, and the bias). Pays when r (C + O) K < O C K^2.
 // Refused: not a Conv, grouped, dilated, auto_pad, a non-square or 1 x 1
 // kernel, a ratio outside (0, 1), a rank not below the full rank.
-class ConvSpatialSvd final : public GraphRewrite {
+class ConvSpatialSvd final : public LowRankRewrite {
  public:
   ConvSpatialSvd(std::string node, double ratio, LowRankBy by = LowRankBy::rank)
-      : node_(std::move(node)), ratio_(ratio), by_(by) {}
-  std::string key() const override;
+      : LowRankRewrite("spatial-svd", std::move(node), ratio, by) {}
   Result<Graph> apply(const Graph& graph) const override;
-
- private:
-  std::string node_;
-  double ratio_;
-  LowRankBy by_;
 };
 
 // Truncated SVD of a row-major m x n matrix: the r largest singular values
