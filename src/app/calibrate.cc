@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "app/common.h"
+#include "tune/budget_space.h"
 #include "tune/calibrate_run.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
@@ -29,38 +30,8 @@ Result<nlohmann::json> read_json(const std::string& path, const char* option, co
   return doc;
 }
 
-// The region a budgets.json describes: its points, judged by dominance as
-// the search judged them (no reference sample needed for that).
-Result<CalibrationRegion> region_of(const nlohmann::json& doc) {
-  std::vector<CalibrationAxis> axes;
-  for (const auto& a : doc.at("axes")) axes.push_back({a.at("name").get<std::string>(), a.at("lo"), a.at("hi")});
-  CP_ASSIGN_OR_RETURN(CalibrationRegion region, CalibrationRegion::create(axes, 1));
-  for (const auto& p : doc.at("points")) {
-    std::vector<double> values;
-    for (const auto& a : axes) values.push_back(p.at("values").at(a.name).get<double>());
-    const std::string verdict = p.at("verdict").get<std::string>();
-    region.add({std::move(values), verdict == "valid"     ? Verdict::valid
-                                   : verdict == "invalid" ? Verdict::invalid
-                                                          : Verdict::uncertain});
-  }
-  return region;
-}
-
 std::string answer_of(Verdict v) { return v == Verdict::valid ? "inside" : v == Verdict::invalid ? "outside" : "uncertain"; }
 int exit_of(const std::string& answer) { return answer == "inside" ? 0 : answer == "outside" ? 3 : 1; }
-
-// Where a network's measured errors sit on an axis: against the ground
-// truth when the split has targets (the perception error the application
-// sees), else against the exact network; |bias|, as the axes run from the
-// least severe value up.
-Result<double> axis_value(const nlohmann::json& errors, const std::string& param, const std::string& where) {
-  const bool truth = errors.contains("vs_truth") && errors["vs_truth"].contains("std");
-  const nlohmann::json& e = truth ? errors["vs_truth"] : errors.at("vs_exact");
-  if (param == "bias") return std::fabs(e.at("bias").get<double>());
-  if (param == "std") return e.at("std").get<double>();
-  if (errors.at("vs_exact").contains("flip_rate")) return errors["vs_exact"]["flip_rate"].get<double>();
-  return invalid_input("{}: no rate measured (a rate axis needs a classifier's flip rate)", where);
-}
 
 // --query budgets.json --errors errors.json ...: each candidate of the
 // errors files, placed in the region. Networks without an errors file sit
@@ -85,7 +56,8 @@ Status run_errors_query(CalibrateSettings& s, const nlohmann::json& budgets) {
                                                         network);
     by_network[network] = std::move(doc);
   }
-  CP_ASSIGN_OR_RETURN(CalibrationRegion region, region_of(budgets));
+  CP_ASSIGN_OR_RETURN(BudgetSpace space, BudgetSpace::from_json(budgets, *s.query_path));
+  const CalibrationRegion& region = space.region();
   const auto& axes = budgets.at("axes");
   auto point_for = [&](const std::string& network, const nlohmann::json& errors) -> Result<std::vector<double>> {
     std::vector<double> x;
@@ -166,10 +138,10 @@ Status run_query(CalibrateSettings& s) {
   for (size_t k = 0; k < names.size(); ++k)
     if (!x[k]) return invalid_input("--query: no value for '{}' (give NAME=VALUE for each of: {})", names[k],
                                     fmt::join(names, ", "));
-  CP_ASSIGN_OR_RETURN(CalibrationRegion region, region_of(doc));
+  CP_ASSIGN_OR_RETURN(BudgetSpace space, BudgetSpace::from_json(doc, *s.query_path));
   std::vector<double> point;
   for (const auto& v : x) point.push_back(*v);
-  const std::string answer = answer_of(region.classify(point));
+  const std::string answer = answer_of(space.region().classify(point));
   if (s.common.json) fmt::print("{}\n", nlohmann::json{{"answer", answer}}.dump());
   else fmt::print("{}\n", answer);
   s.query_exit = exit_of(answer);
