@@ -7,18 +7,14 @@
 // keeps the runs and the verdict.
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <filesystem>
-#include <mutex>
 
 #include <fmt/format.h>
 
 #include "app/common.h"
 #include "eval/interrupt.h"
-#include "eval/served_app.h"
+#include "tune/app_check.h"
 #include "tune/records.h"
-#include "tune/worker_pool.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
 
@@ -39,22 +35,6 @@ Result<std::map<std::string, ServedState>> configs_of(const Experiment& exp, con
     states[name].config = std::move(config);
   }
   return states;
-}
-
-nlohmann::json request_for(const Experiment& exp, const std::map<std::string, ServedState>& states, uint64_t seed,
-                           int repeat) {
-  nlohmann::json networks = nlohmann::json::object();
-  for (const NetworkSpec& n : exp.networks) {
-    const auto it = states.find(n.name);
-    networks[n.name] = {{"error_model", nullptr},
-                        {"config", it == states.end() ? nlohmann::json() : nlohmann::json(*it->second.config)}};
-  }
-  // The same seeds for every configuration (common random numbers: each
-  // faces the same fields), different ones per repeat.
-  return {{"experiment", exp.name}, {"mode", "network"},
-          {"seed", seed_of(nlohmann::json{seed, repeat}.dump())},
-          {"repeat", repeat},       {"serve", true},
-          {"networks", networks}};
 }
 
 void print_runs(const nlohmann::json& runs, Verdict verdict, int passes, const std::string& path) {
@@ -99,40 +79,26 @@ Status run_eval_application(const EvalSettings& s) {
   log_info("eval --application: {} run(s) of {} in network mode ({} job(s))", app.repeats, app.command[0], app.jobs);
 
   ServedApplication served(exp, target.backend, target.threads);
-  std::mutex mu;
-  std::vector<nlohmann::json> runs(static_cast<size_t>(app.repeats));
-  auto one = [&](size_t rep, int /*worker*/) -> Status {
-    const int repeat = static_cast<int>(rep);
-    const nlohmann::json request = request_for(exp, states, s.seed, repeat);
-    {
-      std::lock_guard lock(mu);
-      if (const EvalRecord* rec = records.find("application", repeat)) {
-        runs[rep] = rec->data;
-        return {};
-      }
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    CP_ASSIGN_OR_RETURN(AppRun run, served.run(app, request, states, request["seed"].get<uint64_t>(), dir + "/requests",
-                                               fmt::format("eval-{}", repeat)));
-    nlohmann::json data = app_run_json(run);
-    data["repeat"] = repeat;
-    std::lock_guard lock(mu);
+  AppCheckHooks hooks;
+  hooks.recorded = [&](int repeat) -> std::optional<nlohmann::json> {
+    if (const EvalRecord* rec = records.find("application", repeat)) return rec->data;
+    return std::nullopt;
+  };
+  hooks.on_run = [&](int repeat, const nlohmann::json& run, double seconds) -> Status {
     EvalRecord rec;
     rec.phase = "application";
     rec.iteration = repeat;
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rec.data = data;
-    CP_TRY(records.append(rec));
-    runs[rep] = std::move(data);
-    return {};
+    rec.seconds = seconds;
+    rec.data = run;
+    return records.append(rec);
   };
-  LocalWorkerPool pool(app.jobs);
-  CP_TRY(pool.run(runs.size(), one, interrupt_requested));
-  if (std::any_of(runs.begin(), runs.end(), [](const nlohmann::json& r) { return r.is_null(); }))
+  Result<AppCheck> checked = check_application(exp, app, served, states, s.seed, dir + "/requests", "eval", hooks);
+  if (!checked.ok() && checked.status().code() == Errc::interrupted)
     return interrupted_status("eval --application", records.path(), records.records().size());
-  const int passes = static_cast<int>(
-      std::count_if(runs.begin(), runs.end(), [](const nlohmann::json& r) { return r.value("passed", false); }));
-  const Verdict verdict = combine_repeats(app.goal, passes, app.repeats);
+  CP_TRY(checked.status());
+  const std::vector<nlohmann::json>& runs = checked->runs;
+  const int passes = checked->passes;
+  const Verdict verdict = checked->verdict;
   nlohmann::json configs = nlohmann::json::object();
   for (const auto& [name, st] : states) configs[name] = nlohmann::json(*st.config);
   const nlohmann::json doc = {{"format", "caliprox-application-eval"},
