@@ -440,6 +440,37 @@ def rowfollow_example_end_to_end():
         answers = json.loads(q.stdout)["answers"]
         assert answers[0]["candidate"] == "exact" and answers[0]["answer"] == "inside", answers
         assert 0.005 < answers[0]["values"]["heading.std"] < 0.1, answers  # the network's own error, measured
+        # Guided tuning of both networks against those budgets: few application runs, resumable.
+        guided = os.path.join(tmp, "guided")
+        args = ("tune", exp, "--guide", os.path.join(out, "budgets.json"), "--iterations", "16", "--checks", "2",
+                "-o", guided, "--json")
+        p = run(*args, timeout=900)
+        assert p.returncode in (0, 3), p.stderr
+        with open(os.path.join(guided, "joint.json")) as f:
+            doc = json.load(f)
+        s, a = doc["search"], doc["application"]
+        assert s["accepted"] + s["discarded"] + s["uncertain"] == s["distinct"] > 0, s
+        assert 1 <= a["checks"] <= 2 and a["runs"] == 2 * a["checks"] == a["fresh_runs"], a
+        assert all(f["placement"] in ("accepted", "uncertain") for f in doc["finalists"]), doc["finalists"]
+        if p.returncode == 0:
+            chosen = doc["chosen"]
+            assert set(chosen["configs"]) == {"heading", "distance"} and chosen["speedup_measured"] > 0, chosen
+            assert chosen["metrics"]["collisions"] == 0, chosen
+            for network in ("heading", "distance"):
+                with open(os.path.join(guided, network + ".json")) as f:
+                    assert json.load(f)["knobs"] == chosen["configs"][network]
+        again = run(*args, timeout=900)
+        assert again.returncode == p.returncode, again.stderr
+        assert json.loads(again.stdout)["application"]["fresh_runs"] == 0, again.stdout  # replayed
+        # Bad guides: another experiment's budgets, an axis on a network this experiment lacks.
+        for key, value, needle in [("experiment", "other", "calibrated for experiment 'other'"),
+                                   ("axes", [dict(budgets["axes"][0], network="lidar")], "network 'lidar'")]:
+            bad = write(os.path.join(tmp, "bad-budgets.json"), json.dumps(dict(budgets, **{key: value})))
+            expect_error(run("tune", exp, "--guide", bad, "-o", os.path.join(tmp, "bad")), 2, needle)
+        expect_error(run("tune", exp, "--guide", os.path.join(out, "budgets.json"), "--margin", "1.5", "-o",
+                         os.path.join(tmp, "bad")), 2, "margin must be in [0, 1)")
+        expect_error(run("tune", exp, "--guide", os.path.join(out, "budgets.json"), "--network", "heading", "-o",
+                         os.path.join(tmp, "bad")), 2, "no --network")
         p = run("eval", exp, "--application", "--repeats", "1", "-o", os.path.join(tmp, "net"), "--json", timeout=600)
         assert p.returncode == 0, p.stderr
         with open(os.path.join(tmp, "net", "application.json")) as f:

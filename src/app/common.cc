@@ -56,4 +56,19 @@ void warn_left_out(const KnobSpace& ks, std::string_view command) {
              knob_kind_name(l.kind), knob_run_name(l.support.run), l.support.how, fmt::join(l.knobs, " "));
 }
 
+// --goal 0.02 (absolute, the metric's unit) or --goal 1% (relative).
+Status apply_goal_override(Experiment& exp, const std::string& text) {
+  const bool relative = !text.empty() && text.back() == '%';
+  const std::string number = relative ? text.substr(0, text.size() - 1) : text;
+  char* end = nullptr;
+  const double v = std::strtod(number.c_str(), &end);
+  if (number.empty() || *end != '\0' || !std::isfinite(v) || v < 0)
+    return invalid_input("--goal '{}': expected a loss (0.02, in the metric's unit) or a percentage of the exact "
+                         "network's value (1%)",
+                         text);
+  exp.qos.goal.kind = relative ? GoalKind::relative : GoalKind::absolute;
+  exp.qos.goal.max_loss = relative ? v / 100 : v;
+  return {};
+}
+
 }  // namespace caliprox

@@ -51,4 +51,8 @@ void log_notice(const std::string& text);
 // reason (`command`: "tune", "profile").
 void warn_left_out(const KnobSpace& ks, std::string_view command);
 
+// --goal 0.02 (absolute, the metric's unit) or --goal 1% (relative to the
+// exact network's value): replaces the experiment's qos.goal.
+Status apply_goal_override(Experiment& exp, const std::string& text);
+
 }  // namespace caliprox

@@ -61,6 +61,14 @@ struct TuneSettings {
   std::optional<uint64_t> seed;            // overrides tune.seed
   int jobs = 1;                            // parallel workers, each with its own sessions
   std::optional<std::string> export_hpvm;  // also write ApproxTuner's confs.txt
+  // Joint tuning of every network (run_tune_joint): --guide budgets.json
+  // (guided by calibrate's budgets) or --joint (each network's QoS goal,
+  // the application checks every finalist).
+  std::optional<std::string> guide;
+  bool joint = false;
+  std::optional<double> margin;            // --margin: of the guide, a fraction of each axis's range
+  std::optional<int> checks;               // --checks: application checks at most
+  std::optional<std::string> goal;         // --goal 0.02 or 1%: overrides qos.goal
 };
 
 struct ProfileSettings {
@@ -132,6 +140,7 @@ Status run_eval(const EvalSettings& settings);
 Status run_eval_application(const EvalSettings& settings);
 Status run_knobs(const KnobsSettings& settings);
 Status run_tune(const TuneSettings& settings);
+Status run_tune_joint(const TuneSettings& settings);
 Status run_profile(const ProfileSettings& settings);
 Status run_calibrate(CalibrateSettings& settings);
 Status run_inject(const InjectSettings& settings);

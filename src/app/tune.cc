@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
+#include "app/tune_reporter.h"
 #include "tune/measure.h"
 #include "tune/tune_pipeline.h"
 #include "util/atomic_file.h"
@@ -24,42 +25,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Logs what the pipeline reports; progress lines only when stderr is a
-// terminal and the command is not quiet.
-class TuneReporter final : public PipelineReporter {
- public:
-  explicit TuneReporter(bool progress) : progress_(progress) {}
-
-  void info(const std::string& text) override { log_info("{}", text); }
-
-  void progress(PipelinePhase phase, size_t index, size_t total) override {
-    line(fmt::format("  {} {}/{}", phase == PipelinePhase::single ? "single-knob runs" : "validation", index + 1,
-                     total));
-  }
-
-  void search_progress(const SearchProgress& pr) override {
-    if (!progress_) return;
-    std::string eta;
-    if (pr.max_evaluations && pr.evaluations_per_second > 0)
-      eta = fmt::format(", ETA {:.0f} s", (*pr.max_evaluations - pr.evaluations) / pr.evaluations_per_second);
-    line(fmt::format("  search {}/{}: {:.1f} eval/s, best speedup within the goal {}{}", pr.evaluations,
-                     pr.max_evaluations ? fmt::format("{}", *pr.max_evaluations) : std::string("-"),
-                     pr.evaluations_per_second,
-                     pr.best_feasible_speedup ? fmt::format("{:.2f}x", *pr.best_feasible_speedup) : "-", eta));
-  }
-
-  void progress_done(PipelinePhase) override {
-    if (progress_) fmt::print(stderr, "\n");
-  }
-
- private:
-  void line(const std::string& text) {
-    if (progress_) fmt::print(stderr, "\r\033[K{}", text);
-  }
-
-  bool progress_;
-};
 
 size_t knob_choices(const SearchSpace& space) {
   size_t n = 0;
@@ -129,6 +94,7 @@ Status export_hpvm(const PipelineContext& c, const ParetoDocument& doc, const st
 Result<Experiment> tune_experiment(const TuneSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
   CP_TRY(select_network(exp, settings.common.network, "tune"));
+  if (settings.goal) CP_TRY(apply_goal_override(exp, *settings.goal));
   CP_TRY(apply_tune_overrides(exp.tune, {settings.iterations, settings.time_s, settings.strategy, settings.qos_mode,
                                          settings.seed}));
   const TuneSpec& spec = exp.tune;

@@ -135,6 +135,22 @@ int main(int argc, char** argv) {
   tune_cmd->add_option("--jobs", tune.jobs, "Parallel workers, each with its own sessions (results do not depend on it)")
       ->check(CLI::PositiveNumber);
   tune_cmd->add_option("--export-hpvm", tune.export_hpvm, "Also write the frontier in ApproxTuner's confs.txt layout");
+  auto* guide_opt = tune_cmd->add_option("--guide", tune.guide,
+                                         "Tune every network the budgets.json (from calibrate) names together, "
+                                         "guided by it: the application runs only where it cannot decide");
+  auto* joint_opt = tune_cmd->add_flag("--joint", tune.joint,
+                                       "Tune every network together against the QoS goal; the application checks "
+                                       "every finalist");
+  guide_opt->excludes(joint_opt);
+  tune_cmd->add_option("--margin", tune.margin,
+                       "With --guide: how far inside (or outside) the region a candidate must sit to be accepted "
+                       "(discarded) without the application, as a fraction of each axis's range (default 0.05)")
+      ->needs(guide_opt);
+  tune_cmd->add_option("--checks", tune.checks,
+                       "With --guide or --joint: application checks at most (default 10 guided, tune.finalists "
+                       "joint)")
+      ->check(CLI::PositiveNumber);
+  tune_cmd->add_option("--goal", tune.goal, "Override qos.goal: a loss (0.02) or a percentage of the exact value (1%)");
   add_common(tune_cmd, tune.common);
   add_network(tune_cmd, tune.common);
 
@@ -255,7 +271,7 @@ int main(int argc, char** argv) {
       st = run_knobs(knobs);
     } else if (*tune_cmd) {
       set_log_level(log_level_of(tune.common));
-      st = run_tune(tune);
+      st = tune.guide || tune.joint ? run_tune_joint(tune) : run_tune(tune);
     } else if (*profile_cmd) {
       set_log_level(log_level_of(profile.common));
       st = run_profile(profile);

@@ -185,6 +185,37 @@ double network_flops(const Graph& graph, const std::vector<KnobSite>& sites, int
   return flops;
 }
 
+double configured_flops(const Graph& graph, const std::vector<KnobSite>& sites, const KnobConfig& kernels,
+                        int64_t batch) {
+  double flops = network_flops(graph, sites, batch);
+  for (const KnobSite& s : sites) {
+    const auto it = kernels.find(s.node);
+    const Knob* k = it == kernels.end() ? nullptr : find_knob(it->second);
+    if (s.op_type != "Conv" || k == nullptr || k->kind == KnobKind::exact || reshapes(*k)) continue;
+    flops -= s.flops * (1 - 1 / layer_nominal_speedup(*k, s.geometry));
+  }
+  return flops;
+}
+
+WeightSize weight_size(const Graph& graph, const KnobConfig& kernels) {
+  std::map<std::string, int64_t> width;  // weight initializer -> bytes per element
+  for (const Node& n : graph.nodes) {
+    const auto it = kernels.find(n.name);
+    if (it == kernels.end() || n.inputs.size() < 2) continue;
+    const Knob* k = find_knob(it->second);
+    if (k == nullptr) continue;
+    if (k->kind == KnobKind::int8) width[n.inputs[1]] = 1;
+    else if (k->half || k->kind == KnobKind::fp16 || k->kind == KnobKind::bf16) width[n.inputs[1]] = 2;
+  }
+  WeightSize out;
+  for (const auto& [name, t] : graph.initializers) {
+    out.parameters += t.numel();
+    const auto w = width.find(name);
+    out.bytes += w == width.end() ? static_cast<int64_t>(t.nbytes()) : t.numel() * w->second;
+  }
+  return out;
+}
+
 void add_reshape_sites(const Graph& base, int64_t batch, std::vector<KnobSite>& sites) {
   std::vector<KnobSite> gemms;
   for (const Node& n : base.nodes)

@@ -60,4 +60,21 @@ void add_reshape_sites(const Graph& base, int64_t batch, std::vector<KnobSite>& 
 // (kernel knobs are not counted).
 double network_flops(const Graph& graph, const std::vector<KnobSite>& sites, int64_t batch);
 
+// network_flops with each Conv site's FLOPs divided by the nominal speedup
+// (layer_nominal_speedup) of its kernel knob in `kernels`: the nominal cost
+// of a configured network, reshaped or not, counted on the graph it runs
+// (so rewrites that narrow one layer from both sides are not counted twice).
+double configured_flops(const Graph& graph, const std::vector<KnobSite>& sites, const KnobConfig& kernels,
+                        int64_t batch);
+
+// The stored parameters of `graph` (its initializers) and their bytes when
+// each node's weight (input 1) is kept at its kernel knob's width in
+// `kernels` (fp16, bf16: 2 bytes; int8: 1; otherwise the tensor's own):
+// what a reshaped, reduced-precision network needs to ship.
+struct WeightSize {
+  int64_t parameters = 0;
+  int64_t bytes = 0;
+};
+WeightSize weight_size(const Graph& graph, const KnobConfig& kernels);
+
 }  // namespace caliprox
