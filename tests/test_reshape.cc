@@ -162,6 +162,48 @@ TEST_CASE("reshape knobs: the FLOPs a rewrite saves are those the rewritten grap
       for (const Knob* k : s.knobs) CHECK(k->kind != KnobKind::prune);
 }
 
+TEST_CASE("reshape knobs: configured FLOPs and weight sizes count the graph a configuration runs") {
+  const int64_t n = 4;
+  const Graph g = model("fashion_lenet.onnx");
+  auto backend = make_backend("reference", 1);
+  REQUIRE(backend.ok());
+  auto exact = Session::create(g, **backend, {{g.inputs[0].name, {n, 1, 28, 28}}}, {});
+  REQUIRE(exact.ok());
+  const std::vector<KnobSite>& sites = (*exact)->knob_sites();
+  REQUIRE(sites.size() >= 2);
+  const KnobSite& conv = sites[1];
+  // A kernel knob divides its layer's FLOPs by the knob's nominal speedup there.
+  const Knob& perf = *find_knob("perf-row-2-0");
+  const double base = network_flops(g, sites, n);
+  CHECK(configured_flops(g, sites, {}, n) == doctest::Approx(base));
+  CHECK(configured_flops(g, sites, {{conv.node, "perf-row-2-0"}}, n) ==
+        doctest::Approx(base - conv.flops * (1 - 1 / layer_nominal_speedup(perf, conv.geometry))));
+  // Pruned twice over (a layer's outputs, and so its consumer's inputs):
+  // counted on the rewritten graph, the consumer's FLOPs are not subtracted twice.
+  Result<Graph> pruned = ChannelPrune(sites[0].node, 0.5).apply(g);
+  REQUIRE(pruned.ok());
+  Result<Graph> both = ChannelPrune(conv.node, 0.5).apply(*pruned);
+  REQUIRE(both.ok());
+  auto s2 = Session::create(*both, **backend, {{g.inputs[0].name, {n, 1, 28, 28}}}, {});
+  REQUIRE(s2.ok());
+  const double twice = configured_flops(*both, (*s2)->knob_sites(), {}, n);
+  CHECK(twice > 0);
+  CHECK(twice == doctest::Approx(::network_flops(*both, n)));
+  // Weights: every initializer's elements; int8 and fp16 weights at 1 and 2 bytes.
+  const WeightSize w = weight_size(g, {});
+  int64_t params = 0;
+  for (const auto& [name, t] : g.initializers) params += t.numel();
+  CHECK(w.parameters == params);
+  CHECK(w.bytes == 4 * params);
+  const Node* node = g.find_node(conv.node);
+  REQUIRE(node != nullptr);
+  const int64_t wn = g.initializers.at(node->inputs[1]).numel();
+  CHECK(weight_size(g, {{conv.node, "int8"}}).bytes == 4 * params - 3 * wn);
+  CHECK(weight_size(g, {{conv.node, "fp16"}}).bytes == 4 * params - 2 * wn);
+  CHECK(weight_size(g, {{conv.node, "perf-row-2-0"}}).bytes == 4 * params);
+  CHECK(weight_size(*both, {}).parameters < params);
+}
+
 TEST_CASE("reshape knobs: a layer's shape and kernel entries join into one configuration value") {
   SearchSpace space;
   space.layers = {{"a", {"fp32", "int8", "samp-2-0"}, false},

@@ -60,6 +60,8 @@ Status run_eval(const EvalSettings& settings) {
   std::vector<std::string> fallback;
   CP_ASSIGN_OR_RETURN(Session * session, evaluator->session(batch));
   const double flops_now = network_flops(evaluator->current_graph(), session->knob_sites(), batch);
+  const WeightSize w_exact = weight_size(evaluator->graph(), {});
+  const WeightSize w_now = weight_size(evaluator->current_graph(), evaluator->kernel_configuration());
   for (const auto& [node, be] : session->node_backends())
     if (be != backend->name() && be != kEngineBackend) fallback.push_back(node);
 
@@ -75,6 +77,8 @@ Status run_eval(const EvalSettings& settings) {
                       {"per_sample_median", batch > 0 ? lat.median / static_cast<double>(batch) : 0.0}}},
       {"fallback_nodes", fallback},
       {"flops", {{"exact", flops_exact}, {"configured", flops_now}}},
+      {"weights", {{"exact", {{"parameters", w_exact.parameters}, {"bytes", w_exact.bytes}}},
+                   {"configured", {{"parameters", w_now.parameters}, {"bytes", w_now.bytes}}}}},
       {"configuration", nlohmann::json(evaluator->configuration())},
   };
   if (tuned) result["finetune"] = finetune_json(*tuned, exp);
@@ -100,6 +104,10 @@ Status run_eval(const EvalSettings& settings) {
       fmt::print("  FLOPs of the Conv and Gemm layers per batch: {:.1f} M, exact {:.1f} M (nominal {:.2f}x; kernel "
                  "knobs not counted)\n",
                  flops_now / 1e6, flops_exact / 1e6, flops_now > 0 ? flops_exact / flops_now : 0.0);
+    if (w_now.bytes != w_exact.bytes)
+      fmt::print("  weights: {} parameters, {:.1f} KiB (exact {}, {:.1f} KiB: {:.2f}x smaller)\n", w_now.parameters,
+                 w_now.bytes / 1024.0, w_exact.parameters, w_exact.bytes / 1024.0,
+                 w_now.bytes > 0 ? static_cast<double>(w_exact.bytes) / static_cast<double>(w_now.bytes) : 0.0);
     if (!fallback.empty()) fmt::print("  nodes on the reference fallback: {}\n", fmt::join(fallback, ", "));
     fmt::print("  written: {}\n", path);
   }
