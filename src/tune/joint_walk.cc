@@ -34,12 +34,35 @@ JointEval eval_of(const EvalRecord& r) {
   return e;
 }
 
+// One candidate per knob: that knob on every layer that takes it. Over
+// many layers random candidates are all aggressive, so that a tight goal
+// leaves the evolutionary search without a feasible parent; uniform ones
+// (int8 everywhere, prune-0.25 everywhere, ...) span mild to aggressive.
+std::vector<Candidate> uniform_candidates(const SearchSpace& space) {
+  std::vector<std::string> names;
+  for (const LayerChoices& l : space.layers)
+    for (size_t k = 1; k < l.knobs.size(); ++k)
+      if (std::find(names.begin(), names.end(), l.knobs[k]) == names.end()) names.push_back(l.knobs[k]);
+  std::vector<Candidate> out;
+  for (const std::string& name : names) {
+    Candidate c = space.exact();
+    for (size_t l = 0; l < space.layers.size(); ++l) {
+      const auto& knobs = space.layers[l].knobs;
+      const auto it = std::find(knobs.begin(), knobs.end(), name);
+      if (it != knobs.end()) c[l] = static_cast<int>(it - knobs.begin());
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 SearchSettings search_settings(const JointTuner& t) {
   const TuneSpec& spec = t.setup().experiment.tune;
   SearchSettings ss;
   ss.kind = spec.strategy;
   ss.seed = spec.seed;
   ss.max_loss = t.max_search_loss();
+  if (ss.kind == StrategyKind::evolutionary) ss.seeds = uniform_candidates(t.space());
   return ss;
 }
 
