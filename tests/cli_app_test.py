@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 import time
 
-from cli_support import (CALIPROX, LENET, ROOT, SkipTest, expect_error, experiment, finish, lenet_input, run,
-                         serve_request, start_server, test, write)
+from cli_support import (CALIPROX, LENET, ROOT, SkipTest, conforms, expect_error, experiment, finish, lenet_input,
+                         run, serve_request, start_server, test, write)
 
 
 @test
@@ -448,6 +448,7 @@ def rowfollow_example_end_to_end():
         assert p.returncode in (0, 3), p.stderr
         with open(os.path.join(guided, "joint.json")) as f:
             doc = json.load(f)
+        conforms(doc, "joint-tune.schema.json")
         s, a = doc["search"], doc["application"]
         assert s["accepted"] + s["discarded"] + s["uncertain"] == s["distinct"] > 0, s
         assert 1 <= a["checks"] <= 2 and a["runs"] == 2 * a["checks"] == a["fresh_runs"], a

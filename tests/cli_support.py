@@ -69,6 +69,58 @@ def golden(name):
 ONLY = os.environ.get("CALIPROX_CLI_TEST_ONLY")  # substring of the test names to run (development)
 
 
+def schema_errors(value, schema, root=None, at="$"):
+    """The ways `value` breaks a JSON schema (the subset schemas/ use: type,
+    const, enum, required, properties, additionalProperties, items, $ref to
+    #/$defs, minimum, maximum); [] when it conforms."""
+    root = root or schema
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].split("/")[-1]]
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    def is_a(v, t):
+        if t == "number":
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+        if t == "integer":
+            return isinstance(v, int) and not isinstance(v, bool)
+        return isinstance(v, kinds[t])
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(is_a(value, t) for t in types):
+            return [f"{at}: {value!r:.60} is not {schema['type']}"]
+    if "const" in schema and value != schema["const"]:
+        return [f"{at}: {value!r} is not {schema['const']!r}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{at}: {value!r} is not one of {schema['enum']}"]
+    errors = []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(f"{at}: {value} < {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(f"{at}: {value} > {schema['maximum']}")
+    if isinstance(value, dict):
+        errors += [f"{at}: no '{k}'" for k in schema.get("required", []) if k not in value]
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for k, v in value.items():
+            if k in props:
+                errors += schema_errors(v, props[k], root, f"{at}.{k}")
+            elif extra is False:
+                errors.append(f"{at}: '{k}' is not allowed")
+            elif isinstance(extra, dict):
+                errors += schema_errors(v, extra, root, f"{at}.{k}")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            errors += schema_errors(v, schema["items"], root, f"{at}[{i}]")
+    return errors
+
+
+def conforms(value, schema_name):
+    """Asserts that `value` conforms to schemas/<schema_name>."""
+    with open(os.path.join(ROOT, "schemas", schema_name)) as f:
+        errors = schema_errors(value, json.load(f))
+    assert not errors, f"{schema_name}: " + "; ".join(errors[:5])
+
+
 def test(fn):
     name = fn.__name__
     if ONLY and ONLY not in name:
