@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -29,28 +30,44 @@ Tensor nchw_copy(const Tensor& t, Layout layout) {
   return out;
 }
 
-// Keeps copies of the inputs and outputs of the convolutions to re-fit.
+// Keeps copies of the inputs and outputs of the layers to re-fit, for the
+// whole batch: a session that splits its batch into chunks reports each
+// chunk's samples separately (NodeEvent::first_sample, samples).
 class Capture final : public NodeObserver {
  public:
-  explicit Capture(const std::vector<std::string>& nodes) : nodes_(nodes.begin(), nodes.end()) {}
+  Capture(const std::vector<std::string>& nodes, int64_t batch) : nodes_(nodes.begin(), nodes.end()), batch_(batch) {}
   ObserveWhat wants(const std::string& node, const std::string&) const override {
     const bool want = nodes_.count(node) != 0;
     return {want, want};
   }
   Status before(const NodeEvent& e, std::span<const Tensor* const> inputs) override {
-    std::lock_guard lock(mu_);
-    x_[e.node] = nchw_copy(*inputs[0], e.layout);
-    return {};
+    return keep(x_, e, nchw_copy(*inputs[0], e.layout));
   }
   Status after(const NodeEvent& e, std::span<Tensor* const> outputs) override {
-    std::lock_guard lock(mu_);
-    y_[e.node] = nchw_copy(*outputs[0], e.layout);
-    return {};
+    return keep(y_, e, nchw_copy(*outputs[0], e.layout));
   }
   std::map<std::string, Tensor> x_, y_;
 
  private:
+  Status keep(std::map<std::string, Tensor>& into, const NodeEvent& e, const Tensor& chunk) {
+    std::lock_guard lock(mu_);
+    if (chunk.shape().empty() || e.first_sample + e.samples > batch_ || chunk.dim(0) < e.samples)
+      return runtime_error("prune repair: {}: a chunk of samples [{}, {}) outside the batch of {}", e.node,
+                           e.first_sample, e.first_sample + e.samples, batch_);
+    auto it = into.find(e.node);
+    if (it == into.end()) {
+      Shape shape = chunk.shape();
+      shape[0] = batch_;
+      it = into.emplace(e.node, Tensor(DType::f32, shape)).first;
+    }
+    const int64_t row = chunk.numel() / chunk.dim(0);
+    if (it->second.numel() / batch_ != row) return runtime_error("prune repair: {}: chunks of different shapes", e.node);
+    std::copy_n(chunk.data<float>(), e.samples * row, it->second.data<float>() + e.first_sample * row);
+    return {};
+  }
+
   std::set<std::string> nodes_;
+  int64_t batch_;
   std::mutex mu_;
 };
 
@@ -145,6 +162,112 @@ double mse(const Regression& r, const float* w) {
   return r.rows ? sum / static_cast<double>(r.rows * r.o) : 0;
 }
 
+// A Gemm where pruned channels end (after Flatten): Y = X W' + b with the
+// kept feature columns of X. Rows are the calibration samples, often fewer
+// than the kept features, so a plain least-squares fit reproduces them
+// exactly and generalises badly. The fit is therefore pulled towards the
+// pruned weights W0 (ridge: min |X W' - T|^2 + lambda |W - W0|^2), with
+// lambda picked on every fourth sample held out, and W0 kept when no lambda
+// beats it there.
+struct GemmFit {
+  std::vector<double> x;  // [rows, d] kept features
+  std::vector<double> t;  // [rows, o] original output minus bias
+  std::vector<double> w0; // [d, o] pruned weights
+  int64_t rows = 0, d = 0, o = 0;
+};
+
+// Weights [d, o] minimising the ridge objective over rows with use(row).
+std::optional<std::vector<double>> ridge_fit(const GemmFit& f, double lambda, bool holdout) {
+  std::vector<double> a(static_cast<size_t>(f.d * f.d), 0.0), b(static_cast<size_t>(f.d * f.o), 0.0);
+  for (int64_t r = 0; r < f.rows; ++r) {
+    if (holdout && r % 4 == 3) continue;
+    const double* xr = &f.x[static_cast<size_t>(r * f.d)];
+    for (int64_t i = 0; i < f.d; ++i) {
+      if (xr[i] == 0) continue;
+      for (int64_t j = 0; j <= i; ++j) a[static_cast<size_t>(i * f.d + j)] += xr[i] * xr[j];
+      for (int64_t c = 0; c < f.o; ++c) b[static_cast<size_t>(i * f.o + c)] += xr[i] * f.t[static_cast<size_t>(r * f.o + c)];
+    }
+  }
+  for (int64_t i = 0; i < f.d; ++i) {
+    a[static_cast<size_t>(i * f.d + i)] += lambda;
+    for (int64_t j = i + 1; j < f.d; ++j) a[static_cast<size_t>(i * f.d + j)] = a[static_cast<size_t>(j * f.d + i)];
+    for (int64_t c = 0; c < f.o; ++c) b[static_cast<size_t>(i * f.o + c)] += lambda * f.w0[static_cast<size_t>(i * f.o + c)];
+  }
+  if (!cholesky_solve(a, f.d, b, f.o)) return std::nullopt;
+  return b;
+}
+
+// Mean squared error of X w against T on the held-out rows (or all).
+double gemm_mse(const GemmFit& f, const std::vector<double>& w, bool held_out_only) {
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t r = 0; r < f.rows; ++r) {
+    if (held_out_only && r % 4 != 3) continue;
+    for (int64_t c = 0; c < f.o; ++c) {
+      double pred = 0;
+      for (int64_t i = 0; i < f.d; ++i)
+        pred += f.x[static_cast<size_t>(r * f.d + i)] * w[static_cast<size_t>(i * f.o + c)];
+      const double e = pred - f.t[static_cast<size_t>(r * f.o + c)];
+      sum += e * e;
+    }
+    ++n;
+  }
+  return n ? sum / static_cast<double>(n * f.o) : 0;
+}
+
+Status refit_gemm(const Node& g, const Tensor& x, const Tensor& y, const PrunePlan& plan, Graph& out,
+                  RepairReport* report) {
+  if (g.attr_int("transA", 0) != 0 || g.attr_float("alpha", 1.f) != 1.f || g.attr_float("beta", 1.f) != 1.f)
+    return {};  // left as pruned (the report says so by its absence)
+  const bool trans_b = g.attr_int("transB", 0) != 0;
+  Tensor& w = out.initializers.at(g.inputs[1]);
+  const Tensor* bias = g.inputs.size() > 2 && !g.inputs[2].empty() ? &out.initializers.at(g.inputs[2]) : nullptr;
+  GemmFit f;
+  f.rows = x.dim(0);
+  f.o = y.dim(1);
+  const int64_t block = x.dim(1) / plan.channels;
+  f.d = static_cast<int64_t>(plan.keep.size()) * block;
+  if (w.numel() != f.d * f.o || (bias && bias->numel() != f.o && bias->numel() != 1))
+    return runtime_error("prune repair: {}: weights do not match the kept features", g.describe());
+  f.x.resize(static_cast<size_t>(f.rows * f.d));
+  f.t.resize(static_cast<size_t>(f.rows * f.o));
+  f.w0.resize(static_cast<size_t>(f.d * f.o));
+  for (int64_t r = 0; r < f.rows; ++r) {
+    for (size_t q = 0; q < plan.keep.size(); ++q)
+      for (int64_t j = 0; j < block; ++j)
+        f.x[static_cast<size_t>(r * f.d + static_cast<int64_t>(q) * block + j)] =
+            x.data<float>()[r * x.dim(1) + plan.keep[q] * block + j];
+    for (int64_t c = 0; c < f.o; ++c)
+      f.t[static_cast<size_t>(r * f.o + c)] =
+          y.data<float>()[r * f.o + c] - (bias ? bias->data<float>()[bias->numel() == 1 ? 0 : c] : 0.f);
+  }
+  for (int64_t i = 0; i < f.d; ++i)
+    for (int64_t c = 0; c < f.o; ++c)
+      f.w0[static_cast<size_t>(i * f.o + c)] = w.data<float>()[trans_b ? c * f.d + i : i * f.o + c];
+  double scale = 0;  // mean feature energy: lambda is relative to it
+  for (double v : f.x) scale += v * v;
+  scale = std::max(scale / static_cast<double>(f.d), 1e-30);
+  double best = gemm_mse(f, f.w0, true), best_lambda = -1;
+  for (double rel : {1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0}) {
+    const auto fit = ridge_fit(f, rel * scale, true);
+    if (!fit) continue;
+    const double e = gemm_mse(f, *fit, true);
+    if (e < best) best = e, best_lambda = rel * scale;
+  }
+  const double before = gemm_mse(f, f.w0, false);
+  if (best_lambda < 0) {  // nothing beat the pruned weights on held-out samples
+    if (report) report->layers.push_back({g.name, before, before, f.rows});
+    return {};
+  }
+  const auto fit = ridge_fit(f, best_lambda, false);
+  if (!fit) return {};
+  for (int64_t i = 0; i < f.d; ++i)
+    for (int64_t c = 0; c < f.o; ++c)
+      w.data<float>()[trans_b ? c * f.d + i : i * f.o + c] = static_cast<float>((*fit)[static_cast<size_t>(i * f.o + c)]);
+  if (report) report->layers.push_back({g.name, before, gemm_mse(f, *fit, false), f.rows});
+  return {};
+}
+
 }  // namespace
 
 Result<Graph> repair_pruned(const Graph& original, const Graph& pruned, const PrunePlan& plan, const Tensor& inputs,
@@ -154,7 +277,9 @@ Result<Graph> repair_pruned(const Graph& original, const Graph& pruned, const Pr
   SessionOptions so;
   so.optimize = false;  // every node on its own: the convolution's output before any fused activation
   CP_ASSIGN_OR_RETURN(auto session, Session::create(original, backend, {{original.inputs[0].name, inputs.shape()}}, so));
-  Capture capture(plan.conv_ends);
+  std::vector<std::string> ends = plan.conv_ends;
+  ends.insert(ends.end(), plan.gemm_ends.begin(), plan.gemm_ends.end());
+  Capture capture(ends, inputs.dim(0));
   session->add_observer(capture);
   CP_TRY(session->run(std::span<const Tensor>(&inputs, 1)));
   session->remove_observer(capture);
@@ -191,8 +316,14 @@ Result<Graph> repair_pruned(const Graph& original, const Graph& pruned, const Pr
     for (int64_t c2 = 0; c2 < r.o; ++c2)
       for (int64_t q = 0; q < r.d; ++q)
         refit.data<float>()[c2 * r.d + q] = static_cast<float>(b[static_cast<size_t>(q * r.o + c2)]);
-    if (report) report->layers.push_back({name, mse(r, w.data<float>()), mse(r, refit.data<float>())});
+    if (report) report->layers.push_back({name, mse(r, w.data<float>()), mse(r, refit.data<float>()), r.rows});
     out.initializers[c->inputs[1]] = std::move(refit);
+  }
+  for (const std::string& name : plan.gemm_ends) {
+    if (!capture.x_.count(name) || !capture.y_.count(name))
+      return runtime_error("prune repair: {} did not run as a node of its own", name);
+    out.initializers[pruned.find_node(name)->inputs[1]] = out.initializers.at(pruned.find_node(name)->inputs[1]).clone();
+    CP_TRY(refit_gemm(*pruned.find_node(name), capture.x_.at(name), capture.y_.at(name), plan, out, report));
   }
   return out;
 }
