@@ -33,8 +33,8 @@ test-aarch64:
 	MESON_FLAGS="$(MESON_FLAGS)" bash scripts/test-aarch64.sh build-aarch64
 
 # The row-following example end to end (README "Example: a robot that follows crop rows").
-# --query and eval --application exit 3 / 1 for outside / uncertain and invalid / uncertain:
-# answers, not failures, so make goes on ('-').
+# --query and eval --application exit 3 / 1 for outside / uncertain and invalid / uncertain, and
+# tune --guide 3 when the application passes no finalist: answers, not failures, so make goes on ('-').
 RF = examples/rowfollow
 RF_RUN = runs/rowfollow
 rowfollow: build
@@ -49,6 +49,7 @@ rowfollow: build
 	/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["configurations"][-1]; \
 	    json.dump({"knobs": c["knobs"]}, open(sys.argv[2], "w"))' $(RF_RUN)/heading/pareto.json $(RF_RUN)/heading/top.json
 	-$(CALIPROX) eval $(RF)/rowfollow.yaml --application --config heading=$(RF_RUN)/heading/top.json
+	-$(CALIPROX) tune $(RF)/rowfollow.yaml --guide $(RF_RUN)/budgets.json
 
 bench: build
 	bash scripts/install-deps.sh --bench

@@ -159,6 +159,17 @@ Status run_tune_joint(const TuneSettings& s) {
   log_info("{} tune of {}: {} layers; {} search; application checks at most {}", t.guided() ? "guided" : "joint",
            fmt::join(names, " + "), t.space().layers.size(), strategy_name(spec.strategy), t.setup().checks);
 
+  if (t.guided()) {  // where the exact networks sit: a guide that cannot accept them cannot accept much
+    CP_ASSIGN_OR_RETURN(JointEval exact, t.evaluate(t.space().exact(), 0));
+    const Placement p = t.place(exact);
+    if (p != Placement::accepted)
+      log_warn("the exact networks themselves are {} by {}: {} (slack {:.3f}, margin {:.3f}), so most candidates will "
+               "need the application",
+               placement_name(p), *s.guide,
+               exact.slack >= 0 ? "inside its region but within the margin of its edge"
+                                : "their measured errors lie beyond what the budget found valid",
+               exact.slack, t.setup().margin);
+  }
   SearchBudget budget;
   if (spec.iterations > 0) budget.max_evaluations = spec.iterations;
   if (spec.time_limit_s > 0) budget.max_seconds = spec.time_limit_s;
