@@ -472,6 +472,17 @@ def rowfollow_example_end_to_end():
                          os.path.join(tmp, "bad")), 2, "margin must be in [0, 1)")
         expect_error(run("tune", exp, "--guide", os.path.join(out, "budgets.json"), "--network", "heading", "-o",
                          os.path.join(tmp, "bad")), 2, "no --network")
+        expect_error(run("tune", exp, "--joint", "--goal", "1 percent", "-o", os.path.join(tmp, "bad")), 2,
+                     "--goal '1 percent'")
+        # Unguided: the networks' QoS goal, the application checks the finalists (one here).
+        p = run("tune", exp, "--joint", "--iterations", "8", "--checks", "1", "-o", os.path.join(tmp, "joint"),
+                "--json", timeout=900)
+        assert p.returncode in (0, 3), p.stderr
+        with open(os.path.join(tmp, "joint", "joint.json")) as f:
+            doc = json.load(f)
+        conforms(doc, "joint-tune.schema.json")
+        assert doc["mode"] == "unguided" and doc["search"]["accepted"] == 0, doc["search"]
+        assert doc["application"]["checks"] <= 1, doc["application"]
         p = run("eval", exp, "--application", "--repeats", "1", "-o", os.path.join(tmp, "net"), "--json", timeout=600)
         assert p.returncode == 0, p.stderr
         with open(os.path.join(tmp, "net", "application.json")) as f:
