@@ -18,10 +18,12 @@ namespace {
 nlohmann::json budgets() {
   return {{"format", "caliprox-budgets"},
           {"experiment", "exp"},
-          {"axes", {{{"name", "a.bias"}, {"network", "a"}, {"param", "bias"}, {"lo", 0}, {"hi", 1}},
-                    {{"name", "a.std"}, {"network", "a"}, {"param", "std"}, {"lo", 0}, {"hi", 2}}}},
-          {"points", {{{"values", {{"a.bias", 0.5}, {"a.std", 1.0}}}, {"verdict", "valid"}},
-                      {{"values", {{"a.bias", 0.8}, {"a.std", 1.6}}}, {"verdict", "invalid"}}}}};
+          {"axes",
+           {{{"name", "a.bias"}, {"network", "a"}, {"param", "bias"}, {"lo", 0}, {"hi", 1}},
+            {{"name", "a.std"}, {"network", "a"}, {"param", "std"}, {"lo", 0}, {"hi", 2}}}},
+          {"points",
+           {{{"values", {{"a.bias", 0.5}, {"a.std", 1.0}}}, {"verdict", "valid"}},
+            {{"values", {{"a.bias", 0.8}, {"a.std", 1.6}}}, {"verdict", "invalid"}}}}};
 }
 
 }  // namespace

@@ -40,9 +40,9 @@ nlohmann::json identity_of(JointTuner& t, const TuneSettings& s) {
                       {"seed", exp.tune.seed},
                       {"finalists", exp.tune.finalists},
                       {"application", {{"command", app.command}, {"env", app.env}, {"repeats", app.repeats}}},
-                      {"goal", {{"max_loss", exp.qos.goal.max_loss}, {"relative", exp.qos.goal.kind == GoalKind::relative}}}};
-  if (t.guided())
-    j.update({{"budgets", fingerprint_of(file_text(*s.guide))}, {"margin", t.setup().margin}});
+                      {"goal",
+                       {{"max_loss", exp.qos.goal.max_loss}, {"relative", exp.qos.goal.kind == GoalKind::relative}}}};
+  if (t.guided()) j.update({{"budgets", fingerprint_of(file_text(*s.guide))}, {"margin", t.setup().margin}});
   for (const LayerChoices& l : t.space().layers) j["space"].push_back({l.node, l.knobs});
   for (JointNetwork& n : t.networks()) j["models"][n.name] = fingerprint_of(file_text(n.ctx->exp.network.model_path));
   return j;
@@ -68,12 +68,9 @@ Result<nlohmann::json> sizes_of(JointTuner& t, const KnobConfig& joint) {
 }
 
 nlohmann::json finalist_json(JointTuner& t, const JointFinalist& f) {
-  nlohmann::json j = {{"configs", t.split(f.config)},
-                      {"placement", placement_name(f.placement)},
-                      {"speedup_predicted", f.eval.speedup},
-                      {"speedup_measured", f.speedup},
-                      {"speedups_measured", f.measured},
-                      {"loss", f.eval.loss}};
+  nlohmann::json j = {{"configs", t.split(f.config)},        {"placement", placement_name(f.placement)},
+                      {"speedup_predicted", f.eval.speedup}, {"speedup_measured", f.speedup},
+                      {"speedups_measured", f.measured},     {"loss", f.eval.loss}};
   if (t.guided()) {
     nlohmann::json point = nlohmann::json::object();
     const auto& axes = t.setup().budgets->axes();
@@ -184,35 +181,50 @@ Status run_tune_joint(const TuneSettings& s) {
 
   nlohmann::json finalists = nlohmann::json::array();
   for (const JointFinalist& f : outcome.finalists) finalists.push_back(finalist_json(t, f));
-  nlohmann::json doc = {
-      {"format", "caliprox-joint-tune"},
-      {"version", 1},
-      {"experiment", t.setup().experiment.name},
-      {"mode", t.guided() ? "guided" : "unguided"},
-      {"networks", names},
-      {"search", {{"evaluations", search.outcome.results.size()}, {"distinct", counts.distinct},
-                  {"accepted", counts.accepted}, {"discarded", counts.discarded}, {"uncertain", counts.uncertain},
-                  {"stopped_by", stop_reason_name(search.outcome.stop_reason)}}},
-      {"application", {{"checks", outcome.checks}, {"checks_allowed", t.setup().checks}, {"runs", outcome.runs},
-                       {"fresh_runs", outcome.fresh_runs}, {"repeats", t.setup().experiment.application->repeats}}},
-      {"finalists", finalists},
-      {"chosen", nullptr}};
+  nlohmann::json doc = {{"format", "caliprox-joint-tune"},
+                        {"version", 1},
+                        {"experiment", t.setup().experiment.name},
+                        {"mode", t.guided() ? "guided" : "unguided"},
+                        {"networks", names},
+                        {"search",
+                         {{"evaluations", search.outcome.results.size()},
+                          {"distinct", counts.distinct},
+                          {"accepted", counts.accepted},
+                          {"discarded", counts.discarded},
+                          {"uncertain", counts.uncertain},
+                          {"stopped_by", stop_reason_name(search.outcome.stop_reason)}}},
+                        {"application",
+                         {{"checks", outcome.checks},
+                          {"checks_allowed", t.setup().checks},
+                          {"runs", outcome.runs},
+                          {"fresh_runs", outcome.fresh_runs},
+                          {"repeats", t.setup().experiment.application->repeats}}},
+                        {"finalists", finalists},
+                        {"chosen", nullptr}};
   if (t.guided()) doc.update({{"budgets", *s.guide}, {"margin", t.setup().margin}});
-  else doc["goal"] = {{"max_loss", t.setup().experiment.qos.goal.max_loss},
-                      {"relative", t.setup().experiment.qos.goal.kind == GoalKind::relative}};
+  else
+    doc["goal"] = {{"max_loss", t.setup().experiment.qos.goal.max_loss},
+                   {"relative", t.setup().experiment.qos.goal.kind == GoalKind::relative}};
   if (outcome.chosen) {
     const JointFinalist& f = outcome.finalists[*outcome.chosen];
     CP_ASSIGN_OR_RETURN(nlohmann::json size, sizes_of(t, f.config));
-    doc["chosen"] = {{"finalist", *outcome.chosen}, {"configs", t.split(f.config)}, {"speedup_measured", f.speedup},
-                     {"speedups_measured", f.measured}, {"size", size}, {"metrics", mean_metrics(*f.check)}};
+    doc["chosen"] = {{"finalist", *outcome.chosen},
+                     {"configs", t.split(f.config)},
+                     {"speedup_measured", f.speedup},
+                     {"speedups_measured", f.measured},
+                     {"size", size},
+                     {"metrics", mean_metrics(*f.check)}};
     for (const auto& [network, config] : t.split(f.config))
       CP_TRY(write_json_file(t.setup().dir + "/" + network + ".json", {{"knobs", config}}));
   }
   const std::string path = t.setup().dir + "/joint.json";
   CP_TRY(write_json_file(path, doc));
-  if (s.common.json) fmt::print("{}\n", nlohmann::json{{"joint", path}, {"chosen", doc["chosen"]},
-                                                       {"application", doc["application"]}, {"search", doc["search"]}}
-                                            .dump());
+  if (s.common.json)
+    fmt::print("{}\n", nlohmann::json{{"joint", path},
+                                      {"chosen", doc["chosen"]},
+                                      {"application", doc["application"]},
+                                      {"search", doc["search"]}}
+                           .dump());
   else print_summary(t, counts, outcome, doc, path);
   if (!outcome.chosen)
     return Status(Errc::goal_not_met, fmt::format("the application passed none of the {} finalist(s) it checked ({})",

@@ -176,7 +176,8 @@ struct GemmFit {
   int64_t rows = 0, d = 0, o = 0;
 };
 
-// Weights [d, o] minimising the ridge objective over rows with use(row).
+// Weights [d, o] minimising the ridge objective over every row, or (holdout)
+// over the rows not held out.
 std::optional<std::vector<double>> ridge_fit(const GemmFit& f, double lambda, bool holdout) {
   std::vector<double> a(static_cast<size_t>(f.d * f.d), 0.0), b(static_cast<size_t>(f.d * f.o), 0.0);
   for (int64_t r = 0; r < f.rows; ++r) {
@@ -185,13 +186,15 @@ std::optional<std::vector<double>> ridge_fit(const GemmFit& f, double lambda, bo
     for (int64_t i = 0; i < f.d; ++i) {
       if (xr[i] == 0) continue;
       for (int64_t j = 0; j <= i; ++j) a[static_cast<size_t>(i * f.d + j)] += xr[i] * xr[j];
-      for (int64_t c = 0; c < f.o; ++c) b[static_cast<size_t>(i * f.o + c)] += xr[i] * f.t[static_cast<size_t>(r * f.o + c)];
+      for (int64_t c = 0; c < f.o; ++c)
+        b[static_cast<size_t>(i * f.o + c)] += xr[i] * f.t[static_cast<size_t>(r * f.o + c)];
     }
   }
   for (int64_t i = 0; i < f.d; ++i) {
     a[static_cast<size_t>(i * f.d + i)] += lambda;
     for (int64_t j = i + 1; j < f.d; ++j) a[static_cast<size_t>(i * f.d + j)] = a[static_cast<size_t>(j * f.d + i)];
-    for (int64_t c = 0; c < f.o; ++c) b[static_cast<size_t>(i * f.o + c)] += lambda * f.w0[static_cast<size_t>(i * f.o + c)];
+    for (int64_t c = 0; c < f.o; ++c)
+      b[static_cast<size_t>(i * f.o + c)] += lambda * f.w0[static_cast<size_t>(i * f.o + c)];
   }
   if (!cholesky_solve(a, f.d, b, f.o)) return std::nullopt;
   return b;
@@ -263,7 +266,8 @@ Status refit_gemm(const Node& g, const Tensor& x, const Tensor& y, const PrunePl
   if (!fit) return {};
   for (int64_t i = 0; i < f.d; ++i)
     for (int64_t c = 0; c < f.o; ++c)
-      w.data<float>()[trans_b ? c * f.d + i : i * f.o + c] = static_cast<float>((*fit)[static_cast<size_t>(i * f.o + c)]);
+      w.data<float>()[trans_b ? c * f.d + i : i * f.o + c] =
+          static_cast<float>((*fit)[static_cast<size_t>(i * f.o + c)]);
   if (report) report->layers.push_back({g.name, before, gemm_mse(f, *fit, false), f.rows});
   return {};
 }
@@ -322,8 +326,9 @@ Result<Graph> repair_pruned(const Graph& original, const Graph& pruned, const Pr
   for (const std::string& name : plan.gemm_ends) {
     if (!capture.x_.count(name) || !capture.y_.count(name))
       return runtime_error("prune repair: {} did not run as a node of its own", name);
-    out.initializers[pruned.find_node(name)->inputs[1]] = out.initializers.at(pruned.find_node(name)->inputs[1]).clone();
-    CP_TRY(refit_gemm(*pruned.find_node(name), capture.x_.at(name), capture.y_.at(name), plan, out, report));
+    const Node& gemm = *pruned.find_node(name);
+    out.initializers[gemm.inputs[1]] = out.initializers.at(gemm.inputs[1]).clone();  // copies share buffers
+    CP_TRY(refit_gemm(gemm, capture.x_.at(name), capture.y_.at(name), plan, out, report));
   }
   return out;
 }

@@ -21,10 +21,8 @@ nlohmann::json network_request(const Experiment& exp, const std::map<std::string
                         {"config", it == states.end() || !it->second.config ? nlohmann::json()
                                                                             : nlohmann::json(*it->second.config)}};
   }
-  return {{"experiment", exp.name}, {"mode", "network"},
-          {"seed", seed_of(nlohmann::json{seed, repeat}.dump())},
-          {"repeat", repeat},       {"serve", true},
-          {"networks", networks}};
+  return {{"experiment", exp.name}, {"mode", "network"}, {"seed", seed_of(nlohmann::json{seed, repeat}.dump())},
+          {"repeat", repeat},       {"serve", true},     {"networks", networks}};
 }
 
 Result<AppCheck> check_application(const Experiment& exp, const AppSpec& app, ServedApplication& served,

@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "qos/error_stats.h"
 #include "eval/reshape.h"
+#include "qos/error_stats.h"
 
 namespace caliprox {
 
@@ -67,9 +67,9 @@ Status JointTuner::open_network(const std::string& name, PipelineReporter* repor
   CP_TRY(select_network(exp, name, "tune"));
   JointNetwork n;
   n.name = name;
-  CP_ASSIGN_OR_RETURN(n.ctx, open_pipeline({std::move(exp), setup_.backend, setup_.threads, setup_.jobs, setup_.dir,
-                                            "tune"},
-                                           reporter));
+  CP_ASSIGN_OR_RETURN(n.ctx,
+                      open_pipeline({std::move(exp), setup_.backend, setup_.threads, setup_.jobs, setup_.dir, "tune"},
+                                    reporter));
   PipelineContext& c = *n.ctx;
   CP_ASSIGN_OR_RETURN(n.exact_ms, median_batch_ms(c.main(), c.batch(), 15));
   const Dataset& data = c.main().dataset();
@@ -150,9 +150,8 @@ Result<JointEval> JointTuner::evaluate(const Candidate& c, int worker) {
   e.speedup = combine(speedups);
   if (guided()) {
     const BudgetSpace& b = *setup_.budgets;
-    CP_ASSIGN_OR_RETURN(e.point, b.point([&](const std::string& net) -> const nlohmann::json& {
-      return done.at(net).errors;
-    }));
+    CP_ASSIGN_OR_RETURN(e.point,
+                        b.point([&](const std::string& net) -> const nlohmann::json& { return done.at(net).errors; }));
     e.slack = b.slack(e.point);
     e.excess = b.excess(e.point);
     e.search_loss = -e.slack;

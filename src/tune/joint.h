@@ -51,10 +51,10 @@ struct JointSetup {
 struct JointNetwork {
   std::string name;
   std::unique_ptr<PipelineContext> ctx;
-  double exact_flops = 0;  // configured_flops of the exact network at the batch
-  size_t first = 0;     // its layers in the joint space: [first, first + ctx->ks.space.layers.size())
-  double exact_ms = 0;  // one batch, exact
-  SplitRange range;     // where candidates are measured
+  double exact_flops = 0;    // configured_flops of the exact network at the batch
+  size_t first = 0;          // its layers in the joint space: [first, first + ctx->ks.space.layers.size())
+  double exact_ms = 0;       // one batch, exact
+  SplitRange range;          // where candidates are measured
   std::vector<float> exact;  // the exact outputs there
   int64_t row = 0;
   std::optional<Tensor> labels;

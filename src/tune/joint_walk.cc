@@ -219,8 +219,8 @@ Result<AppCheck> check(JointTuner& t, RecordStore& records, ServedApplication& s
     r.data = {{"key", key}, {"run", run}};
     return records.append(r);
   };
-  return check_application(exp, app, served, states, seed, t.setup().dir + "/requests",
-                           fmt::format("check-{}", index), hooks);
+  return check_application(exp, app, served, states, seed, t.setup().dir + "/requests", fmt::format("check-{}", index),
+                           hooks);
 }
 
 }  // namespace
