@@ -226,6 +226,11 @@ Status run_tune_joint(const TuneSettings& s) {
                                       {"search", doc["search"]}}
                            .dump());
   else print_summary(t, counts, outcome, doc, path);
+  if (!outcome.chosen && outcome.finalists.empty())
+    return Status(Errc::goal_not_met,
+                  fmt::format("no finalist: the search discarded all {} candidates it evaluated ({}; {})",
+                              counts.distinct,
+                              t.guided() ? "outside the budgets' region by the margin" : "outside the QoS goal", path));
   if (!outcome.chosen)
     return Status(Errc::goal_not_met, fmt::format("the application passed none of the {} finalist(s) it checked ({})",
                                                   outcome.checks, path));
