@@ -104,13 +104,6 @@ std::map<std::string, KnobConfig> JointTuner::split(const KnobConfig& joint) con
   return parts;
 }
 
-KnobConfig JointTuner::join(const std::map<std::string, KnobConfig>& parts) const {
-  KnobConfig joint;
-  for (const auto& [network, config] : parts)
-    for (const auto& [node, knob] : config) joint[network + kSeparator + node] = knob;
-  return joint;
-}
-
 Result<JointTuner::Part> JointTuner::run_part(JointNetwork& n, const KnobConfig& config, int worker) {
   const std::string key = n.name + "\n" + nlohmann::json(config).dump();
   {

@@ -90,7 +90,6 @@ class JointTuner {
   // Network name -> its part of a joint configuration (exact networks
   // included, with an empty configuration).
   std::map<std::string, KnobConfig> split(const KnobConfig& joint) const;
-  KnobConfig join(const std::map<std::string, KnobConfig>& parts) const;
 
   // Runs each network's part on worker `worker` (parts seen before come
   // from a cache) and places the result.
