@@ -57,6 +57,18 @@ TEST_CASE("budget space: placement with a margin") {
   CHECK(n->place({0.2, 0.2}, 0.1) == Placement::uncertain);
 }
 
+TEST_CASE("budget space: a point with a non-finite coordinate is as severe as can be") {
+  auto s = BudgetSpace::from_json(budgets(), "b.json");
+  REQUIRE(s.ok());
+  // A diverged network: std::min and std::max would skip the NaN and place
+  // the point by its other coordinates alone.
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    CHECK(s->slack({0.1, bad}) == -std::numeric_limits<double>::infinity());
+    CHECK(s->excess({bad, 0.1}) == std::numeric_limits<double>::infinity());
+    CHECK(s->place({0.1, bad}, 0.05) == Placement::discarded);
+  }
+}
+
 TEST_CASE("budget space: measured errors land on the axes") {
   auto s = BudgetSpace::from_json(budgets(), "b.json");
   REQUIRE(s.ok());

@@ -44,7 +44,15 @@ nlohmann::json identity_of(JointTuner& t, const TuneSettings& s) {
                        {{"max_loss", exp.qos.goal.max_loss}, {"relative", exp.qos.goal.kind == GoalKind::relative}}}};
   if (t.guided()) j.update({{"budgets", fingerprint_of(file_text(*s.guide))}, {"margin", t.setup().margin}});
   for (const LayerChoices& l : t.space().layers) j["space"].push_back({l.node, l.knobs});
-  for (JointNetwork& n : t.networks()) j["models"][n.name] = fingerprint_of(file_text(n.ctx->exp.network.model_path));
+  for (JointNetwork& n : t.networks()) {
+    const Experiment& e = n.ctx->exp;
+    j["models"][n.name] = fingerprint_of(file_text(e.network.model_path));
+    j["data"][n.name] = {{"samples", e.dataset.samples_path},
+                         {"labels", e.dataset.labels_path.value_or("")},
+                         {"range", {n.range.begin, n.range.end}},
+                         {"batch", e.dataset.batch},
+                         {"metric", metric_name(e.qos.metric)}};
+  }
   return j;
 }
 

@@ -51,7 +51,8 @@ class Capture final : public NodeObserver {
  private:
   Status keep(std::map<std::string, Tensor>& into, const NodeEvent& e, const Tensor& chunk) {
     std::lock_guard lock(mu_);
-    if (chunk.shape().empty() || e.first_sample + e.samples > batch_ || chunk.dim(0) < e.samples)
+    if (chunk.shape().empty() || chunk.dim(0) < 1 || e.first_sample + e.samples > batch_ ||
+        chunk.dim(0) < e.samples)
       return runtime_error("prune repair: {}: a chunk of samples [{}, {}) outside the batch of {}", e.node,
                            e.first_sample, e.first_sample + e.samples, batch_);
     auto it = into.find(e.node);
@@ -61,7 +62,8 @@ class Capture final : public NodeObserver {
       it = into.emplace(e.node, Tensor(DType::f32, shape)).first;
     }
     const int64_t row = chunk.numel() / chunk.dim(0);
-    if (it->second.numel() / batch_ != row) return runtime_error("prune repair: {}: chunks of different shapes", e.node);
+    if (it->second.numel() / batch_ != row)
+      return runtime_error("prune repair: {}: chunks of different shapes", e.node);
     std::copy_n(chunk.data<float>(), e.samples * row, it->second.data<float>() + e.first_sample * row);
     return {};
   }
@@ -177,27 +179,38 @@ struct GemmFit {
 };
 
 // Weights [d, o] minimising the ridge objective over every row, or (holdout)
-// over the rows not held out.
+// over the rows not held out. In its dual form, W = W0 + X'(X X' + lambda
+// I)^-1 (T - X W0), the system is rows x rows: small, however many
+// features the Gemm keeps.
 std::optional<std::vector<double>> ridge_fit(const GemmFit& f, double lambda, bool holdout) {
-  std::vector<double> a(static_cast<size_t>(f.d * f.d), 0.0), b(static_cast<size_t>(f.d * f.o), 0.0);
-  for (int64_t r = 0; r < f.rows; ++r) {
-    if (holdout && r % 4 == 3) continue;
-    const double* xr = &f.x[static_cast<size_t>(r * f.d)];
-    for (int64_t i = 0; i < f.d; ++i) {
-      if (xr[i] == 0) continue;
-      for (int64_t j = 0; j <= i; ++j) a[static_cast<size_t>(i * f.d + j)] += xr[i] * xr[j];
-      for (int64_t c = 0; c < f.o; ++c)
-        b[static_cast<size_t>(i * f.o + c)] += xr[i] * f.t[static_cast<size_t>(r * f.o + c)];
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < f.rows; ++r)
+    if (!holdout || r % 4 != 3) rows.push_back(r);
+  const int64_t m = static_cast<int64_t>(rows.size());
+  auto x = [&](int64_t i, int64_t q) { return f.x[static_cast<size_t>(rows[static_cast<size_t>(i)] * f.d + q)]; };
+  std::vector<double> k(static_cast<size_t>(m * m), 0.0), e(static_cast<size_t>(m * f.o), 0.0);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j <= i; ++j) {
+      double dot = 0;
+      for (int64_t q = 0; q < f.d; ++q) dot += x(i, q) * x(j, q);
+      k[static_cast<size_t>(i * m + j)] = k[static_cast<size_t>(j * m + i)] = dot;
+    }
+    k[static_cast<size_t>(i * m + i)] += lambda;
+    for (int64_t c = 0; c < f.o; ++c) {
+      double pred = 0;
+      for (int64_t q = 0; q < f.d; ++q) pred += x(i, q) * f.w0[static_cast<size_t>(q * f.o + c)];
+      e[static_cast<size_t>(i * f.o + c)] = f.t[static_cast<size_t>(rows[static_cast<size_t>(i)] * f.o + c)] - pred;
     }
   }
-  for (int64_t i = 0; i < f.d; ++i) {
-    a[static_cast<size_t>(i * f.d + i)] += lambda;
-    for (int64_t j = i + 1; j < f.d; ++j) a[static_cast<size_t>(i * f.d + j)] = a[static_cast<size_t>(j * f.d + i)];
-    for (int64_t c = 0; c < f.o; ++c)
-      b[static_cast<size_t>(i * f.o + c)] += lambda * f.w0[static_cast<size_t>(i * f.o + c)];
-  }
-  if (!cholesky_solve(a, f.d, b, f.o)) return std::nullopt;
-  return b;
+  if (!cholesky_solve(k, m, e, f.o)) return std::nullopt;
+  std::vector<double> w = f.w0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t q = 0; q < f.d; ++q) {
+      const double xi = x(i, q);
+      if (xi == 0) continue;
+      for (int64_t c = 0; c < f.o; ++c) w[static_cast<size_t>(q * f.o + c)] += xi * e[static_cast<size_t>(i * f.o + c)];
+    }
+  return w;
 }
 
 // Mean squared error of X w against T on the held-out rows (or all).

@@ -97,8 +97,25 @@ double distance_to(const CalibrationRegion& region, const std::vector<double>& x
 
 }  // namespace
 
-double BudgetSpace::slack(const std::vector<double>& x) const { return distance_to(region_, x, Verdict::valid, 1); }
-double BudgetSpace::excess(const std::vector<double>& x) const { return distance_to(region_, x, Verdict::invalid, -1); }
+namespace {
+
+bool all_finite(const std::vector<double>& x) {
+  return std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); });
+}
+
+}  // namespace
+
+// A point with a NaN or infinite coordinate (a network whose outputs
+// diverged) is as severe as can be: outside every valid box, beyond every
+// invalid point.
+double BudgetSpace::slack(const std::vector<double>& x) const {
+  if (!all_finite(x)) return -std::numeric_limits<double>::infinity();
+  return distance_to(region_, x, Verdict::valid, 1);
+}
+double BudgetSpace::excess(const std::vector<double>& x) const {
+  if (!all_finite(x)) return std::numeric_limits<double>::infinity();
+  return distance_to(region_, x, Verdict::invalid, -1);
+}
 
 Placement BudgetSpace::place(const std::vector<double>& x, double margin) const {
   const double ex = excess(x);

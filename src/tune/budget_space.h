@@ -57,7 +57,10 @@ class BudgetSpace {
 
   double slack(const std::vector<double>& x) const;   // -inf when no point is valid
   double excess(const std::vector<double>& x) const;  // -inf when no point is invalid
-  // accepted: slack >= margin; discarded: excess >= margin; else uncertain.
+  // accepted: slack >= margin and excess < 0 (above no invalid point: a
+  // noisy application can leave one below a valid one); discarded: excess
+  // >= margin; else uncertain. A point with a non-finite coordinate has
+  // slack -inf and excess +inf.
   Placement place(const std::vector<double>& x, double margin) const;
 
  private:

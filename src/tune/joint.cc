@@ -15,6 +15,7 @@ namespace caliprox {
 namespace {
 
 constexpr char kSeparator = ':';  // joint node names: "<network>:<node>"
+constexpr double kWorst = 1e30;   // the search loss of a candidate as far from feasible as can be
 
 Status check_budgets(const Experiment& exp, const BudgetSpace& b) {
   if (b.experiment() != exp.name)
@@ -83,8 +84,9 @@ Status JointTuner::open_network(const std::string& name, PipelineReporter* repor
   const QosSpec& qos = c.exp.qos;
   n.max_loss = qos.goal.kind == GoalKind::absolute ? qos.goal.max_loss : qos.goal.max_loss * std::fabs(base.qos);
   if (!guided() && !(n.max_loss > 0))
-    return invalid_input("{}: the QoS goal of network '{}' allows no loss, so nothing can be tuned against it",
-                         c.exp.source_path, name);
+    return Status(Errc::goal_not_met,
+                  fmt::format("{}: the QoS goal of network '{}' allows no loss, so nothing can be tuned against it",
+                              c.exp.source_path, name));
   n.first = space_.layers.size();
   for (LayerChoices l : c.ks.space.layers) {
     l.node = name + kSeparator + l.node;
@@ -136,7 +138,8 @@ Result<JointEval> JointTuner::evaluate(const Candidate& c, int worker) {
   for (JointNetwork& n : networks_) {
     CP_ASSIGN_OR_RETURN(Part p, run_part(n, parts.at(n.name), worker));
     e.loss[n.name] = p.loss;
-    e.search_loss = std::max(e.search_loss, p.loss / n.max_loss - 1);
+    // A NaN loss (diverged outputs) is the worst there is, not one std::max skips.
+    e.search_loss = std::isnan(p.loss) ? kWorst : std::max(e.search_loss, p.loss / n.max_loss - 1);
     speedups[n.name] = p.speedup;
     done.emplace(n.name, std::move(p));
   }
@@ -149,6 +152,9 @@ Result<JointEval> JointTuner::evaluate(const Candidate& c, int worker) {
     e.excess = b.excess(e.point);
     e.search_loss = -e.slack;
   }
+  // Finite, so that records.jsonl keeps it (JSON has no infinity) and a
+  // re-run replays it; any value this large is infeasible.
+  if (!(e.search_loss < kWorst)) e.search_loss = kWorst;
   return e;
 }
 

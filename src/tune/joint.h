@@ -75,8 +75,9 @@ struct JointEval {
 class JointTuner {
  public:
   // invalid_input: budgets for another experiment, an axis naming a network
-  // the experiment lacks, budgets without a valid point, a QoS goal that
-  // allows no loss, a margin outside [0, 1), checks < 1.
+  // the experiment lacks, budgets without a valid point, a margin outside
+  // [0, 1), checks < 1, no application section; goal_not_met: unguided,
+  // a QoS goal that allows no loss.
   static Result<std::unique_ptr<JointTuner>> open(JointSetup setup, PipelineReporter* reporter);
 
   const JointSetup& setup() const { return setup_; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include <fmt/format.h>
@@ -18,19 +19,28 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 nlohmann::json eval_json(const JointEval& e) {
-  nlohmann::json j = {{"loss", e.loss}};
-  if (!e.point.empty()) j.update({{"point", e.point}, {"slack", e.slack}, {"excess", e.excess}});
+  nlohmann::json j = {{"loss", e.loss}};  // non-finite values are written as null
+  if (!e.point.empty()) j["point"] = e.point;
   return j;
 }
 
-JointEval eval_of(const EvalRecord& r) {
+// A number written by eval_json: null (a NaN or infinity) reads as NaN.
+double number_of(const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; }
+
+// A recorded evaluation; slack and excess are recomputed from the point
+// (the budgets are part of the records' fingerprint).
+JointEval eval_of(const JointTuner& t, const EvalRecord& r) {
   JointEval e;
   e.search_loss = r.qos_loss.value_or(NAN);
   e.speedup = r.speedup_predicted.value_or(1);
-  e.loss = r.data.value("loss", std::map<std::string, double>{});
-  e.point = r.data.value("point", std::vector<double>{});
-  e.slack = r.data.value("slack", 0.0);
-  e.excess = r.data.value("excess", 0.0);
+  const nlohmann::json loss = r.data.value("loss", nlohmann::json::object());  // kept: items() of a temporary dangles
+  const nlohmann::json point = r.data.value("point", nlohmann::json::array());
+  for (const auto& [network, v] : loss.items()) e.loss[network] = number_of(v);
+  for (const auto& v : point) e.point.push_back(number_of(v));
+  if (t.guided() && !e.point.empty()) {
+    e.slack = t.setup().budgets->slack(e.point);
+    e.excess = t.setup().budgets->excess(e.point);
+  }
   return e;
 }
 
@@ -90,7 +100,7 @@ Result<JointSearch> run_joint_search(JointTuner& t, RecordStore& records, const 
     if (!r || !r->qos_loss || !r->speedup_predicted) return std::nullopt;
     auto cand = space.from_config(r->knobs);
     if (!cand.ok()) return std::nullopt;
-    evals[it] = eval_of(*r);
+    evals[it] = eval_of(t, *r);
     return RecordedEvaluation{*cand, {*r->qos_loss, *r->speedup_predicted}};
   };
   hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double secs) -> Status {
@@ -166,12 +176,23 @@ std::vector<JointFinalist> pick(const JointTuner& t, const JointSearch& s, int64
   return out;
 }
 
-// Per network measured speedups (recorded: phase "speedup", by position
-// and configuration), combined.
-Status measure(JointTuner& t, RecordStore& records, size_t index, JointFinalist& f) {
+// The first record of `phase` whose data matches `match`, or null: speedups
+// and checks are found by what they are about, not by their position, so a
+// re-run whose finalists differ still replays each one it has.
+const EvalRecord* find_by(const RecordStore& records, std::string_view phase,
+                          const std::function<bool(const nlohmann::json&)>& match) {
+  for (const EvalRecord& r : records.records())
+    if (r.phase == phase && match(r.data)) return &r;
+  return nullptr;
+}
+
+// Per network measured speedups (recorded: phase "speedup", by
+// configuration), combined.
+Status measure(JointTuner& t, RecordStore& records, JointFinalist& f) {
   const std::string key = nlohmann::json(f.config).dump();
-  const EvalRecord* rec = records.find("speedup", static_cast<int64_t>(index));
-  if (rec && rec->data.value("key", "") == key) {
+  const EvalRecord* rec =
+      find_by(records, "speedup", [&](const nlohmann::json& d) { return d.value("key", "") == key; });
+  if (rec) {
     f.measured = rec->data.at("measured").get<std::map<std::string, double>>();
   } else {
     const auto t0 = Clock::now();
@@ -186,7 +207,7 @@ Status measure(JointTuner& t, RecordStore& records, size_t index, JointFinalist&
     }
     EvalRecord r;
     r.phase = "speedup";
-    r.iteration = static_cast<int64_t>(index);
+    r.iteration = records.next_iteration("speedup");
     r.knobs = f.config;
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     r.data = {{"key", key}, {"measured", f.measured}};
@@ -203,20 +224,21 @@ Result<AppCheck> check(JointTuner& t, RecordStore& records, ServedApplication& s
   std::map<std::string, ServedState> states;
   for (const auto& [network, config] : t.split(f.config)) states[network].config = config;
   const std::string key = nlohmann::json(f.config).dump();
-  auto iteration = [&](int repeat) { return static_cast<int64_t>(index) * app.repeats + repeat; };
   AppCheckHooks hooks;
   hooks.recorded = [&](int repeat) -> std::optional<nlohmann::json> {
-    const EvalRecord* r = records.find("check", iteration(repeat));
-    if (!r || r->data.value("key", "") != key) return std::nullopt;
+    const EvalRecord* r = find_by(records, "check", [&](const nlohmann::json& d) {
+      return d.value("key", "") == key && d.value("repeat", -1) == repeat;
+    });
+    if (!r) return std::nullopt;
     return r->data.at("run");
   };
   hooks.on_run = [&](int repeat, const nlohmann::json& run, double seconds) -> Status {
     EvalRecord r;
     r.phase = "check";
-    r.iteration = iteration(repeat);
+    r.iteration = records.next_iteration("check");
     r.knobs = f.config;
     r.seconds = seconds;
-    r.data = {{"key", key}, {"run", run}};
+    r.data = {{"key", key}, {"repeat", repeat}, {"run", run}};
     return records.append(r);
   };
   return check_application(exp, app, served, states, seed, t.setup().dir + "/requests", fmt::format("check-{}", index),
@@ -233,7 +255,7 @@ Result<JointOutcome> walk_finalists(JointTuner& t, const JointSearch& s, RecordS
   reporter.info(fmt::format("measuring the speedups of {} finalist(s)", out.finalists.size()));
   for (size_t i = 0; i < out.finalists.size(); ++i) {
     if (interrupt_requested()) return interrupted_status("tune", records.path(), records.records().size());
-    CP_TRY(measure(t, records, i, out.finalists[i]));
+    CP_TRY(measure(t, records, out.finalists[i]));
   }
   std::stable_sort(out.finalists.begin(), out.finalists.end(),
                    [](const JointFinalist& a, const JointFinalist& b) { return a.speedup > b.speedup; });
