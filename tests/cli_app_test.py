@@ -474,6 +474,10 @@ def rowfollow_example_end_to_end():
                          os.path.join(tmp, "bad")), 2, "no --network")
         expect_error(run("tune", exp, "--joint", "--goal", "1 percent", "-o", os.path.join(tmp, "bad")), 2,
                      "--goal '1 percent'")
+        expect_error(run("tune", exp, "--network", "heading", "--checks", "2", "-o", os.path.join(tmp, "bad")), 2,
+                     "--checks goes with --guide or --joint")
+        expect_error(run("tune", exp, "--joint", "--qos-mode", "p1", "-o", os.path.join(tmp, "bad")), 2,
+                     "--qos-mode")
         # Unguided: the networks' QoS goal, the application checks the finalists (one here).
         p = run("tune", exp, "--joint", "--iterations", "8", "--checks", "1", "-o", os.path.join(tmp, "joint"),
                 "--json", timeout=900)

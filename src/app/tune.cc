@@ -95,6 +95,7 @@ Result<Experiment> tune_experiment(const TuneSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(settings.experiment_path));
   CP_TRY(select_network(exp, settings.common.network, "tune"));
   if (settings.goal) CP_TRY(apply_goal_override(exp, *settings.goal));
+  if (settings.checks) return invalid_input("--checks goes with --guide or --joint (the application checks)");
   CP_TRY(apply_tune_overrides(exp.tune, {settings.iterations, settings.time_s, settings.strategy, settings.qos_mode,
                                          settings.seed}));
   const TuneSpec& spec = exp.tune;

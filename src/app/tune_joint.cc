@@ -6,6 +6,7 @@
 // every evaluation and application run, and a re-run resumes from it.
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -136,6 +137,9 @@ void print_summary(JointTuner& t, const PlacementCounts& n, const JointOutcome& 
 Status run_tune_joint(const TuneSettings& s) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(s.experiment_path));
   if (s.common.network) return invalid_input("--guide and --joint tune every network together: no --network");
+  if (s.qos_mode) return invalid_input("--qos-mode: --guide and --joint run every candidate (no predictor)");
+  if (s.export_hpvm)
+    return invalid_input("--export-hpvm writes one network's frontier; --guide and --joint write joint.json");
   CP_TRY(apply_tune_overrides(exp.tune, {s.iterations, s.time_s, s.strategy, std::nullopt, s.seed}));
   if (s.goal) CP_TRY(apply_goal_override(exp, *s.goal));
   JointSetup setup;
@@ -224,6 +228,9 @@ Status run_tune_joint(const TuneSettings& s) {
                      {"metrics", mean_metrics(*f.check)}};
     for (const auto& [network, config] : t.split(f.config))
       CP_TRY(write_json_file(t.setup().dir + "/" + network + ".json", {{"knobs", config}}));
+  } else {               // no pick: no configuration files of an earlier run's pick either
+    std::error_code ec;  // absent is fine
+    for (JointNetwork& n : t.networks()) std::filesystem::remove(t.setup().dir + "/" + n.name + ".json", ec);
   }
   const std::string path = t.setup().dir + "/joint.json";
   CP_TRY(write_json_file(path, doc));
