@@ -16,6 +16,7 @@
 #include "app/tune_reporter.h"
 #include "eval/reshape.h"
 #include "tune/joint_walk.h"
+#include "tune/tune_pipeline.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
 
@@ -31,7 +32,7 @@ std::string file_text(const std::string& path) {
 }
 
 // What identifies the job: a change here starts records.jsonl afresh.
-nlohmann::json identity_of(JointTuner& t, const TuneSettings& s) {
+Result<nlohmann::json> identity_of(JointTuner& t, const TuneSettings& s) {
   const Experiment& exp = t.setup().experiment;
   const AppSpec& app = *exp.application;
   nlohmann::json j = {{"job", t.guided() ? "tune-guided" : "tune-joint"},
@@ -47,7 +48,9 @@ nlohmann::json identity_of(JointTuner& t, const TuneSettings& s) {
   for (const LayerChoices& l : t.space().layers) j["space"].push_back({l.node, l.knobs});
   for (JointNetwork& n : t.networks()) {
     const Experiment& e = n.ctx->exp;
-    j["models"][n.name] = fingerprint_of(file_text(e.network.model_path));
+    // The model's bytes, backend, threads and batch, as tune and profile identify it.
+    CP_ASSIGN_OR_RETURN(std::string model, network_fingerprint(e, n.ctx->backend, n.ctx->threads, e.dataset.batch));
+    j["models"][n.name] = model;
     j["data"][n.name] = {{"samples", e.dataset.samples_path},
                          {"labels", e.dataset.labels_path.value_or("")},
                          {"range", {n.range.begin, n.range.end}},
@@ -158,7 +161,7 @@ Status run_tune_joint(const TuneSettings& s) {
   TuneReporter reporter(progress_enabled() && !s.common.quiet);
   CP_ASSIGN_OR_RETURN(auto tuner, JointTuner::open(std::move(setup), &reporter));
   JointTuner& t = *tuner;
-  const nlohmann::json identity = identity_of(t, s);
+  CP_ASSIGN_OR_RETURN(const nlohmann::json identity, identity_of(t, s));
   CP_ASSIGN_OR_RETURN(RecordStore records, RecordStore::open(t.setup().dir + "/records.jsonl",
                                                              fingerprint_of(identity.dump()), identity.dump()));
   for (const auto& w : records.warnings()) log_warn("{}", w);
@@ -179,10 +182,7 @@ Status run_tune_joint(const TuneSettings& s) {
                                 : "their measured errors lie beyond what the budget found valid",
                exact.slack, t.setup().margin);
   }
-  SearchBudget budget;
-  if (spec.iterations > 0) budget.max_evaluations = spec.iterations;
-  if (spec.time_limit_s > 0) budget.max_seconds = spec.time_limit_s;
-  CP_ASSIGN_OR_RETURN(JointSearch search, run_joint_search(t, records, budget, reporter));
+  CP_ASSIGN_OR_RETURN(JointSearch search, run_joint_search(t, records, tune_budget(spec), reporter));
   const PlacementCounts counts = count_placements(t, search);
   log_info("search: {} evaluations ({} replayed) in {:.1f} s; {} distinct: {} accepted, {} discarded, {} uncertain",
            search.outcome.results.size(), search.outcome.replayed, search.seconds, counts.distinct, counts.accepted,

@@ -81,8 +81,7 @@ Status JointTuner::open_network(const std::string& name, PipelineReporter* repor
   n.row = base.samples > 0 ? static_cast<int64_t>(n.exact.size()) / base.samples : 0;
   n.labels = data.label_batch(n.range.begin, n.range.end);
   n.exact_errors = output_errors(n.exact, n.exact, n.row, n.labels ? &*n.labels : nullptr);
-  const QosSpec& qos = c.exp.qos;
-  n.max_loss = qos.goal.kind == GoalKind::absolute ? qos.goal.max_loss : qos.goal.max_loss * std::fabs(base.qos);
+  n.max_loss = absolute_max_loss(c.exp.qos, base.qos);
   if (!guided() && !(n.max_loss > 0))
     return Status(Errc::goal_not_met,
                   fmt::format("{}: the QoS goal of network '{}' allows no loss, so nothing can be tuned against it",

@@ -15,18 +15,17 @@ namespace caliprox {
 
 namespace {
 
-// The goal as an absolute loss in the metric's unit.
-double absolute_max_loss(const QosSpec& qos, double baseline) {
-  if (qos.goal.kind == GoalKind::absolute) return qos.goal.max_loss;
-  return qos.goal.max_loss * std::fabs(baseline);
-}
-
 PipelineReporter& silent_reporter() {
   static PipelineReporter none;
   return none;
 }
 
 }  // namespace
+
+double absolute_max_loss(const QosSpec& qos, double baseline) {
+  if (qos.goal.kind == GoalKind::absolute) return qos.goal.max_loss;
+  return qos.goal.max_loss * std::fabs(baseline);
+}
 
 Result<std::unique_ptr<PipelineContext>> open_pipeline(PipelineSetup setup, PipelineReporter* reporter) {
   auto c = std::make_unique<PipelineContext>();

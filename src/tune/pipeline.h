@@ -119,6 +119,10 @@ Status run_phase(PipelineContext& c, PipelinePhase phase, size_t count, const Wo
 Result<SplitResult> empirical(PipelineContext& c, int worker, const KnobConfig& config, SplitRange range,
                               std::vector<float>* outputs = nullptr);
 
+// The goal of `qos` as an absolute loss in the metric's unit, for an exact
+// network whose QoS is `baseline` (a relative goal scales with it).
+double absolute_max_loss(const QosSpec& qos, double baseline);
+
 // The exact network on the tune split, the test split and the predictor
 // range (keeping its outputs in c.base when `keep_predictor_outputs`), and
 // the goal as an absolute loss; fills c.base.

@@ -32,6 +32,9 @@ ParetoDocument exact_frontier(const PipelineContext& c, const std::string& finge
 // measured, checked against `network_fingerprint`) or the nominal FLOPs one.
 Result<CostModel> tune_cost_model(const PipelineContext& c, const std::string& network_fingerprint);
 
+// The search budget of tune.iterations and tune.time_limit (0: none).
+SearchBudget tune_budget(const TuneSpec& spec);
+
 struct SearchPhase {
   SearchOutcome outcome;
   std::string summary;  // the strategy's one line for the logs

@@ -39,14 +39,14 @@ Result<double> p1_metric(PipelineContext& c, const OutputDeltaPredictor& p1, con
   return acc.value();
 }
 
+}  // namespace
+
 SearchBudget tune_budget(const TuneSpec& spec) {
   SearchBudget budget;
   if (spec.iterations > 0) budget.max_evaluations = spec.iterations;
   if (spec.time_limit_s > 0) budget.max_seconds = spec.time_limit_s;
   return budget;
 }
-
-}  // namespace
 
 Result<SearchPhase> run_search_phase(PipelineContext& c, const CostModel& cost, const SingleRuns& singles) {
   const TuneSpec& spec = c.exp.tune;
