@@ -8,15 +8,17 @@ BUILD_PKGS=(
   build-essential meson ninja-build cmake pkg-config
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libfmt-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libdnnl-dev ocl-icd-opencl-dev opencl-headers zlib1g-dev doctest-dev
+  libdnnl-dev ocl-icd-opencl-dev opencl-headers libclblast-dev zlib1g-dev doctest-dev
 )
 DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # The tests run the Python client of `caliprox serve` (clients/python), which
 # needs numpy, with Debian's /usr/bin/python3; the export test runs the
 # exported networks in ONNX Runtime from Node (onnxruntime-node, installed by
 # scripts/run-tests.sh with `npm ci` in bench/).
-TEST_PKGS=(python3-numpy nodejs npm)
-# (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers.)
+# PoCL: an OpenCL device on the CPU, so the OpenCL backend is tested everywhere.
+TEST_PKGS=(python3-numpy nodejs npm pocl-opencl-icd)
+# (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers; the OpenCL
+# backend builds on them and CLBlast.)
 # The benchmark drives ONNX Runtime from Node; the model trainers need torch
 # (models/train.py also onnx), the fine-tune hooks torch and numpy only.
 EXTRA_PKGS=()

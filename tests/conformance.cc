@@ -247,8 +247,12 @@ BackendResult run_data_set(const Graph& graph, Backend& backend, const fs::path&
   return r;
 }
 
+// A backend that cannot be created here (the OpenCL backend without a
+// device) skips every case, with its reason.
+using BackendList = std::vector<Result<std::unique_ptr<Backend>>>;
+
 std::vector<BackendResult> run_case(const Case& c, const std::vector<std::string>& backend_list,
-                                    std::vector<std::unique_ptr<Backend>>& backends) {
+                                    BackendList& backends) {
   std::vector<BackendResult> results;
   auto all = [&](Outcome o, const std::string& why) {
     for (const auto& b : backend_list) results.push_back({b, o, why});
@@ -264,10 +268,16 @@ std::vector<BackendResult> run_case(const Case& c, const std::vector<std::string
     if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
   std::sort(sets.begin(), sets.end());
   if (sets.empty()) return all(Outcome::fail, "no test_data_set_* folder");
-  for (auto& backend : backends) {
-    BackendResult overall{std::string(backend->name()), Outcome::pass, {}, true};
+  for (size_t b = 0; b < backends.size(); ++b) {
+    if (!backends[b].ok()) {
+      results.push_back(
+          {backend_list[b], Outcome::skip, fmt::format("backend unavailable: {}", backends[b].status().message())});
+      continue;
+    }
+    Backend& backend = **backends[b];
+    BackendResult overall{std::string(backend.name()), Outcome::pass, {}, true};
     for (const auto& set : sets) {
-      BackendResult r = run_data_set(*graph, *backend, set);
+      BackendResult r = run_data_set(*graph, backend, set);
       overall.native = overall.native && r.native;
       overall.split = overall.split || r.split;
       if (r.outcome == Outcome::pass) continue;
@@ -376,8 +386,8 @@ std::vector<BackendResult> finish_child(const Running& r, int status, const Sett
 void run_all(const std::vector<Case>& cases, const Settings& s, const std::function<void(size_t)>& on_done,
              std::vector<std::vector<BackendResult>>& results) {
   auto make_backends = [&] {
-    std::vector<std::unique_ptr<Backend>> list;
-    for (const auto& name : s.backends) list.push_back(std::move(create_backend(name, {}).value()));
+    BackendList list;
+    for (const auto& name : s.backends) list.push_back(create_backend(name, {}));
     return list;
   };
   if (!s.fork_cases) {

@@ -56,7 +56,11 @@ TEST_CASE("bundled models match PyTorch logits on every backend") {
       CAPTURE(file);
       CAPTURE(backend_name);
       auto backend = create_backend(backend_name, {2});
-      REQUIRE(backend.ok());
+      if (!backend.ok() && backend.status().code() == Errc::unreachable) {
+        MESSAGE("skipped on " << backend_name << ": " << backend.status().message());
+        continue;
+      }
+      REQUIRE_MESSAGE(backend.ok(), backend.status().message());
       auto session = Session::create(*graph, **backend, {{"input", x.shape()}});
       REQUIRE_MESSAGE(session.ok(), session.status().message());
       REQUIRE((*session)->run(std::span<const Tensor>(&x, 1)).ok());

@@ -40,6 +40,7 @@ nlohmann::json application_json(const AppSpec& a) {
 // One network of the experiment (exp.network) against the dataset, on every target.
 struct NetworkCheck {
   nlohmann::json json;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> devices;  // by target, device backends
   std::string text;
   int64_t samples = 0;
   std::map<std::string, SplitRange> splits;
@@ -57,8 +58,10 @@ Result<NetworkCheck> check_network(const Experiment& exp, const CheckSettings& s
   // Building a session infers every shape in the graph for this input: it
   // catches mismatches deep inside the network, not only at its input.
   for (const TargetSpec& t : exp.targets) {
-    CP_ASSIGN_OR_RETURN(auto backend, make_backend(settings.common.backend.value_or(t.backend),
-                                                   settings.common.threads.value_or(t.threads)));
+    auto made = make_backend(settings.common.backend.value_or(t.backend), settings.common.threads.value_or(t.threads),
+                             device_selector(t));
+    if (!made.ok()) return made.status().with_context(fmt::format("{}: target '{}'", exp.source_path, t.name));
+    std::unique_ptr<Backend> backend = std::move(made).value();
     auto session = Session::create(graph, *backend, {{io.input->name, x.shape()}});
     if (!session.ok())
       return session.status().with_context(fmt::format("{}: {}.model {} with samples of shape {}", exp.source_path,
@@ -98,6 +101,10 @@ Result<NetworkCheck> check_network(const Experiment& exp, const CheckSettings& s
                        exp.networks.size() > 1 ? exp.network.name : "network", exp.network.model_path,
                        graph.nodes.size(), graph.opset, io.input->name, shape_str(x.shape()), io.output,
                        shape_str(out.shape));
+  for (const TargetSpec& t : exp.targets) {
+    auto b = make_backend(settings.common.backend.value_or(t.backend), 1, device_selector(t));
+    if (b.ok() && !(*b)->device_facts().empty()) c.devices[t.name] = (*b)->device_facts();
+  }
   c.samples = data.size();
   c.splits = data.splits;
   return c;
@@ -123,6 +130,14 @@ Status run_check(const CheckSettings& settings) {
     if (checks.size() == 1)
       for (const char* key : {"model", "nodes", "input", "output"}) doc[key] = first.json[key];
     if (exp.application) doc["application"] = application_json(*exp.application);
+    for (const auto& t : exp.targets) {
+      nlohmann::json tj{{"name", t.name},
+                        {"backend", settings.common.backend.value_or(t.backend)},
+                        {"threads", t.threads}};
+      if (auto d = first.devices.find(t.name); d != first.devices.end())
+        for (const auto& [k, v] : d->second) tj["device"][k] = v;
+      doc["targets"].push_back(tj);
+    }
     fmt::print("{}\n", doc.dump());
   } else {
     fmt::print("{}: ok\n", exp.source_path);
@@ -132,6 +147,11 @@ Status run_check(const CheckSettings& settings) {
     fmt::print("\n  targets ");
     for (const auto& t : exp.targets) fmt::print(" {} ({}, {} threads)", t.name, t.backend, t.threads);
     fmt::print("\n");
+    for (const auto& [target, facts] : first.devices) {
+      fmt::print("  device   {}:", target);
+      for (const auto& [k, v] : facts) fmt::print("\n    {:<14} {}", k, v);
+      fmt::print("\n");
+    }
     if (const auto& a = exp.application)
       fmt::print("  application  {} (timeout {} s, {} repeat(s)); goal: {}\n", fmt::join(a->command, " "),
                  a->timeout_s, a->repeats, goal_text(a->goal));

@@ -21,6 +21,13 @@ Result<std::unique_ptr<Backend>> catalogue_backend(const CommonSettings& common)
   return make_backend(common.backend.value_or(fallback), common.threads.value_or(1));
 }
 
+// The accelerator of a device backend (null for the CPU backends).
+nlohmann::json device_json(const Backend& backend) {
+  nlohmann::json j;
+  for (const auto& [k, v] : backend.device_facts()) j[k] = v;
+  return j;
+}
+
 nlohmann::json knob_json(const Knob& k, const Backend& backend) {
   nlohmann::json j = {{"name", k.name},
                       {"hpvm_id", k.hpvm_id > 0 ? nlohmann::json(k.hpvm_id) : nlohmann::json(nullptr)},
@@ -48,6 +55,7 @@ Status print_catalogue(const KnobsSettings& settings) {
     fmt::print("{}\n", nlohmann::json{{"cpu", cpu},
                                       {"backend", backend->name()},
                                       {"support", knob_support_json(*backend)},
+                                      {"device", device_json(*backend)},
                                       {"knobs", all}}
                            .dump());
     return {};
@@ -67,6 +75,7 @@ Status print_catalogue(const KnobsSettings& settings) {
     const KnobSupport s = backend->knob_support(kind);
     fmt::print("  {:<12} {:<9} {}\n", knob_kind_name(kind), knob_run_name(s.run), s.how);
   }
+  for (const auto& [k, v] : backend->device_facts()) fmt::print("  device {:<14} {}\n", k, v);
   fmt::print("emulated knobs change accuracy as the knob defines but run at fp32 speed: `caliprox tune` leaves them "
              "out (the -fp16 variants count as fp16).\n");
   return {};

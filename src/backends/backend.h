@@ -3,11 +3,13 @@
 // dtype) they support; the executor falls back per node to the reference").
 // A backend prepares one kernel per node once, at session creation; running
 // a kernel must not allocate or build primitives.
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ir/graph.h"
@@ -100,8 +102,40 @@ struct KnobSupport {
   std::string how;
 };
 
+// Memory of an accelerator (OpenCL): what the executor needs to keep values
+// on the device between the nodes its backend runs and to move them where a
+// node runs on the host. A device backend's kernels read their non-constant
+// inputs from and write their outputs to device tensors (Tensor::on_device());
+// constant inputs (weights) stay host tensors, copied to the device at
+// prepare time. Transfers are the executor's (it plans and counts them).
+class DeviceMemory {
+ public:
+  virtual ~DeviceMemory() = default;
+  // A device tensor of its own buffer (Errc::runtime with the device's error
+  // when the device cannot allocate it).
+  virtual Result<Tensor> allocate(DType dtype, const Shape& shape) = 0;
+  // host -> device and device -> host, both of the same type; the download
+  // waits for the device, so the host tensor is ready on return.
+  virtual Status upload(const Tensor& host, Tensor& device) = 0;
+  virtual Status download(const Tensor& device, Tensor& host) = 0;
+  // Waits until everything queued so far has finished (per-node timings).
+  virtual Status synchronize() = 0;
+};
+
+// Which device a device backend uses (experiment targets: `platform`,
+// `device`): an index, or a case-insensitive part of the name; empty: the
+// first platform with a device, its first device.
+struct DeviceSelector {
+  std::string platform;
+  std::string device;
+  // Bytes of device memory the backend may use (0: the device's own
+  // limits); a node needing more runs on the host.
+  uint64_t memory_limit = 0;
+};
+
 struct BackendOptions {
   int threads = 1;
+  DeviceSelector device{};
 };
 
 class Backend {
@@ -121,6 +155,11 @@ class Backend {
   virtual KnobSupport knob_support(KnobKind /*kind*/) const {
     return {KnobRun::unavailable, "this backend has no knob kernels"};
   }
+  // Non-null for a backend whose kernels compute in device memory.
+  virtual DeviceMemory* device_memory() { return nullptr; }
+  // The device a device backend runs on, as `caliprox check` and `knobs`
+  // report it (name, driver, half precision, memory); empty for the CPU backends.
+  virtual std::vector<std::pair<std::string, std::string>> device_facts() const { return {}; }
 };
 
 // A knob's support: its kind's, except that the half variants of perforation
@@ -140,6 +179,11 @@ Result<std::unique_ptr<Backend>> create_backend(std::string_view name, const Bac
 std::unique_ptr<Backend> make_reference_backend(const BackendOptions& options);
 #ifdef CALIPROX_HAVE_ONEDNN
 std::unique_ptr<Backend> make_onednn_backend(const BackendOptions& options);
+#endif
+#ifdef CALIPROX_HAVE_OPENCL
+// Errc::unreachable when no OpenCL platform or device matches the selector
+// (naming what was found), Errc::invalid_input for a malformed selector.
+Result<std::unique_ptr<Backend>> make_opencl_backend(const BackendOptions& options);
 #endif
 
 }  // namespace caliprox

@@ -7,13 +7,21 @@ namespace caliprox {
 namespace {
 struct BackendEntry {
   std::string_view name;
-  std::unique_ptr<Backend> (*make)(const BackendOptions&);
+  Result<std::unique_ptr<Backend>> (*make)(const BackendOptions&);
 };
 
+template <std::unique_ptr<Backend> (*Make)(const BackendOptions&)>
+Result<std::unique_ptr<Backend>> infallible(const BackendOptions& options) {
+  return Make(options);
+}
+
 constexpr BackendEntry kBackends[] = {
-    {"reference", make_reference_backend},
+    {"reference", infallible<make_reference_backend>},
 #ifdef CALIPROX_HAVE_ONEDNN
-    {"onednn", make_onednn_backend},
+    {"onednn", infallible<make_onednn_backend>},
+#endif
+#ifdef CALIPROX_HAVE_OPENCL
+    {"opencl", make_opencl_backend},
 #endif
 };
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "backends/layout.h"
+#include "engine/device_steps.h"
 #include "engine/plain_session.h"
 #include "util/log.h"
 
@@ -101,6 +102,8 @@ Result<Kernel*> PlainSession::knob_kernel(Step& step, const Knob& knob) {
   }
   if (!kernel.ok()) return kernel.status().with_context(fmt::format("knob '{}'", knob.name));
   std::unique_ptr<Kernel> k = std::move(kernel).value();
+  if (step.on_device && chosen != backend_)
+    k = run_on_host_for_device(std::move(k), *device_, step.input_types, step.constants, step.output_types, transfers_);
   if (nhwc && ctx.layout == Layout::nchw)
     k = std::make_unique<NchwAdapter>(std::move(k), step.input_types, step.constants, step.output_types);
   auto& slot = step.knob_kernels[&knob];

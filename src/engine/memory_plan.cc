@@ -50,45 +50,51 @@ class SlotPlanner {
 
 }  // namespace
 
-void PlainSession::plan_memory(const std::map<std::string, TensorType>& types,
-                               const std::set<std::string>& graph_outputs) {
+Status PlainSession::plan_memory(const std::map<std::string, TensorType>& types,
+                                 const std::set<std::string>& graph_outputs) {
   std::map<std::string, size_t> last_reader;
   for (size_t i = 0; i < steps_.size(); ++i)
     for (const auto& in : steps_[i].inputs)
       if (!in.empty()) last_reader[in] = i;
-  const ResidualFacts facts{
-      graph_outputs,
-      [&](const std::string& v) {
-        auto it = values_.find(v);
-        return it != values_.end() && it->second.where == ValueSlot::Where::arena;
-      },
-      last_reader, [&](const std::string& v) { return types.at(v); }};
-  SlotPlanner planner;
+  const ResidualFacts facts{graph_outputs,
+                            [&](const std::string& v) {
+                              auto it = values_.find(v);
+                              return it != values_.end() && (it->second.where == ValueSlot::Where::arena ||
+                                                             it->second.where == ValueSlot::Where::device);
+                            },
+                            last_reader, [&](const std::string& v) { return types.at(v); }};
+  SlotPlanner planner, device_planner;
   for (size_t i = 0; i < steps_.size(); ++i) {
     Step& step = steps_[i];
-    std::optional<size_t> lent;
+    std::optional<ValueSlot> lent;
     if (residual_shares_output(step.node, step.inputs, i, facts)) {
-      lent = values_.at(step.inputs[3]).index;
+      lent = values_.at(step.inputs[3]);
       step.residual_lent = true;
     }
     for (const auto& out : step.outputs) {
       if (out.empty()) continue;
       const TensorType& t = types.at(out);
+      const size_t bytes = shape_numel(t.shape) * dtype_size(t.dtype);
       if (lent && out == step.outputs[0]) {
-        values_[out] = {ValueSlot::Where::arena, *lent, t};
+        values_[out] = {lent->where, lent->index, t};
+      } else if (device_values_.count(out)) {
+        values_[out] = {ValueSlot::Where::device, device_planner.acquire(bytes), t};
       } else if (graph_outputs.count(out)) {
         values_[out] = {ValueSlot::Where::owned_output, owned_outputs_.size(), t};
         owned_outputs_.emplace_back(t.dtype, t.shape);
       } else {
-        values_[out] = {ValueSlot::Where::arena, planner.acquire(shape_numel(t.shape) * dtype_size(t.dtype)), t};
+        values_[out] = {ValueSlot::Where::arena, planner.acquire(bytes), t};
       }
     }
     // Free values whose last reader is this step (and outputs nobody reads).
     auto release_if_dead = [&](const std::string& name) {
       auto v = values_.find(name);
-      if (v == values_.end() || v->second.where != ValueSlot::Where::arena) return;
+      if (v == values_.end()) return;
+      SlotPlanner* owner = v->second.where == ValueSlot::Where::arena    ? &planner
+                           : v->second.where == ValueSlot::Where::device ? &device_planner
+                                                                         : nullptr;
       auto lr = last_reader.find(name);
-      if (lr == last_reader.end() || lr->second <= i) planner.release(v->second.index);
+      if (owner && (lr == last_reader.end() || lr->second <= i)) owner->release(v->second.index);
     };
     std::set<std::string> seen;
     if (lent) seen.insert(step.inputs[3]);  // its slot now holds the output
@@ -98,6 +104,11 @@ void PlainSession::plan_memory(const std::map<std::string, TensorType>& types,
       if (!out.empty() && !last_reader.count(out)) release_if_dead(out);
   }
   for (size_t bytes : planner.sizes()) arena_.emplace_back(DType::u8, Shape{static_cast<int64_t>(bytes)});
+  for (size_t bytes : device_planner.sizes()) {
+    CP_ASSIGN_OR_RETURN(Tensor buffer, device_->allocate(DType::u8, Shape{static_cast<int64_t>(bytes)}));
+    device_arena_.push_back(std::move(buffer));
+  }
+  return {};
 }
 
 void PlainSession::resolve_io() {
@@ -110,10 +121,13 @@ void PlainSession::resolve_io() {
       case ValueSlot::Where::graph_input: graph_input = static_cast<int>(v.index); return nullptr;
       case ValueSlot::Where::owned_output: return &owned_outputs_[v.index];
       case ValueSlot::Where::arena:
+      case ValueSlot::Where::device:
       case ValueSlot::Where::constant: break;
     }
     auto [it, inserted] = value_views_.try_emplace(name);
-    if (inserted) it->second = Tensor::view(v.type.dtype, v.type.shape, arena_[v.index].raw());
+    if (inserted && v.where == ValueSlot::Where::device)
+      it->second = Tensor::device(v.type.dtype, v.type.shape, device_arena_[v.index].raw());
+    else if (inserted) it->second = Tensor::view(v.type.dtype, v.type.shape, arena_[v.index].raw());
     return &it->second;
   };
   for (const Step& step : steps_) {

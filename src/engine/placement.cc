@@ -4,10 +4,13 @@
 // steps of their own, shared by every consumer of the converted value.
 // Then the knob sites: the executed 2-D convolutions.
 #include <algorithm>
+#include <optional>
 
 #include "backends/layout.h"
+#include "engine/device_steps.h"
 #include "engine/plain_session.h"
 #include "ir/op_registry.h"
+#include "util/log.h"
 
 namespace caliprox {
 
@@ -68,6 +71,38 @@ class LayoutPlan {
   std::map<std::string, std::string> converted_;  // "<value>#<layout>" -> name of the converted value
 };
 
+// Prepares `node` on the device backend and adds its step, reading its
+// non-constant inputs and writing its outputs on the device; false when the
+// backend declines the node (Errc::unsupported, e.g. a buffer larger than the
+// device allows): it then runs on the host, as the log says.
+Result<bool> place_on_device(Node& node, NodeContext& ctx, Backend& backend, LayoutPlan& layouts,
+                             DeviceResidency& residency, std::vector<Step>& steps) {
+  ctx.layout = Layout::nchw;
+  auto kernel = backend.prepare(ctx);
+  if (!kernel.ok()) {
+    if (kernel.status().code() != Errc::unsupported) return kernel.status();
+    log_info("{} runs on the host: {}", node.describe(), kernel.status().message());
+    return false;
+  }
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (!node.inputs[i].empty() && !ctx.constants[i])
+      node.inputs[i] = residency.for_device_reader(layouts.in_layout(node.inputs[i], Layout::nchw));
+  for (auto& out : node.outputs)
+    if (!out.empty()) out = residency.device_output(out);
+  Step step;
+  step.node = std::move(node);
+  step.inputs = step.node.inputs;
+  step.outputs = step.node.outputs;
+  step.kernel = std::move(kernel).value();
+  step.backend = std::string(backend.name());
+  step.input_types = ctx.input_types;
+  step.constants = ctx.constants;
+  step.output_types = ctx.output_types;
+  step.on_device = true;
+  steps.push_back(std::move(step));
+  return true;
+}
+
 std::string fused_summary(const Node& node) {
   std::vector<std::string> parts;
   if (node.attr_int(kAttrResidual, 0) == 1) parts.push_back("Add");
@@ -106,6 +141,8 @@ Status PlainSession::place_nodes(std::vector<Node> to_run, std::map<std::string,
       last_node_reader, [&](const std::string& v) { return layouts.type_of(v); }};
 
   steps_.reserve(to_run.size() * 2);
+  std::optional<DeviceResidency> residency;
+  if (device_) residency.emplace(*device_, types, steps_, transfers_);
   for (size_t node_index = 0; node_index < to_run.size(); ++node_index) {
     Node& node = to_run[node_index];
     NodeContext ctx{node, {}, {}, {}, threads};
@@ -121,6 +158,14 @@ Status PlainSession::place_nodes(std::vector<Node> to_run, std::map<std::string,
 
     Backend* reference = reference_.get();
     Backend* chosen = backend_->supports(ctx) ? backend_ : reference;
+    if (residency && chosen == backend_) {
+      CP_ASSIGN_OR_RETURN(const bool placed, place_on_device(node, ctx, *backend_, layouts, *residency, steps_));
+      if (placed) continue;
+      chosen = reference;
+    }
+    if (residency)
+      for (size_t i = 0; i < node.inputs.size(); ++i)
+        if (!node.inputs[i].empty() && !ctx.constants[i]) residency->for_host_reader(node.inputs[i]);
     // Channels-last where the backend computes in it; element-wise ops follow
     // their first activation input; graph outputs are always NCHW.
     Layout layout = Layout::nchw;
@@ -165,6 +210,9 @@ Status PlainSession::place_nodes(std::vector<Node> to_run, std::map<std::string,
     step.layout = layout;
     steps_.push_back(std::move(step));
   }
+  if (residency)
+    for (const auto& out : graph_outputs) residency->for_host_reader(out);
+  if (residency) device_values_ = residency->device_values();
   return {};
 }
 
@@ -174,7 +222,7 @@ void PlainSession::find_knob_sites() {
     Step& st = steps_[i];
     st.configured = st.active = st.kernel.get();
     st.active_backend = &st.backend;
-    if (st.kind == StepKind::layout_conversion) continue;
+    if (st.kind != StepKind::node) continue;
     step_of_node_[st.node.name] = i;
     if (st.node.op_type != "Conv" || st.input_types.size() < 2 || st.input_types[0].shape.size() != 4) continue;
     auto g = conv_geometry(st.node, st.input_types[0].shape, st.input_types[1].shape);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstring>
+#include "engine/device_steps.h"
 
 #include "ir/passes.h"
 #include "util/log.h"
@@ -16,6 +17,7 @@ Result<std::unique_ptr<PlainSession>> PlainSession::build(FoldedGraph folded, Ba
   PlainSession& s = *session;
   s.collect_timings_ = options.collect_timings;
   s.backend_ = &backend;
+  s.device_ = backend.device_memory();
   s.reference_ = make_reference_backend({});
   s.threads_ = options.threads;
   s.calibrated_ranges_ = options.input_ranges;
@@ -42,7 +44,7 @@ Result<std::unique_ptr<PlainSession>> PlainSession::build(FoldedGraph folded, Ba
   }
   CP_TRY(s.place_nodes(std::move(folded.nodes), types, graph_outputs, options.threads));
   s.find_knob_sites();
-  s.plan_memory(types, graph_outputs);
+  CP_TRY(s.plan_memory(types, graph_outputs));
   s.resolve_io();
   s.plan_run();
   log_debug("session: {} kernels, {} constants, arena of {} slots", s.steps_.size(), s.constants_.size(),
@@ -60,7 +62,7 @@ void PlainSession::observers_changed() {
   for (Step& step : steps_) {
     step.observe_inputs.clear();
     step.observe_outputs.clear();
-    if (step.kind == StepKind::layout_conversion) continue;
+    if (step.kind != StepKind::node) continue;
     for (NodeObserver* o : observers_) {
       const ObserveWhat what = o->wants(step.node.name, step.node.op_type);
       if (what.inputs) step.observe_inputs.push_back(o);
@@ -76,6 +78,7 @@ Status PlainSession::notify(size_t k, bool before) {
   const int64_t batch = input_types_.empty() || input_types_[0].shape.empty() ? 0 : input_types_[0].shape[0];
   const NodeEvent event{step.node.name, step.node.op_type, step.layout, first_sample_,
                         samples_ < 0 ? batch : samples_};
+  if (step.on_device) return notify_device(k, before, event);
   for (NodeObserver* o : before ? step.observe_inputs : step.observe_outputs) {
     Status st = before ? o->before(event, io_[k].in) : o->after(event, io_[k].out);
     if (!st.ok()) return st.with_context(fmt::format("observer {} {}", before ? "before" : "after", step.node.describe()));
@@ -83,9 +86,29 @@ Status PlainSession::notify(size_t k, bool before) {
   return {};
 }
 
+// A device node's observers see host copies of its tensors; what they leave
+// in the outputs goes back to the device.
+Status PlainSession::notify_device(size_t k, bool before, const NodeEvent& event) {
+  Step& step = steps_[k];
+  if (!step.observed_copies) step.observed_copies = std::make_shared<ObservedDeviceTensors>();
+  ObservedDeviceTensors& copies = *step.observed_copies;
+  const auto context = [&] { return fmt::format("observer {} {}", before ? "before" : "after", step.node.describe()); };
+  if (before) {
+    CP_ASSIGN_OR_RETURN(auto in, copies.inputs(*device_, io_[k].in, transfers_));
+    for (NodeObserver* o : step.observe_inputs)
+      if (Status st = o->before(event, in); !st.ok()) return st.with_context(context());
+    return {};
+  }
+  CP_ASSIGN_OR_RETURN(auto out, copies.outputs(*device_, io_[k].out, transfers_));
+  for (NodeObserver* o : step.observe_outputs)
+    if (Status st = o->after(event, out); !st.ok()) return st.with_context(context());
+  return copies.upload_outputs(*device_, io_[k].out, transfers_);
+}
+
 Status PlainSession::execute(std::span<const Tensor> inputs) {
   for (size_t i = 0; i < inputs.size(); ++i) run_inputs_[i] = inputs[i];
   if (collect_timings_) timings_.clear();
+  transfers_ = {};
   for (size_t k = 0; k < steps_.size(); ++k) {
     StepIo& sio = io_[k];
     for (size_t j = 0; j < sio.in.size(); ++j)
@@ -97,6 +120,8 @@ Status PlainSession::execute(std::span<const Tensor> inputs) {
     if (sio.copy_residual) std::memcpy(step.residual_copy.raw(), sio.in[3]->raw(), sio.in[3]->nbytes());
     Status st = sio.quantize_to ? step.active->quantize_input(*sio.in[0], *sio.quantize_to) : Status{};
     if (st.ok()) st = step.active->run(sio.in_now, sio.out_now);
+    if (st.ok() && collect_timings_ && device_ && (step.on_device || step.kind == StepKind::transfer))
+      st = device_->synchronize();  // the node's own time, not the queue's
     if (!st.ok()) return st.with_context(step.node.describe());
     if (collect_timings_) {
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -105,6 +130,8 @@ Status PlainSession::execute(std::span<const Tensor> inputs) {
     }
     if (any_observed_ && !step.observe_outputs.empty()) CP_TRY(notify(k, false));
   }
+  // Nothing queued on a device may still read the caller's inputs.
+  if (device_) CP_TRY(device_->synchronize());
   collect_outputs();
   return {};
 }

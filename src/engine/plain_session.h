@@ -37,8 +37,9 @@ Result<FoldedGraph> fold_graph(const Graph& graph, const std::map<std::string, S
 
 // Where a value lives at run time.
 struct ValueSlot {
-  enum class Where { constant, graph_input, arena, owned_output } where = Where::arena;
-  size_t index = 0;  // graph input index, arena slot or output index
+  // device: a slot of the device arena (a value named "<value>@dev").
+  enum class Where { constant, graph_input, arena, owned_output, device } where = Where::arena;
+  size_t index = 0;  // graph input index, arena or device arena slot, or output index
   TensorType type;
 };
 
@@ -48,9 +49,11 @@ struct PreparedKernel {
   std::string backend;
 };
 
-// What a step is: a node of the graph, or a layout conversion the executor
-// inserted (backend "engine").
-enum class StepKind { node, layout_conversion };
+class ObservedDeviceTensors;
+
+// What a step is: a node of the graph, or a layout conversion or a transfer
+// between host and device the executor inserted (backend "engine").
+enum class StepKind { node, layout_conversion, transfer };
 
 struct Step {
   StepKind kind = StepKind::node;
@@ -84,6 +87,9 @@ struct Step {
   // Observers (Session::add_observer) that want this step's inputs / outputs.
   std::vector<NodeObserver*> observe_inputs, observe_outputs;
   bool observed() const { return !observe_inputs.empty() || !observe_outputs.empty(); }
+  // A node of a device backend: its non-constant inputs and outputs are device tensors.
+  bool on_device = false;
+  std::shared_ptr<ObservedDeviceTensors> observed_copies;  // host copies for observers
 };
 
 // Per step: resolved pointers into constants / arena / outputs; graph inputs
@@ -145,7 +151,7 @@ class PlainSession final : public Session {
                      const std::set<std::string>& graph_outputs, int threads);
   void find_knob_sites();
   // memory_plan.cc
-  void plan_memory(const std::map<std::string, TensorType>& types, const std::set<std::string>& graph_outputs);
+  Status plan_memory(const std::map<std::string, TensorType>& types, const std::set<std::string>& graph_outputs);
   void resolve_io();
   // knob_kernels.cc
   NodeContext knob_context(const Step& step, const Knob& knob) const;
@@ -157,6 +163,7 @@ class PlainSession final : public Session {
   void plan_codes_edges();
   // plain_session.cc
   Status notify(size_t k, bool before);
+  Status notify_device(size_t k, bool before, const NodeEvent& event);
   void collect_outputs();
 
   std::map<std::string, Tensor> constants_;
@@ -166,6 +173,10 @@ class PlainSession final : public Session {
   std::vector<Tensor> arena_;          // one owned buffer per slot
   std::vector<Tensor> owned_outputs_;  // graph outputs computed by nodes
   std::map<std::string, Tensor> value_views_;
+  // Device backends (engine/device_steps.h).
+  DeviceMemory* device_ = nullptr;       // the backend's, or null
+  std::set<std::string> device_values_;  // values in the device arena
+  std::vector<Tensor> device_arena_;     // one device buffer per slot
   std::vector<Tensor> run_inputs_;     // copies of the caller's tensor headers (views)
   bool collect_timings_ = false;
   bool any_observed_ = false;

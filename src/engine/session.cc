@@ -75,7 +75,8 @@ Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& ba
                                                  const std::map<std::string, Shape>& input_shapes,
                                                  SessionOptions options) {
   CP_ASSIGN_OR_RETURN(FoldedGraph folded, fold_graph(graph, input_shapes, options));
-  if (options.batch_split && batch_split_enabled()) {
+  // A device backend runs the whole batch on its one queue.
+  if (options.batch_split && batch_split_enabled() && backend.device_memory() == nullptr) {
     CP_ASSIGN_OR_RETURN(std::unique_ptr<SplitSession> split,
                         SplitSession::try_create(graph, backend, input_shapes, options, folded));
     if (split) return std::unique_ptr<Session>(std::move(split));

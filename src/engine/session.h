@@ -68,6 +68,14 @@ struct NodeTiming {
   double ms = 0;
 };
 
+// Host <-> device traffic of the last run (device backends, engine/
+// device_steps.h): the executor's transfer steps, host kernels run for
+// device nodes, and observed device nodes.
+struct TransferStats {
+  int64_t uploads = 0, downloads = 0;
+  int64_t bytes_up = 0, bytes_down = 0;
+};
+
 class RangeTracker;
 
 // A session has two shapes behind one interface (session.cc decides which):
@@ -98,6 +106,8 @@ class Session {
   // batch ran split over several threads, the threads' time in the node
   // summed over all chunks and divided by the number of threads.
   const std::vector<NodeTiming>& timings() const { return timings_; }
+  // Transfers between host and device in the last run (zeros on CPU backends).
+  const TransferStats& transfers() const { return transfers_; }
 
   // Switches the per-node knobs: nodes named in `config` run their knob, all
   // others exact. Kernels are prepared once per (node, knob) and cached
@@ -160,6 +170,7 @@ class Session {
   std::vector<TensorType> output_types_;
   std::vector<Tensor> outputs_;  // what output(i) returns
   std::vector<NodeTiming> timings_;
+  TransferStats transfers_;
   std::vector<KnobSite> sites_;
   KnobConfig config_;
   std::vector<NodeObserver*> observers_;

@@ -23,7 +23,9 @@ Result<std::unique_ptr<Evaluator>> Evaluator::create(const Experiment& exp, cons
   CP_ASSIGN_OR_RETURN(ev->data_, load_dataset(exp.dataset));
   if (ev->data_.size() == 0) return invalid_input("{}: the dataset has no samples", exp.dataset.samples_path);
   CP_TRY(check_input_fits(*ev->io_.input, ev->data_.sample_batch(0, 1).shape(), exp.dataset.samples_path));
-  CP_ASSIGN_OR_RETURN(ev->backend_, make_backend(backend, threads));
+  CP_ASSIGN_OR_RETURN(ev->backend_,
+                      make_backend(backend, threads,
+                                   exp.targets.empty() ? DeviceSelector{} : device_selector(exp.targets.front())));
   ev->threads_ = threads;
   ev->collect_timings_ = collect_timings;
   ev->notice_ = std::move(notice);

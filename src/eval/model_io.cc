@@ -7,9 +7,13 @@
 
 namespace caliprox {
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int threads) {
+Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int threads, const DeviceSelector& device) {
   if (threads < 1) return invalid_input("--threads must be at least 1 (got {})", threads);
-  return create_backend(name, BackendOptions{threads});
+  return create_backend(name, BackendOptions{threads, device});
+}
+
+DeviceSelector device_selector(const TargetSpec& target) {
+  return {target.platform, target.device, static_cast<uint64_t>(target.device_memory_mib) << 20};
 }
 
 Result<ModelIo> model_io(const Graph& graph, const NetworkSpec& spec, const std::string& experiment_path) {

@@ -12,7 +12,11 @@
 namespace caliprox {
 
 // invalid_input for threads < 1 (named as --threads, the option that sets it).
-Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int threads);
+// `device` picks the accelerator of a device backend (opencl); Errc::unreachable
+// when it has none (exit 4).
+Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int threads, const DeviceSelector& device = {});
+// The device a target names (targets[].platform / device / device_memory_mib).
+DeviceSelector device_selector(const TargetSpec& target);
 
 // The graph input fed with dataset samples and the output read by QoS.
 struct ModelIo {

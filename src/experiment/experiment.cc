@@ -251,6 +251,15 @@ void ExperimentReader::read_targets(const json& j, const KeyPath& at, std::vecto
     }
     target.backend = t.value("backend", std::string("onednn"));
     target.threads = t.value("threads", 1);
+    const auto selector = [&](const char* key) {
+      if (!t.contains(key)) return std::string();
+      const json& v = t.at(key);
+      return v.is_string() ? v.get<std::string>() : std::to_string(integer(v, here.key(key)));
+    };
+    target.platform = selector("platform");
+    target.device = selector("device");
+    if (t.contains("device_memory_mib"))
+      target.device_memory_mib = integer(t.at("device_memory_mib"), here.key("device_memory_mib"));
     if (t.contains("batch_sizes")) {
       const json& sizes = t.at("batch_sizes");
       for (size_t b = 0; b < sizes.size(); ++b) {

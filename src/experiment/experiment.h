@@ -42,6 +42,10 @@ struct NetworkSpec {
 struct TargetSpec {
   std::string name;
   std::string backend = "onednn";
+  // backend opencl: platform and device (an index or part of a name; empty:
+  // the first), and the largest device buffer in MiB (0: the device's own).
+  std::string platform, device;
+  int64_t device_memory_mib = 0;
   int threads = 1;
   std::vector<int64_t> batch_sizes;  // for profiling; empty = dataset batch
 };

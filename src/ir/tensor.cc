@@ -101,6 +101,13 @@ Tensor Tensor::view(DType dtype, Shape shape, void* data) {
   return t;
 }
 
+Tensor Tensor::device(DType dtype, Shape shape, void* handle, std::shared_ptr<void> owner) {
+  Tensor t = view(dtype, std::move(shape), handle);
+  t.owner_ = std::move(owner);
+  t.on_device_ = true;
+  return t;
+}
+
 Tensor Tensor::copy_of(DType dtype, Shape shape, const void* bytes) {
   Tensor t(dtype, std::move(shape));
   if (t.nbytes()) std::memcpy(t.data_, bytes, t.nbytes());
@@ -114,9 +121,19 @@ Tensor Tensor::reshaped(Shape shape) const {
   return t;
 }
 
-Tensor Tensor::clone() const { return copy_of(dtype_, shape_, data_); }
+Tensor Tensor::clone() const {
+  if (on_device_) {
+    fmt::print(stderr, "internal error: a device tensor of {} was cloned as host memory\n", dtype_name(dtype_));
+    std::abort();
+  }
+  return copy_of(dtype_, shape_, data_);
+}
 
 void Tensor::check_type(DType t) const {
+  if (on_device_) {
+    fmt::print(stderr, "internal error: a device tensor of {} was read as host memory\n", dtype_name(dtype_));
+    std::abort();
+  }
   if (t != dtype_) {
     fmt::print(stderr, "internal error: tensor of {} accessed as {}\n", dtype_name(dtype_), dtype_name(t));
     std::abort();

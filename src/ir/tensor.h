@@ -1,7 +1,10 @@
 #pragma once
-// Host tensors: a dtype, a shape and a pointer into memory that is either owned
+// Tensors: a dtype, a shape and a pointer into memory that is either owned
 // (shared between copies: constants are shared by the graph and every session)
 // or borrowed from a session's arena (the memory plan hands out views).
+// A device tensor (on_device()) holds a handle to an accelerator's buffer
+// instead (backends/backend.h DeviceMemory): only its backend's kernels and
+// transfers may touch it; data<T>() on it is an internal error.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -71,8 +74,12 @@ class Tensor {
   static Tensor view(DType dtype, Shape shape, void* data);
   // Owned copy of `bytes` (must be numel * dtype_size bytes).
   static Tensor copy_of(DType dtype, Shape shape, const void* bytes);
+  // A device tensor: `handle` is the device's buffer, kept alive by `owner`
+  // (null for a view of a buffer someone else owns).
+  static Tensor device(DType dtype, Shape shape, void* handle, std::shared_ptr<void> owner = nullptr);
 
   bool empty() const { return dtype_ == DType::undefined; }
+  bool on_device() const { return on_device_; }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
   TensorType type() const { return {dtype_, shape_}; }
@@ -105,6 +112,7 @@ class Tensor {
   Shape shape_;
   std::shared_ptr<void> owner_;
   void* data_ = nullptr;
+  bool on_device_ = false;
 };
 
 // IEEE half <-> float, round to nearest even (used for f16 data and emulation).
