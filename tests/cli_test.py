@@ -213,6 +213,43 @@ def check_missing_data_file():
         expect_error(run("check", exp), 2, "dataset.labels", "no-such-labels.gz")
 
 
+def opencl_built():
+    p = run("knobs", "--backend", "opencl", "--json")
+    if "unknown backend" in p.stderr:
+        raise SkipTest("this build has no OpenCL backend")
+    return p
+
+
+@test
+def opencl_target_reports_its_device_or_exits_4():
+    p = opencl_built()
+    if p.returncode == 4:
+        raise SkipTest("no OpenCL device here: " + p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    device = json.loads(p.stdout)["device"]
+    assert device["device"] and device["driver"] and device["fp16"] in ("cl_khr_fp16", "none"), device
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = experiment(tmp, **{"backend: onednn": "backend: opencl"})
+        p = run("check", exp, "--json")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["targets"][0]["device"]["device"] == device["device"], p.stdout
+        p = run("check", exp)
+        assert p.returncode == 0 and "device   host:" in p.stdout and device["device"] in p.stdout, p.stdout
+        out = os.path.join(tmp, "run")
+        p = run("eval", exp, "-o", out, "--json")
+        assert p.returncode == 0, p.stderr
+        summary = json.loads(p.stdout)
+        assert summary["metrics"]["top1"] > 80, p.stdout
+        # LeNet's Flatten is a device copy: only the batch goes up and the logits down.
+        assert summary["transfers_per_batch"]["uploads"] == 1, p.stdout
+        assert summary["transfers_per_batch"]["downloads"] == 1, p.stdout
+        for key, value in (("platform", "no-such-platform"), ("device", "42")):
+            bad = experiment(tmp, **{"backend: onednn": f"backend: opencl\n    {key}: {value}"})
+            expect_error(run("check", bad), 4, "target 'host'", "OpenCL", "found:")
+            expect_error(run("eval", bad, "-o", os.path.join(tmp, "bad")), 4, "OpenCL")
+            assert_nothing_written(os.path.join(tmp, "bad"))
+
+
 @test
 def check_and_eval_dataset_that_does_not_fit():
     with tempfile.TemporaryDirectory() as tmp:

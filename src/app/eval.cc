@@ -82,6 +82,13 @@ Status run_eval(const EvalSettings& settings) {
       {"configuration", nlohmann::json(evaluator->configuration())},
   };
   if (tuned) result["finetune"] = finetune_json(*tuned, exp);
+  if (backend->device_memory() != nullptr) {  // host <-> device moves of one full batch
+    const TransferStats& t = session->transfers();
+    result["transfers_per_batch"] = {{"uploads", t.uploads},
+                                     {"downloads", t.downloads},
+                                     {"bytes_up", t.bytes_up},
+                                     {"bytes_down", t.bytes_down}};
+  }
   const std::string dir = run_directory(settings.common, exp, true);
   const std::string path = (std::filesystem::path(dir) / "eval.json").string();
   CP_TRY(write_json_file(path, result));
