@@ -15,8 +15,9 @@ DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # needs numpy, with Debian's /usr/bin/python3; the export test runs the
 # exported networks in ONNX Runtime from Node (onnxruntime-node, installed by
 # scripts/run-tests.sh with `npm ci` in bench/).
-# PoCL: an OpenCL device on the CPU, so the OpenCL backend is tested everywhere.
-TEST_PKGS=(python3-numpy nodejs npm pocl-opencl-icd)
+# PoCL: an OpenCL device on the CPU, so the OpenCL backend is tested everywhere;
+# openssh-server: the deploy tests start an sshd of their own on 127.0.0.1.
+TEST_PKGS=(python3-numpy nodejs npm pocl-opencl-icd openssh-server)
 # (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers; the OpenCL
 # backend builds on them and CLBlast.)
 # The benchmark drives ONNX Runtime from Node; the model trainers need torch

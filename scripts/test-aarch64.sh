@@ -40,4 +40,18 @@ ninja -C "$BUILD" -j "$JOBS"
 export QEMU_CPU=${QEMU_CPU:-neoverse-n1}
 echo "test-aarch64: running the tests under qemu-aarch64 (QEMU_CPU=$QEMU_CPU)" >&2
 
-exec bash scripts/run-tests.sh "$BUILD"
+status=0
+bash scripts/run-tests.sh "$BUILD" || status=$?
+
+# caliprox deploy to an aarch64 target: the native binary pushes this build
+# over ssh (an sshd of the test's own on 127.0.0.1) and runs it under
+# qemu-aarch64 through the target's command prefix.
+native=${NATIVE_BUILD:-build}/src/cli/caliprox
+if [[ -x "$native" ]]; then
+  echo "== caliprox deploy to an aarch64 target (qemu-aarch64 as the command prefix)" >&2
+  CALIPROX_CLI_TEST_ONLY=aarch64 python3 tests/cli_deploy_test.py "$native" "$root_dir" \
+    "$root_dir/$BUILD/src/cli/caliprox" "$sysroot_dir/root" || status=1
+else
+  echo "test-aarch64: no native build at $native: the aarch64 deploy case was not run" >&2
+fi
+exit $status

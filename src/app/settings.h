@@ -133,6 +133,13 @@ struct ExportSettings {
   bool finetune = false;            // --finetune: train the reshaped network with the experiment's hook first
 };
 
+struct DeploySettings {
+  CommonSettings common;  // -o: where the artifacts land (default runs/<experiment>/<target>/)
+  std::string experiment_path;
+  std::string target;                // --target: a target with a transport
+  std::vector<std::string> command;  // after --: the subcommand and its arguments
+};
+
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
@@ -147,5 +154,6 @@ Status run_inject(const InjectSettings& settings);
 Status run_serve(const ServeSettings& settings);
 Status run_adapt_sim(const AdaptSimSettings& settings);
 Status run_export(const ExportSettings& settings);
+Status run_deploy(const DeploySettings& settings);
 
 }  // namespace caliprox

@@ -232,6 +232,17 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   add_common(serve_cmd, serve.common);
 
+  DeploySettings deploy;
+  auto* deploy_cmd = app.add_subcommand(
+      "deploy", "Run a subcommand on a remote target (ssh, adb or a local folder) and bring its artifacts home");
+  deploy_cmd->add_option("experiment", deploy.experiment_path, "Experiment YAML file")->required();
+  deploy_cmd->add_option("--target", deploy.target, "The experiment's target to run on")->required();
+  deploy_cmd->add_option("command", deploy.command, "After --: check, knobs, eval, profile or tune, and its arguments");
+  deploy_cmd->add_option("-o,--out", deploy.common.out_dir,
+                         "Where the artifacts land (default runs/<experiment>/<target>/)");
+  deploy_cmd->add_flag("-q,--quiet", deploy.common.quiet, "Only errors on stderr");
+  deploy_cmd->add_flag("-v,--verbose", deploy.common.verbose, "Also debug details");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -284,6 +295,9 @@ int main(int argc, char** argv) {
     } else if (*inject_cmd) {
       set_log_level(log_level_of(inject.common));
       st = run_inject(inject);
+    } else if (*deploy_cmd) {
+      set_log_level(log_level_of(deploy.common));
+      st = run_deploy(deploy);
     } else if (*calibrate_cmd) {
       set_log_level(log_level_of(calibrate.common));
       st = run_calibrate(calibrate);

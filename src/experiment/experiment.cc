@@ -260,6 +260,7 @@ void ExperimentReader::read_targets(const json& j, const KeyPath& at, std::vecto
     target.device = selector("device");
     if (t.contains("device_memory_mib"))
       target.device_memory_mib = integer(t.at("device_memory_mib"), here.key("device_memory_mib"));
+    read_remote(t, here, target.remote);
     if (t.contains("batch_sizes")) {
       const json& sizes = t.at("batch_sizes");
       for (size_t b = 0; b < sizes.size(); ++b) {
@@ -268,6 +269,32 @@ void ExperimentReader::read_targets(const json& j, const KeyPath& at, std::vecto
     }
     out.push_back(std::move(target));
   }
+}
+
+// A remote device (`caliprox deploy`); the schema checked the keys' types.
+void ExperimentReader::read_remote(const json& t, const KeyPath& at, TargetSpec::Remote& out) {
+  const auto text = [&](const char* key) { return t.contains(key) ? t.at(key).get<std::string>() : std::string(); };
+  const auto texts = [&](const char* key) {
+    return t.contains(key) ? t.at(key).get<std::vector<std::string>>() : std::vector<std::string>{};
+  };
+  out.transport = text("transport");
+  out.host = text("host");
+  if (t.contains("port")) out.port = static_cast<int>(integer(t.at("port"), at.key("port")));
+  if (t.contains("identity")) out.identity = existing_file(t.at("identity"), at.key("identity"));
+  out.ssh_options = texts("ssh_options");
+  out.serial = text("serial");
+  out.workdir = text("workdir");
+  if (t.contains("abi")) out.abi = text("abi");
+  out.cpus = text("cpus");
+  out.prefix = texts("prefix");
+  if (t.contains("binary")) out.binary = existing_file(t.at("binary"), at.key("binary"));
+  for (size_t i = 0; t.contains("libraries") && i < t.at("libraries").size(); ++i)
+    out.libraries.push_back(existing_file(t.at("libraries")[i], at.key("libraries").index(i)));
+  if (out.transport == "ssh" && out.host.empty()) problem(at.key("host"), "transport ssh needs host ([user@]name)");
+  if (!out.transport.empty() && out.workdir.empty())
+    problem(at.key("workdir"), fmt::format("transport {} needs workdir (the remote working folder)", out.transport));
+  if (!out.workdir.empty() && out.workdir.front() != '/')
+    problem(at.key("workdir"), fmt::format("expected an absolute remote path, found '{}'", out.workdir));
 }
 
 void ExperimentReader::read_knobs(const json& j, const KeyPath& at, KnobSpaceSpec& out) {

@@ -47,6 +47,21 @@ struct TargetSpec {
   std::string platform, device;
   int64_t device_memory_mib = 0;
   int threads = 1;
+  // A remote device for `caliprox deploy` (transport empty: the host itself).
+  struct Remote {
+    std::string transport;  // ssh, adb or local
+    std::string host;       // ssh: [user@]host
+    int port = 0;           // ssh: 0 = ssh's default
+    std::string identity;   // ssh: private key file (resolved)
+    std::vector<std::string> ssh_options;
+    std::string serial;                  // adb: the device's serial (empty: the only device)
+    std::string workdir;                 // the remote working folder
+    std::string abi = "x86_64";          // x86_64 or arm64-v8a
+    std::string cpus;                    // taskset -c list ("4-7"), empty: any
+    std::vector<std::string> prefix;     // command prefix (e.g. qemu-aarch64 -L SYSROOT)
+    std::string binary;                  // caliprox for the ABI (resolved; empty: this one)
+    std::vector<std::string> libraries;  // files pushed beside it (LD_LIBRARY_PATH)
+  } remote;
   std::vector<int64_t> batch_sizes;  // for profiling; empty = dataset batch
 };
 

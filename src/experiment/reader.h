@@ -47,6 +47,7 @@ class ExperimentReader {
   // What the QoS metric needs from each network's labels.
   void check_labels(const Experiment& e, const KeyPath& at);
   void read_targets(const json& j, const KeyPath& at, std::vector<TargetSpec>& out);
+  void read_remote(const json& t, const KeyPath& at, TargetSpec::Remote& out);
   void read_knobs(const json& j, const KeyPath& at, KnobSpaceSpec& out);
   void read_tune(const json& j, const KeyPath& at, TuneSpec& out);
   void read_application(const json& j, const KeyPath& at, AppSpec& out);

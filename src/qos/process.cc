@@ -40,10 +40,10 @@ Status make_pipe(Fd& read_end, Fd& write_end) {
 }
 
 // The child's side of the fork: only async-signal-safe calls from here on.
-[[noreturn]] void exec_child(const char* cwd, char* const* argv, char* const* envp, int out_fd, int err_fd,
+[[noreturn]] void exec_child(const char* cwd, char* const* argv, char* const* envp, int in_fd, int out_fd, int err_fd,
                              int status_fd) {
   ::setpgid(0, 0);
-  const int null_fd = ::open("/dev/null", O_RDONLY);
+  const int null_fd = in_fd >= 0 ? in_fd : ::open("/dev/null", O_RDONLY);
   if (null_fd >= 0) ::dup2(null_fd, 0);
   ::dup2(out_fd, 1);
   ::dup2(err_fd, 2);
@@ -99,14 +99,24 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  Fd out_r, out_w, err_r, err_w, st_r, st_w;
+  Fd out_r, out_w, err_r, err_w, st_r, st_w, in_file, out_file;
   CP_TRY(make_pipe(out_r, out_w));
   CP_TRY(make_pipe(err_r, err_w));
   CP_TRY(make_pipe(st_r, st_w));
+  if (!spec.stdin_path.empty() && (in_file.fd = ::open(spec.stdin_path.c_str(), O_RDONLY | O_CLOEXEC)) < 0)
+    return runtime_error("cannot read '{}': {}", spec.stdin_path, std::strerror(errno));
+  if (!spec.stdout_path.empty() &&
+      (out_file.fd = ::open(spec.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+    return runtime_error("cannot write '{}': {}", spec.stdout_path, std::strerror(errno));
   const auto t0 = Clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) return runtime_error("fork: {}", std::strerror(errno));
-  if (pid == 0) exec_child(spec.cwd.c_str(), argv.data(), envp.data(), out_w.fd, err_w.fd, st_w.fd);
+  if (pid == 0)
+    exec_child(spec.cwd.c_str(), argv.data(), envp.data(), in_file.fd, out_file.fd >= 0 ? out_file.fd : out_w.fd,
+               err_w.fd, st_w.fd);
+  in_file.reset();
+  out_file.reset();
+  if (!spec.stdout_path.empty()) out_r.reset();  // nothing comes through the pipe
   ::setpgid(pid, pid);  // also here: no race with a kill before the child ran setpgid
   out_w.reset();
   err_w.reset();
@@ -160,6 +170,9 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
         (i == 0 ? out_r : err_r).reset();
         continue;
       }
+      const std::string_view chunk(buf.data(), static_cast<size_t>(got));
+      if (i == 0 && spec.on_stdout) spec.on_stdout(chunk);
+      if (i == 1 && spec.on_stderr) spec.on_stderr(chunk);
       if (i == 0) {
         r.out.append(buf.data(), static_cast<size_t>(got));
         if (r.out.size() > spec.max_stdout) {

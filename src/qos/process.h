@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -25,6 +26,13 @@ struct ProcessSpec {
   // Polled while the program runs: true kills its process group (an
   // interrupted caliprox, whose Ctrl-C the child's own group does not get).
   std::function<bool()> stop;
+  // Redirections (deploy's transports): stdin from a file instead of
+  // /dev/null; stdout into a file (created or truncated) instead of `out`.
+  std::string stdin_path;
+  std::string stdout_path;
+  // Each chunk of output as it arrives (a remote run's progress), besides
+  // what the result keeps.
+  std::function<void(std::string_view)> on_stdout, on_stderr;
 };
 
 struct ProcessResult {
