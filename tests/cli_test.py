@@ -243,6 +243,15 @@ def opencl_target_reports_its_device_or_exits_4():
         # LeNet's Flatten is a device copy: only the batch goes up and the logits down.
         assert summary["transfers_per_batch"]["uploads"] == 1, p.stdout
         assert summary["transfers_per_batch"]["downloads"] == 1, p.stdout
+        # No OpenCL driver at all (the ICD loader finds no vendor), and a kernel build that fails.
+        def run_env(extra, *args):
+            return subprocess.run([CALIPROX, *args], capture_output=True, text=True, env=dict(ENV, **extra))
+        expect_error(run_env({"OCL_ICD_VENDORS": os.path.join(tmp, "none")}, "check", exp), 4,
+                     "no platform with a device was found")
+        broken = run_env({"CALIPROX_OPENCL_OPTIONS": "-Dactivate=(", "CALIPROX_CACHE_DIR": os.path.join(tmp, "cache")},
+                         "eval", exp, "-o", os.path.join(tmp, "broken"))
+        assert broken.returncode == 1 and "build log:" in broken.stderr and "-Dactivate=(" in broken.stderr, broken.stderr
+        assert_nothing_written(os.path.join(tmp, "broken"))
         for key, value in (("platform", "no-such-platform"), ("device", "42")):
             bad = experiment(tmp, **{"backend: onednn": f"backend: opencl\n    {key}: {value}"})
             expect_error(run("check", bad), 4, "target 'host'", "OpenCL", "found:")

@@ -85,7 +85,13 @@ fs::path cache_dir() {
   return {};
 }
 
-constexpr const char* kBuildOptions = "-cl-std=CL1.2";
+// OpenCL C compiler options: CL 1.2, and CALIPROX_OPENCL_OPTIONS appended
+// (e.g. -cl-fast-relaxed-math; part of the cache key).
+std::string build_options() {
+  std::string o = "-cl-std=CL1.2";
+  if (const char* extra = std::getenv("CALIPROX_OPENCL_OPTIONS"); extra && *extra) o += std::string(" ") + extra;
+  return o;
+}
 
 }  // namespace
 
@@ -216,8 +222,9 @@ Status Runtime::build_program() {
   if (program_) return {};
   const auto t0 = std::chrono::steady_clock::now();
   const std::string source = kernel_source();
+  const std::string options = build_options();
   const uint64_t key = fnv1a(source, fnv1a(fmt::format("{}|{}|{}|{}|{}", info_.platform, info_.name, info_.driver,
-                                                       info_.version, kBuildOptions)));
+                                                       info_.version, options)));
   const fs::path dir = cache_dir();
   const fs::path file = dir.empty() ? fs::path() : dir / fmt::format("{:016x}.bin", key);
   cl_int err = CL_SUCCESS;
@@ -229,7 +236,7 @@ Status Runtime::build_program() {
     cl_int status = CL_SUCCESS;
     program_ = clCreateProgramWithBinary(context_, 1, &device_, &size, &ptr, &status, &err);
     if (err == CL_SUCCESS && status == CL_SUCCESS &&
-        clBuildProgram(program_, 1, &device_, kBuildOptions, nullptr, nullptr) == CL_SUCCESS) {
+        clBuildProgram(program_, 1, &device_, options.c_str(), nullptr, nullptr) == CL_SUCCESS) {
       build_source_ = "from the cache";
     } else {
       log_debug("OpenCL: the cached program {} is not usable here; compiling", file.string());
@@ -241,7 +248,7 @@ Status Runtime::build_program() {
     const char* src = source.c_str();
     program_ = clCreateProgramWithSource(context_, 1, &src, nullptr, &err);
     CP_TRY(cl_check(err, "clCreateProgramWithSource"));
-    err = clBuildProgram(program_, 1, &device_, kBuildOptions, nullptr, nullptr);
+    err = clBuildProgram(program_, 1, &device_, options.c_str(), nullptr, nullptr);
     if (err != CL_SUCCESS) {
       size_t n = 0;
       clGetProgramBuildInfo(program_, device_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n);
@@ -249,8 +256,8 @@ Status Runtime::build_program() {
       clGetProgramBuildInfo(program_, device_, CL_PROGRAM_BUILD_LOG, n, log.data(), nullptr);
       clReleaseProgram(program_);
       program_ = nullptr;
-      return runtime_error("OpenCL: building the kernels for '{}' failed ({}); build log:\n{}", info_.name,
-                           cl_error_name(err), log.substr(0, log.find('\0')));
+      return runtime_error("OpenCL: building the kernels for '{}' with options '{}' failed ({}); build log:\n{}",
+                           info_.name, options, cl_error_name(err), log.substr(0, log.find('\0')));
     }
     build_source_ = "compiled";
     size_t size = 0;
