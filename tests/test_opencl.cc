@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <tuple>
 
 #include "engine/session.h"
 #include "ir/onnx_import.h"
@@ -208,6 +209,17 @@ TEST_CASE("opencl: the other ops match the reference") {
                                    {false, true, true}));
     }
   check_case(*b, oc::make_case("MatMul", {r({2, 3, 6}), r({6, 4})}, {}, {false, true}));
+  // Resize over height and width (X, roi omitted, scales), each mode.
+  for (const auto& [mode, coords, sh, sw] :
+       std::vector<std::tuple<const char*, const char*, float, float>>{{"nearest", "asymmetric", 2.0f, 2.0f},
+                                                                       {"linear", "half_pixel", 1.5f, 0.5f},
+                                                                       {"linear", "align_corners", 2.0f, 3.0f},
+                                                                       {"cubic", "half_pixel", 0.6f, 1.7f}}) {
+    CAPTURE(mode);
+    check_case(*b, oc::make_case("Resize", {r({2, 3, 7, 9}), Tensor(), test::f32({4}, {1, 1, sh, sw})},
+                                 {{"mode", oc::str(mode)}, {"coordinate_transformation_mode", oc::str(coords)}},
+                                 {false, false, true}));
+  }
 }
 
 TEST_CASE("opencl: a network runs on the device with values kept there, and host fallbacks move only what they need") {

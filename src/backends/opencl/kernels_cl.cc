@@ -212,6 +212,29 @@ __kernel void softmax(__global const float* x, __global float* y, int axis_len, 
   for (int k = 0; k < axis_len; ++k) y[base + (size_t)k * inner] = exp(x[base + (size_t)k * inner] - m) / sum;
 }
 
+// Resize of the last two axes of [planes][in_h][in_w]: per output row and
+// column up to 4 taps (index, weight; weight 0 pads), as the reference reads
+// them (tensor_ops::resize_axis_taps), summed row tap by column tap.
+__kernel void resize2d(__global const float* x, __global float* y, int in_h, int in_w, int out_h, int out_w,
+                       __global const int* row_idx, __global const float* row_w, __global const int* col_idx,
+                       __global const float* col_w) {
+  int i = get_global_id(0);
+  int ow = i % out_w, oh = (i / out_w) % out_h, p = i / (out_w * out_h);
+  __global const float* xp = x + (size_t)p * in_h * in_w;
+  float acc = 0.0f;
+  for (int a = 0; a < 4; ++a) {
+    float wa = row_w[oh * 4 + a];
+    if (wa == 0.0f) continue;
+    float row = 0.0f;
+    for (int b = 0; b < 4; ++b) {
+      float wb = col_w[ow * 4 + b];
+      if (wb != 0.0f) row += wb * xp[row_idx[oh * 4 + a] * in_w + col_idx[ow * 4 + b]];
+    }
+    acc += wa * row;
+  }
+  y[i] = acc;
+}
+
 // Concat: src [outer][inner_src] into dst [outer][inner_dst] at offset.
 __kernel void concat_part(__global const float* src, __global float* dst, int inner_src, int inner_dst, int offset) {
   int i = get_global_id(0);

@@ -227,6 +227,7 @@ bool supports_op(const NodeContext& ctx) {
   if (op == "Softmax") return tensor_ops::resolve_softmax(ctx.node, x).ok();
   if (op == "Concat") return supports_concat(ctx);
   if (op == "Gemm" || op == "MatMul") return supports_gemm(ctx);
+  if (op == "Resize") return supports_resize(ctx);
   if (!activation_of(ctx).ok()) return false;
   return op != "Clip" || ctx.input_types.size() == 1 || (ctx.input_types.size() > 1 && activation_of(ctx).ok());
 }
@@ -241,6 +242,7 @@ Result<std::unique_ptr<Kernel>> make_op(Runtime& rt, const NodeContext& ctx) {
   if (op == "Softmax") return make_softmax(rt, ctx);
   if (op == "Concat") return make_concat(rt, ctx);
   if (op == "Gemm" || op == "MatMul") return make_gemm(rt, ctx);
+  if (op == "Resize") return make_resize(rt, ctx);
   return make_unary(rt, ctx);
 }
 

@@ -13,6 +13,9 @@ namespace caliprox::opencl {
 bool supports_conv(const NodeContext& ctx);
 Result<std::unique_ptr<Kernel>> make_conv(Runtime& rt, const NodeContext& ctx);
 
+bool supports_resize(const NodeContext& ctx);
+Result<std::unique_ptr<Kernel>> make_resize(Runtime& rt, const NodeContext& ctx);
+
 bool supports_op(const NodeContext& ctx);
 Result<std::unique_ptr<Kernel>> make_op(Runtime& rt, const NodeContext& ctx);
 

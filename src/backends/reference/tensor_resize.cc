@@ -19,82 +19,7 @@ using KernelResult = Result<std::unique_ptr<Kernel>>;
 using Inputs = std::span<const Tensor* const>;
 using Outputs = std::span<Tensor* const>;
 
-// The input elements (and weights) one output index along an axis reads.
-struct Taps {
-  bool outside = false;  // tf_crop_and_resize outside the input: extrapolation_value
-  int count = 0;
-  std::array<int64_t, 4> index{};
-  std::array<double, 4> weight{};
-};
-
-std::array<double, 4> nearest_coeffs(double ratio, bool integral, NearestMode mode) {
-  if (integral) return {0, 1};
-  switch (mode) {
-    case NearestMode::round_prefer_floor: return {ratio <= 0.5 ? 1.0 : 0.0, ratio > 0.5 ? 1.0 : 0.0};
-    case NearestMode::round_prefer_ceil: return {ratio < 0.5 ? 1.0 : 0.0, ratio >= 0.5 ? 1.0 : 0.0};
-    case NearestMode::floor: return {1, 0};
-    case NearestMode::ceil: return {0, 1};
-  }
-  return {1, 0};
-}
-
-std::array<double, 4> cubic_coeffs(double r, double a) {
-  const double s = 1 - r;
-  return {((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a, ((a + 2) * r - (a + 3)) * r * r + 1,
-          ((a + 2) * s - (a + 3)) * s * s + 1, ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a};
-}
-
-std::vector<Taps> axis_taps(const ResizeParams& p, size_t axis, int64_t in_len, int64_t out_len) {
-  std::vector<Taps> taps(static_cast<size_t>(out_len));
-  for (int64_t x = 0; x < out_len; ++x) {
-    Taps& t = taps[static_cast<size_t>(x)];
-    const double src = tensor_ops::resize_source_coordinate(p, axis, x, in_len);
-    if (p.coordinate_mode == CoordinateMode::tf_crop_and_resize && (src < 0 || src > static_cast<double>(in_len - 1))) {
-      t.outside = true;
-      continue;
-    }
-    // The reference takes the n nearest input indices, preferring the lower
-    // ones, so an integral coordinate has ratio 1 to the index below it.
-    const double fl = std::floor(src);
-    const bool integral = src == fl;
-    const double ratio = integral ? 1.0 : src - fl;
-    const int64_t left = static_cast<int64_t>(fl) - (integral ? 1 : 0);
-    std::array<double, 4> coeffs{};
-    int n = 2;
-    switch (p.mode) {
-      case ResizeMode::nearest: coeffs = nearest_coeffs(ratio, integral, p.nearest_mode); break;
-      case ResizeMode::linear: coeffs = {1 - ratio, ratio}; break;
-      case ResizeMode::cubic: coeffs = cubic_coeffs(ratio, p.cubic_coeff_a); n = 4; break;
-    }
-    const int64_t first = left - (n / 2 - 1);
-    if (p.exclude_outside) {
-      double sum = 0;
-      for (int k = 0; k < n; ++k) {
-        if (first + k < 0 || first + k >= in_len) coeffs[static_cast<size_t>(k)] = 0;
-        sum += coeffs[static_cast<size_t>(k)];
-      }
-      if (sum != 0)
-        for (int k = 0; k < n; ++k) coeffs[static_cast<size_t>(k)] /= sum;
-    }
-    for (int k = 0; k < n; ++k) {
-      if (coeffs[static_cast<size_t>(k)] == 0) continue;
-      // Indices beyond the input read its edge (the reference pads by edge).
-      t.index[static_cast<size_t>(t.count)] = std::clamp<int64_t>(first + k, 0, in_len - 1);
-      t.weight[static_cast<size_t>(t.count)] = coeffs[static_cast<size_t>(k)];
-      ++t.count;
-    }
-  }
-  return taps;
-}
-
-bool is_identity(const std::vector<Taps>& taps, int64_t in_len) {
-  if (static_cast<int64_t>(taps.size()) != in_len) return false;
-  for (size_t x = 0; x < taps.size(); ++x) {
-    const Taps& t = taps[x];
-    if (t.outside || t.count != 1 || t.index[0] != static_cast<int64_t>(x) || t.weight[0] != 1.0) return false;
-  }
-  return true;
-}
+using Taps = tensor_ops::ResizeTaps;
 
 // Nearest: each output element copies one input element (any dtype).
 KernelResult make_nearest(const NodeContext& ctx, const ResizeParams& p) {
@@ -102,7 +27,7 @@ KernelResult make_nearest(const NodeContext& ctx, const ResizeParams& p) {
   const auto strides = shape_strides(in);
   IndexMaps maps(in.size());
   for (size_t a = 0; a < in.size(); ++a) {
-    for (const Taps& t : axis_taps(p, a, in[a], p.out_shape[a]))
+    for (const Taps& t : tensor_ops::resize_axis_taps(p, a, in[a], p.out_shape[a]))
       maps[a].push_back(t.outside ? kOutside : t.index[0] * strides[a]);
   }
   const DType dtype = ctx.input_types[0].dtype;
@@ -138,8 +63,8 @@ KernelResult make_interpolating(const NodeContext& ctx, const ResizeParams& p) {
   std::vector<Pass> passes;
   int64_t max_numel = shape_numel(in);
   for (size_t a = 0; a < in.size(); ++a) {
-    auto taps = axis_taps(p, a, in[a], p.out_shape[a]);
-    if (is_identity(taps, in[a])) continue;
+    auto taps = tensor_ops::resize_axis_taps(p, a, in[a], p.out_shape[a]);
+    if (tensor_ops::resize_taps_identity(taps, in[a])) continue;
     passes.push_back({tensor_ops::dims_product(cur, 0, a), in[a], tensor_ops::dims_product(cur, a + 1, cur.size()),
                       std::move(taps)});
     cur[a] = p.out_shape[a];

@@ -1,6 +1,8 @@
 // Generic helpers of the tensor-op family: attributes, inputs, axes,
 // broadcasting. The op-specific resolvers are in tensor_ops_params.cc.
 #include <algorithm>
+#include <array>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -171,6 +173,82 @@ int64_t dims_product(const Shape& shape, size_t begin, size_t end) {
   int64_t n = 1;
   for (size_t i = begin; i < end && i < shape.size(); ++i) n *= shape[i];
   return n;
+}
+
+namespace {
+
+std::array<double, 4> nearest_coeffs(double ratio, bool integral, NearestMode mode) {
+  if (integral) return {0, 1};
+  switch (mode) {
+    case NearestMode::round_prefer_floor: return {ratio <= 0.5 ? 1.0 : 0.0, ratio > 0.5 ? 1.0 : 0.0};
+    case NearestMode::round_prefer_ceil: return {ratio < 0.5 ? 1.0 : 0.0, ratio >= 0.5 ? 1.0 : 0.0};
+    case NearestMode::floor: return {1, 0};
+    case NearestMode::ceil: return {0, 1};
+  }
+  return {1, 0};
+}
+
+std::array<double, 4> cubic_coeffs(double r, double a) {
+  const double s = 1 - r;
+  return {((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a, ((a + 2) * r - (a + 3)) * r * r + 1,
+          ((a + 2) * s - (a + 3)) * s * s + 1, ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a};
+}
+
+}  // namespace
+
+std::vector<ResizeTaps> resize_axis_taps(const ResizeParams& p, size_t axis, int64_t in_len, int64_t out_len) {
+  std::vector<ResizeTaps> taps(static_cast<size_t>(out_len));
+  for (int64_t x = 0; x < out_len; ++x) {
+    ResizeTaps& t = taps[static_cast<size_t>(x)];
+    const double src = resize_source_coordinate(p, axis, x, in_len);
+    if (p.coordinate_mode == CoordinateMode::tf_crop_and_resize && (src < 0 || src > static_cast<double>(in_len - 1))) {
+      t.outside = true;
+      continue;
+    }
+    // The reference takes the n nearest input indices, preferring the lower
+    // ones, so an integral coordinate has ratio 1 to the index below it.
+    const double fl = std::floor(src);
+    const bool integral = src == fl;
+    const double ratio = integral ? 1.0 : src - fl;
+    const int64_t left = static_cast<int64_t>(fl) - (integral ? 1 : 0);
+    std::array<double, 4> coeffs{};
+    int n = 2;
+    switch (p.mode) {
+      case ResizeMode::nearest: coeffs = nearest_coeffs(ratio, integral, p.nearest_mode); break;
+      case ResizeMode::linear: coeffs = {1 - ratio, ratio}; break;
+      case ResizeMode::cubic:
+        coeffs = cubic_coeffs(ratio, p.cubic_coeff_a);
+        n = 4;
+        break;
+    }
+    const int64_t first = left - (n / 2 - 1);
+    if (p.exclude_outside) {
+      double sum = 0;
+      for (int k = 0; k < n; ++k) {
+        if (first + k < 0 || first + k >= in_len) coeffs[static_cast<size_t>(k)] = 0;
+        sum += coeffs[static_cast<size_t>(k)];
+      }
+      if (sum != 0)
+        for (int k = 0; k < n; ++k) coeffs[static_cast<size_t>(k)] /= sum;
+    }
+    for (int k = 0; k < n; ++k) {
+      if (coeffs[static_cast<size_t>(k)] == 0) continue;
+      // Indices beyond the input read its edge (the reference pads by edge).
+      t.index[static_cast<size_t>(t.count)] = std::clamp<int64_t>(first + k, 0, in_len - 1);
+      t.weight[static_cast<size_t>(t.count)] = coeffs[static_cast<size_t>(k)];
+      ++t.count;
+    }
+  }
+  return taps;
+}
+
+bool resize_taps_identity(const std::vector<ResizeTaps>& taps, int64_t in_len) {
+  if (static_cast<int64_t>(taps.size()) != in_len) return false;
+  for (size_t x = 0; x < taps.size(); ++x) {
+    const ResizeTaps& t = taps[x];
+    if (t.outside || t.count != 1 || t.index[0] != static_cast<int64_t>(x) || t.weight[0] != 1.0) return false;
+  }
+  return true;
 }
 
 }  // namespace caliprox::tensor_ops

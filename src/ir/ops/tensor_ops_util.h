@@ -5,6 +5,7 @@
 // resolution of parameters that live in attributes in some opsets and in
 // inputs in others (Slice, Pad, Resize, ReduceMean, Squeeze...). Inference and
 // kernels call the same resolver, so they cannot disagree about an op.
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -101,6 +102,18 @@ Result<ResizeParams> resolve_resize(const Node& node, std::span<const InferInput
 // `axis`, following the ONNX reference implementation (which uses
 // scale * input length as the output length, even when that is fractional).
 double resize_source_coordinate(const ResizeParams& p, size_t axis, int64_t x, int64_t in_len);
+// The input elements (and weights) one output index along an axis reads,
+// for every output index of `axis` (the ONNX reference's taps; every backend's
+// Resize reads these).
+struct ResizeTaps {
+  bool outside = false;  // tf_crop_and_resize outside the input: extrapolation_value
+  int count = 0;
+  std::array<int64_t, 4> index{};
+  std::array<double, 4> weight{};
+};
+std::vector<ResizeTaps> resize_axis_taps(const ResizeParams& p, size_t axis, int64_t in_len, int64_t out_len);
+// True when the taps copy the axis unchanged.
+bool resize_taps_identity(const std::vector<ResizeTaps>& taps, int64_t in_len);
 
 // ReduceMean: sorted, normalised axes to reduce (every axis when none are
 // given, unless noop_with_empty_axes, then none) and the output shape.
