@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from cli_support import CALIPROX, ENV, LENET, ROOT, SkipTest, expect_error, finish, run, test, write
+from cli_support import CALIPROX, ENV, LENET, ROOT, SkipTest, expect_error, finish, lenet_input, run, test, write
 
 AARCH64 = sys.argv[3] if len(sys.argv) > 4 else None
 SYSROOT = sys.argv[4] if len(sys.argv) > 4 else None
@@ -268,6 +268,13 @@ def local_deploy_and_bad_experiment_keys():
                                      f"    workdir: {json.dumps(os.path.join(tmp, 'box'))}\n")
         p = deploy(exp, "box", "check")
         assert p.returncode == 0 and "ok" in p.stdout, p.stderr
+        # File arguments (infer's model and NAME=FILE input) are pushed and renamed.
+        x = lenet_input(tmp)
+        out = os.path.join(tmp, "inferred")
+        p = deploy(exp, "box", "infer", LENET, "-i", f"input={x}", "--json", out=out)
+        assert p.returncode == 0, p.stderr
+        assert "pushed 1 file(s)" in p.stderr, p.stderr  # the input; the model is the network's
+        assert os.path.exists(os.path.join(out, "logits.npy")), os.listdir(out)
         bad = deploy_experiment(tmp, "  - name: box\n    transport: ssh\n    workdir: relative/dir\n", name="bad.yaml")
         expect_error(run("check", bad), 2, "targets[0]", "host")
         expect_error(run("check", bad), 2, "workdir", "absolute")

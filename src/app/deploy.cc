@@ -41,10 +41,16 @@ using nlohmann::json;
 
 namespace {
 
-// Subcommands that make sense on a device and what they write (-o).
-const std::map<std::string, bool>& remote_subcommands() {
-  static const std::map<std::string, bool> subs{
-      {"check", false}, {"knobs", false}, {"eval", true}, {"profile", true}, {"tune", true}};
+// Subcommands that make sense on a device: whether they take the experiment
+// (infer takes a model instead) and whether they write artifacts (-o).
+struct RemoteSubcommand {
+  bool experiment = true;
+  bool writes = true;
+};
+const std::map<std::string, RemoteSubcommand>& remote_subcommands() {
+  static const std::map<std::string, RemoteSubcommand> subs{
+      {"check", {true, false}}, {"knobs", {true, false}}, {"eval", {}}, {"profile", {}}, {"tune", {}},
+      {"adapt-sim", {}},        {"infer", {false, true}}};
   return subs;
 }
 
@@ -240,6 +246,23 @@ Status Deployer::run(const std::string& scratch) {
   CP_TRY(add(exp_.dataset.samples_path, false));
   if (exp_.dataset.labels_path) CP_TRY(add(*exp_.dataset.labels_path, false));
   if (exp_.tune.profile) CP_TRY(add(*exp_.tune.profile, false));
+  // Arguments naming local files (a --config, a frontier, infer's model and
+  // inputs, also as NAME=FILE or --option=FILE) are pushed and renamed.
+  std::vector<std::string> args;
+  for (size_t i = 1; i < s_.command.size(); ++i) {
+    const std::string& arg = s_.command[i];
+    const size_t eq = arg.find('=');
+    const std::string head = eq == std::string::npos ? "" : arg.substr(0, eq + 1);
+    const std::string path = eq == std::string::npos ? arg : arg.substr(eq + 1);
+    std::error_code ec;
+    if (path.empty() || (arg.front() == '-' && head.empty()) || !fs::is_regular_file(path, ec)) {
+      args.push_back(arg);
+      continue;
+    }
+    const std::string local = fs::absolute(path).lexically_normal().string();
+    CP_TRY(add(local, false));
+    args.push_back(head + remote_of.at(local));
+  }
   CP_ASSIGN_OR_RETURN(const std::string text, rewritten_experiment(remote_of));
   const std::string exp_file = (fs::path(scratch_) / "experiment.yaml").string();
   CP_TRY(write_file_atomic(exp_file, text));
@@ -249,17 +272,19 @@ Status Deployer::run(const std::string& scratch) {
 
   // The remote command line: every word quoted.
   const std::string& sub = s_.command.front();
+  const RemoteSubcommand how = remote_subcommands().at(sub);
   const std::string remote_out = fmt::format("{}/runs/{}-{}", workdir_, exp_.name, t_.name);
   std::string cmd = "cd " + shell_quote(workdir_) + " && ";
-  if (remote_subcommands().at(sub)) cmd += "mkdir -p " + shell_quote(remote_out) + " && ";
+  if (how.writes) cmd += "mkdir -p " + shell_quote(remote_out) + " && ";
   std::set<std::string> lib_dirs;
   for (const auto& lib : t_.remote.libraries) lib_dirs.insert(fs::path(remote_of.at(lib)).parent_path().string());
   if (!lib_dirs.empty()) cmd += "LD_LIBRARY_PATH=" + shell_quote(fmt::format("{}", fmt::join(lib_dirs, ":"))) + " ";
   if (!t_.remote.cpus.empty()) cmd += "taskset -c " + shell_quote(t_.remote.cpus) + " ";
   for (const auto& p : t_.remote.prefix) cmd += shell_quote(p) + " ";
-  cmd += shell_quote(remote_of.at(binary)) + " " + shell_quote(sub) + " " + shell_quote(e.remote);
-  if (remote_subcommands().at(sub)) cmd += " -o " + shell_quote(remote_out);
-  for (size_t i = 1; i < s_.command.size(); ++i) cmd += " " + shell_quote(s_.command[i]);
+  cmd += shell_quote(remote_of.at(binary)) + " " + shell_quote(sub);
+  if (how.experiment) cmd += " " + shell_quote(e.remote);
+  if (how.writes) cmd += " -o " + shell_quote(remote_out);
+  for (const auto& arg : args) cmd += " " + shell_quote(arg);
   log_info("deploy: running {} on {}", sub, tr_.describe());
   CP_ASSIGN_OR_RETURN(ProcessResult r, tr_.shell(cmd, true));
   const int code = r.exit_code.value_or(-1);
@@ -269,7 +294,7 @@ Status Deployer::run(const std::string& scratch) {
                          "resumes it",
                          sub, r.describe(), remote_out);
   }
-  if (remote_subcommands().at(sub)) CP_TRY(pull(remote_out));
+  if (how.writes) CP_TRY(pull(remote_out));
   if (code == 3) return Status(Errc::goal_not_met, fmt::format("the remote {} did not meet the goal", sub));
   return {};
 }
@@ -289,7 +314,7 @@ Status run_deploy(const DeploySettings& settings) {
                          fmt::join(names, ", "));
   if (settings.command.empty() || !remote_subcommands().count(settings.command.front())) {
     std::vector<std::string> subs;
-    for (const auto& [name, writes] : remote_subcommands()) subs.push_back(name);
+    for (const auto& [name, how] : remote_subcommands()) subs.push_back(name);
     return invalid_input("deploy runs one of {} on the target: caliprox deploy EXPERIMENT --target NAME -- "
                          "SUBCOMMAND [ARGS]{}",
                          fmt::join(subs, ", "),

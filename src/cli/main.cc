@@ -237,7 +237,8 @@ int main(int argc, char** argv) {
       "deploy", "Run a subcommand on a remote target (ssh, adb or a local folder) and bring its artifacts home");
   deploy_cmd->add_option("experiment", deploy.experiment_path, "Experiment YAML file")->required();
   deploy_cmd->add_option("--target", deploy.target, "The experiment's target to run on")->required();
-  deploy_cmd->add_option("command", deploy.command, "After --: check, knobs, eval, profile or tune, and its arguments");
+  deploy_cmd->add_option("command", deploy.command,
+                         "After --: check, knobs, eval, profile, tune, adapt-sim or infer, and its arguments");
   deploy_cmd->add_option("-o,--out", deploy.common.out_dir,
                          "Where the artifacts land (default runs/<experiment>/<target>/)");
   deploy_cmd->add_flag("-q,--quiet", deploy.common.quiet, "Only errors on stderr");
