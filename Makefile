@@ -7,7 +7,7 @@ CALIPROX = $(BUILD)/src/cli/caliprox
 # CI builds with warnings as errors (DESIGN style rule 11).
 MESON_FLAGS ?= $(if $(CI),-Dwerror=true,)
 
-.PHONY: all deps build demo test test-aarch64 bench rowfollow clean
+.PHONY: all deps build demo test test-aarch64 aarch64-static bench rowfollow clean
 
 all: build
 
@@ -31,6 +31,18 @@ test: build
 # build-aarch64 and runs the unit and conformance tests under qemu-aarch64.
 test-aarch64:
 	MESON_FLAGS="$(MESON_FLAGS)" bash scripts/test-aarch64.sh build-aarch64
+
+# One statically linked aarch64 caliprox (reference backend) for Android's
+# `adb shell`: build-aarch64-static/src/cli/caliprox. It is run once under
+# qemu-aarch64 *without* the sysroot, which only a static binary survives.
+SYSROOT = build-aarch64-sysroot
+aarch64-static:
+	bash scripts/aarch64-sysroot.sh $(SYSROOT)
+	test -f build-aarch64-static/build.ninja || meson setup build-aarch64-static --cross-file $(SYSROOT)/cross.ini \
+	    -Dstatic_binary=true -Dbackends=reference -Dopencl=disabled \
+	    -Donnx_proto=$(CURDIR)/$(SYSROOT)/root/usr/include/onnx/onnx.proto
+	ninja -C build-aarch64-static src/cli/caliprox
+	qemu-aarch64 build-aarch64-static/src/cli/caliprox --version
 
 # The row-following example end to end (README "Example: a robot that follows crop rows").
 # --query and eval --application exit 3 / 1 for outside / uncertain and invalid / uncertain, and

@@ -246,7 +246,9 @@ const char* type_case_name(onnx::TypeProto::ValueCase c) {
     case onnx::TypeProto::kMapType: return "map";
     case onnx::TypeProto::kOptionalType: return "optional";
     case onnx::TypeProto::kSparseTensorType: return "sparse tensor";
+#ifdef ONNX_ML  // the static build's protobuf code has no ML extensions
     case onnx::TypeProto::kOpaqueType: return "opaque";
+#endif
     case onnx::TypeProto::VALUE_NOT_SET: return "unset";
   }
   return "unknown";
