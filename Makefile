@@ -33,8 +33,9 @@ test-aarch64:
 	MESON_FLAGS="$(MESON_FLAGS)" bash scripts/test-aarch64.sh build-aarch64
 
 # One statically linked aarch64 caliprox (reference backend) for Android's
-# `adb shell`: build-aarch64-static/src/cli/caliprox. It is run once under
-# qemu-aarch64 *without* the sysroot, which only a static binary survives.
+# `adb shell`: build-aarch64-static/src/cli/caliprox. It is run under
+# qemu-aarch64 *without* the sysroot, which only a static binary survives:
+# --version, and check of the LeNet experiment (model, dataset, sessions).
 SYSROOT = build-aarch64-sysroot
 aarch64-static:
 	bash scripts/aarch64-sysroot.sh $(SYSROOT)
@@ -43,6 +44,7 @@ aarch64-static:
 	    -Donnx_proto=$(CURDIR)/$(SYSROOT)/root/usr/include/onnx/onnx.proto
 	ninja -C build-aarch64-static src/cli/caliprox
 	qemu-aarch64 build-aarch64-static/src/cli/caliprox --version
+	qemu-aarch64 build-aarch64-static/src/cli/caliprox check configs/fashion-lenet.yaml --backend reference
 
 # The row-following example end to end (README "Example: a robot that follows crop rows").
 # --query and eval --application exit 3 / 1 for outside / uncertain and invalid / uncertain, and
