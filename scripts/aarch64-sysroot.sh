@@ -29,11 +29,13 @@ die() { echo "aarch64-sysroot: $*" >&2; exit 1; }
 
 # The arm64 -dev packages the build needs (meson.build, src/backends/onednn,
 # tests): their run-time libraries, libc, libstdc++ and libgomp come with the
-# closure. OpenCL: oneDNN's CMake package looks it up.
+# closure. OpenCL: oneDNN's CMake package looks it up, and with CLBlast the
+# OpenCL backend is built for aarch64 too (under qemu it finds no device and
+# its tests report the skip).
 PKGS=(
   libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
   libprotobuf-dev libonnx-dev libdnnl-dev doctest-dev
-  ocl-icd-opencl-dev opencl-headers
+  ocl-icd-opencl-dev opencl-headers libclblast-dev
 )
 
 # 1. Native tools (the native build's packages too: protoc, cmake, meson).

@@ -17,6 +17,7 @@
 #include <random>
 #include <tuple>
 
+#include "cpu_needs.h"
 #include "engine/session.h"
 #include "ir/onnx_import.h"
 #include "onednn_cases.h"
@@ -30,15 +31,20 @@ namespace {
 constexpr double kTol = 1e-4;
 constexpr double kHalfTol = 2e-3;
 
-// The backend, or null with the reason reported as a skip.
-Backend* device_backend(const char* what) {
+// The backend (created once, when the cases register), or null; the cases
+// that need it are skipped with the reason when there is none
+// (CP_NEEDS_OPENCL, counted and listed like the CPU skips).
+Result<std::unique_ptr<Backend>>& made_backend() {
   static Result<std::unique_ptr<Backend>> made = create_backend("opencl", {});
-  if (!made.ok()) {
-    MESSAGE("skipped (" << what << "): no OpenCL device: " << made.status().message());
-    return nullptr;
-  }
-  return made->get();
+  return made;
 }
+Backend* device_backend() { return made_backend().ok() ? made_backend()->get() : nullptr; }
+const char* no_device_reason() {
+  static const std::string reason =
+      made_backend().ok() ? std::string() : "no OpenCL device here: " + made_backend().status().message();
+  return reason.c_str();
+}
+#define CP_NEEDS_OPENCL CP_NEEDS(device_backend() != nullptr, no_device_reason())
 
 // Runs one node on the device: non-constant inputs uploaded, outputs
 // downloaded; twice (a kernel must not depend on an earlier run). With
@@ -120,9 +126,9 @@ oc::NodeCase conv_case(std::mt19937& rng, Shape x, Shape w, std::vector<int64_t>
 
 }  // namespace
 
-TEST_CASE("opencl: Conv matches the reference, exact and under every kernel knob it runs") {
-  Backend* b = device_backend("Conv knobs");
-  if (!b) return;
+TEST_CASE("opencl: Conv matches the reference, exact and under every kernel knob it runs" * CP_NEEDS_OPENCL) {
+  Backend* b = device_backend();
+  REQUIRE(b != nullptr);
   std::mt19937 rng(oc::test_seed("opencl conv"));
   const std::vector<oc::NodeCase> cases = {
       conv_case(rng, {2, 5, 9, 11}, {7, 5, 3, 3}, {1, 1, 1, 1}, {1, 1}),
@@ -146,9 +152,9 @@ TEST_CASE("opencl: Conv matches the reference, exact and under every kernel knob
   }
 }
 
-TEST_CASE("opencl: a fused residual may share the output's buffer") {
-  Backend* b = device_backend("residual in place");
-  if (!b) return;
+TEST_CASE("opencl: a fused residual may share the output's buffer" * CP_NEEDS_OPENCL) {
+  Backend* b = device_backend();
+  REQUIRE(b != nullptr);
   std::mt19937 rng(oc::test_seed("opencl residual"));
   const oc::NodeCase c = conv_case(rng, {2, 4, 8, 8}, {4, 4, 3, 3}, {1, 1, 1, 1}, {1, 1}, 1, true, "Relu");
   const Knob* perf = find_knob("perf-row-2-1");
@@ -159,9 +165,9 @@ TEST_CASE("opencl: a fused residual may share the output's buffer") {
   }
 }
 
-TEST_CASE("opencl: the other ops match the reference") {
-  Backend* b = device_backend("ops");
-  if (!b) return;
+TEST_CASE("opencl: the other ops match the reference" * CP_NEEDS_OPENCL) {
+  Backend* b = device_backend();
+  REQUIRE(b != nullptr);
   std::mt19937 rng(oc::test_seed("opencl ops"));
   auto r = [&](Shape s, float lo = -2, float hi = 2) { return oc::random_tensor(std::move(s), rng, lo, hi); };
   for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu"})
@@ -222,9 +228,10 @@ TEST_CASE("opencl: the other ops match the reference") {
   }
 }
 
-TEST_CASE("opencl: a network runs on the device with values kept there, and host fallbacks move only what they need") {
-  Backend* b = device_backend("session");
-  if (!b) return;
+TEST_CASE("opencl: a network runs on the device with values kept there, and host fallbacks move only what they need" *
+          CP_NEEDS_OPENCL) {
+  Backend* b = device_backend();
+  REQUIRE(b != nullptr);
   std::mt19937 rng(11);
   const Graph g = testing::residual_graph(rng);
   const Tensor x = testing::random_tensor({5, 4, 6, 6}, rng);
@@ -261,9 +268,9 @@ TEST_CASE("opencl: a network runs on the device with values kept there, and host
   CHECK(s->transfers().uploads == 2);
 }
 
-TEST_CASE("opencl: observers see and change a device node's values as on the host") {
-  Backend* b = device_backend("observers");
-  if (!b) return;
+TEST_CASE("opencl: observers see and change a device node's values as on the host" * CP_NEEDS_OPENCL) {
+  Backend* b = device_backend();
+  REQUIRE(b != nullptr);
   std::mt19937 rng(12);
   const Graph g = testing::residual_graph(rng);
   const Tensor x = testing::random_tensor({3, 4, 6, 6}, rng);
@@ -281,7 +288,8 @@ TEST_CASE("opencl: observers see and change a device node's values as on the hos
   }
 }
 
-TEST_CASE("opencl: a node larger than the device allows runs on the host, and the result is the same") {
+TEST_CASE("opencl: a node larger than the device allows runs on the host, and the result is the same" *
+          CP_NEEDS_OPENCL) {
   std::mt19937 rng(13);
   const Graph g = testing::residual_graph(rng);
   const Tensor x = testing::random_tensor({64, 4, 6, 6}, rng);
@@ -289,10 +297,7 @@ TEST_CASE("opencl: a node larger than the device allows runs on the host, and th
   BackendOptions small;
   small.device.memory_limit = 32 << 10;
   auto made = create_backend("opencl", small);
-  if (!made.ok()) {
-    MESSAGE("skipped: no OpenCL device: " << made.status().message());
-    return;
-  }
+  REQUIRE_MESSAGE(made.ok(), made.status().message());
   auto ref = make_reference_backend({});
   auto want_s = testing::make_session(g, *ref, x.shape());
   REQUIRE(want_s->run(std::span<const Tensor>(&x, 1)).ok());
@@ -304,9 +309,10 @@ TEST_CASE("opencl: a node larger than the device allows runs on the host, and th
   CHECK(host >= 1);
 }
 
-TEST_CASE("opencl: the bundled networks under every kernel knob the device runs match the reference") {
-  Backend* b = device_backend("bundled networks");
-  if (!b) return;
+TEST_CASE("opencl: the bundled networks under every kernel knob the device runs match the reference" *
+          CP_NEEDS_OPENCL) {
+  Backend* b = device_backend();
+  REQUIRE(b != nullptr);
   auto ref = make_reference_backend({});
   std::mt19937 rng(14);
   const Tensor x = testing::random_tensor({2, 1, 28, 28}, rng, 0, 1);
@@ -355,6 +361,7 @@ TEST_CASE("opencl: a selector that matches nothing is 'unreachable' and names wh
 
 #else
 
-TEST_CASE("opencl: not built") { MESSAGE("skipped: this build has no OpenCL backend (OpenCL or CLBlast not found)"); }
+TEST_CASE("opencl: the backend's tests" *
+          CP_NEEDS(false, "this build has no OpenCL backend (the OpenCL loader or CLBlast was not found)")) {}
 
 #endif
