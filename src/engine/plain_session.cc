@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cstring>
-#include "engine/device_steps.h"
 
+#include "engine/device_steps.h"
 #include "ir/passes.h"
 #include "util/log.h"
 
