@@ -57,11 +57,13 @@ Result<NetworkCheck> check_network(const Experiment& exp, const CheckSettings& s
 
   // Building a session infers every shape in the graph for this input: it
   // catches mismatches deep inside the network, not only at its input.
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> devices;
   for (const TargetSpec& t : exp.targets) {
     auto made = make_backend(settings.common.backend.value_or(t.backend), settings.common.threads.value_or(t.threads),
                              device_selector(t));
     if (!made.ok()) return made.status().with_context(fmt::format("{}: target '{}'", exp.source_path, t.name));
     std::unique_ptr<Backend> backend = std::move(made).value();
+    if (!backend->device_facts().empty()) devices[t.name] = backend->device_facts();
     auto session = Session::create(graph, *backend, {{io.input->name, x.shape()}});
     if (!session.ok())
       return session.status().with_context(fmt::format("{}: {}.model {} with samples of shape {}", exp.source_path,
@@ -101,10 +103,7 @@ Result<NetworkCheck> check_network(const Experiment& exp, const CheckSettings& s
                        exp.networks.size() > 1 ? exp.network.name : "network", exp.network.model_path,
                        graph.nodes.size(), graph.opset, io.input->name, shape_str(x.shape()), io.output,
                        shape_str(out.shape));
-  for (const TargetSpec& t : exp.targets) {
-    auto b = make_backend(settings.common.backend.value_or(t.backend), 1, device_selector(t));
-    if (b.ok() && !(*b)->device_facts().empty()) c.devices[t.name] = (*b)->device_facts();
-  }
+  c.devices = std::move(devices);
   c.samples = data.size();
   c.splits = data.splits;
   return c;

@@ -126,34 +126,32 @@ std::unique_ptr<Kernel> run_on_host_for_device(std::unique_ptr<Kernel> inner, De
   return std::make_unique<HostOnDevice>(std::move(inner), device, input_types, constants, output_types, stats);
 }
 
-Status ObservedDeviceTensors::fetch(DeviceMemory& device, const Tensor* from, std::unique_ptr<Tensor>& scratch,
-                                    TransferStats& stats) {
-  if (!scratch || scratch->type() != from->type()) scratch = std::make_unique<Tensor>(from->dtype(), from->shape());
-  return download(device, *from, *scratch, stats);
+template <typename T>
+Status ObservedDeviceTensors::fetch_all(DeviceMemory& device, std::span<T* const> from,
+                                        std::vector<std::unique_ptr<Tensor>>& scratch, std::vector<T*>& to,
+                                        TransferStats& stats) {
+  scratch.resize(from.size());
+  to.assign(from.begin(), from.end());
+  for (size_t i = 0; i < from.size(); ++i) {
+    if (!from[i] || !from[i]->on_device()) continue;
+    if (!scratch[i] || scratch[i]->type() != from[i]->type())
+      scratch[i] = std::make_unique<Tensor>(from[i]->dtype(), from[i]->shape());
+    CP_TRY(download(device, *from[i], *scratch[i], stats));
+    to[i] = scratch[i].get();
+  }
+  return {};
 }
 
 Result<std::span<const Tensor* const>> ObservedDeviceTensors::inputs(DeviceMemory& device,
                                                                      std::span<const Tensor* const> in,
                                                                      TransferStats& stats) {
-  in_scratch_.resize(in.size());
-  in_.assign(in.begin(), in.end());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (!in[i] || !in[i]->on_device()) continue;
-    CP_TRY(fetch(device, in[i], in_scratch_[i], stats));
-    in_[i] = in_scratch_[i].get();
-  }
+  CP_TRY(fetch_all(device, in, in_scratch_, in_, stats));
   return std::span<const Tensor* const>(in_);
 }
 
 Result<std::span<Tensor* const>> ObservedDeviceTensors::outputs(DeviceMemory& device, std::span<Tensor* const> out,
                                                                 TransferStats& stats) {
-  out_scratch_.resize(out.size());
-  out_.assign(out.begin(), out.end());
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (!out[i] || !out[i]->on_device()) continue;
-    CP_TRY(fetch(device, out[i], out_scratch_[i], stats));
-    out_[i] = out_scratch_[i].get();
-  }
+  CP_TRY(fetch_all(device, out, out_scratch_, out_, stats));
   return std::span<Tensor* const>(out_);
 }
 

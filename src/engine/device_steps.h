@@ -67,7 +67,10 @@ class ObservedDeviceTensors {
   Status upload_outputs(DeviceMemory& device, std::span<Tensor* const> out, TransferStats& stats);
 
  private:
-  static Status fetch(DeviceMemory& device, const Tensor* from, std::unique_ptr<Tensor>& scratch, TransferStats& stats);
+  // `to` = `from`, with each device tensor replaced by its download into `scratch`.
+  template <typename T>
+  static Status fetch_all(DeviceMemory& device, std::span<T* const> from, std::vector<std::unique_ptr<Tensor>>& scratch,
+                          std::vector<T*>& to, TransferStats& stats);
   std::vector<std::unique_ptr<Tensor>> in_scratch_, out_scratch_;
   std::vector<const Tensor*> in_;
   std::vector<Tensor*> out_;

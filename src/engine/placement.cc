@@ -210,9 +210,10 @@ Status PlainSession::place_nodes(std::vector<Node> to_run, std::map<std::string,
     step.layout = layout;
     steps_.push_back(std::move(step));
   }
-  if (residency)
+  if (residency) {
     for (const auto& out : graph_outputs) residency->for_host_reader(out);
-  if (residency) device_values_ = residency->device_values();
+    device_values_ = residency->device_values();
+  }
   return {};
 }
 

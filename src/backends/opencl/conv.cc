@@ -166,11 +166,11 @@ Status ConvKernel::prepare(const NodeContext& ctx) {
   // CLBlast compiles its GEMM kernels on first use (seconds on PoCL): that
   // happens here, once per shape class, not inside the first timed run.
   auto lock = rt_.run_lock();
-  const size_t m = static_cast<size_t>(chunk_) * per_sample;
   return clblast_check(clblast::Gemm(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kNo,
-                                     static_cast<size_t>(g_.c_out), m, static_cast<size_t>(ntaps_), 1.0f,
+                                     static_cast<size_t>(g_.c_out), m_max, static_cast<size_t>(ntaps_), 1.0f,
                                      static_cast<cl_mem>(w_.get()), 0, static_cast<size_t>(ntaps_),
-                                     rt_.scratch(kColsSlot), 0, m, 0.0f, rt_.scratch(kGemmSlot), 0, m, &rt_.queue()),
+                                     rt_.scratch(kColsSlot), 0, m_max, 0.0f, rt_.scratch(kGemmSlot), 0, m_max,
+                                     &rt_.queue()),
                        "the warm-up GEMM");
 }
 

@@ -228,8 +228,7 @@ bool supports_op(const NodeContext& ctx) {
   if (op == "Concat") return supports_concat(ctx);
   if (op == "Gemm" || op == "MatMul") return supports_gemm(ctx);
   if (op == "Resize") return supports_resize(ctx);
-  if (!activation_of(ctx).ok()) return false;
-  return op != "Clip" || ctx.input_types.size() == 1 || (ctx.input_types.size() > 1 && activation_of(ctx).ok());
+  return activation_of(ctx).ok();  // an activation (Clip: with constant bounds)
 }
 
 Result<std::unique_ptr<Kernel>> make_op(Runtime& rt, const NodeContext& ctx) {

@@ -21,21 +21,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string platform_string(cl_platform_id p, cl_platform_info what) {
+// A string property through clGetPlatformInfo or clGetDeviceInfo ("" when unknown).
+template <typename Id, typename Info>
+std::string info_string(cl_int (*get)(Id, Info, size_t, void*, size_t*), Id id, Info what) {
   size_t n = 0;
-  if (clGetPlatformInfo(p, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "";
+  if (get(id, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "";
   std::string s(n, '\0');
-  clGetPlatformInfo(p, what, n, s.data(), nullptr);
+  get(id, what, n, s.data(), nullptr);
   return s.substr(0, s.find('\0'));
 }
-
-std::string device_string(cl_device_id d, cl_device_info what) {
-  size_t n = 0;
-  if (clGetDeviceInfo(d, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "";
-  std::string s(n, '\0');
-  clGetDeviceInfo(d, what, n, s.data(), nullptr);
-  return s.substr(0, s.find('\0'));
-}
+std::string platform_string(cl_platform_id p, cl_platform_info what) { return info_string(clGetPlatformInfo, p, what); }
+std::string device_string(cl_device_id d, cl_device_info what) { return info_string(clGetDeviceInfo, d, what); }
 
 template <typename T> T device_value(cl_device_id d, cl_device_info what) {
   T v{};
@@ -223,8 +219,9 @@ Status Runtime::build_program() {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string source = kernel_source();
   const std::string options = build_options();
-  const uint64_t key = fnv1a(source, fnv1a(fmt::format("{}|{}|{}|{}|{}", info_.platform, info_.name, info_.driver,
-                                                       info_.version, options)));
+  const uint64_t key =
+      fnv1a(source,
+            fnv1a(fmt::format("{}|{}|{}|{}|{}", info_.platform, info_.name, info_.driver, info_.version, options)));
   const fs::path dir = cache_dir();
   const fs::path file = dir.empty() ? fs::path() : dir / fmt::format("{:016x}.bin", key);
   cl_int err = CL_SUCCESS;
@@ -295,12 +292,10 @@ Result<cl_kernel> Runtime::kernel(const char* name) {
 }
 
 Status launch(cl_command_queue queue, cl_kernel k, size_t global0, size_t global1) {
-  if (global0 == 0 || (global1 == 0 && false)) return {};
+  if (global0 == 0) return {};
   const size_t global[2] = {global0, global1};
-  if (global1 == 0)
-    return cl_check(clEnqueueNDRangeKernel(queue, k, 1, nullptr, global, nullptr, 0, nullptr, nullptr),
-                    "clEnqueueNDRangeKernel");
-  return cl_check(clEnqueueNDRangeKernel(queue, k, 2, nullptr, global, nullptr, 0, nullptr, nullptr),
+  const cl_uint dims = global1 == 0 ? 1 : 2;
+  return cl_check(clEnqueueNDRangeKernel(queue, k, dims, nullptr, global, nullptr, 0, nullptr, nullptr),
                   "clEnqueueNDRangeKernel");
 }
 
