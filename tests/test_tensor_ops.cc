@@ -270,6 +270,36 @@ TEST_CASE("tensor ops: Shape with start/end (opset 15)") {
   CHECK(run1(make_node("Shape", 1), {{x}}).dtype() == DType::i64);
 }
 
+TEST_CASE("tensor ops: ConstantOfShape fills a constant shape with its value") {
+  auto run_const = [](const Node& node, const Tensor& shape) { return test::run_node(node, {shape}, {true}); };
+  auto value_attr = [](Tensor t) {
+    Attribute a;
+    a.kind = Attribute::Kind::t;
+    a.t = std::move(t);
+    return a;
+  };
+  auto zeros = run_const(make_node("ConstantOfShape", 1), tensor<int64_t>({2}, {2, 3}));
+  REQUIRE(zeros.ok());
+  CHECK(zeros.value()[0].dtype() == DType::f32);
+  check_values(zeros.value()[0], {2, 3}, {0, 0, 0, 0, 0, 0});
+  auto sevens = run_const(make_node("ConstantOfShape", 1, {{"value", value_attr(tensor<int32_t>({1}, {7}))}}),
+                          tensor<int64_t>({1}, {3}));
+  REQUIRE(sevens.ok());
+  CHECK(sevens.value()[0].dtype() == DType::i32);
+  check_values(sevens.value()[0], {3}, {7, 7, 7});
+  auto empty = run_const(make_node("ConstantOfShape", 1), tensor<int64_t>({2}, {0, 4}));
+  REQUIRE(empty.ok());
+  CHECK(empty.value()[0].shape() == Shape{0, 4});
+  // The output shape must be known when the session is planned.
+  auto dynamic = test::run_node(make_node("ConstantOfShape", 1), {tensor<int64_t>({1}, {3})}, {false});
+  CHECK(dynamic.status().code() == Errc::unsupported);
+  CHECK(run_const(make_node("ConstantOfShape", 1), tensor<int64_t>({1}, {-1})).status().code() == Errc::invalid_input);
+  auto two =
+      run_const(make_node("ConstantOfShape", 1, {{"value", value_attr(f32({2}, {1, 2}))}}), tensor<int64_t>({1}, {3}));
+  CHECK(two.status().code() == Errc::invalid_input);
+  CHECK(two.status().message().find("one element") != std::string::npos);
+}
+
 TEST_CASE("tensor ops: Cast between the supported types") {
   const Tensor x = f32({4}, {1.7f, -1.7f, 0, 300});
   auto cast = [](DType to) { return make_node("Cast", 1, {{"to", int_attr(static_cast<int64_t>(to))}}); };

@@ -2,6 +2,7 @@
 // without arithmetic. They work on any dtype by copying elements as unsigned
 // integers of the element's size.
 #include <cmath>
+#include <cstring>
 
 #include "backends/reference/tensor_util.h"
 #include "ir/ops/tensor_ops_util.h"
@@ -63,6 +64,18 @@ KernelResult make_shape(const NodeContext& ctx) {
   Shape values(in.begin() + start, in.begin() + start + count);
   return make_fn_kernel([values](Inputs, Outputs out) -> Status {
     std::copy(values.begin(), values.end(), out_data<int64_t>(*out[0]));
+    return {};
+  });
+}
+
+// ConstantOfShape: every element is the 'value' attribute's one element.
+KernelResult make_constant_of_shape(const NodeContext& ctx) {
+  CP_ASSIGN_OR_RETURN(Tensor fill, tensor_ops::constant_of_shape_value(ctx.node));
+  return make_fn_kernel([fill](Inputs, Outputs out) -> Status {
+    const size_t esize = dtype_size(fill.dtype());
+    auto* dst = static_cast<uint8_t*>(out[0]->raw());
+    const auto* src = static_cast<const uint8_t*>(fill.raw());
+    for (int64_t i = 0; i < out[0]->numel(); ++i) std::memcpy(dst + static_cast<size_t>(i) * esize, src, esize);
     return {};
   });
 }
@@ -209,12 +222,19 @@ KernelResult make_gather(const NodeContext& ctx) {
 
 void register_movement_kernels(std::vector<KernelEntry>& table) {
   const KernelEntry kernels[] = {
-      {"Identity", supports_any, make_copy},   {"Reshape", supports_any, make_copy},
-      {"Flatten", supports_any, make_copy},    {"Squeeze", supports_any, make_copy},
-      {"Unsqueeze", supports_any, make_copy},  {"Dropout", supports_any, make_dropout},
-      {"Shape", supports_any, make_shape},     {"Concat", supports_any, make_concat},
-      {"Transpose", supports_any, make_transpose}, {"Slice", supports_any, make_slice},
-      {"Pad", supports_any, make_pad},         {"Gather", supports_gather, make_gather},
+      {"Identity", supports_any, make_copy},
+      {"Reshape", supports_any, make_copy},
+      {"Flatten", supports_any, make_copy},
+      {"Squeeze", supports_any, make_copy},
+      {"Unsqueeze", supports_any, make_copy},
+      {"Dropout", supports_any, make_dropout},
+      {"Shape", supports_any, make_shape},
+      {"Concat", supports_any, make_concat},
+      {"ConstantOfShape", supports_any, make_constant_of_shape},
+      {"Transpose", supports_any, make_transpose},
+      {"Slice", supports_any, make_slice},
+      {"Pad", supports_any, make_pad},
+      {"Gather", supports_gather, make_gather},
   };
   table.insert(table.end(), std::begin(kernels), std::end(kernels));
 }

@@ -155,6 +155,22 @@ Types infer_shape(const Node& node, std::span<const InferInput> inputs) {
   return std::vector<TensorType>{{DType::i64, {std::max<int64_t>(0, end - start)}}};
 }
 
+// ConstantOfShape: the output's shape is input #0's values (a constant:
+// the engine plans static shapes), filled with the one-element 'value'
+// attribute (float32 zero when absent).
+Types infer_constant_of_shape(const Node& node, std::span<const InferInput> inputs) {
+  CP_TRY(check_inputs(node, inputs, 1, 1));
+  CP_TRY(check_output_count(node, 1));
+  if (inputs[0].type.dtype != DType::i64 || inputs[0].type.shape.size() != 1)
+    return invalid_input("{}: input #0 'input' must be a 1-D int64 shape, found {} {}", node.describe(),
+                         dtype_name(inputs[0].type.dtype), shape_str(inputs[0].type.shape));
+  CP_ASSIGN_OR_RETURN(std::vector<int64_t> dims, constant_ints(node, inputs, 0, "input", "the output shape"));
+  for (int64_t d : dims)
+    if (d < 0) return invalid_input("{}: input #0 'input' holds a negative dimension {}", node.describe(), d);
+  CP_ASSIGN_OR_RETURN(Tensor fill, constant_of_shape_value(node));
+  return std::vector<TensorType>{{fill.dtype(), Shape(dims.begin(), dims.end())}};
+}
+
 Types infer_dropout(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_inputs(node, inputs, 1, 3));
   CP_TRY(check_output_count(node, 2));
@@ -207,6 +223,7 @@ void register_tensor_ops(std::vector<OpDef>& table) {
       {"ReduceMean", infer_reduce_mean},
       {"Cast", infer_cast},
       {"Shape", infer_shape},
+      {"ConstantOfShape", infer_constant_of_shape},
       {"Identity", infer_unary<Accepts::any>},
       {"Dropout", infer_dropout},
   };

@@ -65,6 +65,20 @@ Result<std::optional<std::vector<int64_t>>> attr_ints(const Node& node, const st
   return std::optional(it->second.ints);
 }
 
+Result<Tensor> constant_of_shape_value(const Node& node) {
+  auto it = node.attrs.find("value");
+  if (it == node.attrs.end()) {
+    const float zero = 0.f;
+    return Tensor::copy_of(DType::f32, {}, &zero);
+  }
+  if (it->second.kind != Attribute::Kind::t) return wrong_kind(node, "value", "tensor", it->second);
+  const Tensor& t = it->second.t;
+  if (t.numel() != 1)
+    return invalid_input("{}: attribute 'value' must hold one element, found shape {}", node.describe(),
+                         shape_str(t.shape()));
+  return Tensor::copy_of(t.dtype(), {}, t.raw());
+}
+
 const InferInput* optional_input(std::span<const InferInput> inputs, size_t i) {
   if (i >= inputs.size() || !inputs[i].present()) return nullptr;
   return &inputs[i];

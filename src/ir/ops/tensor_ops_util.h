@@ -33,6 +33,10 @@ Result<std::string> attr_string(const Node& node, const std::string& key, const 
 // nullopt when the attribute is absent.
 Result<std::optional<std::vector<int64_t>>> attr_ints(const Node& node, const std::string& key);
 
+// ConstantOfShape's fill: its one-element 'value' tensor attribute, or a
+// float32 zero when absent.
+Result<Tensor> constant_of_shape_value(const Node& node);
+
 // Input i when given (not omitted, not past the end), else nullptr.
 const InferInput* optional_input(std::span<const InferInput> inputs, size_t i);
 // Between min_count and max_count inputs, the first min_count all present.
