@@ -193,6 +193,28 @@ TEST_CASE("layout: neutral shapes and transparent ops") {
   const Tensor* cu = &u;
   REQUIRE(make_layout_kernel(Layout::nhwc, Layout::nchw)->run({&cu, 1}, {&pv, 1}).ok());
   CHECK(std::memcmp(v.raw(), t.raw(), t.nbytes()) == 0);
+
+  // Every element, on shapes that cross the kernel's tiles and a power-of-two plane.
+  for (const Shape& shape : {Shape{1, 37, 19, 21}, Shape{2, 24, 64, 64}, Shape{1, 3, 1, 40}}) {
+    CAPTURE(shape_str(shape));
+    Tensor x = random_tensor(shape, rng), y(DType::f32, shape), z(DType::f32, shape);
+    const Tensor* px = &x;
+    Tensor* py = &y;
+    Tensor* pz = &z;
+    REQUIRE(make_layout_kernel(Layout::nchw, Layout::nhwc)->run({&px, 1}, {&py, 1}).ok());
+    const int64_t c = shape[1], h = shape[2], w = shape[3];
+    int64_t wrong = 0;
+    for (int64_t n = 0; n < shape[0]; ++n)
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t hi = 0; hi < h; ++hi)
+          for (int64_t wi = 0; wi < w; ++wi)
+            wrong +=
+                y.data<float>()[((n * h + hi) * w + wi) * c + ci] != x.data<float>()[((n * c + ci) * h + hi) * w + wi];
+    CHECK(wrong == 0);
+    const Tensor* cy = &y;
+    REQUIRE(make_layout_kernel(Layout::nhwc, Layout::nchw)->run({&cy, 1}, {&pz, 1}).ok());
+    CHECK(std::memcmp(z.raw(), x.raw(), x.nbytes()) == 0);
+  }
 }
 
 TEST_CASE("passes: Mul(x, HardSigmoid(x)) becomes HardSwish and fuses into the Conv") {
