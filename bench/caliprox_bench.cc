@@ -4,7 +4,7 @@
 // bench/report.js (see bench/README.md).
 //
 //   caliprox_bench peak  [--threads 1,2] [--trials N] [--seconds S] [--json FILE]
-//   caliprox_bench model MODEL.onnx [--images IDX] [--batches 1,64] [--threads 1,2]
+//   caliprox_bench model MODEL.onnx [--images IDX | --input-shape C,H,W] [--batches 1,64] [--threads 1,2]
 //                        [--backend onednn] [--warmup N] [--repeats N] [--no-layers]
 //                        [--save-input DIR] [--peak-trials N] [--json FILE]
 #include <cstdio>
@@ -17,10 +17,11 @@
 
 #include "conv_costs.h"
 #include "data/idx.h"
-#include "ir/onnx_import.h"
 #include "fma_peak.h"
+#include "ir/onnx_import.h"
 #include "model_bench.h"
 #include "util/atomic_file.h"
+#include "util/cpu.h"
 #include "util/log.h"
 #include "util/process_policy.h"
 
@@ -98,6 +99,7 @@ Status save_input(const Tensor& input, const std::string& dir) {
 struct ModelArgs {
   std::string model;
   std::string images = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+  std::vector<int64_t> input_shape;  // dims after the batch: synthetic input instead of the images
   std::vector<int64_t> batches{1, 64};
   std::vector<int> threads{1, 2};
   BenchSettings settings;
@@ -108,13 +110,22 @@ struct ModelArgs {
 
 Status run_model(const ModelArgs& a) {
   CP_ASSIGN_OR_RETURN(Graph graph, load_onnx(a.model));
-  CP_ASSIGN_OR_RETURN(Tensor images, read_idx(a.images));
   if (graph.inputs.size() != 1)
     return invalid_input("{}: the benchmark feeds one input, the graph declares {}", a.model, graph.inputs.size());
+  const bool synthetic = !a.input_shape.empty();
+  Tensor images;
+  if (!synthetic) {
+    CP_ASSIGN_OR_RETURN(images, read_idx(a.images));
+  }
   json runs = json::array();
   json peaks = json::array();
   for (int64_t batch : a.batches) {
-    CP_ASSIGN_OR_RETURN(Tensor input, fashion_batch(images, batch));
+    Tensor input;
+    if (synthetic) {
+      input = synthetic_batch(a.input_shape, batch, 1);
+    } else {
+      CP_ASSIGN_OR_RETURN(input, fashion_batch(images, batch));
+    }
     if (!a.save_input_dir.empty()) CP_TRY(save_input(input, a.save_input_dir));
     CP_ASSIGN_OR_RETURN(auto costs, conv_costs(graph, {{graph.inputs[0].name, input.shape()}}));
     for (int threads : a.threads) {
@@ -132,8 +143,10 @@ Status run_model(const ModelArgs& a) {
   }
   json doc = {{"tool", "caliprox"},
               {"model", a.model},
-              {"images", a.images},
+              {"input", synthetic ? fmt::format("uniform [0, 1), seed 1, [batch, {}]", fmt::join(a.input_shape, ", "))
+                                  : a.images},
               {"backend", a.settings.backend},
+              {"cpu", cpu::describe(cpu::features())},
               {"warmup", a.settings.warmup},
               {"repeats", a.settings.repeats},
               {"runs", runs}};
@@ -181,13 +194,19 @@ int main(int argc, char** argv) {
   CLI::App* model_cmd = app.add_subcommand("model", "time one ONNX network per batch size and thread count");
   model_cmd->add_option("model", model.model, "ONNX file")->required();
   model_cmd->add_option("--images", model.images, "IDX uint8 images (first N of them form the batch)");
+  model_cmd
+      ->add_option("--input-shape", model.input_shape,
+                   "dims after the batch (e.g. 3,224,224): feed pseudo-random values in [0, 1) instead of --images")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   model_cmd->add_option("--batches", model.batches, "batch sizes")->delimiter(',')->check(CLI::PositiveNumber);
   model_cmd->add_option("--threads", model.threads, "thread counts")->delimiter(',')->check(CLI::PositiveNumber);
   model_cmd->add_option("--backend", model.settings.backend, "caliprox backend");
   model_cmd->add_option("--warmup", model.settings.warmup, "untimed runs first")->check(CLI::NonNegativeNumber);
   model_cmd->add_option("--repeats", model.settings.repeats, "timed runs")->check(CLI::PositiveNumber);
   model_cmd->add_flag("--no-layers", no_layers, "skip the per-node timing session");
-  model_cmd->add_option("--save-input", model.save_input_dir, "write input_b<N>.f32 (raw float32 NCHW) here");
+  model_cmd->add_option("--save-input", model.save_input_dir,
+                        "write input_b<N>.f32 (raw float32, the input's layout) here");
   model_cmd->add_option("--json", model.json_path, "output file (default stdout)");
   model_cmd->add_option("--peak-trials", model.peak_trials, "also sample the FMA peak after each configuration")
       ->check(CLI::NonNegativeNumber);

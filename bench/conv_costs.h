@@ -29,8 +29,8 @@ struct ConvCost {
 };
 
 // Keyed by node name (sessions keep a Conv's name through fusion passes).
-// Errors: an input shape missing, an op shape inference refuses, a Conv whose
-// weights are not a constant of known shape.
+// Types come from the engine's constant folding (infer_value_types), so errors
+// are a session's: an input shape missing, an op shape inference refuses.
 Result<std::map<std::string, ConvCost>> conv_costs(const Graph& graph,
                                                    const std::map<std::string, Shape>& input_shapes);
 

@@ -34,10 +34,11 @@
 
 #include "backends/backend.h"
 #include "data/idx.h"
-#include "ir/onnx_import.h"
 #include "engine/session.h"
+#include "ir/onnx_import.h"
 #include "knobs/knobs.h"
 #include "model_bench.h"
+#include "util/cpu.h"
 #include "util/log.h"
 #include "util/process_policy.h"
 #include "util/stats.h"
@@ -306,8 +307,8 @@ Verdict verdict(const Knob& knob, const std::vector<const LayerResult*>& big) {
 }
 
 void print_net(const NetResult& net, const Options& o) {
-  std::printf("\n== %s, batch %lld, %d thread(s): convolutions (exact = the onednn backend's tuned kernel)\n",
-              net.model.c_str(), static_cast<long long>(o.batch), net.threads);
+  std::printf("\n== %s, batch %lld, %d thread(s), CPU %s: convolutions (exact = the onednn backend's tuned kernel)\n",
+              net.model.c_str(), static_cast<long long>(o.batch), net.threads, cpu::describe(cpu::features()).c_str());
   std::printf("  #  %-34s %-40s %8s %9s\n", "node", "geometry", "MFLOP", "exact ms");
   for (size_t i = 0; i < net.sites.size(); ++i) {
     const KnobSite& s = net.sites[i];
@@ -335,8 +336,8 @@ void print_net(const NetResult& net, const Options& o) {
 
 void print_summary(const std::vector<NetResult>& nets, const std::vector<const Knob*>& knobs, const Options& o) {
   for (int threads : o.threads) {
-    std::printf("\n== summary, %d thread(s): medians over the convolutions of >= %.0f MFLOP of all networks\n", threads,
-                o.min_mflop);
+    std::printf("\n== summary, %d thread(s), CPU %s: medians over the convolutions of >= %.0f MFLOP of all networks\n",
+                threads, cpu::describe(cpu::features()).c_str(), o.min_mflop);
     std::printf("  %-20s %5s %6s %-21s %6s %7s  %-10s", "knob", "id", "layers", "measure", "median", "target", "met");
     for (const NetResult& n : nets)
       if (n.threads == threads) std::printf(" %14.14s", n.model.c_str());
@@ -381,6 +382,7 @@ void print_summary(const std::vector<NetResult>& nets, const std::vector<const K
 
 json to_json(const std::vector<NetResult>& nets, const Options& o) {
   json doc;
+  doc["cpu"] = cpu::describe(cpu::features());
   doc["batch"] = o.batch;
   doc["repeats"] = o.repeats;
   doc["warmup"] = o.warmup;

@@ -3,8 +3,9 @@
 #include <time.h>
 
 #include <chrono>
-#include <thread>
 #include <memory>
+#include <random>
+#include <thread>
 
 #include "backends/backend.h"
 #include "engine/session.h"
@@ -94,6 +95,17 @@ Result<Tensor> fashion_batch(const Tensor& images_u8, int64_t batch) {
   float* dst = out.data<float>();
   for (int64_t i = 0; i < batch * h * w; ++i)
     dst[i] = (static_cast<float>(src[i]) / 255.0f - kFashionMean) / kFashionStd;
+  return out;
+}
+
+Tensor synthetic_batch(const Shape& sample, int64_t batch, uint64_t seed) {
+  Shape shape{batch};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  Tensor out(DType::f32, shape);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> uniform(0.f, 1.f);
+  float* dst = out.data<float>();
+  for (int64_t i = 0; i < out.numel(); ++i) dst[i] = uniform(rng);
   return out;
 }
 

@@ -64,6 +64,12 @@ struct RunResult {
 // (x / 255 - 0.2860) / 0.3530.
 Result<Tensor> fashion_batch(const Tensor& images_u8, int64_t batch);
 
+// A float [batch, sample...] tensor of pseudo-random values in [0, 1), the
+// same for the same seed: the input of networks without a bundled dataset
+// (third-party models). Latency does not depend on the values; the outputs
+// of caliprox and ONNX Runtime are compared on the same batch.
+Tensor synthetic_batch(const Shape& sample, int64_t batch, uint64_t seed);
+
 // The graph must have exactly one input; `input` is fed to it every run.
 // `costs` (may be null) supplies the Conv geometry for LayerTiming::conv.
 Result<RunResult> bench_model(const Graph& graph, const Tensor& input, int threads, const BenchSettings& settings,

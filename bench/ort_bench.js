@@ -5,7 +5,7 @@
 // statistics, the output values and (unless --no-layers) per-node times from
 // ORT's profiler.
 //
-//   node ort_bench.js --model M.onnx --input input_b64.f32 --batch 64
+//   node ort_bench.js --model M.onnx --input input_b64.f32 --batch 64 [--input-shape C,H,W]
 //                     [--threads 1,2] [--warmup 5] [--repeats 30]
 //                     [--profile-dir DIR] [--no-layers] [--json FILE]
 'use strict';
@@ -21,7 +21,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const args = { threads: [1, 2], warmup: 5, repeats: 30, layers: true, json: '', profileDir: '' };
+  const args = { sample: [], threads: [1, 2], warmup: 5, repeats: 30, layers: true, json: '', profileDir: '' };
   const positiveInt = (key, text) => {
     const v = Number(text);
     if (!Number.isInteger(v) || v < (key === 'warmup' ? 0 : 1)) usage(`--${key}: expected an integer, found '${text}'`);
@@ -37,6 +37,7 @@ function parseArgs(argv) {
       case '--model': args.model = value(); break;
       case '--input': args.input = value(); break;
       case '--batch': args.batch = positiveInt('batch', value()); break;
+      case '--input-shape': args.sample = value().split(',').map((d) => positiveInt('input-shape', d)); break;
       case '--threads': args.threads = value().split(',').map((t) => positiveInt('threads', t)); break;
       case '--warmup': args.warmup = positiveInt('warmup', value()); break;
       case '--repeats': args.repeats = positiveInt('repeats', value()); break;
@@ -69,16 +70,25 @@ function summarize(samples) {
   };
 }
 
-function readInput(file, batch) {
+// The raw float32 batch caliprox_bench wrote; `sample` is the shape of one
+// sample (--input-shape), or empty for the square single-channel images of
+// the bundled networks.
+function readInput(file, batch, sample) {
   const bytes = fs.readFileSync(file);
   const count = bytes.length / 4;
   if (!Number.isInteger(count) || count % batch !== 0)
     usage(`${file}: ${bytes.length} bytes is not a float32 batch of ${batch}`);
   const per = count / batch;
-  const side = Math.round(Math.sqrt(per));
-  if (side * side !== per) usage(`${file}: ${per} values per image is not a square single-channel image`);
+  let dims = sample;
+  if (dims.length === 0) {
+    const side = Math.round(Math.sqrt(per));
+    if (side * side !== per) usage(`${file}: ${per} values per image is not a square single-channel image`);
+    dims = [1, side, side];
+  }
+  if (dims.reduce((a, b) => a * b, 1) !== per)
+    usage(`${file}: ${per} values per sample, --input-shape ${dims.join(',')} holds ${dims.reduce((a, b) => a * b, 1)}`);
   const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  return new ort.Tensor('float32', data, [batch, 1, side, side]);
+  return new ort.Tensor('float32', data, [batch, ...dims]);
 }
 
 function sessionOptions(threads, profilePrefix) {
@@ -88,6 +98,8 @@ function sessionOptions(threads, profilePrefix) {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     executionProviders: ['cpu'],
+    // Errors only: third-party exports draw warnings (unused initializers) on every session.
+    logSeverityLevel: 3,
   };
   if (profilePrefix) {
     o.enableProfiling = true;
@@ -188,7 +200,7 @@ async function benchOne(args, input, threads) {
 
 async function main() {
   const args = parseArgs(process.argv);
-  const input = readInput(args.input, args.batch);
+  const input = readInput(args.input, args.batch, args.sample);
   const runs = [];
   for (const threads of args.threads) {
     const run = await benchOne(args, input, threads);

@@ -17,6 +17,8 @@ const BIG_CONV_MFLOP = 50;
 const PEAK_TARGET = 0.7;
 // Below this CPU share (see cpuShare) the efficiency verdicts are marked as estimates.
 const BUSY_SHARE = 0.8;
+// The engine-speed target: caliprox no slower than ONNX Runtime.
+const TARGET_RATIO = 1.0;
 
 function parseArgs(argv) {
   const a = {};
@@ -109,7 +111,10 @@ function collectConfigs(dir) {
     if (!cfgs.has(key)) cfgs.set(key, { batch: Number(batch), threads: Number(threads) });
     const cfg = cfgs.get(key);
     cfg[tool] = doc.runs[0];
-    if (tool === 'caliprox') cfg.caliprox_backend = doc.backend;
+    if (tool === 'caliprox') {
+      cfg.caliprox_backend = doc.backend;
+      cfg.cpu = doc.cpu;
+    }
     else cfg.ort_version = doc.version;
     cfg.warmup = doc.warmup;
     cfg.repeats = doc.repeats;
@@ -229,6 +234,29 @@ function layerSummary(c) {
           `ORT per op:      ${byOp(c.ort && c.ort.layers)}`].join('\n');
 }
 
+// Every configuration of every network against the target (caliprox median
+// latency <= ONNX Runtime's, same run); CPU ratios beside the wall ones.
+function summaryTable(nets) {
+  const rows = [];
+  let met = 0;
+  let judged = 0;
+  const tiers = new Set();
+  for (const net of nets) {
+    for (const c of net.configs) {
+      if (c.cpu) tiers.add(c.cpu);
+      if (c.ratio === undefined) continue;
+      judged += 1;
+      if (c.ratio <= TARGET_RATIO) met += 1;
+      rows.push([net.network, c.batch, c.threads, fmt(c.ratio, 2), c.cpu_ratio === undefined ? '-' : fmt(c.cpu_ratio, 2),
+                 c.ratio <= TARGET_RATIO ? 'yes' : 'no']);
+    }
+  }
+  return [`== summary: caliprox / ONNX Runtime latency (target <= ${TARGET_RATIO.toFixed(2)}); caliprox CPU tier: ` +
+          `${[...tiers].join(', ')} ==`,
+          table([['network', 'l'], ['batch', 'r'], ['threads', 'r'], ['ratio', 'r'], ['CPU ratio', 'r'], ['met', 'l']], rows),
+          `${met} of ${judged} configurations met the target`].join('\n');
+}
+
 function main() {
   const args = parseArgs(process.argv);
   const peak = loadPeak(args.dir);
@@ -249,13 +277,16 @@ function main() {
         if (cpu !== undefined && c.ort.cpu_ms) c.cpu_ratio = cpu / c.ort.cpu_ms.median;
         c.outputs = compareOutputs(c.caliprox.output, c.ort.output);
       }
+      // The compared values stay in the work folder's files (BENCH_KEEP=1):
+      // a detector's batch-64 maps would not fit one results document.
+      for (const run of [c.caliprox, c.ort]) if (run && run.output) delete run.output.values;
       const fallbacks = ((c.caliprox && c.caliprox.node_backends) || []).filter((n) => n.backend !== c.caliprox_backend);
       c.fallback_nodes = fallbacks;
     }
     const first = net.configs[0] || {};
     text.push('');
     text.push(`== ${net.network} (${net.model}) — caliprox ${first.caliprox_backend} vs ONNX Runtime ${first.ort_version}, ` +
-              `median of ${first.repeats} runs after ${first.warmup} warm-up ==`);
+              `median of ${first.repeats} runs after ${first.warmup} warm-up; caliprox CPU tier: ${first.cpu} ==`);
     text.push(latencyTable(net));
     const fb = new Set(net.configs.flatMap((c) => c.fallback_nodes.map((n) => `${n.node} (${n.backend})`)));
     text.push(fb.size ? `nodes not on ${first.caliprox_backend}: ${[...fb].join(', ')}` : `every node runs on ${first.caliprox_backend}`);
@@ -272,6 +303,8 @@ function main() {
     }
     out.networks.push(net);
   }
+  text.push('');
+  text.push(summaryTable(out.networks));
   fs.writeFileSync(args.out, JSON.stringify(out, null, 1) + '\n');
   text.push('');
   text.push(`complete results: ${args.out}`);

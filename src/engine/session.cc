@@ -71,6 +71,13 @@ class RangeTracker final : public NodeObserver {
 Session::Session() = default;
 Session::~Session() = default;
 
+Result<std::map<std::string, TensorType>> infer_value_types(const Graph& graph,
+                                                            const std::map<std::string, Shape>& input_shapes) {
+  CP_ASSIGN_OR_RETURN(FoldedGraph folded, fold_graph(graph, input_shapes, SessionOptions{}));
+  for (const auto& [name, value] : folded.constants) folded.types.emplace(name, value.type());
+  return std::move(folded.types);
+}
+
 Result<std::unique_ptr<Session>> Session::create(const Graph& graph, Backend& backend,
                                                  const std::map<std::string, Shape>& input_shapes,
                                                  SessionOptions options) {

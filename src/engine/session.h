@@ -179,4 +179,10 @@ class Session {
   std::unique_ptr<RangeTracker> ranges_;  // while tracking input ranges
 };
 
+// Every value's type (initializers, inputs, node outputs) at these input
+// shapes after constant folding: the types a session would plan with. Tools
+// and benchmarks read layer geometry from it; no backend is involved.
+Result<std::map<std::string, TensorType>> infer_value_types(const Graph& graph,
+                                                            const std::map<std::string, Shape>& input_shapes);
+
 }  // namespace caliprox
