@@ -3,6 +3,7 @@
 // knobs against what the probe says it should claim.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <string>
 
 #include "backends/backend.h"
@@ -127,4 +128,17 @@ TEST_CASE("cpu: every backend's knob claims follow from the probe") {
   else if (f.arch == cpu::Arch::x86_64 && f.avx2_tier()) CHECK(best == onednn::simd::KernelIsa::avx2);
   else CHECK(best == onednn::simd::KernelIsa::portable);
 #endif
+}
+
+namespace {
+bool sysfs_caches() { return std::ifstream("/sys/devices/system/cpu/cpu0/cache/index2/level").good(); }
+}  // namespace
+
+TEST_CASE("cpu: one core's L2 cache size, as sysfs says" *
+          CP_NEEDS(sysfs_caches(), "/sys/devices/system/cpu/cpu0/cache/index2 is not readable here")) {
+  const int64_t l2 = cpu::probe_hardware().l2_bytes;
+  // Every L2 of the last twenty years lies between 64 KiB and 64 MiB.
+  CHECK(l2 >= 64 * 1024);
+  CHECK(l2 <= 64 * 1024 * 1024);
+  CHECK(cpu::features().l2_bytes == l2);  // a cap lowers the ISA, not the caches
 }

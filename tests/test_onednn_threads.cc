@@ -8,6 +8,7 @@
 
 #include <random>
 
+#include "backends/onednn/common.h"
 #include "onednn_cases.h"
 
 using namespace caliprox;
@@ -42,4 +43,28 @@ TEST_CASE("onednn threads: supports() and supports_nhwc() leave the calling thre
       CHECK(omp_get_max_threads() == kThreads + 3);
     }
   }
+}
+
+TEST_CASE("onednn threads: teams grow with the work, not with the machine") {
+  const double unit = onednn::single_thread_flops();
+  for (int threads : {1, 2, 4, 16, 64}) {
+    CAPTURE(threads);
+    CHECK(onednn::team_for_flops(threads, 0) == 1);
+    CHECK(onednn::team_for_flops(threads, unit * 0.99) == 1);
+    int last = 1;
+    for (double work = unit; work < unit * 100; work *= 1.3) {
+      const int team = onednn::team_for_flops(threads, work);
+      CHECK(team >= last);  // never fewer threads for more work
+      CHECK(team <= threads);
+      CHECK(team <= static_cast<int>(work / unit) + 1);  // each thread brings a unit of work
+      last = team;
+    }
+    CHECK(onednn::team_for_flops(threads, unit * 1000) == threads);
+    // Two threads: a layer that pays for one more thread gets both, as before.
+    if (threads == 2) CHECK(onednn::team_for_flops(threads, unit) == 2);
+    CHECK(onednn::team_for_elements(threads, 1000) == 1);
+    CHECK(onednn::team_for_elements(threads, int64_t{1} << 30) == threads);
+  }
+  // 16 threads, a 2.5-unit layer: 3 threads, not 16.
+  CHECK(onednn::team_for_flops(16, unit * 2.5) == 3);
 }

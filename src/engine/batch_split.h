@@ -54,7 +54,8 @@ struct BatchSplit {
 BatchSplit plan_batch_split(int64_t n, int threads, double sample_bytes, double budget_bytes);
 
 // The per-worker working-set budget (bytes): CALIPROX_BATCH_BUDGET_KB when
-// set, else 1 MiB (an L2 of this machine's cores; man caliprox, ENVIRONMENT).
+// set, else one core's L2 cache as probed (cpu::Features::l2_bytes), else
+// 1 MiB (man caliprox, ENVIRONMENT).
 double batch_split_budget();
 
 }  // namespace caliprox

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -114,6 +115,25 @@ void probe_aarch64(Features& f) {
 }
 #endif
 
+// The size of cpu0's level-2 data or unified cache, as Linux describes it
+// in sysfs ("1024K"); 0 when there is none or it cannot be read.
+int64_t probe_l2_bytes() {
+  for (int index = 0; index < 8; ++index) {
+    const std::string dir = fmt::format("/sys/devices/system/cpu/cpu0/cache/index{}/", index);
+    std::ifstream level(dir + "level"), type(dir + "type"), size(dir + "size");
+    int lv = 0;
+    std::string ty, sz;
+    if (!(level >> lv) || !(type >> ty) || !(size >> sz)) continue;
+    if (lv != 2 || (ty != "Unified" && ty != "Data")) continue;
+    char* end = nullptr;
+    const long long v = std::strtoll(sz.c_str(), &end, 10);
+    if (end == sz.c_str() || v <= 0) return 0;
+    const char unit = *end;
+    return v * (unit == 'K' ? 1024LL : unit == 'M' ? 1024LL * 1024 : 1LL);
+  }
+  return 0;
+}
+
 }  // namespace
 
 Features probe_hardware() {
@@ -123,6 +143,7 @@ Features probe_hardware() {
 #elif defined(__aarch64__)
   probe_aarch64(f);
 #endif
+  f.l2_bytes = probe_l2_bytes();
   return f;
 }
 

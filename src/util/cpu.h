@@ -37,6 +37,9 @@ struct Features {
   // arithmetic, bfloat16 and int8 matrix multiply, SVE.
   bool neon = false, dotprod = false, fp16 = false, bf16 = false, i8mm = false, sve = false;
 
+  // The level-2 cache one core has (bytes; sysfs, cpu0), 0 when unreadable.
+  int64_t l2_bytes = 0;
+
   // The cap in force ("" none), the variable it came from, and a
   // description of an unusable value (the tools refuse to run then).
   std::string cap, cap_source, cap_error;

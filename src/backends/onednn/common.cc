@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -21,7 +22,23 @@ ScopedThreads::ScopedThreads(int threads) : saved_(omp_get_max_threads()) { use_
 
 ScopedThreads::~ScopedThreads() { use_threads(saved_); }
 
-int team_for_elements(int threads, int64_t elements) { return elements < (int64_t{1} << 17) ? 1 : threads; }
+namespace {
+
+// One thread per `per_thread` of work, at least 1 and at most `threads`: a
+// thread joins only when it brings that much work of its own, so a layer
+// that pays for 2 threads on a 2-core machine does not spread over 16 (the
+// fork, the join and the cold caches of 14 more threads cost more than they
+// save).
+int team_for_work(int threads, double work, double per_thread) {
+  if (threads <= 1 || work < per_thread) return 1;
+  return static_cast<int>(std::min<double>(threads, std::floor(work / per_thread) + 1));
+}
+
+}  // namespace
+
+int team_for_elements(int threads, int64_t elements) {
+  return team_for_work(threads, static_cast<double>(elements), static_cast<double>(int64_t{1} << 17));
+}
 
 double single_thread_flops() {
   static const double limit = [] {
@@ -31,7 +48,7 @@ double single_thread_flops() {
   return limit;
 }
 
-int team_for_flops(int threads, double flops) { return flops < single_thread_flops() ? 1 : threads; }
+int team_for_flops(int threads, double flops) { return team_for_work(threads, flops, single_thread_flops()); }
 
 memory::desc plain_desc(const memory::dims& dims) {
   if (dims.empty()) return plain_desc(memory::dims{1});

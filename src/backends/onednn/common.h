@@ -56,7 +56,8 @@ class ScopedThreads {
 };
 
 // OpenMP width for a memory-bound primitive touching `elements` floats:
-// below ~128K elements one core finishes before a second would have woken.
+// below ~128K elements one core finishes before a second would have woken;
+// above, one more thread per further 128K elements, up to `threads`.
 int team_for_elements(int threads, int64_t elements);
 // Smallest tensor an elementwise-type node (activation, arithmetic, Softmax)
 // is claimed for: below it the reference loop beats a primitive call
@@ -71,7 +72,11 @@ inline constexpr int64_t kMinElementwiseElements = 256;
 // (untuned), so the limit is 16 MFLOP there. Prepare-time tuning still times
 // both teams below 50 MFLOP (conv_select.cc); this is its default.
 double single_thread_flops();
-// The team for a compute-bound primitive of `flops` operations.
+// The team for a compute-bound primitive of `flops` operations: 1 below
+// single_thread_flops(), then one more thread per further
+// single_thread_flops() of work, up to `threads` (on 2 threads the same as
+// all-or-one; on 16, with the passive policy's 16 MFLOP, a 40 MFLOP layer
+// gets 3, not 16).
 int team_for_flops(int threads, double flops);
 
 // Row-major f32 descriptor of a host tensor (Shape and memory::dims are the
@@ -214,5 +219,7 @@ void register_matmul_ops(std::vector<OpEntry>& table);   // matmul.cc
 void register_eltwise_ops(std::vector<OpEntry>& table);  // eltwise.cc
 void register_binary_ops(std::vector<OpEntry>& table);   // binary.cc
 void register_norm_ops(std::vector<OpEntry>& table);     // norm.cc
+void register_concat_ops(std::vector<OpEntry>& table);   // concat.cc
+void register_resize_ops(std::vector<OpEntry>& table);   // resize.cc
 
 }  // namespace caliprox::onednn

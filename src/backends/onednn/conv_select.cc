@@ -94,8 +94,12 @@ std::vector<ConvVariant> conv_candidates(const ConvGeometry& g, int threads, boo
   // core) one thread wins only while another process holds the second core,
   // and the winner is kept for the whole process: a transient load must not
   // pin a large convolution to one core.
-  std::vector<int> teams{threads};
-  if (threads > 1 && conv_flops(g) < 50e6) teams.push_back(1);
+  // The work-proportional team (common.h) is the default; the whole
+  // machine is timed too, so a layer that scales past it still gets it.
+  const int sized = team_for_flops(threads, conv_flops(g));
+  std::vector<int> teams{sized};
+  if (sized < threads) teams.push_back(threads);
+  if (sized > 1 && conv_flops(g) < 50e6) teams.push_back(1);
   const bool blocked_ok = !(residual_sum && has_padding_only_outputs(g));
   if (host == Layout::nhwc) {
     // oneDNN's free choice is NHWC itself here (the plain layout), and
