@@ -364,6 +364,57 @@ TEST_CASE("onednn: Softmax in both opset conventions" * CP_NEEDS(kOptimizedEltwi
   check_against_reference(logits, 1e-5);
 }
 
+TEST_CASE("onednn: Concat of any rank and axis, constants included") {
+  const unsigned seed = test_seed("concat");
+  std::mt19937 rng(seed);
+  const std::vector<std::pair<Shape, int64_t>> cases = {{{300}, 0},        {{20, 30}, 0},     {{20, 30}, 1},
+                                                        {{2, 8, 5, 5}, 1}, {{2, 8, 5, 5}, 3}, {{2, 3, 4, 5, 6}, -2}};
+  for (const auto& [shape, axis] : cases) {
+    Shape other = shape;
+    const auto ax = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(shape.size()) : axis);
+    other[ax] += 2;
+    NodeCase c = make_case("Concat", {random_tensor(shape, rng), random_tensor(other, rng)}, {{"axis", int_attr(axis)}},
+                           {false, coin(rng)});
+    INFO("seed " << seed << ": " << describe(c));
+    CHECK(onednn_claims(c));
+    check_against_reference(c, 0);
+  }
+  // Tiny tensors stay with the reference copy; so do other types.
+  CHECK_FALSE(onednn_claims(
+      make_case("Concat", {random_tensor({2, 3}, rng), random_tensor({2, 3}, rng)}, {{"axis", int_attr(0)}})));
+  CHECK_FALSE(onednn_claims(
+      make_case("Concat",
+                {test::i64({400}, std::vector<int64_t>(400, 1)), test::i64({400}, std::vector<int64_t>(400, 2))},
+                {{"axis", int_attr(0)}})));
+}
+
+TEST_CASE("onednn: Resize over height and width, every mode") {
+  const unsigned seed = test_seed("resize");
+  std::mt19937 rng(seed);
+  using Mode = std::tuple<const char*, const char*, const char*, float, float>;
+  for (const auto& [mode, coords, nearest, sh, sw] : std::vector<Mode>{
+           {"nearest", "asymmetric", "floor", 2.0f, 2.0f},
+           {"nearest", "half_pixel", "round_prefer_ceil", 1.5f, 0.75f},
+           {"nearest", "tf_half_pixel_for_nn", "round_prefer_floor", 3.0f, 1.0f},
+           {"linear", "half_pixel", "", 1.5f, 0.5f},
+           {"linear", "align_corners", "", 2.0f, 3.0f},
+           {"linear", "pytorch_half_pixel", "", 0.6f, 2.0f},
+           {"cubic", "half_pixel", "", 0.6f, 1.7f},
+       }) {
+    std::map<std::string, Attribute> attrs{{"mode", str(mode)}, {"coordinate_transformation_mode", str(coords)}};
+    if (*nearest != 0) attrs["nearest_mode"] = str(nearest);
+    NodeCase c = make_case("Resize", {random_tensor({2, 5, 9, 11}, rng), Tensor(), test::f32({4}, {1, 1, sh, sw})},
+                           attrs, {false, false, true});
+    INFO("seed " << seed << ": " << describe(c));
+    CHECK(onednn_claims(c));
+    check_against_reference(c, 1e-5);
+  }
+  // Batch or channels resized, and crop-and-resize: the reference's.
+  CHECK_FALSE(
+      onednn_claims(make_case("Resize", {random_tensor({2, 5, 9, 11}, rng), Tensor(), test::f32({4}, {1, 2, 1, 1})},
+                              {{"mode", str("nearest")}}, {false, false, true})));
+}
+
 TEST_CASE("onednn: Add, Sub, Mul, Div with broadcasting" * CP_NEEDS(kOptimizedEltwise, kEltwiseReason)) {
   const unsigned seed = test_seed("binary");
   std::mt19937 rng(seed);

@@ -228,6 +228,37 @@ TEST_CASE("onednn nhwc: ConvTranspose") {
   }
 }
 
+TEST_CASE("onednn nhwc: Concat on every axis, with constant inputs") {
+  const unsigned seed = test_seed("nhwc concat");
+  std::mt19937 rng(seed);
+  for (int64_t axis : {1, 2, 3, -3}) {
+    Shape a{2, 6, 5, 7}, b{2, 6, 5, 7};
+    const auto ax = static_cast<size_t>(axis < 0 ? axis + 4 : axis);
+    b[ax] = 3;
+    for (bool constant : {false, true}) {
+      NodeCase c = make_case("Concat", {random_tensor(a, rng), random_tensor(b, rng), random_tensor(a, rng)},
+                             {{"axis", int_attr(axis)}}, {false, constant, false});
+      INFO("seed " << seed << ": " << describe(c));
+      check_nhwc_against_reference(c, 0);
+    }
+  }
+}
+
+TEST_CASE("onednn nhwc: Resize nearest and linear read and write channels-last") {
+  const unsigned seed = test_seed("nhwc resize");
+  std::mt19937 rng(seed);
+  for (const auto& [mode, coords, sh, sw] :
+       std::vector<std::tuple<const char*, const char*, float, float>>{{"nearest", "asymmetric", 2.0f, 2.0f},
+                                                                       {"linear", "half_pixel", 1.5f, 0.5f},
+                                                                       {"cubic", "align_corners", 2.f, 1.f}}) {
+    NodeCase c =
+        make_case("Resize", {random_tensor({3, 20, 7, 9}, rng), Tensor(), test::f32({4}, {1, 1, sh, sw})},
+                  {{"mode", str(mode)}, {"coordinate_transformation_mode", str(coords)}}, {false, false, true});
+    INFO("seed " << seed << ": " << describe(c));
+    check_nhwc_against_reference(c, 1e-5);
+  }
+}
+
 TEST_CASE("onednn nhwc: pooling, BatchNormalization and broadcast arithmetic" * CP_NEEDS(kOptimizedEltwise, kEltwiseReason)) {
   const unsigned seed = test_seed("nhwc pool bn binary");
   std::mt19937 rng(seed);
@@ -361,45 +392,70 @@ TEST_CASE("onednn nhwc: ops between channels-last convolutions need no conversio
     std::function<void(Graph&)> build;
   };
   const std::vector<Middle> middles = {
-      {"Conv grouped strided", [&](Graph& g) {
+      {"Conv grouped strided",
+       [&](Graph& g) {
          g.initializers["wm"] = random_tensor({c, c / 3, 3, 3}, rng);
          g.nodes.push_back(graph_node("Conv", {"a", "wm"}, "m",
                                       {{"group", int_attr(3)}, {"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}}));
        }},
-      {"Conv depthwise", [&](Graph& g) {
+      {"Conv depthwise",
+       [&](Graph& g) {
          g.initializers["wm"] = random_tensor({c, 1, 3, 3}, rng);
          g.nodes.push_back(graph_node("Conv", {"a", "wm"}, "m", {{"group", int_attr(c)}, {"pads", ints({1, 1, 1, 1})}}));
        }},
-      {"ConvTranspose", [&](Graph& g) {
+      {"ConvTranspose",
+       [&](Graph& g) {
          g.initializers["wm"] = random_tensor({c, c, 2, 2}, rng);
          g.nodes.push_back(graph_node("ConvTranspose", {"a", "wm"}, "m", {{"strides", ints({2, 2})}}));
        }},
-      {"MaxPool", [&](Graph& g) {
+      {"MaxPool",
+       [&](Graph& g) {
          g.nodes.push_back(graph_node("MaxPool", {"a"}, "m", {{"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}}));
        }},
-      {"AveragePool", [&](Graph& g) {
+      {"AveragePool",
+       [&](Graph& g) {
          g.nodes.push_back(graph_node("AveragePool", {"a"}, "m",
                                       {{"kernel_shape", ints({2, 2})}, {"pads", ints({1, 1, 0, 0})}}));
        }},
-      {"BatchNormalization", [&](Graph& g) {
+      {"BatchNormalization",
+       [&](Graph& g) {
          for (const char* p : {"gamma", "beta", "mean"}) per_channel(g, p, {c});
          per_channel(g, "var", {c});
          g.nodes.push_back(graph_node("BatchNormalization", {"a", "gamma", "beta", "mean", "var"}, "m"));
        }},
-      {"Mul per-channel constant", [&](Graph& g) {
+      {"Mul per-channel constant",
+       [&](Graph& g) {
          per_channel(g, "k", {1, c, 1, 1});
          g.nodes.push_back(graph_node("Mul", {"a", "k"}, "m"));
        }},
-      {"Sub from a [C,1,1] constant", [&](Graph& g) {
+      {"Sub from a [C,1,1] constant",
+       [&](Graph& g) {
          per_channel(g, "k", {c, 1, 1});
          g.nodes.push_back(graph_node("Sub", {"k", "a"}, "m"));
        }},
-      {"Mul by a pooled activation", [&](Graph& g) {
+      {"Mul by a pooled activation",
+       [&](Graph& g) {
          g.nodes.push_back(graph_node("GlobalAveragePool", {"a"}, "pooled"));
          g.nodes.push_back(graph_node("Sigmoid", {"pooled"}, "gate"));
          g.nodes.push_back(graph_node("Mul", {"a", "gate"}, "m"));
        }},
-      {"Add of two activations and Relu", [&](Graph& g) {
+      {"Concat with a constant zero padding, then a 1x1 Conv",
+       [&](Graph& g) {
+         g.initializers["pad"] = Tensor(DType::f32, {3, 4, 7, 7});
+         std::fill_n(g.initializers["pad"].data<float>(), 3 * 4 * 7 * 7, 0.f);
+         g.nodes.push_back(graph_node("Concat", {"a", "pad"}, "cat", {{"axis", int_attr(1)}}));
+         g.initializers["wm"] = random_tensor({c, c + 4, 1, 1}, rng);
+         g.nodes.push_back(graph_node("Conv", {"cat", "wm"}, "m"));
+       }},
+      {"Resize nearest x2, then a strided Conv",
+       [&](Graph& g) {
+         g.initializers["scales"] = test::f32({4}, {1, 1, 2, 2});
+         g.nodes.push_back(graph_node("Resize", {"a", "", "scales"}, "up", {{"mode", str("nearest")}}));
+         g.initializers["wm"] = random_tensor({c, c, 2, 2}, rng);
+         g.nodes.push_back(graph_node("Conv", {"up", "wm"}, "m", {{"strides", ints({2, 2})}}));
+       }},
+      {"Add of two activations and Relu",
+       [&](Graph& g) {
          g.nodes.push_back(graph_node("HardSwish", {"a"}, "h"));
          g.nodes.push_back(graph_node("Add", {"a", "h"}, "s"));
          g.nodes.push_back(graph_node("Relu", {"s"}, "m"));

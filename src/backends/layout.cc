@@ -33,6 +33,8 @@ bool layout_transparent(const NodeContext& ctx) {
   return true;
 }
 
+bool layout_following(const NodeContext& ctx) { return ctx.node.op_type == "Concat" || ctx.node.op_type == "Resize"; }
+
 namespace {
 
 // [rows, cols] -> [cols, rows] in square tiles: a row-by-row walk writes

@@ -17,6 +17,13 @@ bool layout_neutral(const Shape& shape);
 // pair elements by NCHW position).
 bool layout_transparent(const NodeContext& ctx);
 
+// True for ops whose backends, when they claim channels-last
+// (Backend::supports_nhwc), compute in either layout: the executor then
+// keeps the layout the first activation input arrives in rather than
+// converting the inputs to NHWC (Concat of NCHW reference outputs stays
+// NCHW; Concat between NHWC convolutions stays NHWC). Concat and Resize.
+bool layout_following(const NodeContext& ctx);
+
 // A kernel converting one rank-4 tensor between NCHW and NHWC.
 std::unique_ptr<Kernel> make_layout_kernel(Layout from, Layout to);
 

@@ -166,12 +166,20 @@ Status PlainSession::place_nodes(std::vector<Node> to_run, std::map<std::string,
     if (residency)
       for (size_t i = 0; i < node.inputs.size(); ++i)
         if (!node.inputs[i].empty() && !ctx.constants[i]) residency->for_host_reader(node.inputs[i]);
-    // Channels-last where the backend computes in it; element-wise ops follow
-    // their first activation input; graph outputs are always NCHW.
+    // Channels-last where the backend computes in it; element-wise ops (and
+    // ops the backend runs in either layout) follow their first activation
+    // input; graph outputs are always NCHW.
     Layout layout = Layout::nchw;
     if (!writes_graph_output) {
       if (chosen == backend_ && backend_->supports_nhwc(ctx)) {
         layout = Layout::nhwc;
+        // An op that computes in either layout keeps its inputs' one.
+        if (layout_following(ctx))
+          for (size_t i = 0; i < node.inputs.size(); ++i)
+            if (!node.inputs[i].empty() && !ctx.constants[i]) {
+              layout = layouts.current(node.inputs[i]);
+              break;
+            }
       } else if (layout_transparent(ctx)) {
         for (size_t i = 0; i < node.inputs.size(); ++i)
           if (!node.inputs[i].empty() && !ctx.constants[i]) {

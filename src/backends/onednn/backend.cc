@@ -21,6 +21,8 @@ const std::vector<OpEntry>& op_table() {
     register_eltwise_ops(ops);
     register_binary_ops(ops);
     register_norm_ops(ops);
+    register_concat_ops(ops);
+    register_resize_ops(ops);
     std::sort(ops.begin(), ops.end(), [](const OpEntry& a, const OpEntry& b) { return a.op_type < b.op_type; });
     return ops;
   }();
