@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include <fmt/format.h>
@@ -255,4 +256,103 @@ TEST_CASE("passes: Mul(x, HardSigmoid(x)) becomes HardSwish and fuses into the C
   auto c = Session::create(g, *backend, {{"x", x.shape()}});
   REQUIRE(c.ok());
   CHECK((*c)->node_backends().size() == 3);  // the conv output has two readers: no fusion either
+}
+
+namespace {
+
+Tensor scalar_tensor(float v) { return Tensor::copy_of(DType::f32, {1}, &v); }
+
+// Runs g unoptimized and optimized on x; returns the optimized session's node count.
+size_t check_passes_keep_results(const Graph& g, const Tensor& x) {
+  auto backend = make_reference_backend({});
+  SessionOptions plain;
+  plain.optimize = false;
+  auto a = Session::create(g, *backend, {{"x", x.shape()}}, plain);
+  auto b = Session::create(g, *backend, {{"x", x.shape()}});
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE((*a)->run(std::span<const Tensor>(&x, 1)).ok());
+  REQUIRE((*b)->run(std::span<const Tensor>(&x, 1)).ok());
+  const Tensor& want = (*a)->output(0);
+  const Tensor& got = (*b)->output(0);
+  REQUIRE(want.numel() == got.numel());
+  for (int64_t i = 0; i < want.numel(); ++i)
+    CHECK(got.data<float>()[i] == doctest::Approx(want.data<float>()[i]).epsilon(1e-5).scale(1.0));
+  return (*b)->node_backends().size();
+}
+
+// x -> Conv (3 channels, padded) -> the nodes `tail` adds, reading "c".
+Graph conv_then(std::mt19937& rng, const std::function<void(Graph&)>& tail) {
+  Graph g;
+  g.inputs.push_back(input_info("x", {Dim{-1, "N"}, Dim{2, ""}, Dim{5, ""}, Dim{5, ""}}));
+  g.initializers["w"] = random_tensor({3, 2, 3, 3}, rng);
+  g.initializers["b"] = random_tensor({3}, rng);
+  Node conv = make_node("Conv", {"x", "w", "b"}, {"c"}, "conv");
+  conv.attrs["pads"] = ints_attr({1, 1, 1, 1});
+  g.nodes.push_back(conv);
+  tail(g);
+  g.outputs.push_back({"y", DType::f32, std::nullopt});
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("passes: per-channel and scalar Mul / Add after a Conv fold into its weights and bias") {
+  const unsigned seed = 7;
+  MESSAGE("seed " << seed);
+  std::mt19937 rng(seed);
+  const Tensor x = random_tensor({2, 2, 5, 5}, rng, -3.f, 3.f);
+  // PP-LCNetV3's learnable affine block (scalar constant first), then a
+  // per-channel scale [1, C, 1, 1], a per-channel shift [C, 1, 1], and Relu.
+  const Graph g = conv_then(rng, [&](Graph& g) {
+    g.initializers["s"] = scalar_tensor(1.7f);
+    g.initializers["t"] = scalar_tensor(-0.3f);
+    g.initializers["sc"] = random_tensor({1, 3, 1, 1}, rng, 0.5f, 2.f);
+    g.initializers["sh"] = random_tensor({3, 1, 1}, rng);
+    g.nodes.push_back(make_node("Mul", {"s", "c"}, {"m1"}));
+    g.nodes.push_back(make_node("Add", {"m1", "t"}, {"a1"}));
+    g.nodes.push_back(make_node("Mul", {"a1", "sc"}, {"m2"}));
+    g.nodes.push_back(make_node("Add", {"sh", "m2"}, {"a2"}));
+    g.nodes.push_back(make_node("Relu", {"a2"}, {"y"}));
+  });
+  CHECK(check_passes_keep_results(g, x) == 1);  // one fused Conv
+
+  // A [C] constant broadcasts over W, not over channels: not folded.
+  const Graph w_axis = conv_then(rng, [&](Graph& g) {
+    g.initializers["k"] = random_tensor({5}, rng);
+    g.nodes.push_back(make_node("Mul", {"c", "k"}, {"y"}));
+  });
+  CHECK(check_passes_keep_results(w_axis, x) == 2);
+  // Another reader of the conv output keeps it: not folded.
+  const Graph shared = conv_then(rng, [&](Graph& g) {
+    g.initializers["k"] = scalar_tensor(2.f);
+    g.nodes.push_back(make_node("Mul", {"c", "k"}, {"m"}));
+    g.nodes.push_back(make_node("Add", {"c", "m"}, {"y"}));
+  });
+  CHECK(check_passes_keep_results(shared, x) == 3);  // nothing folds or fuses
+}
+
+TEST_CASE("passes: x * Clip(x + 3, 0, 6) / 6 becomes HardSwish and fuses into the Conv") {
+  const unsigned seed = 8;
+  MESSAGE("seed " << seed);
+  std::mt19937 rng(seed);
+  const Tensor x = random_tensor({2, 2, 5, 5}, rng, -3.f, 3.f);
+  auto swish = [&](float add, float hi, bool divide) {
+    return conv_then(rng, [&, add, hi, divide](Graph& g) {
+      g.initializers["three"] = scalar_tensor(add);
+      g.initializers["zero"] = scalar_tensor(0.f);
+      g.initializers["six"] = scalar_tensor(hi);
+      g.initializers["sixth"] = scalar_tensor(1.f / 6.f);
+      g.nodes.push_back(make_node("Add", {"c", "three"}, {"p"}));
+      g.nodes.push_back(make_node("Clip", {"p", "zero", "six"}, {"q"}));
+      g.nodes.push_back(make_node("Mul", {"q", "c"}, {"r"}));
+      if (divide) g.nodes.push_back(make_node("Div", {"r", "six"}, {"y"}));
+      else g.nodes.push_back(make_node("Mul", {"sixth", "r"}, {"y"}));
+    });
+  };
+  CHECK(check_passes_keep_results(swish(3.f, 6.f, true), x) == 1);
+  CHECK(check_passes_keep_results(swish(3.f, 6.f, false), x) == 1);
+  // Other constants: not HardSwish, nothing formed (the conv output has two readers).
+  CHECK(check_passes_keep_results(swish(2.f, 6.f, true), x) == 5);
+  CHECK(check_passes_keep_results(swish(3.f, 5.f, true), x) == 5);
 }

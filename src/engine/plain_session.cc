@@ -32,9 +32,9 @@ Result<std::unique_ptr<PlainSession>> PlainSession::build(FoldedGraph folded, Ba
 
   if (options.optimize) {
     PassStats st = fuse_conv_chains(folded.nodes, s.constants_, types, graph_outputs);
-    log_debug("graph passes: {} HardSwish formed, {} BatchNorm folded, {} residual Add and {} activations fused "
-              "into Conv",
-              st.hardswish_formed, st.batchnorms_folded, st.residuals_fused, st.activations_fused);
+    log_debug("graph passes: {} HardSwish formed, {} BatchNorm and {} scale/shift folded, {} residual Add and {} "
+              "activations fused into Conv",
+              st.hardswish_formed, st.batchnorms_folded, st.affines_folded, st.residuals_fused, st.activations_fused);
   }
   for (const auto& name : folded.output_names) {
     auto t = types.find(name);

@@ -1,7 +1,10 @@
 #include "ir/passes.h"
 
+#include <array>
 #include <cmath>
 #include <optional>
+
+#include <fmt/format.h>
 
 #include "ir/op_registry.h"
 
@@ -77,6 +80,69 @@ bool fold_batchnorm(Node& conv, const Node& bn, std::map<std::string, Tensor>& c
   return true;
 }
 
+// The value of a float32 constant that is one number (any rank), if it is one.
+std::optional<float> scalar_const(const std::map<std::string, Tensor>& constants, const std::string& name) {
+  if (!is_f32_const(constants, name) || constants.at(name).numel() != 1) return std::nullopt;
+  return constants.at(name).data<float>()[0];
+}
+
+// Per output channel values of a constant that a conv output [N, C, ...]
+// broadcasts per channel: one number, or shape [C, 1, ...] / [1, C, 1, ...]
+// of rank at most the output's. Empty when it is neither.
+std::vector<float> per_channel_const(const std::map<std::string, Tensor>& constants, const std::string& name,
+                                     int64_t oc, size_t out_rank) {
+  if (!is_f32_const(constants, name)) return {};
+  const Tensor& t = constants.at(name);
+  const float* v = t.data<float>();
+  if (t.numel() == 1) return std::vector<float>(static_cast<size_t>(oc), v[0]);
+  if (t.numel() != oc || t.shape().size() > out_rank) return {};
+  // The channel axis of the output, counted from the right, must hold all values.
+  const size_t channel_from_right = out_rank - 2;  // [N, C, spatial...]: C is rank - 2 from the right
+  const Shape& s = t.shape();
+  if (s.size() <= channel_from_right || s[s.size() - 1 - channel_from_right] != oc) return {};
+  return std::vector<float>(v, v + oc);
+}
+
+// Folds y = conv(x) * m or y = conv(x) + a (m, a per-channel or scalar
+// constants; either operand order) into the conv's weights and bias:
+// PaddlePaddle's learnable affine blocks (PP-LCNetV3) and TensorFlow's
+// separate BiasAdd. The conv output must have no other reader.
+bool fold_affine(Node& conv, const Node& op, std::map<std::string, Tensor>& constants, size_t out_rank, int step) {
+  if (op.inputs.size() != 2 || (op.op_type != "Mul" && op.op_type != "Add")) return false;
+  const std::string& other = op.inputs[0] == conv.outputs[0] ? op.inputs[1] : op.inputs[0];
+  if (other == conv.outputs[0]) return false;
+  const Tensor& w = constants.at(conv.inputs[1]);
+  const int64_t oc = w.dim(0);
+  const std::vector<float> k = per_channel_const(constants, other, oc, out_rank);
+  if (k.empty()) return false;
+  const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
+  if (has_bias && (!is_f32_const(constants, conv.inputs[2]) || constants.at(conv.inputs[2]).numel() != oc))
+    return false;
+  Tensor new_b(DType::f32, {oc});
+  for (int64_t o = 0; o < oc; ++o)
+    new_b.data<float>()[o] = has_bias ? constants.at(conv.inputs[2]).data<float>()[o] : 0.f;
+  const bool mul = op.op_type == "Mul";
+  if (mul) {
+    Tensor new_w = w.clone();
+    const int64_t per_oc = w.numel() / oc;
+    for (int64_t o = 0; o < oc; ++o) {
+      for (int64_t j = 0; j < per_oc; ++j) new_w.data<float>()[o * per_oc + j] *= k[static_cast<size_t>(o)];
+      new_b.data<float>()[o] *= k[static_cast<size_t>(o)];
+    }
+    const std::string w_name = fmt::format("{}::affine_weight_{}", conv.name, step);
+    constants[w_name] = std::move(new_w);
+    conv.inputs[1] = w_name;
+  } else {
+    for (int64_t o = 0; o < oc; ++o) new_b.data<float>()[o] += k[static_cast<size_t>(o)];
+  }
+  const std::string b_name = fmt::format("{}::affine_bias_{}", conv.name, step);
+  constants[b_name] = std::move(new_b);
+  conv.inputs.resize(3);
+  conv.inputs[2] = b_name;
+  conv.outputs = {op.outputs[0]};
+  return true;
+}
+
 // Activation op -> (alpha, beta) for the fused attributes, when fusable.
 std::optional<std::pair<float, float>> activation_params(const Node& act, const std::map<std::string, Tensor>& constants) {
   const std::string& op = act.op_type;
@@ -101,11 +167,77 @@ std::optional<std::pair<float, float>> activation_params(const Node& act, const 
 
 }  // namespace
 
-int form_hardswish(std::vector<Node>& nodes, const std::set<std::string>& keep) {
+namespace {
+
+// x * Clip(x + 3, 0, 6) / 6 (or * 1/6), as PaddlePaddle and TensorFlow
+// export hard_swish: the node indices of the Add, Clip and Mul (the Div /
+// final Mul is `last`), when every intermediate has one reader.
+std::optional<std::array<size_t, 3>> arithmetic_hardswish(const std::vector<Node>& nodes, size_t last,
+                                                          const std::map<std::string, Tensor>& constants,
+                                                          const std::map<std::string, std::vector<size_t>>& readers,
+                                                          const std::set<std::string>& keep) {
+  const Node& d = nodes[last];
+  if (d.inputs.size() != 2 || d.outputs.size() != 1) return std::nullopt;
+  auto producer = [&](const std::string& v) -> std::optional<size_t> {
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (nodes[i].outputs.size() == 1 && nodes[i].outputs[0] == v) return i;
+    return std::nullopt;
+  };
+  auto near = [](std::optional<float> v, float want) { return v && std::fabs(*v - want) <= 1e-6f * want; };
+  std::string prod;
+  if (d.op_type == "Div" && near(scalar_const(constants, d.inputs[1]), 6.f)) prod = d.inputs[0];
+  if (d.op_type == "Mul" && near(scalar_const(constants, d.inputs[1]), 1.f / 6.f)) prod = d.inputs[0];
+  if (d.op_type == "Mul" && near(scalar_const(constants, d.inputs[0]), 1.f / 6.f)) prod = d.inputs[1];
+  if (prod.empty()) return std::nullopt;
+  auto mi = producer(prod);
+  if (!mi || nodes[*mi].op_type != "Mul" || nodes[*mi].inputs.size() != 2 || sole_consumer(prod, readers, keep) != last)
+    return std::nullopt;
+  const Node& m = nodes[*mi];
+  for (int side = 0; side < 2; ++side) {
+    const std::string& x = m.inputs[static_cast<size_t>(side)];
+    const std::string& clipped = m.inputs[static_cast<size_t>(1 - side)];
+    auto ci = producer(clipped);
+    if (!ci || nodes[*ci].op_type != "Clip" || sole_consumer(clipped, readers, keep) != *mi) continue;
+    const Node& c = nodes[*ci];
+    auto lo_hi = activation_params(c, constants);
+    if (!lo_hi || lo_hi->first != 0.f || lo_hi->second != 6.f || c.inputs.empty()) continue;
+    auto ai = producer(c.inputs[0]);
+    if (!ai || nodes[*ai].op_type != "Add" || nodes[*ai].inputs.size() != 2 ||
+        sole_consumer(c.inputs[0], readers, keep) != *ci)
+      continue;
+    const Node& a = nodes[*ai];
+    const bool x_first = a.inputs[0] == x && near(scalar_const(constants, a.inputs[1]), 3.f);
+    const bool x_second = a.inputs[1] == x && near(scalar_const(constants, a.inputs[0]), 3.f);
+    if (x_first || x_second) return std::array<size_t, 3>{*ai, *ci, *mi};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int form_hardswish(std::vector<Node>& nodes, const std::map<std::string, Tensor>& constants,
+                   const std::set<std::string>& keep) {
   int formed = 0;
   auto readers = consumers_of(nodes);
   std::vector<bool> removed(nodes.size(), false);
+  for (size_t di = 0; di < nodes.size(); ++di) {
+    auto parts = arithmetic_hardswish(nodes, di, constants, readers, keep);
+    if (!parts) continue;
+    const Node& m = nodes[(*parts)[2]];
+    const std::string& clipped = nodes[(*parts)[1]].outputs[0];
+    Node swish;
+    swish.op_type = "HardSwish";
+    swish.name = nodes[di].name;
+    swish.index = nodes[di].index;
+    swish.opset = nodes[di].opset;
+    swish.inputs = {m.inputs[0] == clipped ? m.inputs[1] : m.inputs[0]};
+    swish.outputs = nodes[di].outputs;
+    for (size_t part : *parts) removed[part] = true;
+    nodes[di] = std::move(swish);  // at the last node's position: x is computed by then
+    ++formed;
+  }
   for (size_t hi = 0; hi < nodes.size(); ++hi) {
+    if (removed[hi]) continue;
     const Node& h = nodes[hi];
     if (h.op_type != "HardSigmoid" || h.inputs.size() != 1 || h.outputs.size() != 1) continue;
     if (std::fabs(h.attr_float("alpha", 0.2f) - 1.f / 6.f) > 1e-7f || h.attr_float("beta", 0.5f) != 0.5f) continue;
@@ -136,7 +268,7 @@ int form_hardswish(std::vector<Node>& nodes, const std::set<std::string>& keep) 
 PassStats fuse_conv_chains(std::vector<Node>& nodes, std::map<std::string, Tensor>& constants,
                            const std::map<std::string, TensorType>& types, const std::set<std::string>& keep) {
   PassStats stats;
-  stats.hardswish_formed = form_hardswish(nodes, keep);
+  stats.hardswish_formed = form_hardswish(nodes, constants, keep);
   std::vector<bool> removed(nodes.size(), false);
   for (size_t ci = 0; ci < nodes.size(); ++ci) {
     if (removed[ci] || nodes[ci].op_type != "Conv" || nodes[ci].has(kAttrActivation) || nodes[ci].has(kAttrResidual))
@@ -165,6 +297,15 @@ PassStats fuse_conv_chains(std::vector<Node>& nodes, std::map<std::string, Tenso
       removed[*bn] = true;
       pos = *bn;
       ++stats.batchnorms_folded;
+    }
+    // Per-channel scales and shifts (any number, in any order) fold into
+    // the weights and bias; a residual Add is then one of two activations.
+    for (int step = 0;; ++step) {
+      auto c = sole_consumer(fused.outputs[0], readers, keep);
+      if (!c || removed[*c] || !fold_affine(fused, nodes[*c], constants, out_type->second.shape.size(), step)) break;
+      removed[*c] = true;
+      pos = std::max(pos, *c);
+      ++stats.affines_folded;
     }
     if (auto add = next("add")) {
       const Node& a = nodes[*add];

@@ -20,15 +20,20 @@ struct PassStats {
   int activations_fused = 0;
   int residuals_fused = 0;
   int hardswish_formed = 0;
+  int affines_folded = 0;
 };
 
 // Rewrites Mul(x, HardSigmoid(x)) with alpha 1/6 and beta 0.5 (how PyTorch
-// exports HardSwish below opset 14) into one HardSwish node, which the conv
-// fusion can then absorb. Same arguments as fuse_conv_chains.
-int form_hardswish(std::vector<Node>& nodes, const std::set<std::string>& keep);
+// exports HardSwish below opset 14), and x * Clip(x + 3, 0, 6) / 6 (how
+// PaddlePaddle and TensorFlow export it), into one HardSwish node, which the
+// conv fusion can then absorb. Same arguments as fuse_conv_chains.
+int form_hardswish(std::vector<Node>& nodes, const std::map<std::string, Tensor>& constants,
+                   const std::set<std::string>& keep);
 
 // Forms HardSwish nodes (form_hardswish), then folds a BatchNormalization that directly follows a Conv with constant
-// weights into the Conv's weights and bias, then fuses a following residual
+// weights into the Conv's weights and bias, then the per-channel or scalar
+// constant Mul and Add nodes that follow (affine blocks, a separate
+// BiasAdd), then fuses a following residual
 // Add and activation into the Conv (attributes in op_registry.h). A value is
 // only fused away when nothing else reads it and it is not a graph output.
 // `nodes` is the list still to execute (constant-folded nodes removed), in
