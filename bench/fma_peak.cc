@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <thread>
 
+#include "util/cpu.h"
 #include "util/stats.h"
 
 namespace caliprox::bench {
@@ -97,8 +98,9 @@ __attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t iterations) {
 }
 
 Loop pick_loop() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {"avx512f", fma_chains_avx512, kFlopsPerIter512};
+  // The probe with the environment's cap (CALIPROX_MAX_ISA): the peak of the
+  // tier the kernels measured next to it run at.
+  if (cpu::features().avx512f) return {"avx512f", fma_chains_avx512, kFlopsPerIter512};
   return {"avx2+fma", fma_chains_avx2, kFlopsPerIter256};
 }
 

@@ -279,14 +279,26 @@ Result<NetResult> bench_net(const Options& o, const std::string& path, const Ten
 
 // The target a knob is held to (issue 3): perforation / sampling realize
 // >= 0.8 of their nominal speedup, bf16 >= 1.6x, int8 >= 2.5x over exact
-// fp32, on layers of at least --min-mflop. Half-precision knobs are
-// emulated on this CPU: reported, not judged.
+// fp32, on layers of at least --min-mflop. Half-precision knobs, and bf16
+// and int8 where this tier lacks their instructions, are emulated: reported,
+// not judged.
 struct Verdict {
   std::string measure;  // what the median is over
   double value = 0;
   double target = 0;
   bool judged = false;
 };
+
+// Whether the onednn backend runs this kind of knob natively here (the CPU's
+// tier under any cap): an emulated knob computes its semantics at fp32
+// speed, so it is reported, not judged (caliprox knobs says "emulated").
+bool native_here(KnobKind kind) {
+  static const std::unique_ptr<Backend> backend = [] {
+    auto b = create_backend("onednn", BackendOptions{1});
+    return b.ok() ? std::move(*b) : std::unique_ptr<Backend>();
+  }();
+  return backend != nullptr && backend->knob_support(kind).run == KnobRun::native;
+}
 
 Verdict verdict(const Knob& knob, const std::vector<const LayerResult*>& big) {
   Verdict v;
@@ -303,6 +315,7 @@ Verdict verdict(const Knob& knob, const std::vector<const LayerResult*>& big) {
   if (knob.kind == KnobKind::bf16) v.target = 1.6, v.judged = true;
   if (knob.kind == KnobKind::int8) v.target = 2.5, v.judged = true;
   if ((knob.kind == KnobKind::perforation || knob.kind == KnobKind::sampling) && !knob.half) v.target = 0.8, v.judged = true;
+  v.judged = v.judged && native_here(knob.kind);
   return v;
 }
 

@@ -3,6 +3,8 @@
 // epilogue), vectorised by the compiler at 256 bits; there is no tiled
 // kernel in this copy. As in knob_conv_compact_avx512.cc, every header is
 // included before the target pragma, so only the loops take the wider ISA.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,6 +17,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #define CP_KNOB_ISA avx2
 #define CP_KNOB_ISA_AVX512 0
+#define CP_KNOB_ISA_F16C 1
 #include "backends/onednn/knob_conv_compact_loops.h"
 #pragma GCC pop_options
 
