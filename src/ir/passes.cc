@@ -242,7 +242,7 @@ int form_hardswish(std::vector<Node>& nodes, const std::map<std::string, Tensor>
     if (h.op_type != "HardSigmoid" || h.inputs.size() != 1 || h.outputs.size() != 1) continue;
     if (std::fabs(h.attr_float("alpha", 0.2f) - 1.f / 6.f) > 1e-7f || h.attr_float("beta", 0.5f) != 0.5f) continue;
     auto mi = sole_consumer(h.outputs[0], readers, keep);
-    if (!mi || nodes[*mi].op_type != "Mul" || nodes[*mi].inputs.size() != 2) continue;
+    if (!mi || removed[*mi] || nodes[*mi].op_type != "Mul" || nodes[*mi].inputs.size() != 2) continue;
     const Node& m = nodes[*mi];
     const std::string& x = h.inputs[0];
     if (!((m.inputs[0] == x && m.inputs[1] == h.outputs[0]) || (m.inputs[1] == x && m.inputs[0] == h.outputs[0])))
