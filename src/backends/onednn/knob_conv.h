@@ -8,7 +8,8 @@
 //     filter elements (knob_conv_compact*: a register-tiled AVX-512 kernel,
 //     Winograd rows or tiles for perforated 3x3 layers, oneDNN's 1x1
 //     convolution on packed pixels, im2col + sgemm, or a direct loop for
-//     depthwise layers);
+//     depthwise layers), and off the tiled path, fp32 perforation as
+//     strided oneDNN convolutions (knob_conv_strided.cc);
 //   * bf16 and int8: oneDNN convolutions on bfloat16 / 8-bit data with the
 //     fused bias, residual and activation as post-ops (knob_conv_lowp.cc),
 //     and for bf16 also the compact kernel's tiles on bfloat16 pairs
@@ -88,13 +89,29 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
 // (fp32 perforation and sampling of unpadded, ungrouped 1x1 NHWC layers:
 // the computed pixels' kept channels packed, then oneDNN's own 1x1
 // convolution).
-enum class CompactPath { tiled, winograd_rows, winograd_tiles, pointwise };
+// strided: not the compact kernel but make_strided_perforation, which
+// make_compact_conv times as one more candidate.
+enum class CompactPath { tiled, winograd_rows, winograd_tiles, pointwise, strided };
 // The same with a forced path and tile (tests): tile_n channels (64, 48 or
 // 32) by tile_m positions (0: as many as the registers hold).
 // Errc::unsupported where the path does not apply.
 Result<std::unique_ptr<Kernel>> make_compact_conv_shaped(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                          int threads, int64_t tile_n, int64_t tile_m,
                                                          CompactPath path = CompactPath::tiled);
+
+// The compact kernel's multiply-adds (FLOPs) over the computed positions
+// and kept taps.
+double compact_flops(const KnobConvSetup& s);
+
+// fp32 row (column) perforation as rate - 1 oneDNN convolutions, one per
+// computed residue class, with the stride times the rate, then one pass
+// that places the rows, interpolates the skipped ones, adds the residual
+// and applies the activation (knob_conv_strided.cc). make_compact_conv
+// times it against the compact kernel. Errc::unsupported for other knobs,
+// half variants, and weights or bias fed at run time.
+Status check_strided_perforation(const KnobConvSetup& s);
+Result<std::unique_ptr<Kernel>> make_strided_perforation(const NodeContext& ctx, const KnobConvSetup& s,
+                                                         std::shared_ptr<const Runtime> rt, int threads);
 
 // bf16 on the compact kernel's tiled path (compact::Plan::bf16): X and W
 // rounded to bfloat16 (nearest even), pairs of channels multiplied by

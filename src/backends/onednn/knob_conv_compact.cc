@@ -415,13 +415,13 @@ struct KernelChoice {
   CompactPath path = CompactPath::tiled;
 };
 
+}  // namespace
+
 // The work the team is sized by: the knob's FLOPs, twice that under half
 // rounding (its passes cost about as much again).
 double compact_flops(const KnobConvSetup& s) {
   return conv_layer_flops(s.g) / layer_nominal_speedup(*s.knob, s.g) * (s.knob->half ? 2.0 : 1.0);
 }
-
-}  // namespace
 
 namespace compact {
 
@@ -464,6 +464,8 @@ Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, 
     if (c.path != CompactPath::tiled)
       return unsupported("knob 'bf16': the compact kernel runs it on its tiled path only");
   }
+  if (c.path == CompactPath::strided)
+    return unsupported("knob '{}': the strided path is make_strided_perforation, not the compact kernel", s.knob->name);
   if (c.path == CompactPath::winograd_rows && !winograd_applies(s, team))
     return unsupported("knob '{}': Winograd rows take perforation of 3x3 stride-1 NHWC layers", s.knob->name);
   if (c.path == CompactPath::winograd_tiles && (!winograd_applies(s, team) || s.knob->rate < 3))
@@ -544,6 +546,8 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   const std::string key =
       fmt::format("{}|{}|{}", s.knob->name, simd::kernel_isa_name(s.isa), tuning_key(ctx, team));
   if (auto known = choices.find(key)) {
+    if (known->path == CompactPath::strided) return make_strided_perforation(ctx, s, std::move(rt), threads);
+    // (Remembered only after it was built once for this key.)
     CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, rt, team, *known));
     return std::unique_ptr<Kernel>(std::move(kernel));
   }
@@ -564,29 +568,55 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
     }
     if (pointwise_applies(s)) field.push_back({64, 0, CompactPath::pointwise});
   }
+  // Perforation as strided oneDNN convolutions (knob_conv_strided.cc), off
+  // the tiled path only (AVX2, aarch64, NCHW layers), where the gather +
+  // sgemm kernel reached 0.57-0.74 of nominal on the bundled networks'
+  // layers (AVX2 tier, batch 64) and the strided path 0.9-0.98 on the
+  // ResNet-style 3x3 ones: a timed candidate on layers of 4+ MFLOP, the
+  // default below. (On the tiled path it was never faster and tripled the
+  // prepare time.)
+  const bool strided = !first->tiled() && check_strided_perforation(s).ok();
+  if (strided && flops >= 4e6 && conv_tuning_enabled()) field.push_back({0, 0, CompactPath::strided});
   std::vector<KernelChoice> tried{{}};
-  std::vector<std::unique_ptr<CompactConvKernel>> built;
+  std::vector<std::unique_ptr<Kernel>> built;
+  std::vector<std::string> labels;
+  static constexpr const char* kPaths[] = {"tiled", "Winograd rows", "Winograd tiles", "pointwise", "strided"};
+  const auto label = [&](const CompactConvKernel& k, CompactPath path) {
+    return fmt::format("{}: {} path{}", s.knob->name, kPaths[static_cast<int>(path)],
+                       k.tiled() ? fmt::format(", tile {} x {}", k.tile_n(), k.tile_m()) : "");
+  };
+  labels.push_back(label(*first, CompactPath::tiled));
   built.push_back(std::move(first));
   for (const KernelChoice& c : field) {
-    auto kernel = build_kernel(s, rt, team, c);
-    if (!kernel.ok()) continue;  // a path oneDNN has no kernel for
-    built.push_back(std::move(*kernel));
+    if (c.path == CompactPath::strided) {
+      auto kernel = make_strided_perforation(ctx, s, rt, threads);
+      if (!kernel.ok()) {
+        log_debug("{}: no strided path: {}", s.knob->name, kernel.status().message());
+        continue;
+      }
+      built.push_back(std::move(*kernel));
+      labels.push_back(fmt::format("{}: strided path", s.knob->name));
+    } else {
+      auto kernel = build_kernel(s, rt, team, c);
+      if (!kernel.ok()) continue;  // a path oneDNN has no kernel for
+      labels.push_back(label(**kernel, c.path));
+      built.push_back(std::move(*kernel));
+    }
     tried.push_back(c);
   }
-  if (built.size() == 1) return std::unique_ptr<Kernel>(std::move(built.front()));
-  std::vector<Kernel*> kernels;
-  std::vector<std::string> labels;
-  static constexpr const char* kPaths[] = {"tiled", "Winograd rows", "Winograd tiles", "pointwise"};
-  for (size_t i = 0; i < built.size(); ++i) {
-    kernels.push_back(built[i].get());
-    labels.push_back(
-        fmt::format("{}: {} path{}", s.knob->name, kPaths[static_cast<int>(tried[i].path)],
-                    built[i]->tiled() ? fmt::format(", tile {} x {}", built[i]->tile_n(), built[i]->tile_m()) : ""));
+  if (built.size() == 1) {
+    // (oneDNN may have no optimized kernel for a class's geometry, e.g. a
+    // stride wider than the kernel on a tiny map: then the compact kernel.)
+    if (strided)
+      if (auto k = make_strided_perforation(ctx, s, rt, threads); k.ok()) return std::move(*k);
+    return std::move(built.front());
   }
+  std::vector<Kernel*> kernels;
+  for (const auto& k : built) kernels.push_back(k.get());
   // Two runs per kernel and round: these layers take 0.1 ms and more.
   CP_ASSIGN_OR_RETURN(const size_t winner, pick_fastest(ctx, kernels, labels, false, 0, 2));
   choices.remember(key, tried[winner]);
-  return std::unique_ptr<Kernel>(std::move(built[winner]));
+  return std::move(built[winner]);
 }
 
 }  // namespace caliprox::onednn
