@@ -1,6 +1,8 @@
 // Dataset readers (npy, IDX, raw), preprocessing and atomic artifact writes.
 // Fixtures are built byte by byte here, so no Python is needed to run them.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -10,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/dataset.h"
@@ -565,4 +568,33 @@ TEST_CASE("atomic_file: writes replace whole files and leave no temporaries") {
   auto blocked = ensure_directory(dir.file("plain"));
   REQUIRE(!blocked.ok());
   CHECK(contains(blocked.message(), "plain"));
+}
+
+TEST_CASE("atomic_file: a FIFO (or a device such as /dev/null) is written to, not replaced") {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // A second name for the FIFO, to release the reader if the write went elsewhere.
+  const std::string spare = dir.file("pipe-link");
+  REQUIRE(::link(fifo.c_str(), spare.c_str()) == 0);
+  std::string got;
+  std::thread reader([&] {
+    std::ifstream in(fifo, std::ios::binary);
+    got.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  });
+  const Status st = write_file_atomic(fifo, "through the pipe");
+  struct stat now {};
+  if (::stat(fifo.c_str(), &now) != 0 || !S_ISFIFO(now.st_mode)) {
+    const int release = ::open(spare.c_str(), O_WRONLY);  // the reader gets EOF
+    if (release >= 0) ::close(release);
+  }
+  reader.join();
+  REQUIRE(st.ok());
+  CHECK(got == "through the pipe");
+  struct stat after {};
+  REQUIRE(::stat(fifo.c_str(), &after) == 0);
+  CHECK(S_ISFIFO(after.st_mode));  // still the FIFO: a rename would have made it a regular file
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path)) ++entries;
+  CHECK(entries == 2);  // the FIFO's two names, no temporary beside them
 }

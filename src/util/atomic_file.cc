@@ -55,6 +55,17 @@ void sync_directory_of(const std::string& path) {
 
 Status write_file_atomic(const std::string& path, std::string_view bytes) {
   if (path.empty()) return invalid_input("cannot write a file with an empty path");
+  // A device, FIFO or socket (--json /dev/null, /dev/stdout, a pipe) is
+  // written to as it is: renaming a file over it would replace the device
+  // node itself with a regular file.
+  struct stat st_path {};
+  if (::stat(path.c_str(), &st_path) == 0 && !S_ISREG(st_path.st_mode) && !S_ISDIR(st_path.st_mode)) {
+    const int out = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (out < 0) return runtime_error("cannot open {} for writing: {}", path, errno_text(errno));
+    Status written = write_all(out, bytes, path);
+    ::close(out);
+    return written;
+  }
   std::string tmp;
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
