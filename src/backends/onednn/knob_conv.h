@@ -8,8 +8,8 @@
 //     filter elements (knob_conv_compact*: a register-tiled AVX-512 kernel,
 //     Winograd rows or tiles for perforated 3x3 layers, oneDNN's 1x1
 //     convolution on packed pixels, im2col + sgemm, or a direct loop for
-//     depthwise layers), and off the tiled path, fp32 perforation as
-//     strided oneDNN convolutions (knob_conv_strided.cc);
+//     depthwise layers), and where the compact loops run without AVX-512,
+//     fp32 perforation as strided oneDNN convolutions (knob_conv_strided.cc);
 //   * bf16 and int8: oneDNN convolutions on bfloat16 / 8-bit data with the
 //     fused bias, residual and activation as post-ops (knob_conv_lowp.cc),
 //     and for bf16 also the compact kernel's tiles on bfloat16 pairs

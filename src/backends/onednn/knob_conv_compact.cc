@@ -568,14 +568,16 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
     }
     if (pointwise_applies(s)) field.push_back({64, 0, CompactPath::pointwise});
   }
-  // Perforation as strided oneDNN convolutions (knob_conv_strided.cc), off
-  // the tiled path only (AVX2, aarch64, NCHW layers), where the gather +
-  // sgemm kernel reached 0.57-0.74 of nominal on the bundled networks'
-  // layers (AVX2 tier, batch 64) and the strided path 0.9-0.98 on the
-  // ResNet-style 3x3 ones: a timed candidate on layers of 4+ MFLOP, the
-  // default below. (On the tiled path it was never faster and tripled the
-  // prepare time.)
-  const bool strided = !first->tiled() && check_strided_perforation(s).ok();
+  // Perforation as strided oneDNN convolutions (knob_conv_strided.cc) where
+  // the compact loops run without AVX-512 (AVX2, aarch64): there the gather
+  // + sgemm kernel reached 0.57-0.74 of nominal on the bundled networks'
+  // layers (AVX2 tier, batch 64) and the strided path 0.85-0.97 on the
+  // ResNet-style 3x3 ones, and the depthwise layers ran 1.3-1.6x faster
+  // strided than in the direct loop. A timed candidate on layers of 4+
+  // MFLOP, the default below. With AVX-512 the tiles and the direct loop's
+  // register blocks were faster (the MobileNet-style network, every layer
+  // perforated: 1.61x against 0.92x) and the prepare time tripled.
+  const bool strided = s.isa != simd::KernelIsa::avx512 && check_strided_perforation(s).ok();
   if (strided && flops >= 4e6 && conv_tuning_enabled()) field.push_back({0, 0, CompactPath::strided});
   std::vector<KernelChoice> tried{{}};
   std::vector<std::unique_ptr<Kernel>> built;
