@@ -30,18 +30,21 @@ TEST_CASE("knob strided: every fp32 perforation knob as strided convolutions mat
   int checked = 0, staged = 0, refused = 0;
   for (const Knob* knob : knobs_of(KnobKind::perforation)) {
     if (knob->half) continue;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 6; ++i) {
       ConvCase c = random_conv(rng, i % 2 == 0 ? 1 : 3);
       c.bias_constant = true;
       if (!knob_applies(*knob, c.node, c.inputs[0].shape(), c.inputs[1].shape()).ok()) continue;
-      if (i >= 2) add_fusion(c, rng, i == 3, kActivations[(checked + i) % 7]);
+      if (i >= 2) add_fusion(c, rng, i % 2 == 1, kActivations[(checked + i) % 7]);
       const Layout layout = i % 2 == 0 ? Layout::nchw : Layout::nhwc;
       INFO("seed " << seed << ", case " << describe(c) << ", knob " << knob->name
                    << (layout == Layout::nhwc ? " (NHWC)" : " (NCHW)"));
       const NodeContext ctx = context_for(c, knob, layout, std::nullopt);
       auto setup = onednn::knob_conv_setup(ctx);
       REQUIRE_MESSAGE(setup.ok(), setup.status().message());
-      REQUIRE(onednn::check_strided_perforation(*setup).ok());
+      if (!onednn::check_strided_perforation(*setup).ok()) {
+        CHECK(c.inputs[1].shape()[knob->rows ? 2 : 3] == 1);  // only 1-tap kernels along the axis are refused here
+        continue;
+      }
       auto kernel = onednn::make_strided_perforation(ctx, *setup, rt, kThreads);
       if (!kernel.ok()) {
         // oneDNN has no optimized kernel for some classes (a stride wider
@@ -64,12 +67,12 @@ TEST_CASE("knob strided: every fp32 perforation knob as strided convolutions mat
     }
   }
   MESSAGE(checked << " cases, " << staged << " with a staged input, " << refused << " refused");
-  CHECK(checked > 20);
+  CHECK(checked > 15);
   CHECK(refused < checked / 4);
   CHECK(staged > 0);
 }
 
-TEST_CASE("knob strided: half variants, sampling and run-time bias stay with the compact kernel") {
+TEST_CASE("knob strided: half variants, sampling, 1x1 layers and run-time bias stay with the compact kernel") {
   std::mt19937 rng(test_seed("strided refusals"));
   ConvCase c = network_layer(rng, 1, 8, 9, 8, 3, 1, 1);
   for (const char* name : {"perf-row-2-0-fp16", "samp-2-0"}) {
@@ -78,6 +81,12 @@ TEST_CASE("knob strided: half variants, sampling and run-time bias stay with the
     REQUIRE(setup.ok());
     CHECK(onednn::check_strided_perforation(*setup).code() == Errc::unsupported);
   }
+  // A 1x1 layer: the compact kernel's gather is a plain strided copy there.
+  ConvCase pointwise = network_layer(rng, 1, 8, 9, 8, 1, 1, 1);
+  const NodeContext pw = context_for(pointwise, find_knob("perf-row-2-0"), Layout::nhwc, std::nullopt);
+  auto pw_setup = onednn::knob_conv_setup(pw);
+  REQUIRE(pw_setup.ok());
+  CHECK(onednn::check_strided_perforation(*pw_setup).code() == Errc::unsupported);
   c.bias_constant = false;
   const NodeContext ctx = context_for(c, find_knob("perf-row-2-0"), Layout::nhwc, std::nullopt);
   auto setup = onednn::knob_conv_setup(ctx);

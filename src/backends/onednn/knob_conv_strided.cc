@@ -225,6 +225,11 @@ Status check_strided_perforation(const KnobConvSetup& s) {
     return unsupported("knob '{}': strided convolutions need constant weights and bias", k.name);
   if (s.g.out_spatial[k.rows ? 0 : 1] < 2)
     return unsupported("knob '{}': one output position along the perforated axis", k.name);
+  // A kernel one tap long along the axis makes the compact kernel's gather a
+  // plain strided copy: it ran the AVX2 tier's 1x1 layers faster (the
+  // ResNet-style shortcuts 1.31x and 1.84x against 0.85x and 1.30x strided).
+  if (s.g.kernel[k.rows ? 0 : 1] == 1)
+    return unsupported("knob '{}': a 1-tap kernel along the perforated axis stays with the compact kernel", k.name);
   return {};
 }
 
