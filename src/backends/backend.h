@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/op_registry.h"
 #include "ir/tensor.h"
 #include "knobs/knobs.h"
 #include "util/status.h"
@@ -63,6 +64,16 @@ struct NodeContext {
   // no copy of it (Kernel::residual_in_place).
   bool residual_in_place = false;
 };
+
+// The node's inputs as shape inference sees them (types, and the values of
+// constant inputs), so a backend resolves parameters that live in inputs
+// with the same code as inference (ir/ops/tensor_ops_util.h).
+inline std::vector<InferInput> infer_inputs(const NodeContext& ctx) {
+  std::vector<InferInput> in(ctx.input_types.size());
+  for (size_t i = 0; i < in.size(); ++i)
+    in[i] = {ctx.input_types[i], i < ctx.constants.size() ? ctx.constants[i] : nullptr};
+  return in;
+}
 
 class Kernel {
  public:

@@ -54,10 +54,7 @@ Result<ResizeSetup> resize_setup(const NodeContext& ctx) {
   if (ctx.input_types.empty() || ctx.output_types.empty() || ctx.input_types[0].dtype != DType::f32 ||
       ctx.output_types[0].dtype != DType::f32 || ctx.input_types[0].shape.size() != 4)
     return unsupported("{}: the oneDNN backend resizes float32 rank-4 activations only", node.describe());
-  std::vector<InferInput> inputs;
-  for (size_t i = 0; i < ctx.input_types.size(); ++i)
-    inputs.push_back({ctx.input_types[i], i < ctx.constants.size() ? ctx.constants[i] : nullptr});
-  CP_ASSIGN_OR_RETURN(tensor_ops::ResizeParams p, tensor_ops::resolve_resize(node, inputs));
+  CP_ASSIGN_OR_RETURN(tensor_ops::ResizeParams p, tensor_ops::resolve_resize(node, infer_inputs(ctx)));
   if (p.coordinate_mode == tensor_ops::CoordinateMode::tf_crop_and_resize)
     return unsupported("{}: tf_crop_and_resize stays with the reference backend", node.describe());
   const Shape& in = ctx.input_types[0].shape;

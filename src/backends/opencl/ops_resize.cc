@@ -14,14 +14,10 @@ namespace {
 
 // The node's parameters, from its constant inputs (roi, scales, sizes).
 Result<tensor_ops::ResizeParams> params_of(const NodeContext& ctx) {
-  std::vector<InferInput> in;
-  for (size_t i = 0; i < ctx.input_types.size(); ++i) {
-    if (i > 0 && ctx.input_types[i].dtype != DType::undefined && ctx.constants[i] == nullptr)
+  for (size_t i = 1; i < ctx.input_types.size(); ++i)
+    if (ctx.input_types[i].dtype != DType::undefined && ctx.constants[i] == nullptr)
       return unsupported("Resize with roi, scales or sizes computed at run time");
-    in.push_back(ctx.input_types[i].dtype == DType::undefined ? InferInput{}
-                                                              : InferInput{ctx.input_types[i], ctx.constants[i]});
-  }
-  return tensor_ops::resolve_resize(ctx.node, in);
+  return tensor_ops::resolve_resize(ctx.node, infer_inputs(ctx));
 }
 
 // Taps of one axis as tables of 4 per output index; false when one reaches outside.

@@ -10,15 +10,6 @@ void encode_scalar(DType dtype, double value, void* out) {
   });
 }
 
-std::vector<InferInput> infer_inputs(const NodeContext& ctx) {
-  std::vector<InferInput> in(ctx.input_types.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    in[i].type = ctx.input_types[i];
-    in[i].value = i < ctx.constants.size() ? ctx.constants[i] : nullptr;
-  }
-  return in;
-}
-
 void copy_bytes(const Tensor& from, Tensor& to) {
   assert(from.nbytes() == to.nbytes());
   if (from.raw() != to.raw() && to.nbytes() > 0) std::memmove(to.raw(), from.raw(), to.nbytes());

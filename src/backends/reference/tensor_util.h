@@ -83,10 +83,6 @@ template <typename To, typename From> To convert(From v) {
 // Writes `value` converted to dtype into `out` (dtype_size(dtype) bytes).
 void encode_scalar(DType dtype, double value, void* out);
 
-// InferInput view of a NodeContext, so kernels resolve parameters with the
-// same code as shape inference (ir/ops/tensor_ops_util.h).
-std::vector<InferInput> infer_inputs(const NodeContext& ctx);
-
 // A kernel whose run() is a callable holding parameters parsed in make().
 template <typename F> class FnKernel final : public Kernel {
  public:
