@@ -546,11 +546,26 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   const std::string key =
       fmt::format("{}|{}|{}", s.knob->name, simd::kernel_isa_name(s.isa), tuning_key(ctx, team));
   if (auto known = choices.find(key)) {
+    // (A remembered strided path was built for this key once already.)
     if (known->path == CompactPath::strided) return make_strided_perforation(ctx, s, std::move(rt), threads);
-    // (Remembered only after it was built once for this key.)
     CP_ASSIGN_OR_RETURN(auto kernel, build_kernel(s, rt, team, *known));
     return std::unique_ptr<Kernel>(std::move(kernel));
   }
+  // Perforation as strided oneDNN convolutions (knob_conv_strided.cc) where
+  // the compact loops run without AVX-512 (AVX2, aarch64): there the gather
+  // + sgemm kernel reached 0.57-0.74 of nominal on the bundled networks'
+  // layers (AVX2 tier, batch 64) and the strided path 0.85-0.97 on the
+  // ResNet-style 3x3 ones, and the depthwise layers ran 1.3-1.6x faster
+  // strided than in the direct loop. A timed candidate on layers of 4+
+  // MFLOP, the default below (then tried first; the compact kernel where
+  // oneDNN has no optimized kernel for a class, e.g. a stride wider than
+  // the kernel on a tiny map). With AVX-512 the tiles and the direct loop's
+  // register blocks were faster (the MobileNet-style network, every layer
+  // perforated: 1.61x against 0.92x) and the prepare time tripled.
+  const bool strided = s.isa != simd::KernelIsa::avx512 && check_strided_perforation(s).ok();
+  const bool timed_strided = strided && flops >= 4e6 && conv_tuning_enabled();
+  if (strided && !timed_strided)
+    if (auto k = make_strided_perforation(ctx, s, rt, threads); k.ok()) return std::move(*k);
   CP_ASSIGN_OR_RETURN(std::unique_ptr<CompactConvKernel> first, build_kernel(s, rt, team, {}));
   const int64_t widest = (s.g.c_out + 15) / 16 * 16;
   const int64_t row = s.knob->kind == KnobKind::perforation && !s.knob->rows
@@ -568,17 +583,7 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
     }
     if (pointwise_applies(s)) field.push_back({64, 0, CompactPath::pointwise});
   }
-  // Perforation as strided oneDNN convolutions (knob_conv_strided.cc) where
-  // the compact loops run without AVX-512 (AVX2, aarch64): there the gather
-  // + sgemm kernel reached 0.57-0.74 of nominal on the bundled networks'
-  // layers (AVX2 tier, batch 64) and the strided path 0.85-0.97 on the
-  // ResNet-style 3x3 ones, and the depthwise layers ran 1.3-1.6x faster
-  // strided than in the direct loop. A timed candidate on layers of 4+
-  // MFLOP, the default below. With AVX-512 the tiles and the direct loop's
-  // register blocks were faster (the MobileNet-style network, every layer
-  // perforated: 1.61x against 0.92x) and the prepare time tripled.
-  const bool strided = s.isa != simd::KernelIsa::avx512 && check_strided_perforation(s).ok();
-  if (strided && flops >= 4e6 && conv_tuning_enabled()) field.push_back({0, 0, CompactPath::strided});
+  if (timed_strided) field.push_back({0, 0, CompactPath::strided});
   std::vector<KernelChoice> tried{{}};
   std::vector<std::unique_ptr<Kernel>> built;
   std::vector<std::string> labels;
@@ -606,13 +611,7 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
     }
     tried.push_back(c);
   }
-  if (built.size() == 1) {
-    // (oneDNN may have no optimized kernel for a class's geometry, e.g. a
-    // stride wider than the kernel on a tiny map: then the compact kernel.)
-    if (strided)
-      if (auto k = make_strided_perforation(ctx, s, rt, threads); k.ok()) return std::move(*k);
-    return std::move(built.front());
-  }
+  if (built.size() == 1) return std::move(built.front());
   std::vector<Kernel*> kernels;
   for (const auto& k : built) kernels.push_back(k.get());
   // Two runs per kernel and round: these layers take 0.1 ms and more.
