@@ -37,7 +37,6 @@ AxisView axis_view(const Shape& s, Layout layout, bool rows) {
 struct ResidueClass {
   int64_t shift = 0;  // input rows (columns) dropped before the window
   int64_t count = 0;  // outputs the convolution writes along the axis (>= the class's rows)
-  Shape in_shape, out_shape;
   std::unique_ptr<Kernel> conv;
   Tensor staged, comp;  // the shifted input (shift > 0), conv + bias
 };
@@ -176,17 +175,17 @@ Status StridedPerforationKernel::build(const NodeContext& ctx, std::shared_ptr<c
     conv.attrs["strides"].ints = strides;
     conv.attrs["pads"].ints = pads;
     conv.inputs.resize(s_.has_bias ? 3 : 2);
-    r.in_shape = {g.n, g.c_in, g.in_spatial[0], g.in_spatial[1]};
-    r.in_shape[2 + axis] = avail;
-    r.out_shape = {g.n, g.c_out, g.out_spatial[0], g.out_spatial[1]};
-    r.out_shape[2 + axis] = r.count;
+    Shape in_shape = {g.n, g.c_in, g.in_spatial[0], g.in_spatial[1]};
+    in_shape[2 + axis] = avail;
+    Shape out_shape = {g.n, g.c_out, g.out_spatial[0], g.out_spatial[1]};
+    out_shape[2 + axis] = r.count;
     NodeContext inner{conv, {ctx.input_types[0], ctx.input_types[1]}, {nullptr, s_.weights}, {ctx.output_types[0]}};
-    inner.input_types[0].shape = r.in_shape;
+    inner.input_types[0].shape = in_shape;
     if (s_.has_bias) {
       inner.input_types.push_back(ctx.input_types[2]);
       inner.constants.push_back(s_.bias);
     }
-    inner.output_types[0].shape = r.out_shape;
+    inner.output_types[0].shape = out_shape;
     inner.layout = s_.layout;
     inner.threads = team_;
     // The heuristic's variant, as an untuned session would run: timing each
@@ -195,8 +194,8 @@ Status StridedPerforationKernel::build(const NodeContext& ctx, std::shared_ptr<c
                           g.c_in,
                           g.c_out,
                           g.group,
-                          {r.in_shape[2], r.in_shape[3]},
-                          {r.out_shape[2], r.out_shape[3]},
+                          {in_shape[2], in_shape[3]},
+                          {out_shape[2], out_shape[3]},
                           g.kernel,
                           strides,
                           g.dilations,
@@ -208,8 +207,8 @@ Status StridedPerforationKernel::build(const NodeContext& ctx, std::shared_ptr<c
     if (!conv_kernel.ok()) conv_kernel = make_conv_kernel(inner, rt, team_, nullptr);
     if (!conv_kernel.ok()) return conv_kernel.status();
     r.conv = std::move(*conv_kernel);
-    if (r.shift > 0) r.staged = Tensor(DType::f32, r.in_shape);
-    r.comp = Tensor(DType::f32, r.out_shape);
+    if (r.shift > 0) r.staged = Tensor(DType::f32, in_shape);
+    r.comp = Tensor(DType::f32, out_shape);
     classes_.push_back(std::move(r));
   }
   return {};
