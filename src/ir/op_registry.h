@@ -40,6 +40,7 @@ std::vector<std::string_view> supported_op_types();
 // Each appends its ops; the table in op_registry.cc calls them in order.
 void register_tensor_ops(std::vector<OpDef>& table);  // ops/tensor_ops*.cc
 void register_nn_ops(std::vector<OpDef>& table);      // ops/nn_ops*.cc
+void register_elementwise_ops(std::vector<OpDef>& table);  // ops/elementwise_ops.cc
 
 // Internal attributes set by graph passes (engine/passes.h) on fused Conv
 // nodes. Every backend's Conv kernel must honour them:

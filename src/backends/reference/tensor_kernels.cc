@@ -14,30 +14,8 @@ namespace {
 using KernelResult = Result<std::unique_ptr<Kernel>>;
 using Inputs = std::span<const Tensor* const>;
 using Outputs = std::span<Tensor* const>;
-using SignedTypes = TypeSet<float, double, Half, int8_t, int32_t, int64_t>;
-
-DType in_type(const NodeContext& ctx, size_t i = 0) {
-  return i < ctx.input_types.size() ? ctx.input_types[i].dtype : DType::undefined;
-}
 
 // ---- unary activations -------------------------------------------------
-
-// y[i] = op(x[i]) for the types in Set; `op` is a generic lambda over the
-// compute type.
-template <typename Set, typename Op> KernelResult unary_kernel(const NodeContext& ctx, Op op) {
-  const DType dtype = in_type(ctx);
-  return make_fn_kernel([dtype, op](Inputs in, Outputs out) -> Status {
-    Set::visit(dtype, [&](auto tag) {
-      using T = decltype(tag);
-      const T* x = in_data<T>(*in[0]);
-      T* y = out_data<T>(*out[0]);
-      for (int64_t i = 0, n = in[0]->numel(); i < n; ++i) y[i] = store<T>(op(load(x[i])));
-    });
-    return {};
-  });
-}
-
-template <typename Set> bool supports_unary(const NodeContext& ctx) { return Set::contains(in_type(ctx)); }
 
 KernelResult make_relu(const NodeContext& ctx) {
   return unary_kernel<SignedTypes>(ctx, [](auto v) { return v < decltype(v){0} ? decltype(v){0} : v; });
@@ -312,6 +290,7 @@ void register_tensor_kernels(std::vector<KernelEntry>& table) {
       {"Softmax", supports_unary<FloatTypes>, make_softmax},
       {"ReduceMean", supports_unary<FloatTypes>, make_reduce_mean},
       {"Cast", supports_cast, make_cast},
+      {"CastLike", supports_cast, make_cast},  // the output type is input #1's
   };
   table.insert(table.end(), std::begin(kernels), std::end(kernels));
   register_movement_kernels(table);

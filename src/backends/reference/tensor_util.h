@@ -54,6 +54,7 @@ template <typename... Ts> struct TypeSet {
   }
 };
 using FloatTypes = TypeSet<float, double, Half>;
+using SignedTypes = TypeSet<float, double, Half, int8_t, int32_t, int64_t>;
 using NumericTypes = TypeSet<float, double, Half, int8_t, uint8_t, int32_t, int64_t>;
 using AllTypes = TypeSet<float, double, Half, int8_t, uint8_t, int32_t, int64_t, bool>;
 
@@ -96,6 +97,28 @@ template <typename F> class FnKernel final : public Kernel {
 };
 template <typename F> Result<std::unique_ptr<Kernel>> make_fn_kernel(F fn) {
   return std::unique_ptr<Kernel>(std::make_unique<FnKernel<F>>(std::move(fn)));
+}
+
+// Input i's element type (undefined past the end).
+inline DType in_type(const NodeContext& ctx, size_t i = 0) {
+  return i < ctx.input_types.size() ? ctx.input_types[i].dtype : DType::undefined;
+}
+
+template <typename Set> bool supports_unary(const NodeContext& ctx) { return Set::contains(in_type(ctx)); }
+
+// y[i] = op(x[i]) for the element types in Set; `op` is a generic lambda
+// over the compute type (compute_t).
+template <typename Set, typename Op> Result<std::unique_ptr<Kernel>> unary_kernel(const NodeContext& ctx, Op op) {
+  const DType dtype = in_type(ctx);
+  return make_fn_kernel([dtype, op](std::span<const Tensor* const> in, std::span<Tensor* const> out) -> Status {
+    Set::visit(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = in_data<T>(*in[0]);
+      T* y = out_data<T>(*out[0]);
+      for (int64_t i = 0, n = in[0]->numel(); i < n; ++i) y[i] = store<T>(op(load(x[i])));
+    });
+    return {};
+  });
 }
 
 // Copies the bytes of `from` into `to` (same size; may be the same memory).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "ir/ops/infer_checks.h"
 #include "ir/ops/tensor_ops_util.h"
 
 namespace caliprox {
@@ -13,39 +14,6 @@ namespace tensor_ops {
 namespace {
 
 using Types = Result<std::vector<TensorType>>;
-
-enum class Accepts { any, numeric, floating };
-
-Status check_dtype(const Node& node, const InferInput& in, size_t index, Accepts accepts) {
-  const DType t = in.type.dtype;
-  const bool ok = accepts == Accepts::any || (accepts == Accepts::floating && is_float_dtype(t)) ||
-                  (accepts == Accepts::numeric && (is_float_dtype(t) || is_integer_dtype(t)));
-  if (!ok) {
-    std::string_view expected = accepts == Accepts::floating ? "a floating-point type" : "a numeric type";
-    return invalid_input("{}: input #{} must be {}, found {}", node.describe(), index, expected, dtype_name(t));
-  }
-  return {};
-}
-
-Status check_same_dtype(const Node& node, std::span<const InferInput> inputs, size_t first, size_t last) {
-  for (size_t i = first; i < last && i < inputs.size(); ++i)
-    if (inputs[i].present() && inputs[i].type.dtype != inputs[first].type.dtype)
-      return invalid_input("{}: input #{} is {} but input #{} is {} (they must have the same type)", node.describe(), i,
-                           dtype_name(inputs[i].type.dtype), first, dtype_name(inputs[first].type.dtype));
-  return {};
-}
-
-std::vector<Shape> input_shapes(std::span<const InferInput> inputs) {
-  std::vector<Shape> shapes;
-  for (const auto& in : inputs) shapes.push_back(in.type.shape);
-  return shapes;
-}
-
-Status check_output_count(const Node& node, size_t max_count) {
-  if (node.outputs.empty() || node.outputs.size() > max_count)
-    return invalid_input("{}: expects 1 to {} output(s), found {}", node.describe(), max_count, node.outputs.size());
-  return {};
-}
 
 // One input, one output of the same type (unary activations, Identity).
 template <Accepts kAccepts>
@@ -95,6 +63,7 @@ Types infer_binary(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_output_count(node, 1));
   CP_TRY(check_dtype(node, inputs[0], 0, Accepts::numeric));
   CP_TRY(check_same_dtype(node, inputs, 0, 2));
+  CP_TRY(check_legacy_broadcast(node, inputs));
   CP_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(node, input_shapes(inputs)));
   return std::vector<TensorType>{{inputs[0].type.dtype, out}};
 }
@@ -106,6 +75,7 @@ Types infer_pow(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_output_count(node, 1));
   CP_TRY(check_dtype(node, inputs[0], 0, Accepts::numeric));
   CP_TRY(check_dtype(node, inputs[1], 1, Accepts::numeric));
+  CP_TRY(check_legacy_broadcast(node, inputs));
   CP_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(node, input_shapes(inputs)));
   return std::vector<TensorType>{{inputs[0].type.dtype, out}};
 }
@@ -116,8 +86,7 @@ Types infer_variadic(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_output_count(node, 1));
   CP_TRY(check_dtype(node, inputs[0], 0, Accepts::numeric));
   CP_TRY(check_same_dtype(node, inputs, 0, inputs.size()));
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (!inputs[i].present()) return invalid_input("{}: input #{} was omitted", node.describe(), i);
+  CP_TRY(check_all_present(node, inputs));
   CP_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(node, input_shapes(inputs)));
   return std::vector<TensorType>{{inputs[0].type.dtype, out}};
 }

@@ -1,5 +1,5 @@
 // Resolvers for the tensor ops whose parameters moved from attributes to
-// inputs across opsets 9-17 (Slice 10, Pad 11, Resize 11/13, ReduceMean 18)
+// inputs across opsets 1-17 (Slice 10, Pad 11, Resize 11/13, ReduceMean 18)
 // or that need validation shared with the reference kernels.
 #include <algorithm>
 #include <cmath>

@@ -141,6 +141,14 @@ struct SoftmaxLayout {
 };
 Result<SoftmaxLayout> resolve_softmax(const Node& node, const Shape& shape);
 
+// Range's output length, max(ceil((limit - start) / delta), 0), from its
+// three constant scalar inputs (elementwise_ops.cc).
+Result<int64_t> range_length(const Node& node, std::span<const InferInput> inputs);
+
+// The shape PRelu's slope broadcasts with (numpy rules) against X: the
+// slope's own, except that before opset 7 a 1-D slope is per channel.
+Shape prelu_slope_shape(const Node& node, const Shape& x, const Shape& slope);
+
 // Registers the data-movement ops (tensor_ops_shape.cc); called by
 // register_tensor_ops().
 void register_shape_ops(std::vector<OpDef>& table);
