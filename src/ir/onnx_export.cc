@@ -127,16 +127,16 @@ Result<int64_t> default_opset(const Graph& graph) {
   }
   if (opset == 0 && uses_default)
     return invalid_input("graph '{}' has no opset for the default ONNX domain (Graph::opset is 0)", graph.name);
-  if (opset != 0 && (opset < kMinOnnxOpset || opset > kMaxOnnxOpset))
-    return unsupported("graph '{}': opset {} of the default ONNX domain cannot be exported (caliprox handles opsets "
-                       "{}-{})",
-                       graph.name, opset, kMinOnnxOpset, kMaxOnnxOpset);
+  if (opset != 0 && (opset < kMinExportOpset || opset > kMaxOnnxOpset))
+    return unsupported("graph '{}': opset {} of the default ONNX domain cannot be exported (caliprox exports opsets "
+                       "{}-{}; a model of an older opset was rewritten into newer forms when imported)",
+                       graph.name, opset, kMinExportOpset, kMaxOnnxOpset);
   return opset;
 }
 
 Status fill_model(const Graph& graph, onnx::ModelProto& model) {
   CP_ASSIGN_OR_RETURN(const int64_t opset, default_opset(graph));
-  model.set_ir_version(onnx_ir_version_for_opset(opset == 0 ? kMinOnnxOpset : opset));
+  model.set_ir_version(onnx_ir_version_for_opset(opset == 0 ? kMinExportOpset : opset));
   model.set_producer_name("caliprox");
   if (opset != 0) {
     auto* imp = model.add_opset_import();

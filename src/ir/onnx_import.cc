@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <onnx/onnx_pb.h>  // defines ONNX_API, then includes onnx-ml.pb.h
 
+#include "ir/onnx_legacy.h"
 #include "ir/onnx_proto.h"
 #include "ir/op_registry.h"
 
@@ -339,7 +340,8 @@ Result<Attribute> convert_attribute(const onnx::AttributeProto& a, const Node& n
   return out;
 }
 
-// The tensor a Constant node produces (opset 9-17 forms).
+// The tensor a Constant node produces (opset 1-17 forms: `value` since 1, the
+// sparse and typed forms since 12).
 Result<Tensor> constant_value(const onnx::NodeProto& n, const Node& node, const std::string& base_dir) {
   if (n.attribute_size() != 1)
     return invalid_input("{}: a Constant needs exactly one value attribute, found {}", node.describe(),
@@ -492,8 +494,8 @@ Result<Graph> import_model(const onnx::ModelProto& model, const std::string& pat
   for (int i = 0; i < gp.node_size(); ++i) {
     const auto& n = gp.node(i);
     Node node;
-    node.op_type = n.op_type();
     node.domain = n.domain() == "ai.onnx" ? std::string() : n.domain();
+    node.op_type = node.domain.empty() ? legacy_op_type(n.op_type(), g.opset) : n.op_type();
     node.index = i;
     node.opset = g.opset;
     node.name = n.name();
@@ -537,6 +539,7 @@ Result<Graph> import_model(const onnx::ModelProto& model, const std::string& pat
       node.attrs[a.name()] = std::move(attr).value();
     }
   }
+  if (auto st = upgrade_legacy_nodes(g); !st.ok()) return st.with_context(path);
   CP_TRY(sort_topologically(g));
   return g;
 }

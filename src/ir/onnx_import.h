@@ -16,8 +16,13 @@
 namespace caliprox {
 
 // Default-domain opsets the importer accepts; outside: Errc::unsupported.
-inline constexpr int64_t kMinOnnxOpset = 9;
+// Nodes of opsets below 10 are rewritten into their newer forms
+// (ir/onnx_legacy.h). 17 is the newest opset of Debian 12's ONNX (1.12).
+inline constexpr int64_t kMinOnnxOpset = 1;
 inline constexpr int64_t kMaxOnnxOpset = 17;
+// The exporter writes opsets 9-17 only: an older graph's nodes were
+// rewritten at import and no longer have their opset's meaning.
+inline constexpr int64_t kMinExportOpset = 9;
 
 struct LoadOptions {
   // When false, nodes whose op caliprox has no definition for (find_op())
