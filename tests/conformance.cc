@@ -110,7 +110,7 @@ std::string index_str(int64_t flat, const Shape& shape) {
   return fmt::format("[{}]", fmt::join(idx, ", "));
 }
 
-bool is_float(DType t) { return t == DType::f32 || t == DType::f64 || t == DType::f16; }
+bool is_float(DType t) { return t == DType::f32 || t == DType::f64 || t == DType::f16 || t == DType::bf16; }
 
 // Empty when `got` matches `want`; otherwise what differs, with the max abs error.
 std::string compare(const Tensor& got, const Tensor& want, const std::string& name) {
@@ -121,12 +121,15 @@ std::string compare(const Tensor& got, const Tensor& want, const std::string& na
   int64_t bad = 0, worst = -1;
   double max_abs = 0;
   const bool fp = is_float(want.dtype());
-  const bool i64 = want.dtype() == DType::i64;
+  // 64-bit integers compared exactly (a double cannot hold every value).
+  const bool i64 = want.dtype() == DType::i64 || want.dtype() == DType::u64;
   for (int64_t i = 0; i < want.numel(); ++i) {
     bool ok;
     double err = 0;
     if (i64) {
-      int64_t g = got.data<int64_t>()[i], w = want.data<int64_t>()[i];
+      int64_t g, w;
+      std::memcpy(&g, static_cast<const std::byte*>(got.raw()) + 8 * i, 8);
+      std::memcpy(&w, static_cast<const std::byte*>(want.raw()) + 8 * i, 8);
       ok = g == w;
       err = std::fabs(static_cast<double>(g) - static_cast<double>(w));
     } else {
@@ -147,6 +150,14 @@ std::string compare(const Tensor& got, const Tensor& want, const std::string& na
   return fmt::format("output '{}': {} of {} values outside rtol={} atol={}; max abs error {:.3g}, worst at {} "
                      "(got {:.7g}, expected {:.7g})", name, bad, want.numel(), kRtol, kAtol, max_abs,
                      index_str(worst, want.shape()), got.at_double(worst), want.at_double(worst));
+}
+
+// ONNX 1.12 wrote the test data of bfloat16 values as UINT16 tensors of the
+// same bit patterns (NumPy has no bfloat16): read them as the bfloat16 the
+// model declares.
+Tensor bf16_from_test_data(const Tensor& t, DType declared) {
+  if (declared != DType::bf16 || t.dtype() != DType::u16) return t;
+  return Tensor::copy_of(DType::bf16, t.shape(), t.raw());
 }
 
 // One test_data_set on one backend.
@@ -178,12 +189,21 @@ BackendResult run_data_set(const Graph& graph, Backend& backend, const fs::path&
   std::map<std::string, Tensor> data;
   for (size_t i = 0; i < inputs.size(); ++i)
     data[by_name ? inputs[i].name : graph.inputs[i].name] = inputs[i].tensor;
+  for (auto& [name, t] : data)
+    if (const ValueInfo* info = graph.find_input(name)) t = bf16_from_test_data(t, info->dtype);
+  for (auto& out : outputs)
+    for (const auto& info : graph.outputs)
+      if (info.name == out.name) out.tensor = bf16_from_test_data(out.tensor, info.dtype);
 
   SessionOptions options;
   std::map<std::string, Shape> shapes;
   for (const auto& in : graph.inputs) {
     auto it = data.find(in.name);
     if (it == data.end()) return fail(Outcome::fail, fmt::format("no data for graph input '{}'", in.name));
+    if (in.dims && in.dims->size() != it->second.shape().size())
+      return fail(Outcome::skip, fmt::format("the case's data contradicts its model: input '{}' has shape {} but the "
+                                             "model declares rank {}",
+                                             in.name, shape_str(it->second.shape()), in.dims->size()));
     // Integer and bool inputs are mostly shapes, axes and indices: binding
     // them lets shape inference see their values (e.g. Reshape's shape).
     if (is_float(it->second.dtype())) shapes[in.name] = it->second.shape();
@@ -251,6 +271,18 @@ BackendResult run_data_set(const Graph& graph, Backend& backend, const fs::path&
 // device) skips every case, with its reason.
 using BackendList = std::vector<Result<std::unique_ptr<Backend>>>;
 
+// Cases whose expected outputs contradict the spec as ONNX Runtime and later
+// ONNX releases read it: skipped with the reason, never counted as passes.
+const char* known_data_defect(const std::string& case_name) {
+  static const std::map<std::string, const char*> kDefects = {
+      {"test_cast_FLOAT_to_BFLOAT16",
+       "the expected output truncates float to bfloat16; ONNX Runtime, the ONNX reference since 1.13 and caliprox "
+       "round to nearest even (onnx/onnx#3876)"},
+  };
+  auto it = kDefects.find(case_name);
+  return it == kDefects.end() ? nullptr : it->second;
+}
+
 std::vector<BackendResult> run_case(const Case& c, const std::vector<std::string>& backend_list,
                                     BackendList& backends) {
   std::vector<BackendResult> results;
@@ -258,6 +290,8 @@ std::vector<BackendResult> run_case(const Case& c, const std::vector<std::string
     for (const auto& b : backend_list) results.push_back({b, o, why});
     return results;
   };
+  if (const char* defect = known_data_defect(c.dir.filename().string()))
+    return all(Outcome::skip, fmt::format("known defect of this case's data: {}", defect));
   auto graph = load_onnx((c.dir / "model.onnx").string(), LoadOptions{.require_supported_ops = false});
   if (!graph.ok())
     return all(graph.status().code() == Errc::unsupported ? Outcome::skip : Outcome::fail, graph.status().message());

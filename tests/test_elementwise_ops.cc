@@ -139,7 +139,12 @@ TEST_CASE("elementwise ops: Mod and BitShift") {
   check_values(run1(make_node("BitShift", 2, {{"direction", str("LEFT")}}), {x, s}), {3}, {8, 64, 0});
   check_values(run1(make_node("BitShift", 2, {{"direction", str("RIGHT")}}), {x, s}), {3}, {0, 4, 0});
   CHECK(error_code(make_node("BitShift", 2, {{"direction", str("UP")}}), {x, s}) == Errc::invalid_input);
-  CHECK(error_code(make_node("BitShift", 2, {{"direction", str("LEFT")}}), {a, a}) == Errc::unsupported);
+  CHECK(error_code(make_node("BitShift", 2, {{"direction", str("LEFT")}}), {a, a}) == Errc::invalid_input);
+  const Tensor x64 = tensor<uint64_t>({2}, {1, uint64_t{1} << 63});
+  const Tensor s64 = tensor<uint64_t>({2}, {63, 1});
+  const Tensor left64 = run1(make_node("BitShift", 2, {{"direction", str("LEFT")}}), {x64, s64});
+  CHECK(left64.data<uint64_t>()[0] == uint64_t{1} << 63);
+  CHECK(left64.data<uint64_t>()[1] == 0);
 }
 
 TEST_CASE("elementwise ops: PRelu, Where, Sum, Mean") {

@@ -315,7 +315,12 @@ TEST_CASE("tensor ops: Cast between the supported types") {
   check_values(run1(cast(DType::u8), {{tensor<int8_t>({2}, {5, 100})}}), {2}, {5, 100});
   check_values(run1(cast(DType::f32), {{tensor<bool>({2}, {true, false})}}), {2}, {1, 0});
   check_values(run1(cast(DType::i64), {{tensor<double>({2}, {-2.5, 1e10})}}), {2}, {-2, 1e10});
-  CHECK(error_of(make_node("Cast", 1, {{"to", int_attr(16)}}), {{x}}).code() == Errc::unsupported);
+  // bfloat16 rounds to nearest even: 1 + 2^-8 is a tie between 1 and 1 + 2^-7.
+  Tensor bf = run1(cast(DType::bf16), {{f32({3}, {1.00390625f, 1.01171875f, -3})}});
+  CHECK(bf.dtype() == DType::bf16);
+  check_values(run1(cast(DType::f32), {{bf}}), {3}, {1, 1.015625, -3}, 1e-12);
+  check_values(run1(cast(DType::u16), {{tensor<int32_t>({2}, {7, 65535})}}), {2}, {7, 65535});
+  CHECK(error_of(make_node("Cast", 1, {{"to", int_attr(8)}}), {{x}}).code() == Errc::unsupported);
 }
 
 TEST_CASE("tensor ops: Resize nearest, linear and coordinate modes") {

@@ -181,6 +181,10 @@ std::optional<DType> dtype_from_descr(std::string_view d) {
   if (d == "<f8") return DType::f64;
   if (d == "<i4") return DType::i32;
   if (d == "<i8") return DType::i64;
+  if (d == "<u2") return DType::u16;
+  if (d == "<i2") return DType::i16;
+  if (d == "<u4") return DType::u32;
+  if (d == "<u8") return DType::u64;
   return std::nullopt;
 }
 
@@ -194,6 +198,10 @@ std::string_view descr_for(DType t) {
     case DType::i32: return "<i4";
     case DType::i64: return "<i8";
     case DType::boolean: return "|b1";
+    case DType::u16: return "<u2";
+    case DType::i16: return "<i2";
+    case DType::u32: return "<u4";
+    case DType::u64: return "<u8";
     case DType::bf16:  // numpy has no bfloat16
     case DType::undefined: break;
   }

@@ -32,7 +32,7 @@ namespace {
 constexpr std::string_view kInternalAttrPrefix = "caliprox.";
 
 Status fill_tensor(const Tensor& t, const std::string& name, onnx::TensorProto& p) {
-  if (t.dtype() == DType::bf16 || !dtype_known(static_cast<int>(t.dtype())))
+  if (!dtype_known(static_cast<int>(t.dtype())))
     return invalid_input("tensor '{}': element type {} cannot be written to an ONNX file", name, dtype_name(t.dtype()));
   p.set_name(name);
   p.set_data_type(static_cast<int32_t>(t.dtype()));
@@ -44,8 +44,6 @@ Status fill_tensor(const Tensor& t, const std::string& name, onnx::TensorProto& 
 Status fill_value_info(const ValueInfo& v, onnx::ValueInfoProto& p) {
   p.set_name(v.name);
   if (v.dtype == DType::undefined && !v.dims) return {};  // type left to the reader's inference
-  if (v.dtype == DType::bf16)
-    return invalid_input("graph value '{}': bfloat16 cannot be written to an ONNX file", v.name);
   auto* tt = p.mutable_type()->mutable_tensor_type();
   tt->set_elem_type(static_cast<int32_t>(v.dtype));
   if (!v.dims) return {};

@@ -137,15 +137,25 @@ Status check_count(const Field& field, const char* field_name, int64_t numel, co
   return {};
 }
 
-// int32_data carries the narrow types (spec: int8/uint8/bool as values,
-// float16 as its uint16 bit pattern); out-of-range values mean corruption.
+// int32_data carries the narrow types (spec: int8/uint8/int16/uint16/bool as
+// values, float16 and bfloat16 as their uint16 bit patterns); out-of-range
+// values mean corruption.
 Status decode_int32_data(const onnx::TensorProto& p, DType dt, const std::string& what, Tensor& t) {
   int64_t lo = 0, hi = 0;
   switch (dt) {
     case DType::i8: lo = -128; hi = 127; break;
     case DType::u8: lo = 0; hi = 255; break;
     case DType::boolean: lo = 0; hi = 1; break;
-    case DType::f16: lo = 0; hi = 65535; break;
+    case DType::f16:
+    case DType::bf16:
+    case DType::u16:
+      lo = 0;
+      hi = 65535;
+      break;
+    case DType::i16:
+      lo = INT16_MIN;
+      hi = INT16_MAX;
+      break;
     case DType::i32: lo = INT32_MIN; hi = INT32_MAX; break;
     default: return runtime_error("{}: internal error: int32_data decoding for {}", what, dtype_name(dt));
   }
@@ -159,7 +169,18 @@ Status decode_int32_data(const onnx::TensorProto& p, DType dt, const std::string
       case DType::i8: { auto x = static_cast<int8_t>(v); std::memcpy(dst + i, &x, 1); break; }
       case DType::u8:
       case DType::boolean: { auto x = static_cast<uint8_t>(v); std::memcpy(dst + i, &x, 1); break; }
-      case DType::f16: { auto x = static_cast<uint16_t>(v); std::memcpy(dst + 2 * i, &x, 2); break; }
+      case DType::f16:
+      case DType::bf16:
+      case DType::u16: {
+        auto x = static_cast<uint16_t>(v);
+        std::memcpy(dst + 2 * i, &x, 2);
+        break;
+      }
+      case DType::i16: {
+        auto x = static_cast<int16_t>(v);
+        std::memcpy(dst + 2 * i, &x, 2);
+        break;
+      }
       default: std::memcpy(dst + 4 * i, &v, 4); break;
     }
   }
@@ -173,8 +194,9 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
   if (p.data_type() == onnx::TensorProto_DataType_UNDEFINED)
     return invalid_input("{}: element type (data_type) is not set", what);
   if (!dtype_known(p.data_type()))
-    return unsupported("{}: element type {} is not supported (caliprox handles FLOAT, FLOAT16, DOUBLE, INT8, UINT8, "
-                       "INT32, INT64, BOOL)", what, onnx_dtype_name(p.data_type()));
+    return unsupported("{}: element type {} is not supported (caliprox handles FLOAT, FLOAT16, BFLOAT16, DOUBLE, "
+                       "INT8/16/32/64, UINT8/16/32/64, BOOL)",
+                       what, onnx_dtype_name(p.data_type()));
   if (p.has_segment()) return unsupported("{}: segmented tensors are not supported", what);
   Shape shape(p.dims().begin(), p.dims().end());
   CP_TRY(check_shape(shape, what));
@@ -203,14 +225,33 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
     case DType::i32:
     case DType::i8:
     case DType::u8:
+    case DType::i16:
+    case DType::u16:
     case DType::boolean:
-    case DType::f16: {
+    case DType::f16:
+    case DType::bf16: {
       CP_TRY(check_count(p.int32_data(), "int32_data", numel, what, shape));
       Tensor t(dt, shape);
       CP_TRY(decode_int32_data(p, dt, what, t));
       return t;
     }
-    case DType::bf16:  // internal only: dtype_known() refused it before
+    case DType::u32:
+    case DType::u64: {
+      // uint64_data carries both; uint32 values past 2^32 mean corruption.
+      CP_TRY(check_count(p.uint64_data(), "uint64_data", numel, what, shape));
+      Tensor t(dt, shape);
+      for (int i = 0; i < p.uint64_data_size(); ++i) {
+        const uint64_t v = p.uint64_data(i);
+        if (dt == DType::u64) {
+          t.data<uint64_t>()[i] = v;
+        } else if (v > UINT32_MAX) {
+          return invalid_input("{}: uint64_data[{}] = {} is out of range for uint32", what, i, v);
+        } else {
+          t.data<uint32_t>()[i] = static_cast<uint32_t>(v);
+        }
+      }
+      return t;
+    }
     case DType::undefined: break;
   }
   return invalid_input("{}: element type {} has no data field", what, onnx_dtype_name(p.data_type()));

@@ -15,7 +15,11 @@ size_t dtype_size(DType t) {
     case DType::f32: return 4;
     case DType::u8: return 1;
     case DType::i8: return 1;
+    case DType::u16: return 2;
+    case DType::i16: return 2;
     case DType::i32: return 4;
+    case DType::u32: return 4;
+    case DType::u64: return 8;
     case DType::i64: return 8;
     case DType::boolean: return 1;
     case DType::f16: return 2;
@@ -31,6 +35,10 @@ std::string_view dtype_name(DType t) {
     case DType::f32: return "float32";
     case DType::u8: return "uint8";
     case DType::i8: return "int8";
+    case DType::u16: return "uint16";
+    case DType::i16: return "int16";
+    case DType::u32: return "uint32";
+    case DType::u64: return "uint64";
     case DType::i32: return "int32";
     case DType::i64: return "int64";
     case DType::boolean: return "bool";
@@ -44,7 +52,19 @@ std::string_view dtype_name(DType t) {
 
 bool dtype_known(int onnx_type) {
   switch (onnx_type) {
-    case 1: case 2: case 3: case 6: case 7: case 9: case 10: case 11: return true;
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+    case 9:
+    case 10:
+    case 11:
+    case 12:
+    case 13:
+    case 16: return true;
     default: return false;
   }
 }
@@ -148,6 +168,26 @@ double Tensor::at_double(int64_t i) const {
     case DType::u8: return static_cast<double>(static_cast<const uint8_t*>(data_)[i]);
     case DType::i8: return static_cast<double>(static_cast<const int8_t*>(data_)[i]);
     case DType::boolean: return static_cast<const uint8_t*>(data_)[i] ? 1.0 : 0.0;
+    case DType::u16: {
+      uint16_t v;
+      std::memcpy(&v, p + i * 2, 2);
+      return v;
+    }
+    case DType::i16: {
+      int16_t v;
+      std::memcpy(&v, p + i * 2, 2);
+      return v;
+    }
+    case DType::u32: {
+      uint32_t v;
+      std::memcpy(&v, p + i * 4, 4);
+      return v;
+    }
+    case DType::u64: {
+      uint64_t v;
+      std::memcpy(&v, p + i * 8, 8);
+      return static_cast<double>(v);
+    }
     case DType::i32: { int32_t v; std::memcpy(&v, p + i * 4, 4); return v; }
     case DType::i64: { int64_t v; std::memcpy(&v, p + i * 8, 8); return static_cast<double>(v); }
     case DType::f16: { uint16_t v; std::memcpy(&v, p + i * 2, 2); return half_to_float(v); }
@@ -168,6 +208,7 @@ std::vector<int64_t> Tensor::to_int64_vector() const {
   std::vector<int64_t> out(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) {
     if (dtype_ == DType::i64) out[i] = static_cast<const int64_t*>(data_)[i];
+    else if (dtype_ == DType::u64) out[i] = static_cast<int64_t>(static_cast<const uint64_t*>(data_)[i]);
     else out[i] = static_cast<int64_t>(at_double(i));
   }
   return out;

@@ -23,13 +23,16 @@ enum class DType : int {
   f32 = 1,
   u8 = 2,
   i8 = 3,
+  u16 = 4,
+  i16 = 5,
   i32 = 6,
   i64 = 7,
   boolean = 9,
   f16 = 10,
   f64 = 11,
-  // Internal only (activations between bf16 layers): never imported or
-  // written, so dtype_known() does not accept it.
+  u32 = 12,
+  u64 = 13,
+  // Also the internal type of activations between bf16 layers.
   bf16 = 16,
 };
 
@@ -54,6 +57,10 @@ template <> constexpr DType dtype_of<float>() { return DType::f32; }
 template <> constexpr DType dtype_of<double>() { return DType::f64; }
 template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
 template <> constexpr DType dtype_of<int8_t>() { return DType::i8; }
+template <> constexpr DType dtype_of<uint16_t>() { return DType::u16; }
+template <> constexpr DType dtype_of<int16_t>() { return DType::i16; }
+template <> constexpr DType dtype_of<uint32_t>() { return DType::u32; }
+template <> constexpr DType dtype_of<uint64_t>() { return DType::u64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::i32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<bool>() { return DType::boolean; }

@@ -94,13 +94,14 @@ KernelResult make_mod(const NodeContext& ctx) {
   });
 }
 
-// BitShift on uint8 (the one unsigned type): shifts of 8 or more give 0.
+// BitShift on unsigned integers: shifts by the width or more give 0.
 KernelResult make_bit_shift(const NodeContext& ctx) {
   // Inference checked the attribute: LEFT or RIGHT.
   const bool left = ctx.node.attr_string("direction", "") == "LEFT";
-  return binary_kernel<TypeSet<uint8_t>, void>(ctx, [left](uint8_t a, uint8_t b) -> uint8_t {
-    if (b >= 8) return 0;
-    return static_cast<uint8_t>(left ? a << b : a >> b);
+  return binary_kernel<UnsignedTypes, void>(ctx, [left](auto a, auto b) -> decltype(a) {
+    using C = decltype(a);
+    if (b >= sizeof(C) * 8) return 0;
+    return static_cast<C>(left ? a << b : a >> b);
   });
 }
 
@@ -201,7 +202,7 @@ void register_elementwise_binary_kernels(std::vector<KernelEntry>& table) {
       {"Or", supports_binary<BoolTypes>, make_or},
       {"Xor", supports_binary<BoolTypes>, make_xor},
       {"Mod", supports_binary<NumericTypes>, make_mod},
-      {"BitShift", supports_binary<TypeSet<uint8_t>>, make_bit_shift},
+      {"BitShift", supports_binary<UnsignedTypes>, make_bit_shift},
       {"PRelu", supports_binary<SignedTypes>, make_prelu},
       {"Where", supports_where, make_where},
       {"Sum", supports_float_inputs, make_sum<false>},

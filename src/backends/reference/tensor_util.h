@@ -5,6 +5,7 @@
 // Transpose, Slice, Pad and nearest Resize).
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -20,27 +21,39 @@
 
 namespace caliprox::reference::tensor {
 
-// float16 storage; arithmetic on it happens in float.
+// float16 and bfloat16 storage; arithmetic on them happens in float.
 struct Half {
   uint16_t bits = 0;
 };
+struct BF16 {
+  uint16_t bits = 0;
+};
+inline float bf16_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+// Rounded to nearest even (round_to_bf16), NaN kept.
+inline uint16_t float_to_bf16(float f) {
+  return static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(f)) >> 16);
+}
 
 template <typename T> struct ComputeOf { using type = T; };
 template <> struct ComputeOf<Half> { using type = float; };
-// The type arithmetic on T is done in (T itself except for Half).
+template <> struct ComputeOf<BF16> { using type = float; };
+// The type arithmetic on T is done in (T itself except for Half and BF16).
 template <typename T> using compute_t = typename ComputeOf<T>::type;
 
 template <typename T> compute_t<T> load(T v) {
   if constexpr (std::is_same_v<T, Half>) return half_to_float(v.bits);
+  else if constexpr (std::is_same_v<T, BF16>) return bf16_to_float(v.bits);
   else return v;
 }
 template <typename T> T store(compute_t<T> v) {
   if constexpr (std::is_same_v<T, Half>) return Half{float_to_half(v)};
+  else if constexpr (std::is_same_v<T, BF16>) return BF16{float_to_bf16(v)};
   else return v;
 }
 
 template <typename T> constexpr DType dtype_code() {
   if constexpr (std::is_same_v<T, Half>) return DType::f16;
+  else if constexpr (std::is_same_v<T, BF16>) return DType::bf16;
   else return dtype_of<T>();
 }
 
@@ -54,21 +67,28 @@ template <typename... Ts> struct TypeSet {
   }
 };
 using FloatTypes = TypeSet<float, double, Half>;
-using SignedTypes = TypeSet<float, double, Half, int8_t, int32_t, int64_t>;
-using NumericTypes = TypeSet<float, double, Half, int8_t, uint8_t, int32_t, int64_t>;
-using AllTypes = TypeSet<float, double, Half, int8_t, uint8_t, int32_t, int64_t, bool>;
+using SignedTypes = TypeSet<float, double, Half, int8_t, int16_t, int32_t, int64_t>;
+using UnsignedTypes = TypeSet<uint8_t, uint16_t, uint32_t, uint64_t>;
+using NumericTypes =
+    TypeSet<float, double, Half, int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t>;
+// Every element type, bfloat16 included (Cast, data movement, Where).
+using AllTypes =
+    TypeSet<float, double, Half, BF16, int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t, bool>;
 
 template <typename T> const T* in_data(const Tensor& t) { return static_cast<const T*>(t.raw()); }
 template <typename T> T* out_data(Tensor& t) { return static_cast<T*>(t.raw()); }
 
 // Value conversion with the rules of ONNX Cast: to bool is "non-zero",
 // float to integer truncates (saturating, NaN -> 0, instead of the undefined
-// behaviour of an out-of-range C++ cast), float16 goes through float.
+// behaviour of an out-of-range C++ cast), float16 and bfloat16 go through
+// float.
 template <typename To, typename From> To convert(From v) {
-  if constexpr (std::is_same_v<From, Half>) {
-    return convert<To>(half_to_float(v.bits));
+  if constexpr (std::is_same_v<From, Half> || std::is_same_v<From, BF16>) {
+    return convert<To>(load(v));
   } else if constexpr (std::is_same_v<To, Half>) {
     return Half{float_to_half(static_cast<float>(v))};
+  } else if constexpr (std::is_same_v<To, BF16>) {
+    return BF16{float_to_bf16(static_cast<float>(v))};
   } else if constexpr (std::is_same_v<To, bool>) {
     return v != From{0};
   } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {

@@ -74,9 +74,9 @@ Types infer_bit_shift(const Node& node, Inputs inputs) {
   if (direction != "LEFT" && direction != "RIGHT")
     return invalid_input("{}: 'direction' is '{}' (expected LEFT or RIGHT)", node.describe(), direction);
   CP_TRY(check_inputs(node, inputs, 2, 2));
-  if (inputs[0].type.dtype != DType::u8)
-    return unsupported("{}: BitShift of {} is not supported (caliprox's only unsigned type is uint8)", node.describe(),
-                       dtype_name(inputs[0].type.dtype));
+  if (!is_unsigned_dtype(inputs[0].type.dtype))
+    return invalid_input("{}: BitShift takes unsigned integers, found {}", node.describe(),
+                         dtype_name(inputs[0].type.dtype));
   return infer_binary<Accepts::numeric>(node, inputs);
 }
 

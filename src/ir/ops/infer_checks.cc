@@ -14,7 +14,7 @@ bool accepted(DType t, Accepts accepts) {
     case Accepts::any: return true;
     case Accepts::numeric: return is_float_dtype(t) || is_integer_dtype(t);
     case Accepts::floating: return is_float_dtype(t);
-    case Accepts::signed_numeric: return is_float_dtype(t) || (is_integer_dtype(t) && t != DType::u8);
+    case Accepts::signed_numeric: return is_float_dtype(t) || (is_integer_dtype(t) && !is_unsigned_dtype(t));
     case Accepts::boolean: return t == DType::boolean;
   }
   return false;

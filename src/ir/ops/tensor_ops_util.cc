@@ -131,8 +131,20 @@ Result<std::vector<double>> constant_floats(const Node& node, std::span<const In
 bool is_float_dtype(DType t) { return t == DType::f32 || t == DType::f64 || t == DType::f16; }
 
 bool is_integer_dtype(DType t) {
-  return t == DType::i8 || t == DType::u8 || t == DType::i32 || t == DType::i64;
+  switch (t) {
+    case DType::i8:
+    case DType::u8:
+    case DType::i16:
+    case DType::u16:
+    case DType::i32:
+    case DType::u32:
+    case DType::i64:
+    case DType::u64: return true;
+    default: return false;
+  }
 }
+
+bool is_unsigned_dtype(DType t) { return t == DType::u8 || t == DType::u16 || t == DType::u32 || t == DType::u64; }
 
 Result<int64_t> normalize_axis(const Node& node, int64_t axis, int64_t rank, std::string_view what) {
   if (axis < -rank || axis >= rank)

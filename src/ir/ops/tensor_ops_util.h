@@ -50,7 +50,8 @@ Result<std::vector<double>> constant_floats(const Node& node, std::span<const In
                                             std::string_view name, std::string_view purpose);
 
 bool is_float_dtype(DType t);    // f32, f64, f16
-bool is_integer_dtype(DType t);  // i8, u8, i32, i64
+bool is_integer_dtype(DType t);  // i8, u8, i16, u16, i32, u32, i64, u64
+bool is_unsigned_dtype(DType t);  // u8, u16, u32, u64
 
 // axis in [-rank, rank) -> [0, rank); `what` names the attribute or input.
 Result<int64_t> normalize_axis(const Node& node, int64_t axis, int64_t rank, std::string_view what);
