@@ -41,6 +41,7 @@ std::vector<std::string_view> supported_op_types();
 void register_tensor_ops(std::vector<OpDef>& table);  // ops/tensor_ops*.cc
 void register_nn_ops(std::vector<OpDef>& table);      // ops/nn_ops*.cc
 void register_elementwise_ops(std::vector<OpDef>& table);  // ops/elementwise_ops.cc
+void register_index_ops(std::vector<OpDef>& table);   // ops/index_ops*.cc
 
 // Internal attributes set by graph passes (engine/passes.h) on fused Conv
 // nodes. Every backend's Conv kernel must honour them:
