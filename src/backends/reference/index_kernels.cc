@@ -1,5 +1,7 @@
 // Reference kernels of the index / data-movement family, part 1: Split,
-// Tile, Expand, DepthToSpace, SpaceToDepth, Trilu and EyeLike. They copy elements of any dtype as
+// Tile, Expand, DepthToSpace, SpaceToDepth, Trilu, EyeLike, OneHot,
+// ReverseSequence and Compress (whose constant condition was resolved at
+// inference, see ir/ops/index_ops.h). They copy elements of any dtype as
 // unsigned integers of the element's size. Gathers and scatters are in
 // index_gather.cc.
 #include "backends/reference/index_kernels.h"
@@ -23,6 +25,11 @@ KernelResult mapped_copy(DType dtype, Shape view_shape, IndexMaps maps) {
     });
     return {};
   });
+}
+
+bool index_input(const NodeContext& ctx, size_t i) {
+  return i < ctx.input_types.size() &&
+         (ctx.input_types[i].dtype == DType::i64 || ctx.input_types[i].dtype == DType::i32);
 }
 
 namespace {
@@ -155,6 +162,112 @@ bool supports_eye_like(const NodeContext& ctx) {
   return supports_any(ctx) && !ctx.output_types.empty() && tensor::AllTypes::contains(ctx.output_types[0].dtype);
 }
 
+bool supports_one_hot(const NodeContext& ctx) {
+  return ctx.input_types.size() == 3 && tensor::NumericTypes::contains(ctx.input_types[0].dtype) &&
+         tensor::AllTypes::contains(ctx.input_types[2].dtype);
+}
+
+// OneHot: the output is [outer, depth, inner] around the indices' [outer,
+// inner]; element (o, d, i) is on_value when index (o, i) is d. Negative
+// indices count from the end from opset 11; indices out of range give a
+// row of off_value.
+KernelResult make_one_hot(const NodeContext& ctx) {
+  const Shape& out_shape = ctx.output_types[0].shape;
+  CP_ASSIGN_OR_RETURN(int64_t axis, index_ops::resolve_one_hot_axis(ctx.node, static_cast<int64_t>(out_shape.size())));
+  const auto ua = static_cast<size_t>(axis);
+  const int64_t outer = tensor_ops::dims_product(out_shape, 0, ua);
+  const int64_t depth = out_shape[ua];
+  const int64_t inner = tensor_ops::dims_product(out_shape, ua + 1, out_shape.size());
+  const bool wrap_negative = tensor_ops::node_opset(ctx.node) >= 11;
+  const DType index_type = ctx.input_types[0].dtype;
+  const size_t esize = dtype_size(ctx.output_types[0].dtype);
+  return tensor::make_fn_kernel([=](Inputs in, Outputs out) -> Status {
+    tensor::NumericTypes::visit(index_type, [&](auto index_tag) {
+      using I = decltype(index_tag);
+      const I* indices = tensor::in_data<I>(*in[0]);
+      tensor::visit_element_size(esize, [&](auto tag) {
+        using U = decltype(tag);
+        const auto* values = static_cast<const U*>(in[2]->raw());
+        auto* y = static_cast<U*>(out[0]->raw());
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i) {
+            auto index = tensor::convert<int64_t>(indices[o * inner + i]);
+            if (index < 0 && wrap_negative) index += depth;
+            for (int64_t d = 0; d < depth; ++d) y[(o * depth + d) * inner + i] = values[d == index ? 1 : 0];
+          }
+      });
+    });
+    return {};
+  });
+}
+
+bool supports_reverse_sequence(const NodeContext& ctx) {
+  return ctx.input_types.size() == 2 && tensor::AllTypes::contains(ctx.input_types[0].dtype) &&
+         ctx.input_types[1].dtype == DType::i64;
+}
+
+// ReverseSequence: along the time axis, the first sequence_lens[b] elements
+// of batch b are reversed; the rest are copied.
+KernelResult make_reverse_sequence(const NodeContext& ctx) {
+  const Shape& shape = ctx.input_types[0].shape;
+  CP_ASSIGN_OR_RETURN(int64_t batch_axis, tensor_ops::attr_int(ctx.node, "batch_axis", 1));
+  CP_ASSIGN_OR_RETURN(int64_t time_axis, tensor_ops::attr_int(ctx.node, "time_axis", 0));
+  const auto strides = shape_strides(shape);
+  const int64_t batch_stride = strides[static_cast<size_t>(batch_axis)];
+  const int64_t batch_len = shape[static_cast<size_t>(batch_axis)];
+  const int64_t time_stride = strides[static_cast<size_t>(time_axis)];
+  const int64_t time_len = shape[static_cast<size_t>(time_axis)];
+  const size_t esize = dtype_size(ctx.input_types[0].dtype);
+  const std::string where = ctx.node.describe();
+  return tensor::make_fn_kernel([=](Inputs in, Outputs out) -> Status {
+    const auto* lens = tensor::in_data<int64_t>(*in[1]);
+    for (int64_t b = 0; b < batch_len; ++b)
+      if (lens[b] < 0 || lens[b] > time_len)
+        return invalid_input("{}: sequence length {} is outside [0, {}]", where, lens[b], time_len);
+    tensor::visit_element_size(esize, [&](auto tag) {
+      using U = decltype(tag);
+      const auto* x = static_cast<const U*>(in[0]->raw());
+      auto* y = static_cast<U*>(out[0]->raw());
+      for (int64_t o = 0, n = in[0]->numel(); o < n; ++o) {
+        const int64_t t = (o / time_stride) % time_len;
+        const int64_t len = lens[(o / batch_stride) % batch_len];
+        y[o] = t < len ? x[o + (len - 1 - 2 * t) * time_stride] : x[o];
+      }
+    });
+    return {};
+  });
+}
+
+bool supports_compress(const NodeContext& ctx) {
+  return ctx.input_types.size() == 2 && tensor::AllTypes::contains(ctx.input_types[0].dtype);
+}
+
+// Compress: for each block of the axes before `axis` (one block when the
+// input is flattened), the kept indices' runs of the axes after it.
+KernelResult make_compress(const NodeContext& ctx) {
+  CP_ASSIGN_OR_RETURN(auto p, index_ops::resolve_compress(ctx.node, infer_inputs(ctx)));
+  const Shape& shape = ctx.input_types[0].shape;
+  const auto ua = static_cast<size_t>(p.axis);
+  const int64_t outer = p.axis < 0 ? 1 : tensor_ops::dims_product(shape, 0, ua);
+  const int64_t inner = p.axis < 0 ? 1 : tensor_ops::dims_product(shape, ua + 1, shape.size());
+  const auto len = static_cast<int64_t>(p.keep.size());
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < len; ++i)
+    if (p.keep[static_cast<size_t>(i)]) kept.push_back(i);
+  const size_t run_bytes = static_cast<size_t>(inner) * dtype_size(ctx.input_types[0].dtype);
+  return tensor::make_fn_kernel([=](Inputs in, Outputs out) -> Status {
+    const auto* x = static_cast<const uint8_t*>(in[0]->raw());
+    auto* y = static_cast<uint8_t*>(out[0]->raw());
+    if (run_bytes == 0) return {};
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i : kept) {
+        std::memcpy(y, x + static_cast<size_t>(o * len + i) * run_bytes, run_bytes);
+        y += run_bytes;
+      }
+    return {};
+  });
+}
+
 }  // namespace
 }  // namespace index
 
@@ -167,8 +280,12 @@ void register_index_kernels(std::vector<KernelEntry>& table) {
       {"SpaceToDepth", index::supports_any, index::make_space_to_depth},
       {"Trilu", index::supports_any, index::make_trilu},
       {"EyeLike", index::supports_eye_like, index::make_eye_like},
+      {"OneHot", index::supports_one_hot, index::make_one_hot},
+      {"ReverseSequence", index::supports_reverse_sequence, index::make_reverse_sequence},
+      {"Compress", index::supports_compress, index::make_compress},
   };
   table.insert(table.end(), std::begin(kernels), std::end(kernels));
+  index::register_gather_kernels(table);
 }
 
 }  // namespace caliprox::reference

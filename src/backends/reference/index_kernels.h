@@ -1,7 +1,8 @@
 #pragma once
 // Helpers shared by the reference kernels of the index / data-movement
 // family (index_*.cc in this folder): a gather through index maps for any
-// dtype and reading index tensors of either index type.
+// dtype, reading index tensors of either index type, and the gather sub-family
+// registration called by register_index_kernels() (index_kernels.cc).
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -23,5 +24,10 @@ KernelResult mapped_copy(DType dtype, Shape view_shape, tensor::IndexMaps maps);
 inline int64_t index_at(const Tensor& t, int64_t i) {
   return t.dtype() == DType::i64 ? tensor::in_data<int64_t>(t)[i] : tensor::in_data<int32_t>(t)[i];
 }
+
+// True when input #i exists and is int32 or int64.
+bool index_input(const NodeContext& ctx, size_t i);
+
+void register_gather_kernels(std::vector<KernelEntry>& table);  // index_gather.cc
 
 }  // namespace caliprox::reference::index

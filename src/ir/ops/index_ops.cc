@@ -172,6 +172,18 @@ Types infer_eye_like(const Node& node, std::span<const InferInput> inputs) {
 
 }  // namespace
 
+Result<ScatterReduction> resolve_scatter_reduction(const Node& node) {
+  if (node.op_type == "Scatter") return ScatterReduction::none;
+  CP_ASSIGN_OR_RETURN(std::string r, attr_string(node, "reduction", "none"));
+  if (r == "none") return ScatterReduction::none;
+  if (r == "add") return ScatterReduction::add;
+  if (r == "mul") return ScatterReduction::mul;
+  if (r == "max" || r == "min")
+    return unsupported("{}: 'reduction' {} (opset 18) is not supported (supported: none, add, mul)", node.describe(),
+                       r);
+  return invalid_input("{}: 'reduction' must be none, add or mul, found '{}'", node.describe(), r);
+}
+
 Result<DepthToSpaceParams> resolve_depth_to_space(const Node& node) {
   DepthToSpaceParams p;
   CP_ASSIGN_OR_RETURN(p.blocksize, blocksize_attr(node));
@@ -194,6 +206,7 @@ void register_index_ops(std::vector<OpDef>& table) {
       {"EyeLike", index_ops::infer_eye_like},
   };
   table.insert(table.end(), std::begin(ops), std::end(ops));
+  index_ops::register_gather_ops(table);
 }
 
 }  // namespace caliprox
