@@ -12,6 +12,7 @@ const std::vector<OpDef>& table() {
     register_nn_ops(ops);
     register_elementwise_ops(ops);
     register_index_ops(ops);
+    register_quant_ops(ops);
     std::sort(ops.begin(), ops.end(), [](const OpDef& a, const OpDef& b) { return a.op_type < b.op_type; });
     return ops;
   }();
