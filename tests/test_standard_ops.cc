@@ -1,10 +1,10 @@
 // Knobs lowered to standard ONNX ops (knobs/standard_ops.h). Sampling and
 // the half knobs lower to ops caliprox runs itself (Conv, Cast to float16),
 // so the lowered graph run exact on the reference backend must give the
-// bits the knob gives there; bf16 and int8 lower to ops caliprox has no
-// kernels for (Cast to bfloat16, QuantizeLinear), so their graphs are
-// checked by structure and values here and numerically against ONNX
-// Runtime in tests/ort_export_test.py.
+// bits the knob gives there; bf16 lowers to a Cast to bfloat16 caliprox has
+// no kernel for, and int8 to QuantizeLinear / DequantizeLinear, so their
+// graphs are checked by structure and values here and numerically against
+// ONNX Runtime in tests/ort_export_test.py.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -190,7 +190,7 @@ TEST_CASE("standard ops: int8 as QuantizeLinear / DequantizeLinear with caliprox
   const std::string path = (dir.path / "int8.onnx").string();
   REQUIRE(save_onnx(*lowered, path).ok());
   LoadOptions lenient;
-  lenient.require_supported_ops = false;  // caliprox has no QuantizeLinear kernel
+  lenient.require_supported_ops = false;
   auto back = load_onnx(path, lenient);
   REQUIRE_MESSAGE(back.ok(), back.status().message());
   CHECK(back->nodes.size() == lowered->nodes.size());

@@ -43,7 +43,7 @@ struct Verification {
 
 // Runs the written file in caliprox next to the evaluator's configuration on
 // the first samples of `split`; not done (with the reason) when caliprox
-// cannot load or run the file (the standard forms of int8 and bf16 use ops
+// cannot load or run the file (the standard form of bf16 uses a Cast
 // caliprox has no kernel for).
 Result<Verification> verify_written(Evaluator& ev, const std::string& path, const std::string& split) {
   Verification v;
