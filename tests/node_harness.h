@@ -118,7 +118,8 @@ inline Result<std::vector<Tensor>> run_node(const Node& node, const std::vector<
   return outputs;
 }
 
-// Element-wise comparison with a relative tolerance; NaN expects NaN.
+// Element-wise comparison with a relative tolerance; NaN expects NaN, an
+// infinity the same infinity.
 inline void check_values(const Tensor& t, const Shape& shape, const std::vector<double>& expected, double tol = 1e-5) {
   CHECK(shape_str(t.shape()) == shape_str(shape));
   const std::vector<double> got = t.to_double_vector();
@@ -126,6 +127,7 @@ inline void check_values(const Tensor& t, const Shape& shape, const std::vector<
   for (size_t i = 0; i < got.size(); ++i) {
     INFO("element " << i);
     if (std::isnan(expected[i])) CHECK(std::isnan(got[i]));
+    else if (std::isinf(expected[i])) CHECK(got[i] == expected[i]);
     else CHECK(got[i] == doctest::Approx(expected[i]).epsilon(tol));
   }
 }

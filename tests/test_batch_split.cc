@@ -204,6 +204,15 @@ TEST_CASE("batch split: graphs that mix samples run as one piece, with correct r
     variants.push_back({"ReduceMean over the batch", mixing_graph(n)});
   }
   {
+    Node n = make_node("ReduceSum", {"axes"}, {}, "sum");
+    variants.push_back({"ReduceSum over the batch (axes input)", mixing_graph(n, {{"axes", int64_tensor({0, 2})}})});
+  }
+  {
+    Node n = make_node("LogSoftmax", {}, {}, "log_softmax");
+    n.attrs["axis"] = int_attribute(0);
+    variants.push_back({"LogSoftmax over everything (opset 11, axis 0)", mixing_graph(n, {}, 11)});
+  }
+  {
     Node n = make_node("Transpose", {}, {}, "transpose");
     n.attrs["perm"] = ints_attr({1, 0, 2, 3});
     variants.push_back({"Transpose moving the batch", mixing_graph(n)});
@@ -248,6 +257,44 @@ TEST_CASE("batch split: graphs that mix samples run as one piece, with correct r
     SessionOptions off = two;
     off.batch_split = false;
     auto whole = Session::create(v.graph, *backend, {{"x", x.shape()}}, off);
+    REQUIRE(whole.ok());
+    REQUIRE((*s)->run(std::span<const Tensor>(&x, 1)).ok());
+    REQUIRE((*whole)->run(std::span<const Tensor>(&x, 1)).ok());
+    check_same((*s)->output(0), (*whole)->output(0));
+  }
+}
+
+TEST_CASE("batch split: the reduce family splits when it keeps samples apart") {
+  auto backend = make_reference_backend({});
+  std::mt19937 rng(17);
+  std::vector<std::pair<const char*, Graph>> graphs;
+  {
+    Node n = make_node("ReduceLogSumExp", {}, {}, "lse");
+    n.attrs["axes"] = ints_attr({1, 3});
+    graphs.emplace_back("ReduceLogSumExp over axes 1 and 3", mixing_graph(n));
+  }
+  {
+    Node n = make_node("Hardmax", {}, {}, "hardmax");
+    n.attrs["axis"] = int_attribute(1);
+    graphs.emplace_back("Hardmax from axis 1 on (opset 11)", mixing_graph(n, {}, 11));
+  }
+  graphs.emplace_back("LRN", [] {
+    Node n = make_node("LRN", {}, {}, "lrn");
+    n.attrs["size"] = int_attribute(3);
+    return mixing_graph(n);
+  }());
+  const int64_t n = 4;
+  for (auto& [what, graph] : graphs) {
+    CAPTURE(what);
+    Tensor x = random_tensor({n, 4, 6, 6}, rng);
+    SessionOptions two;
+    two.threads = 2;
+    auto s = Session::create(graph, *backend, {{"x", x.shape()}}, two);
+    REQUIRE_MESSAGE(s.ok(), s.status().message());
+    CHECK((*s)->batch_split().chunk > 0);
+    SessionOptions off = two;
+    off.batch_split = false;
+    auto whole = Session::create(graph, *backend, {{"x", x.shape()}}, off);
     REQUIRE(whole.ok());
     REQUIRE((*s)->run(std::span<const Tensor>(&x, 1)).ok());
     REQUIRE((*whole)->run(std::span<const Tensor>(&x, 1)).ok());

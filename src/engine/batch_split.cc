@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <span>
 
+#include "ir/ops/reduce_ops_util.h"
 #include "ir/ops/tensor_ops_util.h"
 #include "util/cpu.h"
 
@@ -41,6 +42,31 @@ Result<std::optional<std::vector<int64_t>>> squeeze_axes(const Node& node, std::
   if (optional_input(in, 1) == nullptr) return std::optional<std::vector<int64_t>>{};
   CP_ASSIGN_OR_RETURN(auto axes, constant_ints(node, in, 1, "axes", "the batch split"));
   return std::optional<std::vector<int64_t>>{std::move(axes)};
+}
+
+// The reduce family's ops (ir/ops/reduce_ops_util.h) that may run split.
+bool reduce_family(std::string_view op) {
+  static constexpr std::string_view kOps[] = {"ArgMax", "ArgMin", "LogSoftmax", "Hardmax", "InstanceNormalization",
+                                              "LRN"};
+  return reduce_ops::reduce_kind(op) || std::find(std::begin(kOps), std::end(kOps), op) != std::end(kOps);
+}
+
+// A reduce-family node reading the batch through input #0 (its other inputs
+// constants) keeps samples apart unless it reduces or normalises across the
+// batch axis.
+Status check_reduce_family(const Node& node, std::span<const InferInput> in, int64_t rank, int64_t n) {
+  const std::string& op = node.op_type;
+  if (reduce_ops::reduce_kind(op)) {
+    CP_ASSIGN_OR_RETURN(ReduceParams p, resolve_reduce(node, in));
+    if (std::find(p.axes.begin(), p.axes.end(), 0) != p.axes.end()) return no_split(node, "reduces the batch axis");
+  } else if (op == "ArgMax" || op == "ArgMin") {
+    CP_ASSIGN_OR_RETURN(int64_t axis, axis_attr(node, 0, rank));
+    if (axis == 0) return no_split(node, "reduces the batch axis");
+  } else if (op == "LogSoftmax" || op == "Hardmax") {
+    CP_ASSIGN_OR_RETURN(SoftmaxLayout l, resolve_softmax(node, in[0].type.shape));
+    if (l.outer % n != 0) return no_split(node, "normalises across samples");
+  }
+  return {};  // InstanceNormalization, LRN: per sample
 }
 
 // Whether `node` keeps the samples apart, given which of its inputs are
@@ -183,11 +209,9 @@ Status check_node(const BatchGraphView& g, const Node& node, const std::vector<b
       return no_split(node, "resizes the batch axis");
     return {};
   }
-  if (op == "ReduceMean") {
+  if (reduce_family(op)) {
     CP_TRY(only_first_batched());
-    CP_ASSIGN_OR_RETURN(ReduceParams p, resolve_reduce(node, in));
-    if (std::find(p.axes.begin(), p.axes.end(), 0) != p.axes.end()) return no_split(node, "reduces the batch axis");
-    return {};
+    return check_reduce_family(node, in, rank, n);
   }
   return no_split(node, "is not known to keep samples apart");
 }

@@ -16,6 +16,7 @@ const std::vector<KernelEntry>& kernel_table() {
     register_index_kernels(k);
     register_quant_kernels(k);
     register_rnn_kernels(k);
+    register_reduce_kernels(k);
     std::sort(k.begin(), k.end(), [](const KernelEntry& a, const KernelEntry& b) { return a.op_type < b.op_type; });
     return k;
   }();

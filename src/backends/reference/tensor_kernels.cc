@@ -1,7 +1,7 @@
 // Reference kernels of the tensor-op family, part 1: activations, elementwise
-// arithmetic (numpy broadcasting), Max/Min, Pow, Clip, Softmax, ReduceMean
-// and Cast. Data movement is in tensor_movement.cc, Resize in
-// tensor_resize.cc.
+// arithmetic (numpy broadcasting), Max/Min, Pow, Clip, Softmax and Cast.
+// Data movement is in tensor_movement.cc, Resize in tensor_resize.cc; the
+// Reduce ops are the reduce family's (reduce_kernels.cc).
 #include <cmath>
 
 #include "backends/reference/tensor_util.h"
@@ -216,33 +216,6 @@ KernelResult make_softmax(const NodeContext& ctx) {
   });
 }
 
-// ---- ReduceMean --------------------------------------------------------
-
-KernelResult make_reduce_mean(const NodeContext& ctx) {
-  const DType dtype = in_type(ctx);
-  CP_ASSIGN_OR_RETURN(auto params, tensor_ops::resolve_reduce(ctx.node, infer_inputs(ctx)));
-  const Shape& in_shape = ctx.input_types[0].shape;
-  // Each input element adds into the output element it reduces to: the
-  // output offset map is 0 along reduced axes.
-  Shape kept = in_shape;
-  for (int64_t a : params.axes) kept[static_cast<size_t>(a)] = 1;
-  MappedLoop<1> loop(in_shape, {broadcast_maps(kept, in_shape)});
-  const int64_t count = shape_numel(in_shape) / std::max<int64_t>(1, shape_numel(kept));
-  std::vector<double> sums(static_cast<size_t>(shape_numel(kept)));
-  return make_fn_kernel([=](Inputs in, Outputs out) mutable -> Status {
-    FloatTypes::visit(dtype, [&](auto tag) {
-      using T = decltype(tag);
-      const T* x = in_data<T>(*in[0]);
-      T* y = out_data<T>(*out[0]);
-      std::fill(sums.begin(), sums.end(), 0.0);
-      loop.run([&](int64_t i, const auto& off) { sums[static_cast<size_t>(off[0])] += convert<double>(x[i]); });
-      for (size_t o = 0; o < sums.size(); ++o)
-        y[o] = convert<T>(count == 0 ? std::numeric_limits<double>::quiet_NaN() : sums[o] / static_cast<double>(count));
-    });
-    return {};
-  });
-}
-
 // ---- Cast --------------------------------------------------------------
 
 bool supports_cast(const NodeContext& ctx) {
@@ -288,7 +261,6 @@ void register_tensor_kernels(std::vector<KernelEntry>& table) {
       {"Min", supports_numeric, make_binary<BinaryOp::min>},
       {"Pow", supports_numeric, make_pow},
       {"Softmax", supports_unary<FloatTypes>, make_softmax},
-      {"ReduceMean", supports_unary<FloatTypes>, make_reduce_mean},
       {"Cast", supports_cast, make_cast},
       {"CastLike", supports_cast, make_cast},  // the output type is input #1's
   };

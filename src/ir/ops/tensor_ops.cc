@@ -1,8 +1,9 @@
 // Shape/type inference of the tensor-op family, part 1: activations,
-// elementwise arithmetic, Softmax, ReduceMean, Cast, Shape, Identity and
-// Dropout. Data-movement ops are in tensor_ops_shape.cc; the parameter
-// resolvers both share with the reference kernels are in
-// tensor_ops_params.cc.
+// elementwise arithmetic, Softmax, Cast, Shape, Identity and Dropout.
+// Data-movement ops are in tensor_ops_shape.cc; the parameter resolvers both
+// share with the reference kernels are in tensor_ops_params.cc. The Reduce
+// ops (ReduceMean too) are the reduce family's (reduce_ops.cc), which reads
+// their axes with resolve_reduce from here.
 #include <algorithm>
 #include <limits>
 
@@ -89,14 +90,6 @@ Types infer_variadic(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_all_present(node, inputs));
   CP_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(node, input_shapes(inputs)));
   return std::vector<TensorType>{{inputs[0].type.dtype, out}};
-}
-
-Types infer_reduce_mean(const Node& node, std::span<const InferInput> inputs) {
-  CP_TRY(check_inputs(node, inputs, 1, 2));
-  CP_TRY(check_output_count(node, 1));
-  CP_TRY(check_dtype(node, inputs[0], 0, Accepts::numeric));
-  CP_ASSIGN_OR_RETURN(ReduceParams p, resolve_reduce(node, inputs));
-  return std::vector<TensorType>{{inputs[0].type.dtype, p.out_shape}};
 }
 
 Types infer_cast(const Node& node, std::span<const InferInput> inputs) {
@@ -189,7 +182,6 @@ void register_tensor_ops(std::vector<OpDef>& table) {
       {"Pow", infer_pow},
       {"Max", infer_variadic},
       {"Min", infer_variadic},
-      {"ReduceMean", infer_reduce_mean},
       {"Cast", infer_cast},
       {"Shape", infer_shape},
       {"ConstantOfShape", infer_constant_of_shape},

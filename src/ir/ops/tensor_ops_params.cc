@@ -1,5 +1,6 @@
 // Resolvers for the tensor ops whose parameters moved from attributes to
-// inputs across opsets 1-17 (Slice 10, Pad 11, Resize 11/13, ReduceMean 18)
+// inputs across opsets 1-17 (Slice 10, Pad 11, Resize 11/13, the Reduce ops'
+// axes 13/18)
 // or that need validation shared with the reference kernels.
 #include <algorithm>
 #include <cmath>

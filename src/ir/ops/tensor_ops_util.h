@@ -120,8 +120,9 @@ std::vector<ResizeTaps> resize_axis_taps(const ResizeParams& p, size_t axis, int
 // True when the taps copy the axis unchanged.
 bool resize_taps_identity(const std::vector<ResizeTaps>& taps, int64_t in_len);
 
-// ReduceMean: sorted, normalised axes to reduce (every axis when none are
-// given, unless noop_with_empty_axes, then none) and the output shape.
+// The Reduce ops (ir/ops/reduce_ops.cc, ReduceMean's batch split): sorted,
+// normalised axes to reduce (every axis when none are given, unless
+// noop_with_empty_axes, then none) and the output shape.
 struct ReduceParams {
   std::vector<int64_t> axes;
   bool keepdims = true;
