@@ -152,7 +152,7 @@ def expect_error(proc, code, *needles):
 
 
 def lenet_input(tmp, batch=2, descr="<f4"):
-    size = {"<f4": 4, "<f8": 8, "<u2": 2}[descr]
+    size = {"<f4": 4, "<f8": 8, "<u2": 2, "<c8": 8}[descr]
     return write(os.path.join(tmp, f"x{descr[1:]}.npy"),
                  npy_bytes(descr, [batch, 1, 28, 28], b"\0" * (batch * 784 * size)))
 
