@@ -24,9 +24,12 @@ class Memory final : public DeviceMemory {
     void* handle = buf->get();
     return Tensor::device(dtype, shape, handle, std::move(buf).value());
   }
+  // Blocking: the host value may live in an arena slot the memory plan hands
+  // to the next host node as soon as this step is done, and a write still
+  // queued would then send that node's output instead.
   Status upload(const Tensor& host, Tensor& device) override {
     if (host.nbytes() == 0) return {};
-    return cl_check(clEnqueueWriteBuffer(rt_.queue(), mem_of(device), CL_FALSE, 0, host.nbytes(), host.raw(), 0,
+    return cl_check(clEnqueueWriteBuffer(rt_.queue(), mem_of(device), CL_TRUE, 0, host.nbytes(), host.raw(), 0,
                                          nullptr, nullptr),
                     "uploading a value");
   }
