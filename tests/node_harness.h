@@ -23,6 +23,18 @@ inline Attribute ints(std::vector<int64_t> v) {
   a.ints = std::move(v);
   return a;
 }
+inline Attribute floats(std::vector<float> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::floats;
+  a.floats = std::move(v);
+  return a;
+}
+inline Attribute strings(std::vector<std::string> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::strings;
+  a.strings = std::move(v);
+  return a;
+}
 inline Attribute int_attr(int64_t v) {
   Attribute a;
   a.kind = Attribute::Kind::i;
@@ -68,6 +80,13 @@ inline Tensor iota(Shape shape, float start = 0) {
   std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
   for (size_t i = 0; i < v.size(); ++i) v[i] = start + static_cast<float>(i);
   return f32(std::move(shape), v);
+}
+
+// The node as imported under `opset` (ops whose meaning changed between
+// opsets read Node::opset).
+inline Node at_opset(Node node, int64_t opset) {
+  node.opset = opset;
+  return node;
 }
 
 // Inference for one node. An empty Tensor stands for an omitted optional
@@ -116,6 +135,16 @@ inline Result<std::vector<Tensor>> run_node(const Node& node, const std::vector<
   }
   CP_TRY(kernel->run(in_ptrs, out_ptrs));
   return outputs;
+}
+
+// Runs `node` with input #0 a run-time input and the others constants (as
+// indices and shape-like inputs are in real models), or every input a
+// run-time input with `dynamic_all`.
+inline Result<std::vector<Tensor>> run_rest_constant(const Node& node, const std::vector<Tensor>& values,
+                                                     bool dynamic_all = false) {
+  std::vector<bool> constant(values.size(), !dynamic_all);
+  if (!constant.empty()) constant[0] = false;
+  return run_node(node, values, constant);
 }
 
 // Element-wise comparison with a relative tolerance; NaN expects NaN, an

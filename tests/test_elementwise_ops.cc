@@ -35,11 +35,6 @@ std::vector<bool> bools(const Tensor& t) {
   return v;
 }
 
-Node at_opset(Node node, int64_t opset) {
-  node.opset = opset;
-  return node;
-}
-
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 

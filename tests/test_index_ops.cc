@@ -17,9 +17,7 @@ namespace {
 // Input #0 is a run-time input; the others are constants (as shape-like
 // inputs are in real models) unless `dynamic_all`.
 Result<std::vector<Tensor>> run(const Node& node, const std::vector<Tensor>& values, bool dynamic_all = false) {
-  std::vector<bool> constant(values.size(), !dynamic_all);
-  if (!constant.empty()) constant[0] = false;
-  return test::run_node(node, values, constant);
+  return run_rest_constant(node, values, dynamic_all);
 }
 
 Tensor run1(const Node& node, const std::vector<Tensor>& values, bool dynamic_all = false) {
@@ -31,11 +29,6 @@ Tensor run1(const Node& node, const std::vector<Tensor>& values, bool dynamic_al
 Errc error_of(const Node& node, const std::vector<Tensor>& values, bool dynamic_all = false) {
   auto r = run(node, values, dynamic_all);
   return r.ok() ? Errc::ok : r.status().code();
-}
-
-Node at_opset(Node node, int64_t opset) {
-  node.opset = opset;
-  return node;
 }
 
 }  // namespace

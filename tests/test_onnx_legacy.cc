@@ -25,13 +25,6 @@ Graph graph_of(Node node) {
   return g;
 }
 
-Attribute floats(std::vector<float> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::floats;
-  a.floats = std::move(v);
-  return a;
-}
-
 }  // namespace
 
 TEST_CASE("onnx legacy: Reshape's shape attribute becomes a constant input") {

@@ -30,14 +30,8 @@ struct Inputs {
   bool dynamic_all = false;
 };
 
-std::vector<bool> constant_mask(const Inputs& inputs) {
-  std::vector<bool> constant(inputs.values.size());
-  for (size_t i = 1; i < constant.size(); ++i) constant[i] = !inputs.dynamic_all;
-  return constant;
-}
-
 Result<std::vector<Tensor>> run_all(const Node& node, const Inputs& inputs) {
-  return test::run_node(node, inputs.values, constant_mask(inputs));
+  return run_rest_constant(node, inputs.values, inputs.dynamic_all);
 }
 
 std::vector<Tensor> run(const Node& node, const Inputs& inputs) {
@@ -51,11 +45,6 @@ Tensor run1(const Node& node, const Inputs& inputs) { return run(node, inputs)[0
 Status error_of(const Node& node, const Inputs& inputs) {
   auto r = run_all(node, inputs);
   return r.ok() ? Status() : r.status();
-}
-
-Node at_opset(Node node, int64_t opset) {
-  node.opset = opset;
-  return node;
 }
 
 constexpr double kInf = std::numeric_limits<double>::infinity();

@@ -36,19 +36,6 @@ Errc error_of(const Node& node, const std::vector<Tensor>& inputs) {
   return r.ok() ? Errc::ok : r.status().code();
 }
 
-Attribute strings(std::vector<std::string> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::strings;
-  a.strings = std::move(v);
-  return a;
-}
-Attribute floats(std::vector<float> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::floats;
-  a.floats = std::move(v);
-  return a;
-}
-
 using Attrs = std::map<std::string, Attribute>;
 
 Node rnn_node(Attrs attrs, size_t inputs = 4, size_t outputs = 2) {

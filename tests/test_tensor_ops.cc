@@ -31,14 +31,8 @@ struct Inputs {
   bool dynamic_all = false;
 };
 
-std::vector<bool> constant_mask(const Inputs& inputs) {
-  std::vector<bool> constant(inputs.values.size());
-  for (size_t i = 1; i < constant.size(); ++i) constant[i] = !inputs.dynamic_all;
-  return constant;
-}
-
 Result<std::vector<Tensor>> run_node(const Node& node, const Inputs& inputs) {
-  return test::run_node(node, inputs.values, constant_mask(inputs));
+  return run_rest_constant(node, inputs.values, inputs.dynamic_all);
 }
 
 Tensor run1(const Node& node, const Inputs& inputs) {

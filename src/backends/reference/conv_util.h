@@ -76,6 +76,41 @@ inline IndexRange valid_range(int64_t count, int64_t stride, int64_t offset, int
   return {first, std::max(first, last)};
 }
 
+// acc (one output plane of the window) += conv(x, one input channel's plane,
+// with w, its kernel): the loop nest every reference convolution runs (float
+// Conv in nn_conv.cc, ConvInteger/QLinearConv in quant_conv.cc). Products are
+// formed in Acc.
+template <typename Acc, typename X, typename W>
+void accumulate_window(const Window3d& s, Acc* acc, const X* x, const W* w) {
+  for (int64_t kd = 0; kd < s.kernel[0]; ++kd) {
+    const int64_t off_d = kd * s.dilation[0] - s.pad[0];
+    const IndexRange rd = valid_range(s.out[0], s.stride[0], off_d, s.in[0]);
+    for (int64_t kh = 0; kh < s.kernel[1]; ++kh) {
+      const int64_t off_h = kh * s.dilation[1] - s.pad[1];
+      const IndexRange rh = valid_range(s.out[1], s.stride[1], off_h, s.in[1]);
+      for (int64_t kw = 0; kw < s.kernel[2]; ++kw) {
+        const int64_t off_w = kw * s.dilation[2] - s.pad[2];
+        const IndexRange rw = valid_range(s.out[2], s.stride[2], off_w, s.in[2]);
+        const Acc wv = static_cast<Acc>(w[(kd * s.kernel[1] + kh) * s.kernel[2] + kw]);
+        for (int64_t od = rd.first; od < rd.last; ++od) {
+          const int64_t id = od * s.stride[0] + off_d;
+          for (int64_t oh = rh.first; oh < rh.last; ++oh) {
+            const int64_t ih = oh * s.stride[1] + off_h;
+            Acc* arow = acc + (od * s.out[1] + oh) * s.out[2];
+            const X* xrow = x + (id * s.in[1] + ih) * s.in[2];
+            if (s.stride[2] == 1) {
+              for (int64_t ow = rw.first; ow < rw.last; ++ow) arow[ow] += wv * static_cast<Acc>(xrow[ow + off_w]);
+            } else {
+              for (int64_t ow = rw.first; ow < rw.last; ++ow)
+                arow[ow] += wv * static_cast<Acc>(xrow[ow * s.stride[2] + off_w]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // True when every present input and output #0 are f32, or all are f64
 // (further outputs, like MaxPool's int64 Indices, are checked by the caller).
 inline bool uniform_float_dtype(const NodeContext& ctx) {

@@ -58,36 +58,7 @@ class ConvKernel final : public Kernel {
 
  private:
   // acc (one output plane) += conv(x plane of one input channel, its kernel).
-  void accumulate(const T* x, const T* w) {
-    const Window3d& s = w3_;
-    T* acc = acc_.data();
-    for (int64_t kd = 0; kd < s.kernel[0]; ++kd) {
-      const int64_t off_d = kd * s.dilation[0] - s.pad[0];
-      const IndexRange rd = valid_range(s.out[0], s.stride[0], off_d, s.in[0]);
-      for (int64_t kh = 0; kh < s.kernel[1]; ++kh) {
-        const int64_t off_h = kh * s.dilation[1] - s.pad[1];
-        const IndexRange rh = valid_range(s.out[1], s.stride[1], off_h, s.in[1]);
-        for (int64_t kw = 0; kw < s.kernel[2]; ++kw) {
-          const int64_t off_w = kw * s.dilation[2] - s.pad[2];
-          const IndexRange rw = valid_range(s.out[2], s.stride[2], off_w, s.in[2]);
-          const T wv = w[(kd * s.kernel[1] + kh) * s.kernel[2] + kw];
-          for (int64_t od = rd.first; od < rd.last; ++od) {
-            const int64_t id = od * s.stride[0] + off_d;
-            for (int64_t oh = rh.first; oh < rh.last; ++oh) {
-              const int64_t ih = oh * s.stride[1] + off_h;
-              T* arow = acc + (od * s.out[1] + oh) * s.out[2];
-              const T* xrow = x + (id * s.in[1] + ih) * s.in[2];
-              if (s.stride[2] == 1) {
-                for (int64_t ow = rw.first; ow < rw.last; ++ow) arow[ow] += wv * xrow[ow + off_w];
-              } else {
-                for (int64_t ow = rw.first; ow < rw.last; ++ow) arow[ow] += wv * xrow[ow * s.stride[2] + off_w];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  void accumulate(const T* x, const T* w) { accumulate_window(w3_, acc_.data(), x, w); }
 
   ConvGeometry g_;
   Window3d w3_;
