@@ -111,6 +111,21 @@ void accumulate_window(const Window3d& s, Acc* acc, const X* x, const W* w) {
   }
 }
 
+// acc = output channel oc of sample n before bias: the window sums over the
+// input channels of oc's group (x is [N, C_in, in plane], w is
+// [C_out, C_in / group, kernel plane]).
+template <typename Acc, typename X, typename W>
+void conv_output_plane(const ConvGeometry& g, const Window3d& s, std::vector<Acc>& acc, const X* x, const W* w,
+                       int64_t n, int64_t oc) {
+  std::fill(acc.begin(), acc.end(), Acc(0));
+  const int64_t cin_g = g.c_in_per_group();
+  const int64_t group = oc / g.c_out_per_group();
+  for (int64_t icg = 0; icg < cin_g; ++icg) {
+    const int64_t ic = group * cin_g + icg;
+    accumulate_window(s, acc.data(), x + (n * g.c_in + ic) * s.in_plane(), w + (oc * cin_g + icg) * s.kernel_plane());
+  }
+}
+
 // True when every present input and output #0 are f32, or all are f64
 // (further outputs, like MaxPool's int64 Indices, are checked by the caller).
 inline bool uniform_float_dtype(const NodeContext& ctx) {

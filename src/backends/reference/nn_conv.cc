@@ -31,19 +31,10 @@ class ConvKernel final : public Kernel {
     const T* residual = residual_ ? inputs[3]->data<T>() : nullptr;
     T* y = outputs[0]->data<T>();
 
-    const int64_t cin_g = g_.c_in_per_group();
-    const int64_t cout_g = g_.c_out_per_group();
-    const int64_t in_plane = w3_.in_plane();
     const int64_t out_plane = w3_.out_plane();
-    const int64_t k_plane = w3_.kernel_plane();
     for (int64_t n = 0; n < g_.n; ++n) {
       for (int64_t oc = 0; oc < g_.c_out; ++oc) {
-        const int64_t group = oc / cout_g;
-        std::fill(acc_.begin(), acc_.end(), T(0));
-        for (int64_t icg = 0; icg < cin_g; ++icg) {
-          const int64_t ic = group * cin_g + icg;
-          accumulate(x + (n * g_.c_in + ic) * in_plane, w + (oc * cin_g + icg) * k_plane);
-        }
+        conv_output_plane(g_, w3_, acc_, x, w, n, oc);
         const int64_t y_offset = (n * g_.c_out + oc) * out_plane;
         const T bias_value = bias != nullptr ? bias[oc] : T(0);
         for (int64_t i = 0; i < out_plane; ++i) {
@@ -57,9 +48,6 @@ class ConvKernel final : public Kernel {
   }
 
  private:
-  // acc (one output plane) += conv(x plane of one input channel, its kernel).
-  void accumulate(const T* x, const T* w) { accumulate_window(w3_, acc_.data(), x, w); }
-
   ConvGeometry g_;
   Window3d w3_;
   Activation act_;

@@ -42,19 +42,11 @@ class IntegerConvKernel final : public Kernel {
     widen_minus_zero_point(*in[slots_.x], optional(in, slots_.x_zp), 1, x_);
     widen_minus_zero_point(*in[slots_.w], optional(in, slots_.w_zp), g_.c_in_per_group() * w3_.kernel_plane(), w_);
     Tensor& y = *out[0];
-    const int64_t cin_g = g_.c_in_per_group();
-    const int64_t cout_g = g_.c_out_per_group();
-    const int64_t in_plane = w3_.in_plane();
     const int64_t out_plane = w3_.out_plane();
-    const int64_t k_plane = w3_.kernel_plane();
     for (int64_t n = 0; n < g_.n; ++n) {
       for (int64_t oc = 0; oc < g_.c_out; ++oc) {
-        const int64_t group = oc / cout_g;
-        std::fill(acc_.begin(), acc_.end(), 0);
-        for (int64_t icg = 0; icg < cin_g; ++icg) {
-          const int64_t ic = group * cin_g + icg;
-          accumulate(x_.data() + (n * g_.c_in + ic) * in_plane, w_.data() + (oc * cin_g + icg) * k_plane);
-        }
+        // Summed exactly in int64 (conv_util.h).
+        conv_output_plane(g_, w3_, acc_, x_.data(), w_.data(), n, oc);
         const int64_t y_offset = (n * g_.c_out + oc) * out_plane;
         if (slots_.qlinear) {
           requantize(in, y, y_offset, oc);
@@ -68,10 +60,6 @@ class IntegerConvKernel final : public Kernel {
   }
 
  private:
-  // acc (one output plane) += conv(x plane of one input channel, its kernel),
-  // summed exactly in int64 (conv_util.h).
-  void accumulate(const int32_t* x, const int32_t* w) { accumulate_window(w3_, acc_.data(), x, w); }
-
   // y = saturate(round((acc + B[oc]) * x_scale * w_scale[oc] / y_scale) + y_zp),
   // the sum kept to 32 bits.
   void requantize(Inputs in, Tensor& y, int64_t y_offset, int64_t oc) const {

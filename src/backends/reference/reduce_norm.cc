@@ -1,5 +1,5 @@
 // Reference kernels of the reduce/normalisation family, part 2: the
-// Softmax-like ops (LogSoftmax, Hardmax) and the normalisations
+// Softmax-like ops (Softmax, LogSoftmax, Hardmax) and the normalisations
 // (LayerNormalization, InstanceNormalization, LRN,
 // MeanVarianceNormalization). Statistics are computed in double; mean and
 // variance in two passes (no E[x^2] - E[x]^2 cancellation).
@@ -30,8 +30,10 @@ template <typename T> double as_double(T v) { return static_cast<double>(load(v)
 
 // ---- LogSoftmax, Hardmax -----------------------------------------------
 
-// log(softmax(x)) = x - max - log(sum(exp(x - max))).
-KernelResult make_log_softmax(const NodeContext& ctx) {
+// Softmax, exp(x - max) / sum, and LogSoftmax, x - max - log(sum), where
+// sum = sum(exp(x - max)) along the axis: one loop, in double (subtracting
+// the maximum keeps exp from overflowing).
+template <bool kLog> KernelResult make_softmax_like(const NodeContext& ctx) {
   const DType dtype = in_type(ctx);
   CP_ASSIGN_OR_RETURN(auto l, tensor_ops::resolve_softmax(ctx.node, ctx.input_types[0].shape));
   return make_fn_kernel([=](Inputs in, Outputs out) -> Status {
@@ -46,9 +48,11 @@ KernelResult make_log_softmax(const NodeContext& ctx) {
           for (int64_t k = 0; k < l.axis_len; ++k) max_v = std::max(max_v, as_double(x[base + k * l.inner]));
           double sum = 0;
           for (int64_t k = 0; k < l.axis_len; ++k) sum += std::exp(as_double(x[base + k * l.inner]) - max_v);
-          const double shift = max_v + std::log(sum);
-          for (int64_t k = 0; k < l.axis_len; ++k)
-            y[base + k * l.inner] = convert<T>(as_double(x[base + k * l.inner]) - shift);
+          const double log_shift = max_v + std::log(sum);
+          for (int64_t k = 0; k < l.axis_len; ++k) {
+            const double v = as_double(x[base + k * l.inner]);
+            y[base + k * l.inner] = convert<T>(kLog ? v - log_shift : std::exp(v - max_v) / sum);
+          }
         }
       }
     });
@@ -239,7 +243,8 @@ KernelResult make_mvn(const NodeContext& ctx) {
 
 void register_norm_kernels(std::vector<KernelEntry>& table) {
   const KernelEntry kernels[] = {
-      {"LogSoftmax", supports_unary<FloatTypes>, make_log_softmax},
+      {"Softmax", supports_unary<FloatTypes>, make_softmax_like<false>},
+      {"LogSoftmax", supports_unary<FloatTypes>, make_softmax_like<true>},
       {"Hardmax", supports_unary<FloatTypes>, make_hardmax},
       {"LayerNormalization", supports_float_inputs, make_layer_norm},
       {"InstanceNormalization", supports_float_inputs, make_instance_norm},

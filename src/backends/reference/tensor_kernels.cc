@@ -1,5 +1,6 @@
 // Reference kernels of the tensor-op family, part 1: activations, elementwise
-// arithmetic (numpy broadcasting), Max/Min, Pow, Clip, Softmax and Cast.
+// arithmetic (numpy broadcasting), Max/Min, Pow, Clip and Cast
+// (Softmax is with LogSoftmax in reduce_norm.cc).
 // Data movement is in tensor_movement.cc, Resize in tensor_resize.cc; the
 // Reduce ops are the reduce family's (reduce_kernels.cc).
 #include <cmath>
@@ -188,34 +189,6 @@ KernelResult make_pow(const NodeContext& ctx) {
   });
 }
 
-// ---- Softmax -----------------------------------------------------------
-
-KernelResult make_softmax(const NodeContext& ctx) {
-  const DType dtype = in_type(ctx);
-  CP_ASSIGN_OR_RETURN(auto layout, tensor_ops::resolve_softmax(ctx.node, ctx.input_types[0].shape));
-  return make_fn_kernel([=](Inputs in, Outputs out) -> Status {
-    FloatTypes::visit(dtype, [&](auto tag) {
-      using T = decltype(tag);
-      const T* x = in_data<T>(*in[0]);
-      T* y = out_data<T>(*out[0]);
-      const int64_t step = layout.inner;
-      for (int64_t o = 0; o < layout.outer; ++o) {
-        for (int64_t j = 0; j < layout.inner; ++j) {
-          const int64_t base = o * layout.axis_len * layout.inner + j;
-          // Subtracting the maximum keeps exp from overflowing.
-          double max_v = -std::numeric_limits<double>::infinity();
-          for (int64_t k = 0; k < layout.axis_len; ++k) max_v = std::max(max_v, convert<double>(x[base + k * step]));
-          double sum = 0;
-          for (int64_t k = 0; k < layout.axis_len; ++k) sum += std::exp(convert<double>(x[base + k * step]) - max_v);
-          for (int64_t k = 0; k < layout.axis_len; ++k)
-            y[base + k * step] = convert<T>(std::exp(convert<double>(x[base + k * step]) - max_v) / sum);
-        }
-      }
-    });
-    return {};
-  });
-}
-
 // ---- Cast --------------------------------------------------------------
 
 bool supports_cast(const NodeContext& ctx) {
@@ -260,7 +233,6 @@ void register_tensor_kernels(std::vector<KernelEntry>& table) {
       {"Max", supports_numeric, make_binary<BinaryOp::max>},
       {"Min", supports_numeric, make_binary<BinaryOp::min>},
       {"Pow", supports_numeric, make_pow},
-      {"Softmax", supports_unary<FloatTypes>, make_softmax},
       {"Cast", supports_cast, make_cast},
       {"CastLike", supports_cast, make_cast},  // the output type is input #1's
   };
