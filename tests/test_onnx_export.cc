@@ -43,6 +43,7 @@ bool same_attribute(const Attribute& a, const Attribute& b) {
              std::memcmp(a.floats.data(), b.floats.data(), a.floats.size() * sizeof(float)) == 0;
     case Attribute::Kind::ints: return a.ints == b.ints;
     case Attribute::Kind::strings: return a.strings == b.strings;
+    case Attribute::Kind::graph: return a.g && b.g && a.g->nodes.size() == b.g->nodes.size();
   }
   return false;
 }

@@ -13,57 +13,15 @@
 #include "ir/onnx_import.h"
 #include "ir/onnx_proto.h"
 #include "ir/op_registry.h"
+#include "onnx_builder.h"
 
 namespace fs = std::filesystem;
 using namespace caliprox;
+using namespace caliprox::test;
 
 namespace {
 
 const std::string kFixtures = std::string(CALIPROX_SOURCE_ROOT) + "/tests/data/onnx";
-
-onnx::ModelProto make_model(int64_t opset = 13) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(opset);
-  m.mutable_graph()->set_name("g");
-  return m;
-}
-
-void add_value(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list, const std::string& name,
-               int elem_type, const std::vector<std::string>& dims) {
-  auto* v = list->Add();
-  v->set_name(name);
-  auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem_type);
-  auto* shape = tt->mutable_shape();
-  for (const auto& d : dims) {
-    auto* dim = shape->add_dim();
-    if (d == "?") continue;  // unknown: neither value nor param
-    if (!d.empty() && (std::isdigit(static_cast<unsigned char>(d[0])) || d[0] == '-')) dim->set_dim_value(std::stoll(d));
-    else dim->set_dim_param(d);
-  }
-}
-
-onnx::NodeProto* add_node(onnx::ModelProto& m, const std::string& op, std::vector<std::string> inputs,
-                          std::vector<std::string> outputs, const std::string& name = "") {
-  auto* n = m.mutable_graph()->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  for (auto& i : inputs) n->add_input(i);
-  for (auto& o : outputs) n->add_output(o);
-  return n;
-}
-
-onnx::TensorProto float_tensor(const std::string& name, std::vector<int64_t> dims, const std::vector<float>& v) {
-  onnx::TensorProto t;
-  t.set_name(name);
-  t.set_data_type(onnx::TensorProto::FLOAT);
-  for (auto d : dims) t.add_dims(d);
-  t.set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
-  return t;
-}
 
 // X[2,3] -> Relu -> Y: the smallest valid graph.
 onnx::ModelProto relu_model() {
@@ -253,7 +211,7 @@ TEST_CASE("onnx import: Constant nodes are folded into initializers") {
   CHECK(r->initializers.at("c_ints").to_int64_vector() == std::vector<int64_t>{4, -1});
 }
 
-TEST_CASE("onnx import: attributes of every supported kind; subgraphs refused") {
+TEST_CASE("onnx import: attributes of every kind, subgraphs included") {
   auto m = relu_model();
   auto* n = m.mutable_graph()->mutable_node(0);
   auto add = [&](const std::string& name, onnx::AttributeProto::AttributeType type) {
@@ -287,25 +245,34 @@ TEST_CASE("onnx import: attributes of every supported kind; subgraphs refused") 
     CHECK(node.attr_ints("is") == std::vector<int64_t>{3});
     CHECK(node.attrs.at("ss").strings == std::vector<std::string>{"a", "b"});
   }
-  SUBCASE("a GRAPH attribute on a supported op is unsupported") {
-    REQUIRE(find_op("Relu") != nullptr);
-    add("body", onnx::AttributeProto::GRAPH)->mutable_g()->set_name("sub");
+  SUBCASE("a GRAPH attribute imports as a subgraph") {
+    auto* body = add("body", onnx::AttributeProto::GRAPH)->mutable_g();
+    body->set_name("sub");
+    add_value(body->mutable_output(), "X", onnx::TensorProto::FLOAT, {"2", "3"});
     auto r = load(m);
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == Errc::unsupported);
-    CHECK(contains(r.status().message(), "'body'"));
-    CHECK(contains(r.status().message(), "GRAPH"));
-    CHECK(contains(r.status().message(), "node 'relu'"));
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    const Attribute& a = r->nodes.at(0).attrs.at("body");
+    REQUIRE(a.kind == Attribute::Kind::graph);
+    CHECK(a.g->nodes.empty());
+    // The subgraph's output reads the outer X: a capture, appended to the
+    // node's inputs so liveness sees the read.
+    CHECK(a.g->captures == std::vector<std::string>{"X"});
+    CHECK(r->nodes.at(0).inputs == std::vector<std::string>{"X", "X"});
+    CHECK(explicit_input_count(r->nodes.at(0)) == 1);
   }
-  SUBCASE("an op with subgraphs is reported as an unsupported op") {
+  SUBCASE("an unsupported op inside a subgraph is listed and named") {
     n->set_op_type("If");
-    add("then_branch", onnx::AttributeProto::GRAPH)->mutable_g()->set_name("then");
+    auto* then_branch = add("then_branch", onnx::AttributeProto::GRAPH)->mutable_g();
+    add_node(*then_branch, "Frobnicate", {"X"}, {"t"}, "inner");
+    add_value(then_branch->mutable_output(), "t", onnx::TensorProto::FLOAT, {});
     auto strict = load_onnx_from_bytes(m.SerializeAsString(), "mem.onnx", "", {});
     REQUIRE_FALSE(strict.ok());
-    CHECK(contains(strict.status().message(), "op If is not supported"));
+    CHECK(contains(strict.status().message(), "node 'inner'"));
+    CHECK(contains(strict.status().message(), "op Frobnicate is not supported"));
+    CHECK(contains(strict.status().message(), "subgraph 'then_branch'"));
     auto lenient = load(m);
     REQUIRE_MESSAGE(lenient.ok(), lenient.status().message());
-    CHECK(unsupported_ops(*lenient) == std::vector<std::string>{"If"});
+    CHECK(unsupported_ops(*lenient) == std::vector<std::string>{"Frobnicate"});
   }
 }
 

@@ -1,9 +1,11 @@
 // Session construction, step 1: bind the graph's inputs to the given shapes
 // (or constant tensors), infer every value's type, and evaluate the nodes
 // whose inputs are all constant with the reference kernels (this folds
-// shape subgraphs). What is left runs on data (plain_session.h).
+// shape subgraphs). If, Loop and Scan are inlined on the way
+// (fold_control.cc). What is left runs on data (plain_session.h).
 #include <algorithm>
 
+#include "engine/fold_state.h"
 #include "engine/plain_session.h"
 #include "ir/op_registry.h"
 
@@ -83,8 +85,8 @@ Status bind_inputs(const Graph& graph, const std::map<std::string, Shape>& input
 }
 
 // Evaluates `node`, whose inputs are all constant, into f.constants.
-Status fold_node(const Node& node, const std::vector<InferInput>& inputs, const std::vector<TensorType>& out_types,
-                 Backend& reference, FoldedGraph& f) {
+Status fold_constant_node(const Node& node, const std::vector<InferInput>& inputs,
+                          const std::vector<TensorType>& out_types, Backend& reference, FoldedGraph& f) {
   NodeContext ctx{node, {}, {}, {}, 1};
   std::vector<const Tensor*> in_ptrs;
   for (const auto& in : inputs) {
@@ -108,6 +110,53 @@ Status fold_node(const Node& node, const std::vector<InferInput>& inputs, const 
 
 }  // namespace
 
+Status fold_node(const Node& node, FoldState& s) {
+  FoldedGraph& f = s.f;
+  if (is_control_flow(node)) return inline_control_flow(node, s);
+  const OpDef* op = find_op(node.op_type);
+  if (!op || !(node.domain.empty() || node.domain == "ai.onnx"))
+    return unsupported("unsupported op '{}' ({}) in {}", node.op_type, node.describe(), s.source_path);
+  std::vector<InferInput> inputs;
+  bool all_constant = true;
+  for (const auto& name : node.inputs) {
+    if (name.empty()) {
+      inputs.push_back({});
+      continue;
+    }
+    auto t = f.types.find(name);
+    if (t == f.types.end())
+      return invalid_input("{} reads '{}', which no node, initializer or input produces", node.describe(), name);
+    auto c = f.constants.find(name);
+    inputs.push_back({t->second, c == f.constants.end() ? nullptr : &c->second});
+    if (c == f.constants.end()) all_constant = false;
+  }
+  CP_ASSIGN_OR_RETURN(std::vector<TensorType> out_types, op->infer(node, inputs));
+  if (out_types.size() < node.outputs.size())
+    return runtime_error("{}: shape inference returned {} outputs for {} declared", node.describe(), out_types.size(),
+                         node.outputs.size());
+  for (size_t i = 0; i < node.outputs.size(); ++i) {
+    if (node.outputs[i].empty()) continue;
+    CP_TRY(check_shape(out_types[i].shape, fmt::format("{} output '{}'", node.describe(), node.outputs[i])));
+    f.types[node.outputs[i]] = out_types[i];
+  }
+
+  if (node.op_type == "Shape") {
+    f.constants[node.outputs[0]] = shape_value(node, inputs[0].type.shape);
+    // A shape that includes axis 0 of a runtime value depends on the batch.
+    if (const auto axes = shape_axes(node, inputs[0].type.shape); !all_constant && axes.first == 0 && axes.second > 0)
+      f.batch_derived.insert(node.outputs[0]);
+    return {};
+  }
+  if (all_constant && !node.inputs.empty()) {
+    auto derived = [&](const std::string& v) { return f.batch_derived.count(v) != 0; };
+    if (std::any_of(node.inputs.begin(), node.inputs.end(), derived))
+      for (const auto& out : node.outputs) f.batch_derived.insert(out);
+    return fold_constant_node(node, inputs, out_types, s.reference, f);
+  }
+  f.nodes.push_back(node);
+  return {};
+}
+
 Result<FoldedGraph> fold_graph(const Graph& graph, const std::map<std::string, Shape>& input_shapes,
                                const SessionOptions& options) {
   FoldedGraph f;
@@ -117,50 +166,8 @@ Result<FoldedGraph> fold_graph(const Graph& graph, const std::map<std::string, S
   for (const auto& o : graph.outputs) f.output_names.push_back(o.name);
 
   const std::unique_ptr<Backend> reference = make_reference_backend({});
-  for (const Node& node : graph.nodes) {
-    const OpDef* op = find_op(node.op_type);
-    if (!op || !(node.domain.empty() || node.domain == "ai.onnx"))
-      return unsupported("unsupported op '{}' ({}) in {}", node.op_type, node.describe(), graph.source_path);
-    std::vector<InferInput> inputs;
-    bool all_constant = true;
-    for (const auto& name : node.inputs) {
-      if (name.empty()) {
-        inputs.push_back({});
-        continue;
-      }
-      auto t = f.types.find(name);
-      if (t == f.types.end())
-        return invalid_input("{} reads '{}', which no node, initializer or input produces", node.describe(), name);
-      auto c = f.constants.find(name);
-      inputs.push_back({t->second, c == f.constants.end() ? nullptr : &c->second});
-      if (c == f.constants.end()) all_constant = false;
-    }
-    CP_ASSIGN_OR_RETURN(std::vector<TensorType> out_types, op->infer(node, inputs));
-    if (out_types.size() < node.outputs.size())
-      return runtime_error("{}: shape inference returned {} outputs for {} declared", node.describe(), out_types.size(),
-                           node.outputs.size());
-    for (size_t i = 0; i < node.outputs.size(); ++i) {
-      if (node.outputs[i].empty()) continue;
-      CP_TRY(check_shape(out_types[i].shape, fmt::format("{} output '{}'", node.describe(), node.outputs[i])));
-      f.types[node.outputs[i]] = out_types[i];
-    }
-
-    if (node.op_type == "Shape") {
-      f.constants[node.outputs[0]] = shape_value(node, inputs[0].type.shape);
-      // A shape that includes axis 0 of a runtime value depends on the batch.
-      if (const auto axes = shape_axes(node, inputs[0].type.shape); !all_constant && axes.first == 0 && axes.second > 0)
-        f.batch_derived.insert(node.outputs[0]);
-      continue;
-    }
-    if (all_constant && !node.inputs.empty()) {
-      auto derived = [&](const std::string& v) { return f.batch_derived.count(v) != 0; };
-      if (std::any_of(node.inputs.begin(), node.inputs.end(), derived))
-        for (const auto& out : node.outputs) f.batch_derived.insert(out);
-      CP_TRY(fold_node(node, inputs, out_types, *reference, f));
-      continue;
-    }
-    f.nodes.push_back(node);
-  }
+  FoldState state{f, *reference, graph.source_path};
+  for (const Node& node : graph.nodes) CP_TRY(fold_node(node, state));
   return f;
 }
 

@@ -48,6 +48,8 @@ bool same_tensor(const Tensor& a, const Tensor& b) {
   return a.type() == b.type() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
+std::string subgraph_difference(const Graph& a, const Graph& b);
+
 bool same_attribute(const Attribute& a, const Attribute& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
@@ -58,6 +60,7 @@ bool same_attribute(const Attribute& a, const Attribute& b) {
     case Attribute::Kind::floats: return a.floats == b.floats;
     case Attribute::Kind::ints: return a.ints == b.ints;
     case Attribute::Kind::strings: return a.strings == b.strings;
+    case Attribute::Kind::graph: return a.g && b.g && subgraph_difference(*a.g, *b.g).empty();
   }
   return false;
 }
@@ -92,6 +95,17 @@ std::string node_difference(const Node& a, const Node& b, size_t i) {
   }
   for (const auto& [key, value] : b.attrs)
     if (!a.attrs.count(key)) return fmt::format("{} has an attribute '{}' the network's has not", b.describe(), key);
+  return "";
+}
+
+// A subgraph (If's branch, a loop body) must keep its structure; its
+// weights, like the main graph's, may change.
+std::string subgraph_difference(const Graph& a, const Graph& b) {
+  if (a.nodes.size() != b.nodes.size())
+    return fmt::format("{} nodes where the network has {}", b.nodes.size(), a.nodes.size());
+  for (size_t i = 0; i < a.nodes.size(); ++i)
+    if (auto d = node_difference(a.nodes[i], b.nodes[i], i); !d.empty()) return d;
+  if (auto d = interface_difference(a.outputs, b.outputs, "output", false); !d.empty()) return d;
   return "";
 }
 

@@ -1,5 +1,7 @@
 #include "ir/graph.h"
 
+#include <set>
+
 #include <fmt/format.h>
 
 namespace caliprox {
@@ -41,6 +43,18 @@ const Node* Graph::find_node(const std::string& name) const {
   for (const auto& n : nodes)
     if (n.name == name) return &n;
   return nullptr;
+}
+
+std::vector<std::string> subgraph_captures(const Node& node) {
+  std::set<std::string> names;
+  for (const auto& [key, a] : node.attrs)
+    if (a.kind == Attribute::Kind::graph && a.g) names.insert(a.g->captures.begin(), a.g->captures.end());
+  return {names.begin(), names.end()};
+}
+
+size_t explicit_input_count(const Node& node) {
+  const size_t captured = subgraph_captures(node).size();
+  return node.inputs.size() >= captured ? node.inputs.size() - captured : 0;
 }
 
 }  // namespace caliprox

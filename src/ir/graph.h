@@ -3,6 +3,7 @@
 // It holds no backend state; sessions own kernels and buffers.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -12,8 +13,11 @@
 
 namespace caliprox {
 
+struct Graph;
+
 struct Attribute {
-  enum class Kind { f, i, s, t, floats, ints, strings };
+  // graph: a subgraph (If's branches, Loop's and Scan's body).
+  enum class Kind { f, i, s, t, floats, ints, strings, graph };
   Kind kind = Kind::i;
   float f = 0;
   int64_t i = 0;
@@ -22,6 +26,7 @@ struct Attribute {
   std::vector<float> floats;
   std::vector<int64_t> ints;
   std::vector<std::string> strings;
+  std::shared_ptr<const Graph> g;
 };
 
 struct Node {
@@ -69,9 +74,22 @@ struct Graph {
   std::map<std::string, Tensor> initializers;  // includes folded Constant nodes
   std::vector<ValueInfo> inputs;   // graph inputs that are not initializers
   std::vector<ValueInfo> outputs;
+  // Subgraphs only: the outer-scope values its nodes, outputs or nested
+  // subgraphs read, sorted. The importer appends them, as the union over the
+  // node's subgraphs in this order (subgraph_captures()), to the inputs of the
+  // node that owns the subgraph, so liveness and rewiring see every read; the
+  // subgraph keeps the original names and is bound to them by position.
+  std::vector<std::string> captures;
 
   const ValueInfo* find_input(const std::string& name) const;
   const Node* find_node(const std::string& name) const;
 };
+
+// The sorted union of the captures of `node`'s subgraph attributes: the
+// names its trailing inputs were read under (empty for nodes without one).
+std::vector<std::string> subgraph_captures(const Node& node);
+
+// How many of `node`'s inputs are ONNX inputs (the rest are captures).
+size_t explicit_input_count(const Node& node);
 
 }  // namespace caliprox

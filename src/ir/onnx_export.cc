@@ -56,6 +56,8 @@ Status fill_value_info(const ValueInfo& v, onnx::ValueInfoProto& p) {
   return {};
 }
 
+Status fill_graph(const Graph& graph, onnx::GraphProto& g);
+
 Status fill_attribute(const std::string& key, const Attribute& a, const Node& node, onnx::AttributeProto& p) {
   p.set_name(key);
   switch (a.kind) {
@@ -88,6 +90,11 @@ Status fill_attribute(const std::string& key, const Attribute& a, const Node& no
       p.set_type(onnx::AttributeProto::STRINGS);
       for (const auto& v : a.strings) p.add_strings(v);
       break;
+    case Attribute::Kind::graph:
+      p.set_type(onnx::AttributeProto::GRAPH);
+      if (!a.g) return invalid_input("{}: attribute '{}' holds no graph", node.describe(), key);
+      CP_TRY(fill_graph(*a.g, *p.mutable_g()).with_context(fmt::format("{}: subgraph '{}'", node.describe(), key)));
+      break;
   }
   return {};
 }
@@ -96,7 +103,9 @@ Status fill_node(const Node& node, onnx::NodeProto& p) {
   p.set_name(node.name);
   p.set_op_type(node.op_type);
   if (!node.domain.empty()) p.set_domain(node.domain);
-  for (const auto& in : node.inputs) p.add_input(in);
+  // A subgraph's captures (the trailing inputs) stay implicit in ONNX.
+  const size_t explicit_inputs = explicit_input_count(node);
+  for (size_t i = 0; i < explicit_inputs; ++i) p.add_input(node.inputs[i]);
   for (const auto& out : node.outputs) p.add_output(out);
   for (const auto& [key, attr] : node.attrs) {
     if (key.starts_with(kInternalAttrPrefix))
@@ -132,6 +141,24 @@ Result<int64_t> default_opset(const Graph& graph) {
   return opset;
 }
 
+Status fill_graph(const Graph& graph, onnx::GraphProto& g) {
+  g.set_name(graph.name);
+  for (const auto& [name, tensor] : graph.initializers) CP_TRY(fill_tensor(tensor, name, *g.add_initializer()));
+  for (const auto& in : graph.inputs) CP_TRY(fill_value_info(in, *g.add_input()));
+  for (const auto& out : graph.outputs) CP_TRY(fill_value_info(out, *g.add_output()));
+  for (const Node& node : graph.nodes) CP_TRY(fill_node(node, *g.add_node()));
+  return {};
+}
+
+// The non-default domains of the graph's nodes and its subgraphs' nodes.
+void collect_domains(const Graph& graph, std::set<std::string>& domains) {
+  for (const Node& node : graph.nodes) {
+    if (!node.domain.empty()) domains.insert(node.domain);
+    for (const auto& [key, a] : node.attrs)
+      if (a.kind == Attribute::Kind::graph && a.g) collect_domains(*a.g, domains);
+  }
+}
+
 Status fill_model(const Graph& graph, onnx::ModelProto& model) {
   CP_ASSIGN_OR_RETURN(const int64_t opset, default_opset(graph));
   model.set_ir_version(onnx_ir_version_for_opset(opset == 0 ? kMinExportOpset : opset));
@@ -142,8 +169,7 @@ Status fill_model(const Graph& graph, onnx::ModelProto& model) {
     imp->set_version(opset);
   }
   std::set<std::string> domains;
-  for (const Node& node : graph.nodes)
-    if (!node.domain.empty()) domains.insert(node.domain);
+  collect_domains(graph, domains);
   for (const auto& domain : domains) {
     auto* imp = model.add_opset_import();
     imp->set_domain(domain);
@@ -151,11 +177,8 @@ Status fill_model(const Graph& graph, onnx::ModelProto& model) {
   }
 
   auto* g = model.mutable_graph();
-  g->set_name(graph.name.empty() ? std::string("caliprox") : graph.name);
-  for (const auto& [name, tensor] : graph.initializers) CP_TRY(fill_tensor(tensor, name, *g->add_initializer()));
-  for (const auto& in : graph.inputs) CP_TRY(fill_value_info(in, *g->add_input()));
-  for (const auto& out : graph.outputs) CP_TRY(fill_value_info(out, *g->add_output()));
-  for (const Node& node : graph.nodes) CP_TRY(fill_node(node, *g->add_node()));
+  CP_TRY(fill_graph(graph, *g));
+  if (graph.name.empty()) g->set_name("caliprox");
   return {};
 }
 

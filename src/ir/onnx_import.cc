@@ -2,25 +2,18 @@
 
 #include <algorithm>
 #include <bit>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <queue>
-#include <set>
-#include <unordered_map>
-#include <unordered_set>
 
 #include <fmt/format.h>
 #include <onnx/onnx_pb.h>  // defines ONNX_API, then includes onnx-ml.pb.h
 
-#include "ir/onnx_legacy.h"
+#include "ir/onnx_graph_import.h"
 #include "ir/onnx_proto.h"
-#include "ir/op_registry.h"
 
 namespace caliprox {
 
@@ -275,216 +268,18 @@ Result<Tensor> load_tensor_proto_file(const std::string& path) {
 
 namespace {
 
-bool op_is_supported(const Node& node) { return node.domain.empty() && find_op(node.op_type) != nullptr; }
-
 std::string op_label(const Node& node) {
   return node.domain.empty() ? node.op_type : fmt::format("{}:{}", node.domain, node.op_type);
 }
 
-const char* type_case_name(onnx::TypeProto::ValueCase c) {
-  switch (c) {
-    case onnx::TypeProto::kTensorType: return "tensor";
-    case onnx::TypeProto::kSequenceType: return "sequence";
-    case onnx::TypeProto::kMapType: return "map";
-    case onnx::TypeProto::kOptionalType: return "optional";
-    case onnx::TypeProto::kSparseTensorType: return "sparse tensor";
-#ifdef ONNX_ML  // the static build's protobuf code has no ML extensions
-    case onnx::TypeProto::kOpaqueType: return "opaque";
-#endif
-    case onnx::TypeProto::VALUE_NOT_SET: return "unset";
-  }
-  return "unknown";
-}
-
-// `kind` is "graph input" / "graph output". Inputs need a type (sessions
-// allocate them); an output's type may be left to shape inference.
-Result<ValueInfo> convert_value_info(const onnx::ValueInfoProto& v, const char* kind) {
-  ValueInfo info;
-  info.name = v.name();
-  const std::string what = fmt::format("{} '{}'", kind, v.name());
-  if (v.name().empty()) return invalid_input("{} has an empty name", kind);
-  if (!v.has_type() || v.type().value_case() == onnx::TypeProto::VALUE_NOT_SET) {
-    if (std::string_view(kind) == "graph input") return invalid_input("{}: no type is declared", what);
-    return info;
-  }
-  if (v.type().value_case() != onnx::TypeProto::kTensorType)
-    return unsupported("{}: has type '{}'; caliprox handles tensors only", what, type_case_name(v.type().value_case()));
-  const auto& tt = v.type().tensor_type();
-  if (tt.elem_type() != onnx::TensorProto_DataType_UNDEFINED) {
-    if (!dtype_known(tt.elem_type()))
-      return unsupported("{}: element type {} is not supported", what, onnx_dtype_name(tt.elem_type()));
-    info.dtype = static_cast<DType>(tt.elem_type());
-  } else if (std::string_view(kind) == "graph input") {
-    return invalid_input("{}: element type is not set", what);
-  }
-  if (!tt.has_shape()) return info;
-  std::vector<Dim> dims;
-  Shape fixed;  // symbolic/unknown dims counted as 1, to bound the fixed ones
-  for (const auto& d : tt.shape().dim()) {
-    Dim dim;
-    if (d.has_dim_value()) {
-      dim.value = d.dim_value();
-    } else if (d.has_dim_param()) {
-      dim.symbol = d.dim_param();
-    }
-    fixed.push_back(d.has_dim_value() ? d.dim_value() : 1);
-    dims.push_back(std::move(dim));
-  }
-  CP_TRY(check_shape(fixed, what));
-  info.dims = std::move(dims);
-  return info;
-}
-
-Result<Attribute> convert_attribute(const onnx::AttributeProto& a, const Node& node, const std::string& base_dir) {
-  const std::string what = fmt::format("{}: attribute '{}'", node.describe(), a.name());
-  if (a.has_ref_attr_name()) return unsupported("{}: refers to a function attribute, which is not supported", what);
-  auto type = a.type();
-  if (type == onnx::AttributeProto::UNDEFINED) {  // old exporters leave it unset: infer from the filled field
-    if (a.has_f()) type = onnx::AttributeProto::FLOAT;
-    else if (a.has_i()) type = onnx::AttributeProto::INT;
-    else if (a.has_s()) type = onnx::AttributeProto::STRING;
-    else if (a.has_t()) type = onnx::AttributeProto::TENSOR;
-    else if (a.has_g()) type = onnx::AttributeProto::GRAPH;
-    else if (a.floats_size()) type = onnx::AttributeProto::FLOATS;
-    else if (a.ints_size()) type = onnx::AttributeProto::INTS;
-    else if (a.strings_size()) type = onnx::AttributeProto::STRINGS;
-    else return invalid_input("{}: has no type and no value", what);
-  }
-  Attribute out;
-  switch (type) {
-    case onnx::AttributeProto::FLOAT: out.kind = Attribute::Kind::f; out.f = a.f(); break;
-    case onnx::AttributeProto::INT: out.kind = Attribute::Kind::i; out.i = a.i(); break;
-    case onnx::AttributeProto::STRING: out.kind = Attribute::Kind::s; out.s = a.s(); break;
-    case onnx::AttributeProto::TENSOR: {
-      out.kind = Attribute::Kind::t;
-      auto t = tensor_from_proto(a.t(), base_dir);
-      if (!t.ok()) return t.status().with_context(what);
-      out.t = std::move(t).value();
-      break;
-    }
-    case onnx::AttributeProto::FLOATS:
-      out.kind = Attribute::Kind::floats;
-      out.floats.assign(a.floats().begin(), a.floats().end());
-      break;
-    case onnx::AttributeProto::INTS:
-      out.kind = Attribute::Kind::ints;
-      out.ints.assign(a.ints().begin(), a.ints().end());
-      break;
-    case onnx::AttributeProto::STRINGS:
-      out.kind = Attribute::Kind::strings;
-      out.strings.assign(a.strings().begin(), a.strings().end());
-      break;
-    default:
-      return unsupported("{}: attributes of type {} are not supported (subgraphs and sparse tensors cannot be "
-                         "imported)", what, onnx::AttributeProto_AttributeType_Name(type));
-  }
-  return out;
-}
-
-// The tensor a Constant node produces (opset 1-17 forms: `value` since 1, the
-// sparse and typed forms since 12).
-Result<Tensor> constant_value(const onnx::NodeProto& n, const Node& node, const std::string& base_dir) {
-  if (n.attribute_size() != 1)
-    return invalid_input("{}: a Constant needs exactly one value attribute, found {}", node.describe(),
-                         n.attribute_size());
-  const auto& a = n.attribute(0);
-  CP_ASSIGN_OR_RETURN(Attribute attr, convert_attribute(a, node, base_dir));
-  const std::string& key = a.name();
-  if (key == "value" && attr.kind == Attribute::Kind::t) return attr.t;
-  if (key == "value_float" && attr.kind == Attribute::Kind::f) return Tensor::copy_of(DType::f32, {}, &attr.f);
-  if (key == "value_int" && attr.kind == Attribute::Kind::i) return Tensor::copy_of(DType::i64, {}, &attr.i);
-  if (key == "value_floats" && attr.kind == Attribute::Kind::floats)
-    return Tensor::copy_of(DType::f32, {static_cast<int64_t>(attr.floats.size())}, attr.floats.data());
-  if (key == "value_ints" && attr.kind == Attribute::Kind::ints)
-    return Tensor::copy_of(DType::i64, {static_cast<int64_t>(attr.ints.size())}, attr.ints.data());
-  if (key == "value_string" || key == "value_strings" || key == "sparse_value")
-    return unsupported("{}: Constant attribute '{}' is not supported (string and sparse constants)", node.describe(),
-                       key);
-  return invalid_input("{}: unexpected Constant attribute '{}' (expected value, value_float(s) or value_int(s))",
-                       node.describe(), key);
-}
-
-// Stable topological order: Kahn's algorithm always taking the ready node
-// that comes first in the file, so an already sorted file keeps its order.
-Status sort_topologically(Graph& g) {
-  std::unordered_set<std::string> available;
-  for (const auto& in : g.inputs) available.insert(in.name);
-  for (const auto& [name, t] : g.initializers) available.insert(name);
-  std::unordered_map<std::string, size_t> producer;
-  for (size_t j = 0; j < g.nodes.size(); ++j) {
-    for (const auto& o : g.nodes[j].outputs) {
-      if (o.empty()) continue;
-      if (available.count(o))
-        return invalid_input("{}: {}: output '{}' is already a graph input or initializer", g.source_path,
-                             g.nodes[j].describe(), o);
-      auto [it, fresh] = producer.emplace(o, j);
-      if (!fresh)
-        return invalid_input("{}: value '{}' is produced twice: by {} and by {}", g.source_path, o,
-                             g.nodes[it->second].describe(), g.nodes[j].describe());
-    }
-  }
-  const size_t n = g.nodes.size();
-  std::vector<size_t> pending(n, 0);
-  std::vector<std::vector<size_t>> users(n);
-  for (size_t j = 0; j < n; ++j) {
-    std::set<size_t> deps;
-    for (const auto& in : g.nodes[j].inputs) {
-      if (in.empty() || available.count(in)) continue;
-      auto it = producer.find(in);
-      if (it == producer.end())
-        return invalid_input("{}: {}: input '{}' is not a graph input, an initializer or any node's output",
-                             g.source_path, g.nodes[j].describe(), in);
-      deps.insert(it->second);
-    }
-    pending[j] = deps.size();
-    for (size_t d : deps) users[d].push_back(j);
-  }
-  std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
-  for (size_t j = 0; j < n; ++j)
-    if (pending[j] == 0) ready.push(j);
-  std::vector<size_t> order;
-  order.reserve(n);
-  while (!ready.empty()) {
-    size_t j = ready.top();
-    ready.pop();
-    order.push_back(j);
-    for (size_t u : users[j])
-      if (--pending[u] == 0) ready.push(u);
-  }
-  if (order.size() != n) {
-    for (size_t j = 0; j < n; ++j)
-      if (pending[j] != 0)
-        return invalid_input("{}: the nodes form a cycle ({} depends on its own output, directly or through others)",
-                             g.source_path, g.nodes[j].describe());
-  }
-  bool sorted = std::is_sorted(order.begin(), order.end());
-  if (!sorted) {
-    std::vector<Node> nodes;
-    nodes.reserve(n);
-    for (size_t j : order) nodes.push_back(std::move(g.nodes[j]));
-    g.nodes = std::move(nodes);
-  }
-  for (const auto& out : g.outputs)
-    if (!available.count(out.name) && !producer.count(out.name))
-      return invalid_input("{}: graph output '{}' is not produced by any node, input or initializer", g.source_path,
-                           out.name);
-  return {};
-}
-
-std::string lowercase(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 Result<Graph> import_model(const onnx::ModelProto& model, const std::string& path, const std::string& base_dir,
                            const LoadOptions& options) {
-  Graph g;
-  g.source_path = path;
+  GraphImportContext ctx{path, base_dir, 0, options, {}};
   bool has_default = false;
   for (const auto& op : model.opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") {
       has_default = true;
-      g.opset = op.version();
+      ctx.opset = op.version();
     }
   }
   const onnx::GraphProto& gp = model.graph();
@@ -495,105 +290,29 @@ Result<Graph> import_model(const onnx::ModelProto& model, const std::string& pat
   });
   if (!has_default && uses_default)
     return invalid_input("{}: the model declares no opset for the default ONNX domain (opset_import)", path);
-  if (has_default && (g.opset < kMinOnnxOpset || g.opset > kMaxOnnxOpset))
+  if (has_default && (ctx.opset < kMinOnnxOpset || ctx.opset > kMaxOnnxOpset))
     return unsupported("{}: opset {} of the default ONNX domain is not supported (caliprox handles opsets {}-{})", path,
-                       g.opset, kMinOnnxOpset, kMaxOnnxOpset);
+                       ctx.opset, kMinOnnxOpset, kMaxOnnxOpset);
+  collect_node_names(gp, ctx.taken_names);
+  return import_graph(gp, ctx, false);
+}
 
-  g.name = gp.name();
-  if (gp.sparse_initializer_size() > 0)
-    return unsupported("{}: sparse initializers are not supported ('{}')", path,
-                       gp.sparse_initializer(0).values().name());
-  for (const auto& init : gp.initializer()) {
-    if (init.name().empty()) return invalid_input("{}: an initializer has an empty name", path);
-    if (g.initializers.count(init.name())) return invalid_input("{}: initializer '{}' appears twice", path, init.name());
-    auto t = tensor_from_proto(init, base_dir);
-    if (!t.ok()) return t.status().with_context(path);
-    g.initializers.emplace(init.name(), std::move(t).value());
+// Adds the unsupported op types of `graph` and its subgraphs to `ops`.
+void add_unsupported_ops(const Graph& graph, std::vector<std::string>& ops) {
+  for (const auto& node : graph.nodes) {
+    for (const auto& [key, a] : node.attrs)
+      if (a.kind == Attribute::Kind::graph && a.g) add_unsupported_ops(*a.g, ops);
+    if (op_is_supported(node)) continue;
+    std::string label = op_label(node);
+    if (std::find(ops.begin(), ops.end(), label) == ops.end()) ops.push_back(std::move(label));
   }
-
-  // Graph inputs that are initializers (IR < 4 lists them as inputs) are constants.
-  std::unordered_set<std::string> seen_inputs;
-  for (const auto& in : gp.input()) {
-    if (g.initializers.count(in.name())) continue;
-    if (!seen_inputs.insert(in.name()).second) return invalid_input("{}: graph input '{}' appears twice", path, in.name());
-    auto info = convert_value_info(in, "graph input");
-    if (!info.ok()) return info.status().with_context(path);
-    g.inputs.push_back(std::move(info).value());
-  }
-  for (const auto& out : gp.output()) {
-    auto info = convert_value_info(out, "graph output");
-    if (!info.ok()) return info.status().with_context(path);
-    g.outputs.push_back(std::move(info).value());
-  }
-
-  // Node skeletons first, so an unsupported op is reported before any error
-  // its attributes (e.g. a subgraph) would cause.
-  std::unordered_set<std::string> taken_names;
-  for (const auto& n : gp.node())
-    if (!n.name().empty()) taken_names.insert(n.name());
-  std::vector<const onnx::NodeProto*> protos;
-  for (int i = 0; i < gp.node_size(); ++i) {
-    const auto& n = gp.node(i);
-    Node node;
-    node.domain = n.domain() == "ai.onnx" ? std::string() : n.domain();
-    node.op_type = node.domain.empty() ? legacy_op_type(n.op_type(), g.opset) : n.op_type();
-    node.index = i;
-    node.opset = g.opset;
-    node.name = n.name();
-    if (node.name.empty()) {
-      std::string base = fmt::format("{}_{}", lowercase(n.op_type()), i);
-      node.name = base;
-      for (int k = 2; taken_names.count(node.name); ++k) node.name = fmt::format("{}_{}", base, k);
-      taken_names.insert(node.name);
-    }
-    if (node.op_type.empty()) return invalid_input("{}: {}: empty op_type", path, node.describe());
-    node.inputs.assign(n.input().begin(), n.input().end());
-    node.outputs.assign(n.output().begin(), n.output().end());
-    if (node.domain.empty() && node.op_type == "Constant") {
-      if (node.outputs.size() != 1 || node.outputs[0].empty())
-        return invalid_input("{}: {}: a Constant needs exactly one named output", path, node.describe());
-      const std::string& out = node.outputs[0];
-      if (g.initializers.count(out) || seen_inputs.count(out))
-        return invalid_input("{}: {}: output '{}' is already an initializer or graph input", path, node.describe(), out);
-      auto value = constant_value(n, node, base_dir);
-      if (!value.ok()) return value.status().with_context(path);
-      g.initializers.emplace(out, std::move(value).value());
-      continue;
-    }
-    g.nodes.push_back(std::move(node));
-    protos.push_back(&n);
-  }
-  if (options.require_supported_ops) CP_TRY(check_ops_supported(g));
-  for (size_t j = 0; j < g.nodes.size(); ++j) {
-    Node& node = g.nodes[j];
-    for (const auto& a : protos[j]->attribute()) {
-      if (a.name().empty()) return invalid_input("{}: {}: an attribute has an empty name", path, node.describe());
-      auto attr = convert_attribute(a, node, base_dir);
-      if (!attr.ok()) {
-        // A node kept only so the caller can list its unsupported op (If,
-        // Loop, Scan) must not hide that op behind an error about the
-        // subgraph attribute it could never use.
-        if (!options.require_supported_ops && attr.status().code() == Errc::unsupported && !op_is_supported(node))
-          continue;
-        return attr.status().with_context(path);
-      }
-      node.attrs[a.name()] = std::move(attr).value();
-    }
-  }
-  if (auto st = upgrade_legacy_nodes(g); !st.ok()) return st.with_context(path);
-  CP_TRY(sort_topologically(g));
-  return g;
 }
 
 }  // namespace
 
 std::vector<std::string> unsupported_ops(const Graph& graph) {
   std::vector<std::string> ops;
-  for (const auto& node : graph.nodes) {
-    if (op_is_supported(node)) continue;
-    std::string label = op_label(node);
-    if (std::find(ops.begin(), ops.end(), label) == ops.end()) ops.push_back(std::move(label));
-  }
+  add_unsupported_ops(graph, ops);
   return ops;
 }
 

@@ -15,6 +15,8 @@ const std::vector<OpDef>& table() {
     register_quant_ops(ops);
     register_rnn_ops(ops);
     register_reduce_ops(ops);
+    register_control_ops(ops);
+    register_einsum_ops(ops);
     std::sort(ops.begin(), ops.end(), [](const OpDef& a, const OpDef& b) { return a.op_type < b.op_type; });
     return ops;
   }();

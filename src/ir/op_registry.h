@@ -45,6 +45,8 @@ void register_index_ops(std::vector<OpDef>& table);   // ops/index_ops*.cc
 void register_quant_ops(std::vector<OpDef>& table);   // ops/quant_ops.cc
 void register_rnn_ops(std::vector<OpDef>& table);     // ops/rnn_ops.cc
 void register_reduce_ops(std::vector<OpDef>& table);       // ops/reduce_ops*.cc
+void register_control_ops(std::vector<OpDef>& table);      // ops/control_ops.cc
+void register_einsum_ops(std::vector<OpDef>& table);       // ops/einsum_ops.cc
 
 // Internal attributes set by graph passes (engine/passes.h) on fused Conv
 // nodes. Every backend's Conv kernel must honour them:

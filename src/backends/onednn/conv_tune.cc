@@ -41,6 +41,7 @@ std::string tuning_key(const NodeContext& ctx, int threads) {
       case Attribute::Kind::floats: key += fmt::format("{}", fmt::join(a.floats, ",")); break;
       case Attribute::Kind::strings: key += fmt::format("{}", fmt::join(a.strings, ",")); break;
       case Attribute::Kind::t: key += "tensor"; break;
+      case Attribute::Kind::graph: key += "graph"; break;
     }
   }
   return key;

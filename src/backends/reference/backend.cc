@@ -17,6 +17,7 @@ const std::vector<KernelEntry>& kernel_table() {
     register_quant_kernels(k);
     register_rnn_kernels(k);
     register_reduce_kernels(k);
+    register_einsum_kernels(k);
     std::sort(k.begin(), k.end(), [](const KernelEntry& a, const KernelEntry& b) { return a.op_type < b.op_type; });
     return k;
   }();

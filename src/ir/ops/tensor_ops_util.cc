@@ -20,6 +20,7 @@ std::string_view kind_name(Attribute::Kind k) {
     case Attribute::Kind::floats: return "floats";
     case Attribute::Kind::ints: return "ints";
     case Attribute::Kind::strings: return "strings";
+    case Attribute::Kind::graph: return "graph";
   }
   return "unknown";
 }

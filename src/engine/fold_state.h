@@ -1,0 +1,31 @@
+#pragma once
+// Shared between fold.cc and fold_control.cc, which inlines If, Loop and
+// Scan while a graph is folded. Engine-internal.
+#include <string>
+
+#include "backends/backend.h"
+#include "engine/plain_session.h"
+#include "ir/graph.h"
+#include "util/status.h"
+
+namespace caliprox {
+
+struct FoldState {
+  FoldedGraph& f;
+  Backend& reference;  // evaluates the nodes whose inputs are all constant
+  std::string source_path;
+  int64_t unrolled_iterations = 0;  // Loop and Scan iterations inlined so far
+};
+
+// Types `node`'s outputs and either evaluates it (all inputs constant) or
+// appends it to f.nodes; control-flow nodes are inlined instead.
+Status fold_node(const Node& node, FoldState& s);
+
+// If, Loop and Scan of the default domain.
+bool is_control_flow(const Node& node);
+
+// Folds the nodes the control-flow `node` stands for: the selected branch,
+// or every iteration of the body, with values renamed under the node's name.
+Status inline_control_flow(const Node& node, FoldState& s);
+
+}  // namespace caliprox
