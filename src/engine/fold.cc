@@ -166,7 +166,7 @@ Result<FoldedGraph> fold_graph(const Graph& graph, const std::map<std::string, S
   for (const auto& o : graph.outputs) f.output_names.push_back(o.name);
 
   const std::unique_ptr<Backend> reference = make_reference_backend({});
-  FoldState state{f, *reference, graph.source_path};
+  FoldState state{f, *reference, graph.source_path, 0, {}};
   for (const Node& node : graph.nodes) CP_TRY(fold_node(node, state));
   return f;
 }

@@ -37,11 +37,13 @@ Renames bind_captures(const Node& owner) {
 }
 
 // Folds a copy of `body` whose local values (initializers, node outputs) are
-// named `prefix` + their name; `names` binds its inputs and captures. Node
-// names get the prefix too when `rename_nodes` (a body inlined repeatedly).
-// Returns the outer names of the body's outputs.
-Result<std::vector<std::string>> inline_body(const Graph& body, Renames names, const std::string& prefix,
-                                             bool rename_nodes, FoldState& s) {
+// named `prefix` + their name; `names` binds its inputs and captures. When
+// the body is inlined repeatedly (`repeated`: Loop, Scan), its nodes, and
+// those of the Ifs inside it, are named under `prefix` too, so every
+// iteration's nodes keep distinct names. Returns the outer names of the
+// body's outputs.
+Result<std::vector<std::string>> inline_body(const Graph& body, Renames names, const std::string& prefix, bool repeated,
+                                             FoldState& s) {
   for (const auto& [name, t] : body.initializers) {
     const std::string outer = prefix + name;
     s.f.constants[outer] = t;
@@ -51,9 +53,15 @@ Result<std::vector<std::string>> inline_body(const Graph& body, Renames names, c
   for (const auto& node : body.nodes)
     for (const auto& out : node.outputs)
       if (!out.empty()) names[out] = prefix + out;
+  struct Restore {
+    FoldState& s;
+    std::string saved;
+    ~Restore() { s.node_prefix = saved; }
+  } restore{s, s.node_prefix};
+  if (repeated) s.node_prefix = prefix;
   for (const auto& node : body.nodes) {
     Node copy = node;
-    if (rename_nodes) copy.name = prefix + node.name;
+    copy.name = s.node_prefix + node.name;
     for (auto& in : copy.inputs) in = renamed(names, in);
     for (auto& out : copy.outputs) out = renamed(names, out);
     CP_TRY(fold_node(copy, s));

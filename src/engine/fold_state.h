@@ -15,6 +15,7 @@ struct FoldState {
   Backend& reference;  // evaluates the nodes whose inputs are all constant
   std::string source_path;
   int64_t unrolled_iterations = 0;  // Loop and Scan iterations inlined so far
+  std::string node_prefix;          // while a Loop or Scan body is inlined: its iteration's prefix
 };
 
 // Types `node`'s outputs and either evaluates it (all inputs constant) or

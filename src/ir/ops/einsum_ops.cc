@@ -45,28 +45,34 @@ Result<Term> parse_term(const Node& node, const std::string& text) {
   return t;
 }
 
+// The equation's terms; `has_output` false for the implicit form.
+struct Equation {
+  std::vector<Term> inputs;
+  Term output;
+  bool has_output = false;
+};
+
 // Splits "a,b->c" (spaces removed) into the input terms and the output.
-Result<std::pair<std::vector<Term>, std::optional<Term>>> parse_equation(const Node& node) {
+Result<Equation> parse_equation(const Node& node) {
   std::string eq;
   for (char c : node.attr_string("equation", ""))
     if (!std::isspace(static_cast<unsigned char>(c))) eq += c;
   if (eq.empty()) return invalid_input("{}: needs the 'equation' attribute", node.describe());
-  std::optional<Term> output;
+  Equation e;
   if (const auto arrow = eq.find("->"); arrow != std::string::npos) {
-    CP_ASSIGN_OR_RETURN(Term out, parse_term(node, eq.substr(arrow + 2)));
-    output = out;
+    CP_ASSIGN_OR_RETURN(e.output, parse_term(node, eq.substr(arrow + 2)));
+    e.has_output = true;
     eq.resize(arrow);
   }
-  std::vector<Term> inputs;
   size_t start = 0;
   while (true) {
     const size_t comma = eq.find(',', start);
     CP_ASSIGN_OR_RETURN(Term t, parse_term(node, eq.substr(start, comma - start)));
-    inputs.push_back(std::move(t));
+    e.inputs.push_back(std::move(t));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  return std::pair{std::move(inputs), std::move(output)};
+  return e;
 }
 
 // Sets the size of `label`, checking it against earlier uses; an ellipsis
@@ -86,8 +92,9 @@ Status bind_size(const Node& node, Plan& plan, int label, int64_t size, bool bro
 }  // namespace
 
 Result<Plan> make_plan(const Node& node, std::span<const Shape> shapes) {
-  CP_ASSIGN_OR_RETURN(auto parsed, parse_equation(node));
-  auto& [terms, output] = parsed;
+  CP_ASSIGN_OR_RETURN(const Equation parsed, parse_equation(node));
+  const std::vector<Term>& terms = parsed.inputs;
+  const Term* output = parsed.has_output ? &parsed.output : nullptr;
   if (terms.size() != shapes.size())
     return invalid_input("{}: the equation has {} operands but the node {} inputs", node.describe(), terms.size(),
                          shapes.size());
