@@ -17,6 +17,7 @@ const std::vector<OpDef>& table() {
     register_reduce_ops(ops);
     register_control_ops(ops);
     register_einsum_ops(ops);
+    register_signal_ops(ops);
     std::sort(ops.begin(), ops.end(), [](const OpDef& a, const OpDef& b) { return a.op_type < b.op_type; });
     return ops;
   }();

@@ -18,6 +18,7 @@ const std::vector<KernelEntry>& kernel_table() {
     register_rnn_kernels(k);
     register_reduce_kernels(k);
     register_einsum_kernels(k);
+    register_signal_kernels(k);
     std::sort(k.begin(), k.end(), [](const KernelEntry& a, const KernelEntry& b) { return a.op_type < b.op_type; });
     return k;
   }();

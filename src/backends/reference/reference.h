@@ -26,6 +26,7 @@ void register_quant_kernels(std::vector<KernelEntry>& table);   // quant_*.cc
 void register_rnn_kernels(std::vector<KernelEntry>& table);     // rnn_kernels.cc
 void register_reduce_kernels(std::vector<KernelEntry>& table);              // reduce_*.cc
 void register_einsum_kernels(std::vector<KernelEntry>& table);              // einsum_kernel.cc
+void register_signal_kernels(std::vector<KernelEntry>& table);              // signal_kernels.cc
 
 // Conv with an approximation knob (ctx.knob non-null and not exact), every
 // knob of the catalogue: nn_knob_conv.cc. The readable definition of each
