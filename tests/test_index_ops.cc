@@ -152,3 +152,13 @@ TEST_CASE("index ops: EyeLike writes ones on diagonal k") {
   CHECK(error_of(make_node("EyeLike", 1, {{"dtype", int_attr(8)}}), {x}) == Errc::unsupported);
   CHECK(error_of(make_node("EyeLike", 1), {iota({2, 2, 2})}) == Errc::invalid_input);
 }
+
+TEST_CASE("index ops: NonZero of a constant; a run-time input is refused") {
+  auto r = run_node(make_node("NonZero", 1), {tensor<bool>({2, 2}, {true, false, true, true})}, {true});
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  check_values(r->at(0), {2, 3}, {0, 1, 1, 0, 0, 1});
+  auto fed = infer_node(make_node("NonZero", 1), {f32({2}, {1, 0})}, {false});
+  REQUIRE_FALSE(fed.ok());
+  CHECK(fed.status().code() == Errc::unsupported);
+  CHECK(fed.status().message().find("known only at run time") != std::string::npos);
+}

@@ -46,7 +46,8 @@ void register_quant_ops(std::vector<OpDef>& table);   // ops/quant_ops.cc
 void register_rnn_ops(std::vector<OpDef>& table);     // ops/rnn_ops.cc
 void register_reduce_ops(std::vector<OpDef>& table);       // ops/reduce_ops*.cc
 void register_control_ops(std::vector<OpDef>& table);      // ops/control_ops.cc
-void register_einsum_ops(std::vector<OpDef>& table);       // ops/einsum_ops.cc
+void register_linalg_ops(std::vector<OpDef>& table);       // ops/linalg_ops.cc
+void register_sample_ops(std::vector<OpDef>& table);       // ops/sample_ops.cc
 void register_signal_ops(std::vector<OpDef>& table);       // ops/signal_ops.cc
 
 // Internal attributes set by graph passes (engine/passes.h) on fused Conv

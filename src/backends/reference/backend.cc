@@ -17,7 +17,8 @@ const std::vector<KernelEntry>& kernel_table() {
     register_quant_kernels(k);
     register_rnn_kernels(k);
     register_reduce_kernels(k);
-    register_einsum_kernels(k);
+    register_linalg_kernels(k);
+    register_sample_kernels(k);
     register_signal_kernels(k);
     std::sort(k.begin(), k.end(), [](const KernelEntry& a, const KernelEntry& b) { return a.op_type < b.op_type; });
     return k;

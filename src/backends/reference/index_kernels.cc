@@ -1,5 +1,5 @@
 // Reference kernels of the index / data-movement family, part 1: Split,
-// Tile, Expand, DepthToSpace, SpaceToDepth, Trilu, EyeLike, OneHot,
+// Tile, Expand, DepthToSpace, SpaceToDepth, Trilu, EyeLike, NonZero, OneHot,
 // ReverseSequence and Compress (whose constant condition was resolved at
 // inference, see ir/ops/index_ops.h). They copy elements of any dtype as
 // unsigned integers of the element's size. Gathers and scatters are in
@@ -158,6 +158,24 @@ KernelResult make_eye_like(const NodeContext& ctx) {
   });
 }
 
+// NonZero: the coordinates of each non-zero element, in row-major order,
+// one row per axis (the count was fixed at inference from the constant).
+KernelResult make_non_zero(const NodeContext& ctx) {
+  const Shape shape = ctx.input_types[0].shape;
+  return tensor::make_fn_kernel([shape](Inputs in, Outputs out) -> Status {
+    const int64_t count = out[0]->shape()[1];
+    int64_t* y = out[0]->data<int64_t>();
+    const std::vector<int64_t> strides = shape_strides(shape);
+    int64_t k = 0;
+    for (int64_t i = 0; i < in[0]->numel() && k < count; ++i) {
+      if (in[0]->at_double(i) == 0) continue;
+      for (size_t d = 0; d < shape.size(); ++d) y[static_cast<int64_t>(d) * count + k] = (i / strides[d]) % shape[d];
+      ++k;
+    }
+    return {};
+  });
+}
+
 bool supports_eye_like(const NodeContext& ctx) {
   return supports_any(ctx) && !ctx.output_types.empty() && tensor::AllTypes::contains(ctx.output_types[0].dtype);
 }
@@ -280,6 +298,7 @@ void register_index_kernels(std::vector<KernelEntry>& table) {
       {"SpaceToDepth", index::supports_any, index::make_space_to_depth},
       {"Trilu", index::supports_any, index::make_trilu},
       {"EyeLike", index::supports_eye_like, index::make_eye_like},
+      {"NonZero", index::supports_any, index::make_non_zero},
       {"OneHot", index::supports_one_hot, index::make_one_hot},
       {"ReverseSequence", index::supports_reverse_sequence, index::make_reverse_sequence},
       {"Compress", index::supports_compress, index::make_compress},

@@ -20,12 +20,6 @@ using SignalTypes = tensor::TypeSet<float, double, tensor::Half>;
 // Any present input's elements as doubles.
 std::vector<double> as_doubles(const Tensor& t) { return t.to_double_vector(); }
 
-void store_all(const std::vector<double>& v, Tensor& out) {
-  auto* bytes = static_cast<std::byte*>(out.raw());
-  const size_t esize = dtype_size(out.dtype());
-  for (size_t i = 0; i < v.size(); ++i) tensor::encode_scalar(out.dtype(), v[i], bytes + i * esize);
-}
-
 // y[k] = sum_t x[t] e^(-+2 pi i k t / length), divided by length when
 // inverse, for k < n_out; x holds n_in points `stride` doubles apart (a
 // (re, im) pair each when complex, else one real value); y gets n_out
@@ -61,7 +55,7 @@ Result<std::unique_ptr<Kernel>> make_window(const NodeContext& ctx) {
   const Node node = ctx.node;
   return tensor::make_fn_kernel([node](Inputs in, Outputs out) -> Status {
     CP_ASSIGN_OR_RETURN(std::vector<double> w, signal::window(node, in[0]->to_int64_vector().at(0)));
-    store_all(w, *out[0]);
+    tensor::encode_doubles(w, *out[0]);
     return {};
   });
 }
@@ -73,7 +67,7 @@ Result<std::unique_ptr<Kernel>> make_mel(const NodeContext& ctx) {
     CP_ASSIGN_OR_RETURN(std::vector<double> w,
                         signal::mel_weights(node, in[0]->to_int64_vector().at(0), in[1]->to_int64_vector().at(0),
                                             in[2]->to_int64_vector().at(0), scalar(3), scalar(4)));
-    store_all(w, *out[0]);
+    tensor::encode_doubles(w, *out[0]);
     return {};
   });
 }
@@ -96,7 +90,7 @@ Result<std::unique_ptr<Kernel>> make_dft(const NodeContext& ctx) {
       for (int64_t i = 0; i < d.inner; ++i)
         transform(x.data() + (o * d.n_axis * d.inner + i) * c, d.inner * c, d.complex_in, d.n_in, d.length, d.inverse,
                   d.n_out, y.data() + (o * d.n_out * d.inner + i) * 2, d.inner * 2);
-    store_all(y, *out[0]);
+    tensor::encode_doubles(y, *out[0]);
     return {};
   });
 }
@@ -127,7 +121,7 @@ Result<std::unique_ptr<Kernel>> make_stft(const NodeContext& ctx) {
         transform(frame.data(), c, s.complex_in, s.frame_length, s.frame_length, false, s.bins,
                   y.data() + (b * s.frames + f) * s.bins * 2, 2);
       }
-    store_all(y, *out[0]);
+    tensor::encode_doubles(y, *out[0]);
     return {};
   });
 }

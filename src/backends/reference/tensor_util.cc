@@ -10,6 +10,12 @@ void encode_scalar(DType dtype, double value, void* out) {
   });
 }
 
+void encode_doubles(const std::vector<double>& v, Tensor& out) {
+  auto* bytes = static_cast<std::byte*>(out.raw());
+  const size_t esize = dtype_size(out.dtype());
+  for (size_t i = 0; i < v.size(); ++i) encode_scalar(out.dtype(), v[i], bytes + i * esize);
+}
+
 void copy_bytes(const Tensor& from, Tensor& to) {
   assert(from.nbytes() == to.nbytes());
   if (from.raw() != to.raw() && to.nbytes() > 0) std::memmove(to.raw(), from.raw(), to.nbytes());

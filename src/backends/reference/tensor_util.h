@@ -103,6 +103,9 @@ template <typename To, typename From> To convert(From v) {
 
 // Writes `value` converted to dtype into `out` (dtype_size(dtype) bytes).
 void encode_scalar(DType dtype, double value, void* out);
+// Writes v[i] converted to out's dtype into element i of out (the kernels
+// that compute in double: signal, sampling, linear algebra).
+void encode_doubles(const std::vector<double>& v, Tensor& out);
 
 // A kernel whose run() is a callable holding parameters parsed in make().
 template <typename F> class FnKernel final : public Kernel {

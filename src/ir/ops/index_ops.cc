@@ -1,8 +1,8 @@
 // Shape/type inference of the index / data-movement family, part 1: ops
 // whose output shape follows from the data's shape and constant shape-like
 // inputs (Split, Tile, Expand, DepthToSpace, SpaceToDepth) or equals it
-// (Trilu, EyeLike). Gathers, scatters and selections are in
-// index_ops_gather.cc.
+// (Trilu, EyeLike), and NonZero of a constant. Gathers, scatters and
+// selections are in index_ops_gather.cc.
 #include <limits>
 
 #include "ir/ops/index_ops.h"
@@ -152,6 +152,21 @@ Types infer_trilu(const Node& node, std::span<const InferInput> inputs) {
   return std::vector<TensorType>{inputs[0].type};
 }
 
+// NonZero: [rank, count] coordinates of the non-zero elements. The count
+// depends on the values, and sessions plan static shapes: only a constant
+// input (folded when the session is built) is supported.
+Types infer_non_zero(const Node& node, std::span<const InferInput> inputs) {
+  CP_TRY(check_inputs(node, inputs, 1, 1));
+  CP_TRY(check_one_output(node));
+  if (!inputs[0].value)
+    return unsupported("{}: NonZero's output shape depends on the values of '{}', which are known only at run time; "
+                       "caliprox plans static shapes and runs NonZero on constants only",
+                       node.describe(), node.inputs[0]);
+  int64_t count = 0;
+  for (int64_t i = 0; i < inputs[0].value->numel(); ++i) count += inputs[0].value->at_double(i) != 0 ? 1 : 0;
+  return std::vector<TensorType>{{DType::i64, {static_cast<int64_t>(inputs[0].type.shape.size()), count}}};
+}
+
 Types infer_eye_like(const Node& node, std::span<const InferInput> inputs) {
   CP_TRY(check_inputs(node, inputs, 1, 1));
   CP_TRY(check_one_output(node));
@@ -204,6 +219,7 @@ void register_index_ops(std::vector<OpDef>& table) {
       {"SpaceToDepth", index_ops::infer_space_to_depth},
       {"Trilu", index_ops::infer_trilu},
       {"EyeLike", index_ops::infer_eye_like},
+      {"NonZero", index_ops::infer_non_zero},
   };
   table.insert(table.end(), std::begin(ops), std::end(ops));
   index_ops::register_gather_ops(table);

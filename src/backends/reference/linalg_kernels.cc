@@ -1,8 +1,10 @@
-// Einsum's reference kernel: one loop over every combination of the
-// equation's indices (ir/ops/einsum_params.h), multiplying the operands'
-// elements and summing into the output element the output indices select.
-// Floating types accumulate in double, integers in their own type.
+// Linear-algebra reference kernels. Einsum: one loop over every combination
+// of the equation's indices (ir/ops/einsum_params.h), multiplying the
+// operands' elements and summing into the output element the output indices
+// select; floating types accumulate in double, integers in their own type.
+// Det: LU decomposition with partial pivoting, in double.
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -88,10 +90,49 @@ Result<std::unique_ptr<Kernel>> make_einsum(const NodeContext& ctx) {
   });
 }
 
+bool supports_det(const NodeContext& ctx) {
+  return tensor::TypeSet<float, double, tensor::Half>::contains(tensor::in_type(ctx));
+}
+
+// The determinant of the n x n row-major matrix a (overwritten).
+double determinant(double* a, int64_t n) {
+  double det = 1;
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t pivot = k;
+    for (int64_t r = k + 1; r < n; ++r)
+      if (std::fabs(a[r * n + k]) > std::fabs(a[pivot * n + k])) pivot = r;
+    if (a[pivot * n + k] == 0) return 0;
+    if (pivot != k) {
+      for (int64_t c = 0; c < n; ++c) std::swap(a[k * n + c], a[pivot * n + c]);
+      det = -det;
+    }
+    det *= a[k * n + k];
+    for (int64_t r = k + 1; r < n; ++r) {
+      const double f = a[r * n + k] / a[k * n + k];
+      for (int64_t c = k; c < n; ++c) a[r * n + c] -= f * a[k * n + c];
+    }
+  }
+  return det;
+}
+
+Result<std::unique_ptr<Kernel>> make_det(const NodeContext& ctx) {
+  const int64_t n = ctx.input_types[0].shape.back();
+  return tensor::make_fn_kernel([n](std::span<const Tensor* const> in, std::span<Tensor* const> out) -> Status {
+    std::vector<double> a = in[0]->to_double_vector();
+    Tensor& y = *out[0];
+    const size_t esize = dtype_size(y.dtype());
+    for (int64_t m = 0; m < y.numel(); ++m)
+      tensor::encode_scalar(y.dtype(), determinant(a.data() + m * n * n, n),
+                            static_cast<std::byte*>(y.raw()) + static_cast<size_t>(m) * esize);
+    return {};
+  });
+}
+
 }  // namespace
 
-void register_einsum_kernels(std::vector<KernelEntry>& table) {
+void register_linalg_kernels(std::vector<KernelEntry>& table) {
   table.push_back({"Einsum", supports_einsum, make_einsum});
+  table.push_back({"Det", supports_det, make_det});
 }
 
 }  // namespace caliprox::reference

@@ -1,6 +1,6 @@
-// Einsum: inference and the reference kernel on equations worked by hand,
-// in the explicit and implicit forms, with diagonals, ellipses and
-// broadcasting, and the errors that name the equation's problem.
+// Einsum and Det: inference and the reference kernels on values worked by
+// hand; Einsum in the explicit and implicit forms, with diagonals, ellipses
+// and broadcasting, and the errors that name the equation's problem.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -99,4 +99,22 @@ TEST_CASE("einsum: bad equations name the problem") {
   auto symbol = run("i1->i", {f32({2, 2}, {1, 2, 3, 4})});
   REQUIRE_FALSE(symbol.ok());
   CHECK(contains(symbol.status().message(), "holds '1'"));
+}
+
+TEST_CASE("Det: determinants of single and batched matrices") {
+  auto two = run_node(make_node("Det", 1), {f32({2, 2}, {1, 2, 3, 4})}, {false});
+  REQUIRE_MESSAGE(two.ok(), two.status().message());
+  check_values(two->at(0), {}, {-2});
+  auto batch = run_node(make_node("Det", 1), {f32({2, 2, 2}, {2, 0, 0, 3, 0, 1, 1, 0})}, {false});
+  REQUIRE(batch.ok());
+  check_values(batch->at(0), {2}, {6, -1});  // the second needs a row swap
+  auto three = run_node(make_node("Det", 1), {f32({3, 3}, {2, 0, 1, 1, 3, 2, 1, 1, 2})}, {false});
+  REQUIRE(three.ok());
+  check_values(three->at(0), {}, {6});
+  auto singular = run_node(make_node("Det", 1), {f32({2, 2}, {1, 2, 2, 4})}, {false});
+  REQUIRE(singular.ok());
+  CHECK(singular->at(0).to_double_vector()[0] == 0.0);
+  auto not_square = run_node(make_node("Det", 1), {f32({2, 3}, {1, 2, 3, 4, 5, 6})}, {false});
+  REQUIRE_FALSE(not_square.ok());
+  CHECK(contains(not_square.status().message(), "square matrices"));
 }

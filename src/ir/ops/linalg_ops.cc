@@ -1,4 +1,5 @@
-// Einsum's equation (ir/ops/einsum_params.h) and its shape inference.
+// Linear algebra: Einsum's equation (ir/ops/einsum_params.h) and its shape
+// inference; Det's.
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -161,12 +162,27 @@ Result<std::vector<TensorType>> infer_einsum(const Node& node, std::span<const I
   return std::vector<TensorType>{{inputs[0].type.dtype, plan.output_shape}};
 }
 
+// Det: [*, M, M] -> [*].
+Result<std::vector<TensorType>> infer_det(const Node& node, std::span<const InferInput> inputs) {
+  CP_TRY(tensor_ops::check_inputs(node, inputs, 1, 1));
+  CP_TRY(tensor_ops::check_output_count(node, 1));
+  CP_TRY(tensor_ops::check_dtype(node, inputs[0], 0, tensor_ops::Accepts::floating));
+  const Shape& x = inputs[0].type.shape;
+  if (x.size() < 2 || x[x.size() - 1] != x[x.size() - 2])
+    return invalid_input("{}: the input has shape {}; Det needs square matrices in the last two axes", node.describe(),
+                         shape_str(x));
+  return std::vector<TensorType>{{inputs[0].type.dtype, Shape(x.begin(), x.end() - 2)}};
+}
+
 }  // namespace
 
 }  // namespace caliprox::einsum
 
 namespace caliprox {
 
-void register_einsum_ops(std::vector<OpDef>& table) { table.push_back({"Einsum", einsum::infer_einsum}); }
+void register_linalg_ops(std::vector<OpDef>& table) {
+  table.push_back({"Einsum", einsum::infer_einsum});
+  table.push_back({"Det", einsum::infer_det});
+}
 
 }  // namespace caliprox
