@@ -18,6 +18,7 @@ const std::vector<OpDef>& table() {
     register_control_ops(ops);
     register_linalg_ops(ops);
     register_sample_ops(ops);
+    register_tfidf_ops(ops);
     register_signal_ops(ops);
     std::sort(ops.begin(), ops.end(), [](const OpDef& a, const OpDef& b) { return a.op_type < b.op_type; });
     return ops;

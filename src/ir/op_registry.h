@@ -48,6 +48,7 @@ void register_reduce_ops(std::vector<OpDef>& table);       // ops/reduce_ops*.cc
 void register_control_ops(std::vector<OpDef>& table);      // ops/control_ops.cc
 void register_linalg_ops(std::vector<OpDef>& table);       // ops/linalg_ops.cc
 void register_sample_ops(std::vector<OpDef>& table);       // ops/sample_ops.cc
+void register_tfidf_ops(std::vector<OpDef>& table);        // ops/tfidf_ops.cc
 void register_signal_ops(std::vector<OpDef>& table);       // ops/signal_ops.cc
 
 // Internal attributes set by graph passes (engine/passes.h) on fused Conv

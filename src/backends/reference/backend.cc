@@ -19,6 +19,7 @@ const std::vector<KernelEntry>& kernel_table() {
     register_reduce_kernels(k);
     register_linalg_kernels(k);
     register_sample_kernels(k);
+    register_tfidf_kernels(k);
     register_signal_kernels(k);
     std::sort(k.begin(), k.end(), [](const KernelEntry& a, const KernelEntry& b) { return a.op_type < b.op_type; });
     return k;

@@ -27,6 +27,7 @@ void register_rnn_kernels(std::vector<KernelEntry>& table);     // rnn_kernels.c
 void register_reduce_kernels(std::vector<KernelEntry>& table);              // reduce_*.cc
 void register_linalg_kernels(std::vector<KernelEntry>& table);              // linalg_kernels.cc
 void register_sample_kernels(std::vector<KernelEntry>& table);              // sample_kernels.cc
+void register_tfidf_kernels(std::vector<KernelEntry>& table);               // tfidf_kernel.cc
 void register_signal_kernels(std::vector<KernelEntry>& table);              // signal_kernels.cc
 
 // Conv with an approximation knob (ctx.knob non-null and not exact), every
