@@ -102,9 +102,11 @@ TEST_CASE("control flow: a condition known only at run time is refused, naming t
   CHECK(contains(r.status().message(), "depends on run-time data"));
 }
 
-TEST_CASE("control flow: nested If on shapes, captures two levels up, a constant branch output") {
-  // y, n = If(dim0(x) == 2) then (If(true) then Relu(x) else Neg(x), 7)
-  //                         else (Neg(x), 0)
+namespace {
+
+// y, n = If(dim0(x) == 2) then (If(true) then Relu(x) else Neg(x), 7)
+//                         else (Neg(x), 0)
+onnx::ModelProto shape_conditioned_model() {
   auto m = make_model(13);
   auto& g = *m.mutable_graph();
   add_value(g.mutable_input(), "x", onnx::TensorProto::FLOAT, {"N"});
@@ -137,6 +139,13 @@ TEST_CASE("control flow: nested If on shapes, captures two levels up, a constant
   add_value(else_branch->mutable_output(), "neg", onnx::TensorProto::FLOAT, {});
   add_value(else_branch->mutable_output(), "none", onnx::TensorProto::INT64, {});
 
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("control flow: nested If on shapes, captures two levels up, a constant branch output") {
+  auto m = shape_conditioned_model();
   auto graph = load(m);
   REQUIRE_MESSAGE(graph.ok(), graph.status().message());
   // The inner If's capture x is the outer branch's capture too.
@@ -149,6 +158,23 @@ TEST_CASE("control flow: nested If on shapes, captures two levels up, a constant
   REQUIRE_MESSAGE(three.ok(), three.status().message());
   check_values(three->at(0), {3}, {1, -4, 0});
   check_values(three->at(1), {}, {0});
+}
+
+TEST_CASE("control flow: a branch chosen by the batch length keeps the batch whole") {
+  auto m = shape_conditioned_model();
+  m.mutable_graph()->mutable_output()->RemoveLast();  // only y, which keeps the batch
+  auto graph = load(m);
+  REQUIRE_MESSAGE(graph.ok(), graph.status().message());
+  auto backend = make_reference_backend({});
+  SessionOptions options;
+  options.threads = 2;
+  // Split in chunks of one sample, the condition would select Neg.
+  auto session = Session::create(*graph, *backend, {{"x", {2}}}, options);
+  REQUIRE_MESSAGE(session.ok(), session.status().message());
+  CHECK((*session)->batch_split().chunk == 0);
+  const Tensor x = f32({2}, {-1, 4});
+  REQUIRE((*session)->run(std::span<const Tensor>(&x, 1)).ok());
+  check_values((*session)->output(0), {2}, {0, 4});
 }
 
 TEST_CASE("control flow: malformed If nodes are named") {

@@ -99,6 +99,12 @@ InferInput input_of(const std::string& name, const FoldState& s) {
   return {t->second, c == s.f.constants.end() ? nullptr : &c->second};
 }
 
+// Remembers a control-flow node whose decision followed from `value`, when
+// that value was computed from the batch length.
+void note_batch_dependence(const Node& node, const std::string& value, FoldState& s) {
+  if (s.f.batch_derived.count(value)) s.f.batch_dependent_control.push_back(node.describe());
+}
+
 Status inline_if(const Node& node, FoldState& s) {
   CP_TRY(control::check_if(node));
   const InferInput cond = input_of(node.inputs[0], s);
@@ -106,6 +112,7 @@ Status inline_if(const Node& node, FoldState& s) {
     return invalid_input("{} reads '{}', which no node, initializer or input produces", node.describe(),
                          node.inputs[0]);
   CP_ASSIGN_OR_RETURN(bool taken, control::if_condition(node, cond));
+  note_batch_dependence(node, node.inputs[0], s);
   CP_ASSIGN_OR_RETURN(const Graph* branch, control::subgraph(node, taken ? "then_branch" : "else_branch"));
   auto outs = inline_body(*branch, bind_captures(node), node.name + "/", false, s);
   if (!outs.ok())
@@ -178,6 +185,8 @@ Status inline_loop(const Node& node, FoldState& s) {
   const size_t n_carried = form.carried, n_scans = form.scans;
   CP_ASSIGN_OR_RETURN(const control::LoopBounds bounds,
                       control::loop_bounds(node, input_of(node.inputs[0], s), input_of(node.inputs[1], s)));
+  note_batch_dependence(node, node.inputs[0], s);
+  note_batch_dependence(node, node.inputs[1], s);
   std::vector<std::string> carried(node.inputs.begin() + 2, node.inputs.begin() + 2 + static_cast<long>(n_carried));
   std::vector<std::vector<std::string>> scans(n_scans);
   bool go = bounds.condition;
@@ -192,6 +201,7 @@ Status inline_loop(const Node& node, FoldState& s) {
     auto outs = inline_body(*body, std::move(names), prefix, true, s);
     if (!outs.ok()) return outs.status().with_context(fmt::format("in iteration {} of {}", i, node.describe()));
     CP_ASSIGN_OR_RETURN(go, control::loop_continues(node, input_of((*outs)[0], s)));
+    note_batch_dependence(node, (*outs)[0], s);
     for (size_t j = 0; j < n_carried; ++j) carried[j] = (*outs)[1 + j];
     for (size_t k = 0; k < n_scans; ++k) scans[k].push_back((*outs)[1 + n_carried + k]);
   }

@@ -28,6 +28,10 @@ struct FoldedGraph {
   std::map<std::string, TensorType> types;
   std::vector<Node> nodes;                  // in graph order
   std::set<std::string> batch_derived;      // folded values computed from a fed value's shape
+  // Inlined If and Loop nodes whose condition or trip count came from the
+  // batch length: a chunk of the batch could take another branch, so such a
+  // graph is never split (engine/split_session.cc).
+  std::vector<std::string> batch_dependent_control;
   std::vector<std::string> input_names;     // fed graph inputs, in graph order
   std::vector<TensorType> input_types;
   std::vector<std::string> output_names;    // graph outputs

@@ -26,6 +26,11 @@ Result<std::unique_ptr<SplitSession>> SplitSession::try_create(const Graph& grap
                                                                const SessionOptions& options,
                                                                const FoldedGraph& folded) {
   if (folded.input_names.empty()) return std::unique_ptr<SplitSession>();
+  if (!folded.batch_dependent_control.empty()) {
+    log_debug("batch split: no ({} follows a value computed from the batch length)",
+              folded.batch_dependent_control.front());
+    return std::unique_ptr<SplitSession>();
+  }
   const int64_t n = folded.input_types[0].shape.empty() ? 0 : folded.input_types[0].shape[0];
   const BatchGraphView view{folded.nodes,       folded.types,       folded.constants, folded.batch_derived,
                             folded.input_names, folded.output_names};
