@@ -151,7 +151,7 @@ def infer_corrupt_model():
 
 @test
 def infer_unsupported_op():
-    bad_model_case(os.path.join(FIXTURES, "onnx", "unsupported_op.onnx"), "Det", "determinant")
+    bad_model_case(os.path.join(FIXTURES, "onnx", "unsupported_op.onnx"), "Unique", "unique")
 
 
 @test

@@ -6,7 +6,7 @@ external_ok/model.onnx       Y = X + W, W (float32 [2, 3]) stored in weights.bin
 external_ok/weights.bin      8 padding bytes, then W = 0.5, 1.5, ..., 5.5
 external_escape/model.onnx   same graph, but W's location is ../external_ok/weights.bin
 truncated.onnx               external_escape/model.onnx cut in the middle of the graph
-unsupported_op.onnx          X -> Relu -> Det (an op caliprox does not implement) -> Y
+unsupported_op.onnx          X -> Relu -> Unique (an op caliprox does not implement) -> Y
 negative_dim.onnx            Y = X + W with W declared as [2, -3]
 absurd_dim.onnx              Y = X + W with W declared as [2^31, 2^31, 2^31] (no data)
 """
@@ -59,7 +59,7 @@ def main():
 
     unsupported = helper.make_graph(
         [helper.make_node("Relu", ["X"], ["R"], name="relu"),
-         helper.make_node("Det", ["R"], ["Y"], name="determinant")],
+         helper.make_node("Unique", ["R"], ["Y"], name="unique")],
         "unsupported",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3, 3])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])])
