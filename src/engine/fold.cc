@@ -110,6 +110,14 @@ Status fold_constant_node(const Node& node, const std::vector<InferInput>& input
 
 }  // namespace
 
+InferInput input_of(const std::string& name, const FoldState& s) {
+  if (name.empty()) return {};
+  auto t = s.f.types.find(name);
+  if (t == s.f.types.end()) return {};
+  auto c = s.f.constants.find(name);
+  return {t->second, c == s.f.constants.end() ? nullptr : &c->second};
+}
+
 Status fold_node(const Node& node, FoldState& s) {
   FoldedGraph& f = s.f;
   if (is_control_flow(node)) return inline_control_flow(node, s);
@@ -119,16 +127,11 @@ Status fold_node(const Node& node, FoldState& s) {
   std::vector<InferInput> inputs;
   bool all_constant = true;
   for (const auto& name : node.inputs) {
-    if (name.empty()) {
-      inputs.push_back({});
-      continue;
-    }
-    auto t = f.types.find(name);
-    if (t == f.types.end())
+    inputs.push_back(input_of(name, s));
+    if (name.empty()) continue;
+    if (!inputs.back().present())
       return invalid_input("{} reads '{}', which no node, initializer or input produces", node.describe(), name);
-    auto c = f.constants.find(name);
-    inputs.push_back({t->second, c == f.constants.end() ? nullptr : &c->second});
-    if (c == f.constants.end()) all_constant = false;
+    if (inputs.back().value == nullptr) all_constant = false;
   }
   CP_ASSIGN_OR_RETURN(std::vector<TensorType> out_types, op->infer(node, inputs));
   if (out_types.size() < node.outputs.size())

@@ -91,14 +91,6 @@ Status bind_output(const std::string& src, const std::string& dst, const Node& o
   return fold_node(id, s);
 }
 
-InferInput input_of(const std::string& name, const FoldState& s) {
-  if (name.empty()) return {};
-  auto t = s.f.types.find(name);
-  if (t == s.f.types.end()) return {};
-  auto c = s.f.constants.find(name);
-  return {t->second, c == s.f.constants.end() ? nullptr : &c->second};
-}
-
 // Remembers a control-flow node whose decision followed from `value`, when
 // that value was computed from the batch length.
 void note_batch_dependence(const Node& node, const std::string& value, FoldState& s) {

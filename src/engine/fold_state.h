@@ -6,6 +6,7 @@
 #include "backends/backend.h"
 #include "engine/plain_session.h"
 #include "ir/graph.h"
+#include "ir/op_registry.h"
 #include "util/status.h"
 
 namespace caliprox {
@@ -17,6 +18,10 @@ struct FoldState {
   int64_t unrolled_iterations = 0;  // Loop and Scan iterations inlined so far
   std::string node_prefix;          // while a Loop or Scan body is inlined: its iteration's prefix
 };
+
+// What inference sees of the value `name`: its type and, when folded, its
+// constant; an absent input (type undefined) when no one produced it.
+InferInput input_of(const std::string& name, const FoldState& s);
 
 // Types `node`'s outputs and either evaluates it (all inputs constant) or
 // appends it to f.nodes; control-flow nodes are inlined instead.

@@ -17,9 +17,6 @@ using Inputs = std::span<const Tensor* const>;
 using Outputs = std::span<Tensor* const>;
 using SignalTypes = tensor::TypeSet<float, double, tensor::Half>;
 
-// Any present input's elements as doubles.
-std::vector<double> as_doubles(const Tensor& t) { return t.to_double_vector(); }
-
 // y[k] = sum_t x[t] e^(-+2 pi i k t / length), divided by length when
 // inverse, for k < n_out; x holds n_in points `stride` doubles apart (a
 // (re, im) pair each when complex, else one real value); y gets n_out
@@ -83,7 +80,7 @@ Result<std::unique_ptr<Kernel>> make_dft(const NodeContext& ctx) {
   const int64_t length = length_value ? length_value->to_int64_vector().at(0) : 0;
   CP_ASSIGN_OR_RETURN(signal::Dft d, signal::dft(ctx.node, ctx.input_types[0].shape, length));
   return tensor::make_fn_kernel([d](Inputs in, Outputs out) -> Status {
-    const std::vector<double> x = as_doubles(*in[0]);
+    const std::vector<double> x = in[0]->to_double_vector();
     const int64_t c = d.complex_in ? 2 : 1;
     std::vector<double> y(static_cast<size_t>(d.outer * d.n_out * d.inner * 2));
     for (int64_t o = 0; o < d.outer; ++o)
@@ -107,8 +104,8 @@ Result<std::unique_ptr<Kernel>> make_stft(const NodeContext& ctx) {
                                                    present(2) ? &ctx.input_types[2].shape : nullptr, length));
   const bool windowed = present(2);
   return tensor::make_fn_kernel([s, windowed](Inputs in, Outputs out) -> Status {
-    const std::vector<double> x = as_doubles(*in[0]);
-    const std::vector<double> w = windowed ? as_doubles(*in[2]) : std::vector<double>(s.frame_length, 1.0);
+    const std::vector<double> x = in[0]->to_double_vector();
+    const std::vector<double> w = windowed ? in[2]->to_double_vector() : std::vector<double>(s.frame_length, 1.0);
     const int64_t c = s.complex_in ? 2 : 1;
     std::vector<double> frame(static_cast<size_t>(s.frame_length * c));
     std::vector<double> y(static_cast<size_t>(s.batch * s.frames * s.bins * 2));

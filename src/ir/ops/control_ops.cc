@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "ir/ops/tensor_ops_util.h"
 #include "ir/tensor.h"
 
 namespace caliprox::control {
@@ -121,7 +122,7 @@ Result<std::vector<bool>> directions(const Node& node, const char* key, size_t c
 }  // namespace
 
 Result<ScanForm> check_scan(const Node& node, std::span<const TensorType> types) {
-  if (node.opset != 0 && node.opset < 9)
+  if (tensor_ops::node_opset(node) < 9)
     return unsupported("{}: Scan of opset {} (with a batch axis and sequence_lens) is not supported; opset 9 on is",
                        node.describe(), node.opset);
   CP_ASSIGN_OR_RETURN(const Graph* body, subgraph(node, "body"));

@@ -23,6 +23,9 @@ int letter_index(char c) {
   return -1;
 }
 
+// The letter of label l < kLetters (the inverse of letter_index).
+char letter_of(int l) { return static_cast<char>(l < 26 ? 'a' + l : 'A' + (l - 26)); }
+
 // One term of the equation: its letters and where "..." stands (-1: none).
 struct Term {
   std::vector<int> letters;
@@ -83,9 +86,8 @@ Status bind_size(const Node& node, Plan& plan, int label, int64_t size, bool bro
   if (known < 0 || (broadcast && known == 1)) known = size;
   else if (size != known && !(broadcast && size == 1))
     return invalid_input("{}: index {} has size {} in one operand and {} in another", node.describe(),
-                         label < kLetters
-                             ? fmt::format("'{}'", static_cast<char>(label < 26 ? 'a' + label : 'A' + label - 26))
-                             : fmt::format("of the ellipsis (axis {})", label - kLetters),
+                         label < kLetters ? fmt::format("'{}'", letter_of(label))
+                                          : fmt::format("of the ellipsis (axis {})", label - kLetters),
                          known, size);
   return {};
 }
@@ -134,11 +136,9 @@ Result<Plan> make_plan(const Node& node, std::span<const Shape> shapes) {
       if (k == output->letters.size()) break;
       const int l = output->letters[k];
       if (count[static_cast<size_t>(l)] == 0)
-        return invalid_input("{}: output index '{}' appears in no operand", node.describe(),
-                             static_cast<char>(l < 26 ? 'a' + l : 'A' + l - 26));
+        return invalid_input("{}: output index '{}' appears in no operand", node.describe(), letter_of(l));
       if (std::count(output->letters.begin(), output->letters.end(), l) > 1)
-        return invalid_input("{}: output index '{}' appears twice", node.describe(),
-                             static_cast<char>(l < 26 ? 'a' + l : 'A' + l - 26));
+        return invalid_input("{}: output index '{}' appears twice", node.describe(), letter_of(l));
       plan.output.push_back(l);
     }
   } else {  // implicit: the ellipsis, then the letters used once, in order

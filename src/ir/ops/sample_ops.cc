@@ -65,7 +65,7 @@ Result<Roi> roi_align(const Node& node, const Shape& x, const Shape& rois, const
                          node.describe(), shape_str(x), shape_str(rois), shape_str(batch_indices));
   Roi r;
   // Opset 10 had no attribute and behaved as output_half_pixel.
-  const std::string fallback = node.opset != 0 && node.opset < 16 ? "output_half_pixel" : "half_pixel";
+  const std::string fallback = tensor_ops::node_opset(node) < 16 ? "output_half_pixel" : "half_pixel";
   CP_ASSIGN_OR_RETURN(std::string transform, tensor_ops::attr_string(node, "coordinate_transformation_mode", fallback));
   if (transform != "half_pixel" && transform != "output_half_pixel")
     return invalid_input("{}: coordinate_transformation_mode '{}' (expected half_pixel or output_half_pixel)",
