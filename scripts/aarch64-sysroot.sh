@@ -35,7 +35,7 @@ die() { echo "aarch64-sysroot: $*" >&2; exit 1; }
 PKGS=(
   libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
   libprotobuf-dev libonnx-dev libdnnl-dev doctest-dev
-  ocl-icd-opencl-dev opencl-headers libclblast-dev
+  ocl-icd-opencl-dev opencl-headers libclblast-dev libhwy-dev
 )
 
 # 1. Native tools (the native build's packages too: protoc, cmake, meson).

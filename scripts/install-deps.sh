@@ -9,6 +9,7 @@ BUILD_PKGS=(
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libfmt-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libdnnl-dev ocl-icd-opencl-dev opencl-headers libclblast-dev zlib1g-dev doctest-dev
+  libhwy-dev
 )
 DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # The tests run the Python client of `caliprox serve` (clients/python), which

@@ -25,6 +25,7 @@ TEST_CASE("cpu: the probe agrees with the compiler's cpuid reading" *
   __builtin_cpu_init();
   CHECK(hw.avx2 == static_cast<bool>(__builtin_cpu_supports("avx2")));
   CHECK(hw.fma == static_cast<bool>(__builtin_cpu_supports("fma")));
+  CHECK(hw.bmi2 == (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")));
   CHECK(hw.avx512f == static_cast<bool>(__builtin_cpu_supports("avx512f")));
   CHECK(hw.avx512bw == static_cast<bool>(__builtin_cpu_supports("avx512bw")));
   CHECK(hw.avx512vl == static_cast<bool>(__builtin_cpu_supports("avx512vl")));
@@ -49,7 +50,7 @@ TEST_CASE("cpu: caps lower what the probe reports, by our names and oneDNN's") {
 
   cpu::Features all;
   all.arch = cpu::Arch::x86_64;
-  all.sse41 = all.avx2 = all.fma = all.f16c = all.avx_vnni = true;
+  all.sse41 = all.avx2 = all.fma = all.f16c = all.bmi2 = all.avx_vnni = true;
   all.avx512f = all.avx512bw = all.avx512dq = all.avx512vl = all.avx512_vnni = all.avx512_bf16 = true;
   const cpu::Features avx2 = cpu::capped(all, cpu::Level::avx2);
   CHECK(avx2.avx2_tier());
@@ -122,10 +123,11 @@ TEST_CASE("cpu: every backend's knob claims follow from the probe") {
   CHECK(b.knob_support(KnobKind::fp16).run == KnobRun::emulated);
   CHECK(b.knob_support(KnobKind::bf16).run == (f.avx512_bf16 ? KnobRun::native : KnobRun::emulated));
   CHECK(b.knob_support(KnobKind::int8).run == (f.avx512_vnni ? KnobRun::native : KnobRun::emulated));
-  // The compact loops' widest copy follows the probe too.
+  // The compact loops' widest variant follows the probe too.
   const onednn::simd::KernelIsa best = onednn::simd::best_kernel_isa();
   if (f.arch == cpu::Arch::x86_64 && f.avx512_tier()) CHECK(best == onednn::simd::KernelIsa::avx512);
   else if (f.arch == cpu::Arch::x86_64 && f.avx2_tier()) CHECK(best == onednn::simd::KernelIsa::avx2);
+  else if (f.arch == cpu::Arch::aarch64) CHECK(best == onednn::simd::KernelIsa::neon);
   else CHECK(best == onednn::simd::KernelIsa::portable);
 #endif
 }

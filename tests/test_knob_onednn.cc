@@ -32,12 +32,12 @@
 
 #include "backends/backend.h"
 #include "backends/onednn/knob_conv.h"
-#include "backends/onednn/knob_conv_simd.h"
 #include "cpu_needs.h"
 #include "ir/op_registry.h"
+#include "kernels/knob_simd.h"
+#include "knob_cases.h"
 #include "knobs/knobs.h"
 #include "node_harness.h"
-#include "knob_cases.h"
 #include "onednn_cases.h"
 #include "util/cpu.h"
 
@@ -232,11 +232,23 @@ TEST_CASE("knob onednn: int8 without a calibrated range is an input error") {
   CHECK(kernel.status().message().find("int8") != std::string::npos);
 }
 
+namespace {
+// The vector variants of the compact loops (those with the tiled kernel)
+// that this CPU runs.
+std::vector<onednn::simd::KernelIsa> tiled_variants() {
+  std::vector<onednn::simd::KernelIsa> out;
+  for (onednn::simd::KernelIsa isa : onednn::simd::compiled_kernel_isas())
+    if (onednn::simd::has_tiles(isa) && onednn::simd::kernel_isa_runs(isa)) out.push_back(isa);
+  return out;
+}
+}  // namespace
+
 TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows and tiles, match the reference" *
-          CP_NEEDS(onednn::simd::kernel_isa_runs(onednn::simd::KernelIsa::avx512),
-                   "the tiled kernel is in the avx512 copy of the compact loops, which this CPU cannot run")) {
+          CP_NEEDS(!tiled_variants().empty(), "no vector variant of the compact loops runs on this CPU")) {
   // make_compact_conv times these candidates and keeps one; each is forced
-  // here. Winograd rows (columns) apply to the perforation of the 3x3
+  // here, in every vector variant this CPU runs (the plan narrows a shape
+  // to what the variant's registers hold: 64 x 6 becomes 16 x 6 with
+  // AVX2). Winograd rows (columns) apply to the perforation of the 3x3
   // stride-1 layers, Winograd tiles to it at rates 3 and 4.
   std::mt19937 rng(test_seed("tile shapes"));
   // 7-wide maps (rows shorter than a tile), 1x1 read in place, padded 3x3,
@@ -246,41 +258,53 @@ TEST_CASE("knob onednn: every tile shape of the tiled kernel, and Winograd rows 
   const char* knob_names[] = {"perf-row-2-1", "perf-col-3-0", "samp-2-0", "samp-4-3", "perf-col-2-1-fp16",
                               "perf-row-3-2-fp16", "perf-row-4-0", "perf-col-4-3"};
   auto rt = std::make_shared<const onednn::Runtime>();
-  for (const LayerGeometry& l : layers)
-    for (int64_t n : {1, 3}) {
-      ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, 1);
-      add_fusion(c, rng, true, "HardSwish");
-      for (const char* name : knob_names) {
-        const Knob* knob = find_knob(name);
-        const NodeContext ctx = context_for(c, knob, Layout::nhwc, std::nullopt);
-        auto setup = onednn::knob_conv_setup(ctx);
-        REQUIRE_MESSAGE(setup.ok(), setup.status().message());
-        setup->isa = onednn::simd::KernelIsa::avx512;
-        const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, std::nullopt);
-        const double bound = tolerance_for(*knob) * (1 + max_abs(want));
-        const int64_t row = l.hw / l.stride;  // >= the kept columns
-        // tile_m -1: Winograd rows (columns), -2: Winograd tiles, with 64-
-        // or 32-channel tiles.
-        for (auto [tile_n, tile_m] : {std::pair<int64_t, int64_t>{64, 0}, {48, 0}, {32, 0}, {32, row}, {16, 5},
-                                      {64, -1}, {32, -1}, {64, -2}, {32, -2}}) {
-          INFO("case " << describe(c) << ", knob " << std::string(name) << ", tile " << tile_n << " x " << tile_m);
-          const bool winograd = tile_m < 0;
-          const onednn::CompactPath path = tile_m == -1   ? onednn::CompactPath::winograd_rows
-                                           : tile_m == -2 ? onednn::CompactPath::winograd_tiles
-                                                          : onednn::CompactPath::tiled;
-          auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m, path);
-          const bool applies = l.k == 3 && l.stride == 1 && knob->kind == KnobKind::perforation &&
-                               (path != onednn::CompactPath::winograd_tiles || knob->rate >= 3);
-          if (winograd && !applies) {
-            CHECK(kernel.status().code() == Errc::unsupported);
-            continue;
+  for (onednn::simd::KernelIsa isa : tiled_variants())
+    for (const LayerGeometry& l : layers)
+      for (int64_t n : {1, 3}) {
+        ConvCase c = network_layer(rng, n, l.c, l.hw, l.oc, l.k, l.stride, 1);
+        add_fusion(c, rng, true, "HardSwish");
+        for (const char* name : knob_names) {
+          const Knob* knob = find_knob(name);
+          const NodeContext ctx = context_for(c, knob, Layout::nhwc, std::nullopt);
+          auto setup = onednn::knob_conv_setup(ctx);
+          REQUIRE_MESSAGE(setup.ok(), setup.status().message());
+          setup->isa = isa;
+          const Tensor want = run_on(reference_backend(), c, knob, Layout::nchw, std::nullopt);
+          const double bound = tolerance_for(*knob) * (1 + max_abs(want));
+          const int64_t row = l.hw / l.stride;  // >= the kept columns
+          // tile_m -1: Winograd rows (columns), -2: Winograd tiles, with 64-
+          // or 32-channel tiles.
+          for (auto [tile_n, tile_m] : {std::pair<int64_t, int64_t>{64, 0},
+                                        {48, 0},
+                                        {32, 0},
+                                        {32, row},
+                                        {16, 5},
+                                        {8, 0},
+                                        {8, 7},
+                                        {64, -1},
+                                        {32, -1},
+                                        {64, -2},
+                                        {32, -2},
+                                        {8, -2}}) {
+            INFO("variant " << onednn::simd::kernel_isa_name(isa) << ", case " << describe(c) << ", knob "
+                            << std::string(name) << ", tile " << tile_n << " x " << tile_m);
+            const bool winograd = tile_m < 0;
+            const onednn::CompactPath path = tile_m == -1   ? onednn::CompactPath::winograd_rows
+                                             : tile_m == -2 ? onednn::CompactPath::winograd_tiles
+                                                            : onednn::CompactPath::tiled;
+            auto kernel = onednn::make_compact_conv_shaped(*setup, rt, kThreads, tile_n, winograd ? 0 : tile_m, path);
+            const bool applies = l.k == 3 && l.stride == 1 && knob->kind == KnobKind::perforation &&
+                                 (path != onednn::CompactPath::winograd_tiles || knob->rate >= 3);
+            if (winograd && !applies) {
+              CHECK(kernel.status().code() == Errc::unsupported);
+              continue;
+            }
+            REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
+            const double err = max_diff(run_kernel(**kernel, c, ctx, Layout::nhwc), want);
+            CHECK_MESSAGE(err <= bound, "max |diff| " << err << " > " << bound);
           }
-          REQUIRE_MESSAGE(kernel.ok(), kernel.status().message());
-          const double err = max_diff(run_kernel(**kernel, c, ctx, Layout::nhwc), want);
-          CHECK_MESSAGE(err <= bound, "max |diff| " << err << " > " << bound);
         }
       }
-    }
 }
 
 // The bfloat16 codes of a float (round to nearest even; finite values).

@@ -1,5 +1,6 @@
 // Every compiled copy of the compact knob loops that this CPU can execute
-// (portable, avx2, avx512: onednn::simd::KernelIsa), selected explicitly
+// (portable, avx2, avx512, neon: kernels::simd::KernelIsa, one Highway
+// target each), selected explicitly
 // per kernel, against the reference backend on the same seeded random
 // layers, in the manner of dav1d's checkasm; a copy this CPU cannot run is
 // a skipped case with its reason. Tolerances: test_knob_onednn.cc's.
@@ -12,8 +13,8 @@
 #include <string>
 
 #include "backends/onednn/knob_conv.h"
-#include "backends/onednn/knob_conv_simd.h"
 #include "cpu_needs.h"
+#include "kernels/knob_simd.h"
 #include "knob_cases.h"
 #include "util/cpu.h"
 
@@ -63,8 +64,13 @@ TEST_CASE("knob variants: the portable copy of the compact loops matches the ref
 
 TEST_CASE("knob variants: the avx2 copy of the compact loops matches the reference" *
           CP_NEEDS(onednn::simd::kernel_isa_runs(KernelIsa::avx2),
-                   "the avx2 copy is not compiled here, or this CPU lacks AVX2 / FMA / F16C")) {
+                   "the avx2 copy is not compiled here, or this CPU lacks AVX2 / FMA / F16C / BMI2")) {
   check_copy(KernelIsa::avx2);
+}
+
+TEST_CASE("knob variants: the neon copy of the compact loops matches the reference" *
+          CP_NEEDS(onednn::simd::kernel_isa_runs(KernelIsa::neon), "the neon copy is compiled for aarch64 only")) {
+  check_copy(KernelIsa::neon);
 }
 
 TEST_CASE("knob variants: the avx512 copy of the compact loops matches the reference" *
@@ -82,7 +88,7 @@ TEST_CASE("knob variants: a copy this CPU cannot run is refused, not run") {
   CHECK(setup->isa == onednn::simd::best_kernel_isa());
   auto rt = std::make_shared<const onednn::Runtime>();
   int refused = 0;
-  for (KernelIsa isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512}) {
+  for (KernelIsa isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512, KernelIsa::neon}) {
     if (onednn::simd::kernel_isa_runs(isa)) continue;
     setup->isa = isa;
     CHECK(onednn::make_compact_conv_shaped(*setup, rt, kThreads, 64, 0).status().code() == Errc::unsupported);

@@ -1,15 +1,17 @@
-#pragma once
-// The compact kernel's per-image loops, part 2 of 4: the direct loops
-// (depthwise, and dense layers with few taps).
-#include "backends/onednn/knob_conv_compact_gather.h"
-
-#if !defined(CP_KNOB_ISA) || !defined(CP_KNOB_ISA_AVX512)
-#error "define CP_KNOB_ISA (avx512 or portable) and CP_KNOB_ISA_AVX512 before including this file"
+// The compact kernel's per-image loops, part 2 of 5: the direct loops
+// (depthwise, and dense layers with few taps). A Highway per-target header
+// (knob_gather-inl.h).
+#if defined(CALIPROX_KERNELS_KNOB_DIRECT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef CALIPROX_KERNELS_KNOB_DIRECT_INL_H_
+#undef CALIPROX_KERNELS_KNOB_DIRECT_INL_H_
+#else
+#define CALIPROX_KERNELS_KNOB_DIRECT_INL_H_
 #endif
 
-namespace caliprox::onednn::compact::CP_KNOB_ISA {
+#include "kernels/knob_gather-inl.h"
 
-using simd::ActivationKind;
+HWY_BEFORE_NAMESPACE();
+namespace caliprox::kernels::compact::HWY_NAMESPACE {
 
 // ---- direct loops (depthwise, and dense layers with few taps) -------------------
 
@@ -43,36 +45,35 @@ CP_KNOB_INLINE void direct_nchw(const Plan& p, const float* x, float* comp, int6
   }
 }
 
-#if CP_KNOB_ISA_AVX512
-// A block of width (1..64) channels: nv vectors of 16, the last masked by
-// `tail`.
+#if CP_KNOB_VECTOR
+// A block of width (1..4 kL) channels: nv vectors of kL, the last masked
+// by `tail`.
 struct ChannelBlock {
   int64_t width;
   int nv;
-  __mmask16 tail;
+  MF tail;
 };
 CP_KNOB_INLINE ChannelBlock channel_block(int64_t width) {
-  const int nv = static_cast<int>((width + 15) / 16);
-  return {width, nv, first_lanes(width - 16 * (nv - 1))};
+  const int nv = static_cast<int>((width + kL - 1) / kL);
+  return {width, nv, first_lanes(width - kL * (nv - 1))};
 }
 
 // The masks of a block's NV vectors: all lanes, the last one `tail`.
-template <int NV>
-CP_KNOB_INLINE void block_masks(__mmask16 tail, __mmask16 (&mask)[NV]) {
+template <int NV> CP_KNOB_INLINE void block_masks(MF tail, MF (&mask)[NV]) {
   CP_KNOB_UNROLL
-  for (int v = 0; v < NV; ++v) mask[v] = v + 1 < NV ? static_cast<__mmask16>(0xFFFF) : tail;
+  for (int v = 0; v < NV; ++v) mask[v] = v + 1 < NV ? first_lanes(kL) : tail;
 }
 
-// NV (1..4) vectors of 16 channels starting at channel c of one output
+// NV (1..4) vectors of kL channels starting at channel c of one output
 // position, accumulated in registers over the kept taps.
 template <int NV>
 CP_KNOB_INLINE void direct_nhwc_block(const Plan& p, const float* x, int64_t oh, int64_t ow, float* d, int64_t c,
                                       int64_t len) {
-  __mmask16 mask[NV];
-  __m512 acc[NV];
+  MF mask[NV];
+  VF acc[NV];
   for (int j = 0; j < NV; ++j) {
-    mask[j] = first_lanes(len - 16 * j);
-    acc[j] = _mm512_setzero_ps();
+    mask[j] = first_lanes(len - kL * j);
+    acc[j] = hn::Zero(DF());
   }
   for (int64_t ti = 0; ti < p.k; ++ti) {
     const Tap& t = p.taps[static_cast<size_t>(ti)];
@@ -82,14 +83,13 @@ CP_KNOB_INLINE void direct_nhwc_block(const Plan& p, const float* x, int64_t oh,
     const float* wt = p.weights.data() + ti * p.oc + c;
     if (p.depthwise) {
       for (int j = 0; j < NV; ++j)
-        acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask[j], wt + 16 * j),
-                                 _mm512_maskz_loadu_ps(mask[j], px + c + 16 * j), acc[j]);
+        acc[j] = hn::MulAdd(load(mask[j], wt + kL * j), load(mask[j], px + c + kL * j), acc[j]);
     } else {
-      const __m512 v = _mm512_set1_ps(px[t.c]);
-      for (int j = 0; j < NV; ++j) acc[j] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mask[j], wt + 16 * j), acc[j]);
+      const VF v = hn::Set(DF(), px[t.c]);
+      for (int j = 0; j < NV; ++j) acc[j] = hn::MulAdd(v, load(mask[j], wt + kL * j), acc[j]);
     }
   }
-  for (int j = 0; j < NV; ++j) _mm512_mask_storeu_ps(d + 16 * j, mask[j], acc[j]);
+  for (int j = 0; j < NV; ++j) store(acc[j], mask[j], d + kL * j);
 }
 #endif
 
@@ -97,10 +97,12 @@ CP_KNOB_INLINE void direct_nhwc_block(const Plan& p, const float* x, int64_t oh,
 // [c0, c0 + len) of d.
 CP_KNOB_INLINE void direct_nhwc_position(const Plan& p, const float* x, int64_t oh, int64_t ow, float* d, int64_t c0,
                                          int64_t len) {
-#if CP_KNOB_ISA_AVX512
+#if CP_KNOB_VECTOR
   int64_t b = 0;
-  for (; b + 64 <= len; b += 64) direct_nhwc_block<4>(p, x, oh, ow, d + b, c0 + b, 64);
-  switch ((len - b + 15) / 16) {
+  for (; b + 4 * kL <= len; b += 4 * kL) direct_nhwc_block<4>(p, x, oh, ow, d + b, c0 + b, 4 * kL);
+  // The rest: 1 to 4 vectors (4 when it is more than 3 * kL channels).
+  switch ((len - b + kL - 1) / kL) {
+    case 4: direct_nhwc_block<4>(p, x, oh, ow, d + b, c0 + b, len - b); break;
     case 3: direct_nhwc_block<3>(p, x, oh, ow, d + b, c0 + b, len - b); break;
     case 2: direct_nhwc_block<2>(p, x, oh, ow, d + b, c0 + b, len - b); break;
     case 1: direct_nhwc_block<1>(p, x, oh, ow, d + b, c0 + b, len - b); break;
@@ -125,7 +127,7 @@ CP_KNOB_INLINE void direct_nhwc_position(const Plan& p, const float* x, int64_t 
 #endif
 }
 
-#if CP_KNOB_ISA_AVX512
+#if CP_KNOB_VECTOR
 // Depthwise, MR positions of one computed row whose windows lie inside the
 // input's columns (input columns iw0[m] + kw * dw), NV vectors of channels
 // from c (the last masked by tail), accumulated in registers over the kept
@@ -133,35 +135,34 @@ CP_KNOB_INLINE void direct_nhwc_position(const Plan& p, const float* x, int64_t 
 // them at once; per tap the weights are loaded once for the MR positions.
 template <int NV, int MR>
 CP_KNOB_INLINE void depthwise_tile(const Plan& p, const float* x, int64_t oh, const int64_t* iw0, float* const* d,
-                                   int64_t c, __mmask16 tail) {
-  __m512 acc[MR][NV];
-  __mmask16 mask[NV];
+                                   int64_t c, MF tail) {
+  VF acc[MR][NV];
+  MF mask[NV];
   block_masks(tail, mask);
   for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[m][v] = hn::Zero(DF());
   for (int64_t ti = 0; ti < p.k; ++ti) {
     const Tap& t = p.taps[static_cast<size_t>(ti)];
     const int64_t ih = oh * p.sh - p.ph + t.kh * p.dh;
     if (ih < 0 || ih >= p.h) continue;
     const float* xr = x + (ih * p.w + t.kw * p.dw) * p.c + c;
     const float* wt = p.weights.data() + ti * p.oc + c;
-    __m512 w[NV];
-    for (int v = 0; v < NV; ++v) w[v] = _mm512_maskz_loadu_ps(mask[v], wt + 16 * v);
+    VF w[NV];
+    for (int v = 0; v < NV; ++v) w[v] = load(mask[v], wt + kL * v);
     for (int m = 0; m < MR; ++m) {
       const float* px = xr + iw0[m] * p.c;
-      for (int v = 0; v < NV; ++v)
-        acc[m][v] = _mm512_fmadd_ps(w[v], _mm512_maskz_loadu_ps(mask[v], px + 16 * v), acc[m][v]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(w[v], load(mask[v], px + kL * v), acc[m][v]);
     }
   }
   for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(d[m] + 16 * v, mask[v], acc[m][v]);
+    for (int v = 0; v < NV; ++v) store(acc[m][v], mask[v], d[m] + kL * v);
 }
 
 template <int MR>
 CP_KNOB_INLINE void depthwise_tiles(const Plan& p, const float* x, int64_t oh, const int64_t* iw0, float* const* d,
                                     int64_t c0, int64_t c1) {
-  for (int64_t c = c0; c < c1; c += 64) {
-    const ChannelBlock cb = channel_block(std::min<int64_t>(64, c1 - c));
+  for (int64_t c = c0; c < c1; c += 4 * kL) {
+    const ChannelBlock cb = channel_block(std::min<int64_t>(4 * kL, c1 - c));
     float* dc[MR];
     for (int m = 0; m < MR; ++m) dc[m] = d[m] + (c - c0);
     switch (cb.nv) {
@@ -177,15 +178,15 @@ CP_KNOB_INLINE void depthwise_tiles(const Plan& p, const float* x, int64_t oh, c
 // NHWC, channels [c0, c1) of every computed position, vectorised along the
 // channels. Depthwise: weights [k][C], each channel reads its own input
 // channel. Dense (one group): weights [k][OC], one input value broadcast
-// to every output channel. (The AVX-512 copy accumulates with FMA, the
-// reference without: the sums differ in rounding only.) On AVX-512,
-// depthwise positions whose windows lie inside the input's columns run
+// to every output channel. (The vector variants accumulate with FMA, the
+// reference without: the sums differ in rounding only.) There, depthwise
+// positions whose windows lie inside the input's columns run
 // four at a time (depthwise_tile), the others one by one.
 CP_KNOB_INLINE void direct_nhwc(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1) {
   for (size_t i = 0; i < p.rows.size(); ++i)
     for (size_t j = 0; j < p.cols.size();) {
       const int64_t m = static_cast<int64_t>(i) * p.nq + static_cast<int64_t>(j);
-#if CP_KNOB_ISA_AVX512
+#if CP_KNOB_VECTOR
       if (p.depthwise) {
         // Up to 4 consecutive positions inside the input's columns.
         int64_t iw0[4];
@@ -214,34 +215,33 @@ CP_KNOB_INLINE void direct_nhwc(const Plan& p, const float* x, float* comp, int6
     }
 }
 
-#if CP_KNOB_ISA_AVX512
-// activate<K> on 16 floats, with the same results (NaN and -0 included),
-// for the kinds with a vector form (has_vector_form).
+#if CP_KNOB_VECTOR
+// activate<K> on a vector, with the same results (on x86 NaN and -0
+// included; NEON's max and min return NaN for a NaN operand), for the
+// kinds with a vector form (has_vector_form).
 template <ActivationKind K>
 inline constexpr bool kVectorActivation = has_vector_form(K);
 
-template <ActivationKind K>
-CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
+template <ActivationKind K> CP_KNOB_INLINE VF activate_vector(VF x, float alpha, float beta) {
   // max / min return their second operand when the first is NaN or both
   // are zeros, which is what the scalar x > 0 ? x : 0 and v < 1 ? v : 1
   // give (+0 for a NaN or a -0 x); one instruction instead of a comparison
   // and a blend.
-  const __m512 zero = _mm512_setzero_ps();
-  if constexpr (K == ActivationKind::relu) return _mm512_max_ps(x, zero);
-  if constexpr (K == ActivationKind::leaky_relu)
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), _mm512_mul_ps(_mm512_set1_ps(alpha), x), x);
+  const VF zero = hn::Zero(DF());
+  if constexpr (K == ActivationKind::relu) return hn::Max(x, zero);
+  if constexpr (K == ActivationKind::leaky_relu) return hn::IfThenElse(x >= zero, x, hn::Mul(hn::Set(DF(), alpha), x));
   if constexpr (K == ActivationKind::clip) {
-    const __m512 lo = _mm512_set1_ps(alpha), hi = _mm512_set1_ps(beta);
-    const __m512 upper = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), upper, lo);
+    const VF lo = hn::Set(DF(), alpha), hi = hn::Set(DF(), beta);
+    const VF upper = hn::IfThenElse(x > hi, hi, x);
+    return hn::IfThenElse(x < lo, lo, upper);
   }
   if constexpr (K == ActivationKind::hard_sigmoid || K == ActivationKind::hard_swish) {
     const float a = K == ActivationKind::hard_swish ? 1.f / 6.f : alpha;
     const float b = K == ActivationKind::hard_swish ? 0.5f : beta;
     // a * x + b rounded twice, as the scalar form (no contraction) does.
-    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(a), x), _mm512_set1_ps(b));
-    const __m512 h = _mm512_max_ps(_mm512_min_ps(v, _mm512_set1_ps(1.f)), zero);
-    return K == ActivationKind::hard_swish ? _mm512_mul_ps(x, h) : h;
+    const VF v = hn::Add(hn::Mul(hn::Set(DF(), a), x), hn::Set(DF(), b));
+    const VF h = hn::Max(hn::Min(v, hn::Set(DF(), 1.f)), zero);
+    return K == ActivationKind::hard_swish ? hn::Mul(x, h) : h;
   }
   return x;
 }
@@ -249,21 +249,24 @@ CP_KNOB_INLINE __m512 activate_vector(__m512 x, float alpha, float beta) {
 // One skipped position's n channels (or a run of them) of a tiled layer
 // whose comp holds conv + bias (Plan::tile_bias): the mean of its
 // neighbours a and b (a alone at an edge: b null), plus the residual, then
-// the activation, 16 channels at a time. As formed_run computes it, but
+// the activation, kL channels at a time. As formed_run computes it, but
 // inline. (Row perforation; the tiles form skipped columns themselves,
 // Plan::tile_skips.)
 template <ActivationKind K>
 CP_KNOB_INLINE void formed_skipped(const Plan& p, float* d, const float* a, const float* b, const float* res,
                                    int64_t n) {
-  const __m512 half = _mm512_set1_ps(0.5f);
-  for (int64_t c = 0; c < n; c += 16) {
-    const __mmask16 mk = first_lanes(n - c);
-    __m512 x = _mm512_maskz_loadu_ps(mk, a + c);
-    if (b != nullptr) x = _mm512_mul_ps(_mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, b + c)), half);
-    if (res != nullptr) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + c));
-    _mm512_mask_storeu_ps(d + c, mk, activate_vector<K>(x, p.act.alpha, p.act.beta));
+  const VF half = hn::Set(DF(), 0.5f);
+  for (int64_t c = 0; c < n; c += kL) {
+    const MF mk = first_lanes(n - c);
+    VF x = load(mk, a + c);
+    if (b != nullptr) x = hn::Mul(hn::Add(x, load(mk, b + c)), half);
+    if (res != nullptr) x = hn::Add(x, load(mk, res + c));
+    store(activate_vector<K>(x, p.act.alpha, p.act.beta), mk, d + c);
   }
 }
 #endif
 
-}  // namespace caliprox::onednn::compact::CP_KNOB_ISA
+}  // namespace caliprox::kernels::compact::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // CALIPROX_KERNELS_KNOB_DIRECT_INL_H_

@@ -1,16 +1,17 @@
-#pragma once
-// The compact kernel's per-image loops, part 3 of 4: the epilogue (bias,
+// The compact kernel's per-image loops, part 3 of 5: the epilogue (bias,
 // residual, activation, half rounding, skipped outputs formed from their
-// neighbours).
-#include "backends/onednn/knob_conv_compact_direct.h"
-
-#if !defined(CP_KNOB_ISA) || !defined(CP_KNOB_ISA_AVX512)
-#error "define CP_KNOB_ISA (avx512 or portable) and CP_KNOB_ISA_AVX512 before including this file"
+// neighbours). A Highway per-target header (knob_gather-inl.h).
+#if defined(CALIPROX_KERNELS_KNOB_EPILOGUE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef CALIPROX_KERNELS_KNOB_EPILOGUE_INL_H_
+#undef CALIPROX_KERNELS_KNOB_EPILOGUE_INL_H_
+#else
+#define CALIPROX_KERNELS_KNOB_EPILOGUE_INL_H_
 #endif
 
-namespace caliprox::onednn::compact::CP_KNOB_ISA {
+#include "kernels/knob_direct-inl.h"
 
-using simd::ActivationKind;
+HWY_BEFORE_NAMESPACE();
+namespace caliprox::kernels::compact::HWY_NAMESPACE {
 
 // ---- epilogue ------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
     // One skipped run: from comp's conv + bias when the tiles added the
     // bias (Plan::tile_bias), else from conv values and `bs`.
     const auto form = [&p](float* d, const float* a, const float* b, const float* bs, const float* r, int64_t n) {
-#if CP_KNOB_ISA_AVX512
+#if CP_KNOB_VECTOR
       if constexpr (kVectorActivation<K>) {
         if (p.tile_bias) return formed_skipped<K>(p, d, a, b, r, n);
       }
@@ -243,4 +244,7 @@ CP_KNOB_INLINE void epilogue_nhwc(const Plan& p, const float* comp, const float*
   }
 }
 
-}  // namespace caliprox::onednn::compact::CP_KNOB_ISA
+}  // namespace caliprox::kernels::compact::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // CALIPROX_KERNELS_KNOB_EPILOGUE_INL_H_

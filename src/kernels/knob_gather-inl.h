@@ -1,52 +1,101 @@
-#pragma once
-// The compact kernel's per-image loops, part 1 of 4 (knob_conv_compact_loops.h
-// says how the copies are compiled): small vector helpers and the gathers
-// (NCHW and NHWC im2col, pointwise pixels).
-#include <algorithm>
-#include <cstring>
-
-#include "backends/onednn/knob_conv_compact.h"
-#include "backends/onednn/knob_conv_simd.h"
-
-#if !defined(CP_KNOB_ISA) || !defined(CP_KNOB_ISA_AVX512)
-#error "define CP_KNOB_ISA (avx512 or portable) and CP_KNOB_ISA_AVX512 before including this file"
-#endif
-// The copies compiled with F16C (avx2, avx512) convert halves in vectors.
-#ifndef CP_KNOB_ISA_F16C
-#define CP_KNOB_ISA_F16C CP_KNOB_ISA_AVX512
-#endif
-#if CP_KNOB_ISA_AVX512
-#include <immintrin.h>
+// The compact kernel's per-image loops, part 1 of 5 (knob_loops-inl.h says
+// how the variants are compiled): small vector helpers and the gathers
+// (NCHW and NHWC im2col, pointwise pixels). A Highway per-target header:
+// included once per target (HWY_TARGET) under that target's attributes,
+// with the toggle guard instead of #pragma once; the including .cc has
+// included every standard header first.
+#if defined(CALIPROX_KERNELS_KNOB_GATHER_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef CALIPROX_KERNELS_KNOB_GATHER_INL_H_
+#undef CALIPROX_KERNELS_KNOB_GATHER_INL_H_
+#else
+#define CALIPROX_KERNELS_KNOB_GATHER_INL_H_
 #endif
 
-namespace caliprox::onednn::compact::CP_KNOB_ISA {
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
 
+#include "ir/tensor.h"
+#include "kernels/knob_plan.h"
+#include "kernels/knob_simd.h"
+
+// The vector paths: every target but HWY_SCALAR (the portable variant,
+// whose loops stay scalar for the compiler to vectorise as it can).
+#undef CP_KNOB_VECTOR
+#define CP_KNOB_VECTOR (HWY_TARGET != HWY_SCALAR)
+
+HWY_BEFORE_NAMESPACE();
+namespace caliprox::kernels::compact::HWY_NAMESPACE {
+
+namespace hn = ::hwy::HWY_NAMESPACE;
 using simd::ActivationKind;
 
-#if CP_KNOB_ISA_AVX512
-// The mask of the first n of 16 lanes (none for n <= 0, all for n >= 16).
-CP_KNOB_INLINE __mmask16 first_lanes(int64_t n) {
-  return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
+#if CP_KNOB_VECTOR
+// One vector of fp32 lanes: 16 (AVX-512), 8 (AVX2), 4 (NEON).
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+using MF = hn::Mask<DF>;
+inline constexpr int64_t kL = static_cast<int64_t>(hn::MaxLanes(DF()));
+// The vector registers the tiles may fill (x86: 32 with AVX-512, 16 with
+// AVX2; aarch64: 32).
+inline constexpr int kRegs = HWY_TARGET == HWY_AVX2 ? 16 : 32;
+
+// The mask of the first n lanes (none for n <= 0, all for n >= kL). Every
+// mask of these loops is such a prefix.
+CP_KNOB_INLINE MF first_lanes(int64_t n) {
+  return hn::FirstN(DF(), static_cast<size_t>(n <= 0 ? 0 : n >= kL ? kL : n));
+}
+
+// Loads and stores of the lanes of a prefix mask that touch no memory past
+// them: x86's masked moves, else (NEON's masked ops load and store whole
+// vectors) a whole vector when the mask is full and a copy through the
+// stack when it is not (only a block's last vector may be partial).
+CP_KNOB_INLINE VF load(MF m, const float* p) {
+#if HWY_MEM_OPS_MIGHT_FAULT
+  const DF d;
+  const size_t n = hn::CountTrue(d, m);
+  if (n == static_cast<size_t>(kL)) return hn::LoadU(d, p);
+  HWY_ALIGN float buf[kL] = {};
+  for (size_t i = 0; i < n; ++i) buf[i] = p[i];
+  return hn::Load(d, buf);
+#else
+  return hn::MaskedLoad(m, DF(), p);
+#endif
+}
+CP_KNOB_INLINE void store(VF v, MF m, float* p) {
+#if HWY_MEM_OPS_MIGHT_FAULT
+  const DF d;
+  const size_t n = hn::CountTrue(d, m);
+  if (n == static_cast<size_t>(kL)) return hn::StoreU(v, d, p);
+  HWY_ALIGN float buf[kL];
+  hn::Store(v, d, buf);
+  for (size_t i = 0; i < n; ++i) p[i] = buf[i];
+#else
+  hn::BlendedStore(v, m, DF(), p);
+#endif
+}
+
+// IEEE-half rounding of a vector (round to nearest even, as F16C's and
+// NEON's conversions do).
+CP_KNOB_INLINE VF round_half_vector(VF v) {
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(d, hn::DemoteTo(dh, v));
 }
 #endif
 
 // IEEE-half rounding of n floats (in == out allowed).
 CP_KNOB_INLINE void round_half(const float* in, float* out, int64_t n) {
   int64_t i = 0;
-#if CP_KNOB_ISA_AVX512
-  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(in + i), kRne)));
+#if CP_KNOB_VECTOR
+  // Vector conversions: the software conversion below costs ~20x more
+  // (fp16 emulation at the AVX2 tier was 0.09x of exact with it).
+  const DF d;
+  for (; i + kL <= n; i += kL) hn::StoreU(round_half_vector(hn::LoadU(d, in + i)), d, out + i);
   if (i < n) {
-    const __mmask16 m = first_lanes(n - i);
-    const __m512 v = _mm512_maskz_loadu_ps(m, in + i);
-    _mm512_mask_storeu_ps(out + i, m, _mm512_cvtph_ps(_mm512_cvtps_ph(v, kRne)));
+    const MF m = first_lanes(n - i);
+    store(round_half_vector(load(m, in + i)), m, out + i);
+    return;
   }
-#elif CP_KNOB_ISA_F16C
-  // F16C's conversions, 8 at a time: the software conversion below costs
-  // ~20x more (fp16 emulation at the AVX2 tier was 0.09x of exact).
-  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(in + i), kRne)));
 #endif
   for (; i < n; ++i) out[i] = half_to_float(float_to_half(in[i]));
 }
@@ -54,18 +103,10 @@ CP_KNOB_INLINE void round_half(const float* in, float* out, int64_t n) {
 // y[i] += r[i] with r rounded to half first (a half knob's residual).
 CP_KNOB_INLINE void add_half_rounded(float* y, const float* r, int64_t n) {
   int64_t i = 0;
-#if CP_KNOB_ISA_AVX512
-  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 rh = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(r + i), kRne));
-    _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), rh));
-  }
-#elif CP_KNOB_ISA_F16C
-  constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 rh = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(r + i), kRne));
-    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), rh));
-  }
+#if CP_KNOB_VECTOR
+  const DF d;
+  for (; i + kL <= n; i += kL)
+    hn::StoreU(hn::Add(hn::LoadU(d, y + i), round_half_vector(hn::LoadU(d, r + i))), d, y + i);
 #endif
   for (; i < n; ++i) y[i] += half_to_float(float_to_half(r[i]));
 }
@@ -77,12 +118,13 @@ CP_KNOB_INLINE void fill_zero(float* d, int64_t n) {
 // vector moves; GCC would turn a plain loop into a memcpy call, whose
 // overhead is comparable to copying a few hundred bytes.
 CP_KNOB_INLINE void copy(float* d, const float* s, int64_t n) {
-#if CP_KNOB_ISA_AVX512
+#if CP_KNOB_VECTOR
+  const DF df;
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_loadu_ps(s + i));
+  for (; i + kL <= n; i += kL) hn::StoreU(hn::LoadU(df, s + i), df, d + i);
   if (i < n) {
-    const __mmask16 m = first_lanes(n - i);
-    _mm512_mask_storeu_ps(d + i, m, _mm512_maskz_loadu_ps(m, s + i));
+    const MF m = first_lanes(n - i);
+    store(load(m, s + i), m, d + i);
   }
 #else
   std::memcpy(d, s, static_cast<size_t>(n) * sizeof(float));
@@ -200,16 +242,17 @@ CP_KNOB_INLINE void gather_pixels(const Plan& p, const float* x, float* out) {
         out += p.c;
         continue;
       }
-#if CP_KNOB_ISA_AVX512
+#if CP_KNOB_VECTOR && HWY_TARGET == HWY_AVX3
       // Each 16-channel block's kept channels, compressed in a register
       // (compress straight to memory is slow on some cores) and stored
       // masked, so nothing past this pixel's k floats is written.
+      // (Without AVX-512's compress instruction, the scalar copy.)
       for (size_t b = 0; b < p.keep_mask.size(); ++b) {
         const int64_t c0 = static_cast<int64_t>(b) * 16;
-        const __mmask16 keep = p.keep_mask[b];
-        const __m512 v = _mm512_maskz_compress_ps(keep, _mm512_maskz_loadu_ps(first_lanes(p.c - c0), s + c0));
-        const int count = __builtin_popcount(keep);
-        _mm512_mask_storeu_ps(out, first_lanes(count), v);
+        const MF keep{static_cast<__mmask16>(p.keep_mask[b])};
+        const VF v = hn::Compress(load(first_lanes(p.c - c0), s + c0), keep);
+        const int count = __builtin_popcount(p.keep_mask[b]);
+        store(v, first_lanes(count), out);
         out += count;
       }
 #else
@@ -218,4 +261,7 @@ CP_KNOB_INLINE void gather_pixels(const Plan& p, const float* x, float* out) {
     }
 }
 
-}  // namespace caliprox::onednn::compact::CP_KNOB_ISA
+}  // namespace caliprox::kernels::compact::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // CALIPROX_KERNELS_KNOB_GATHER_INL_H_

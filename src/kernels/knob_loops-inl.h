@@ -1,27 +1,24 @@
-#pragma once
-// The compact kernel's per-image loops (see knob_conv_compact.h): gather,
-// direct convolution and epilogue. Written once, compiled per copy
-// (simd::KernelIsa): knob_conv_compact_avx512.cc includes this under an
-// AVX-512 target pragma with CP_KNOB_ISA = avx512 and CP_KNOB_ISA_AVX512 = 1,
-// knob_conv_compact_avx2.cc under AVX2 / FMA / F16C (avx2, 0: the same
-// loops as the portable copy, vectorised at 256 bits), and
-// knob_conv_compact_portable.cc for the baseline (portable, 0). Each copy
-// lives in its own namespace so they never mix at link time, and the
-// includer has already included every standard header, so only these
-// definitions take the pragma's target. The portable copy uses no x86
-// header or type, so it also builds for other architectures (aarch64).
-// The loops are split by stage into knob_conv_compact_gather.h, _direct.h,
-// _epilogue.h and _tiled.h (each includes the one before); this file adds
-// the staging pass and the entry points the copies export.
-#include "backends/onednn/knob_conv_compact_tiled.h"
-
-#if !defined(CP_KNOB_ISA) || !defined(CP_KNOB_ISA_AVX512)
-#error "define CP_KNOB_ISA (avx512 or portable) and CP_KNOB_ISA_AVX512 before including this file"
+// The compact kernel's per-image loops (see knob_plan.h): gather, direct
+// convolution, epilogue, tiles and Winograd. Written once over Highway and
+// compiled per target by foreach_target (simd::KernelIsa): knob_loops.cc
+// compiles the staging, gather, direct and epilogue entry points below and
+// assembles each variant's Ops, knob_tiles.cc the tiles and Winograd (the
+// tiles' many instantiations, in a second translation unit that builds in
+// parallel). Each variant lives in its target's namespace (N_SCALAR,
+// N_AVX2, N_AVX3, N_NEON) under that target's attributes, so they never
+// mix at link time. The stages are split by file: knob_gather-inl.h,
+// _direct, _epilogue, _tiled and _winograd (each includes the one before).
+#if defined(CALIPROX_KERNELS_KNOB_LOOPS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef CALIPROX_KERNELS_KNOB_LOOPS_INL_H_
+#undef CALIPROX_KERNELS_KNOB_LOOPS_INL_H_
+#else
+#define CALIPROX_KERNELS_KNOB_LOOPS_INL_H_
 #endif
 
-namespace caliprox::onednn::compact::CP_KNOB_ISA {
+#include "kernels/knob_winograd-inl.h"
 
-using simd::ActivationKind;
+HWY_BEFORE_NAMESPACE();
+namespace caliprox::kernels::compact::HWY_NAMESPACE {
 
 // ---- staging -------------------------------------------------------------------
 
@@ -70,21 +67,21 @@ CP_KNOB_INLINE void stage(const Plan& p, const float* in, float* out, int64_t be
 // ---- entry points ---------------------------------------------------------------
 
 inline void gather(const Plan& p, const float* x, int64_t g, int64_t m0, int64_t m1, float* col, int64_t ld) {
-  if (p.layout == Layout::nchw) gather_nchw(p, x, g, m0, m1, col, ld);
+  if (!p.nhwc) gather_nchw(p, x, g, m0, m1, col, ld);
   else gather_nhwc(p, x, g, m0, m1, col);
 }
 
 inline void gather_pixels_entry(const Plan& p, const float* x, float* out) { gather_pixels(p, x, out); }
 
 inline void direct(const Plan& p, const float* x, float* comp, int64_t c0, int64_t c1) {
-  if (p.layout == Layout::nchw) direct_nchw(p, x, comp, c0, c1);
+  if (!p.nhwc) direct_nchw(p, x, comp, c0, c1);
   else direct_nhwc(p, x, comp, c0, c1);
 }
 
 inline void epilogue(const Plan& p, const float* comp, int64_t comp_ld, const float* bias, const float* res, float* y,
                      int64_t c0, int64_t c1) {
-#define CP_KNOB_EPILOGUE(K)                                                       \
-  if (p.layout == Layout::nchw) epilogue_nchw<K>(p, comp, comp_ld, bias, res, y, c0, c1); \
+#define CP_KNOB_EPILOGUE(K)                                              \
+  if (!p.nhwc) epilogue_nchw<K>(p, comp, comp_ld, bias, res, y, c0, c1); \
   else epilogue_nhwc<K>(p, comp, bias, res, y, c0, c1);
   CP_KNOB_ACTIVATION_SWITCH(p.act.kind, CP_KNOB_EPILOGUE)
 #undef CP_KNOB_EPILOGUE
@@ -95,29 +92,17 @@ inline void stage_entry(const Plan& p, const float* in, float* out, int64_t begi
   stage(p, in, out, begin, end);
 }
 
-#if CP_KNOB_ISA_AVX512
-inline void winograd(const Plan& p, const float* staged, float* v, float* m, float* comp) {
-  if (p.wr == 2) winograd_tiles_impl<2>(p, staged, v, m, comp);
-  else if (p.wr == 3) winograd_tiles_impl<3>(p, staged, v, m, comp);
-  else winograd_impl(p, staged, v, m, comp);
-}
-
-inline void tiled(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
-                  int64_t m0, int64_t m1) {
-#define CP_KNOB_TILED(K) tiled_impl<K>(p, image, comp, bias, res, y, nullptr, m0, m1)
-  CP_KNOB_ACTIVATION_SWITCH(p.act.kind, CP_KNOB_TILED)
-#undef CP_KNOB_TILED
-}
+// Defined in knob_tiles.cc (Ops::tiled, Ops::winograd, the bf16 tiles).
+#if CP_KNOB_VECTOR
+void tiled_entry(const Plan& p, const float* image, float* comp, const float* bias, const float* res, float* y,
+                 int64_t m0, int64_t m1);
+void winograd_entry(const Plan& p, const float* staged, float* v, float* m, float* comp);
+#endif
+#if HWY_TARGET == HWY_AVX3
+const Bf16Ops& bf16_table();
 #endif
 
-inline const Ops& isa_ops() {
-#if CP_KNOB_ISA_AVX512
-  static const Ops table{round_half_entry, stage_entry, gather, tiled, winograd, gather_pixels_entry, direct, epilogue};
-#else
-  static const Ops table{round_half_entry, stage_entry, gather, nullptr, nullptr, gather_pixels_entry, direct,
-                         epilogue};
-#endif
-  return table;
-}
+}  // namespace caliprox::kernels::compact::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
 
-}  // namespace caliprox::onednn::compact::CP_KNOB_ISA
+#endif  // CALIPROX_KERNELS_KNOB_LOOPS_INL_H_

@@ -1,11 +1,12 @@
 #pragma once
 // The compact perforation / sampling kernel's plan (everything fixed at
-// prepare time) and its per-image loops (knob_conv_compact_loops.h), which
-// the driver (knob_conv_compact.cc) runs across the OpenMP team. Only the
-// computed output positions and the kept filter elements are multiplied,
-// by one of these paths:
+// prepare time) and its per-image loops (knob_loops-inl.h and the files it
+// includes), which a backend's driver (the oneDNN backend's
+// knob_conv_compact.cc) runs across its thread team. Only the computed
+// output positions and the kept filter elements are multiplied, by one of
+// these paths:
 //
-//   tiled    (AVX-512, NHWC, one group) a register-tiled kernel multiplies
+//   tiled    (vector variants, NHWC, one group) a register-tiled kernel multiplies
 //            straight from the input (or from a zero-padded staged copy
 //            when the layer pads); perforation of 3x3 stride-1 layers may
 //            run as Winograd rows or tiles on it (Plan::winograd), and the
@@ -37,11 +38,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "backends/backend.h"
-#include "backends/onednn/knob_conv_simd.h"
 #include "ir/ops/activation.h"
+#include "kernels/knob_simd.h"
 
-namespace caliprox::onednn::compact {
+namespace caliprox::kernels::compact {
 
 inline constexpr int64_t kDirectTaps = 16;
 
@@ -91,7 +91,7 @@ struct Plan {
   int64_t oc = 0, oh = 0, ow = 0;       // Y
   int64_t group = 1, cg = 0, ocg = 0;   // channels per group (input, output)
   int64_t kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
-  Layout layout = Layout::nchw;
+  bool nhwc = false;                                // X and Y channels-last (else NCHW)
   simd::KernelIsa isa = simd::KernelIsa::portable;  // the copy of the loops that runs the plan
   bool half = false;      // IEEE-half rounding of X, weights, bias, residual and Y
   // The bf16 knob (tiled path only, CPUs with AVX512-BF16): X and the
@@ -145,7 +145,7 @@ struct Plan {
   std::vector<int32_t> run_begin, run_start, run_len;
   std::vector<int32_t> kpos_begin;
 
-  // Tiled path (AVX-512 CPUs, NHWC, one group): a register-tiled kernel
+  // Tiled path (vector variants, NHWC, one group): a register-tiled kernel
   // multiplies straight from the input, tile_m computed positions (in
   // row-major order, across row ends) by tile_n output channels at a time;
   // no column buffer, no GEMM call. The input is read in place when every
@@ -165,7 +165,7 @@ struct Plan {
   // from its first image's origin.)
   std::vector<int64_t> tap_offset;
   int64_t tile_m = 0;
-  int64_t tile_n = 64;  // output channels per block (<= 64)
+  int64_t tile_n = 64;  // output channels per block (<= 4 vectors of the variant's lanes)
   std::vector<int64_t> tap_block_begin;
   // The same taps as runs of consecutive offsets (whole kernel positions
   // without sampling), split at the tap blocks: run_offset / run_length
@@ -228,7 +228,8 @@ struct Plan {
   // oneDNN's own 1x1 convolution multiplies: into comp [N][npos][OC] under
   // perforation (the epilogue then forms the output), else straight into
   // the output with the bias, residual and activation fused. keep_mask:
-  // per 16-channel block, the kept channels' bits (sampling).
+  // per 16-channel block, the kept channels' bits (sampling; the avx512
+  // variant compresses with them).
   bool pointwise = false;
   std::vector<uint16_t> keep_mask;
 
@@ -251,10 +252,10 @@ struct Plan {
   int64_t panel_floats(int64_t taps) const { return (oc + tile_n - 1) / tile_n * taps * tile_n; }
 };
 
-// The per-image loops (knob_conv_compact_loops.h), compiled portably
-// (knob_conv_compact_portable.cc) and, on x86-64, for AVX2
-// (knob_conv_compact_avx2.cc) and AVX-512 (knob_conv_compact_avx512.cc);
-// ops_for() hands out the copy a kernel was planned for (Plan::isa).
+// The per-image loops (knob_loops-inl.h), compiled once per variant
+// (simd::KernelIsa) by Highway's foreach_target in knob_loops.cc and
+// knob_tiles.cc; ops_for() hands out the variant a kernel was planned for
+// (Plan::isa).
 struct Ops {
   // Half rounding of n floats.
   void (*round_half)(const float* in, float* out, int64_t n);
@@ -272,13 +273,14 @@ struct Ops {
   // position), each tile then finished into the item's output y (bias as
   // for the epilogue, residual or null; under perforation comp is a
   // separate buffer, else y itself). The epilogue then forms only the
-  // skipped positions (none under tile_skips). Null in the portable copy.
+  // skipped positions (none under tile_skips). Null in the portable
+  // variant (simd::has_tiles).
   void (*tiled)(const Plan& p, const float* image, float* comp, const float* bias, const float* residual, float* y,
                 int64_t m0, int64_t m1);
   // Winograd rows or tiles (Plan::winograd): the staged image into comp
   // ([npos][OC], conv values), through v (rows: [6][hp][wt][C], tiles:
   // [(wr + 2) * 6][wpos][C]) and m ([maps][wpos][OC]). Null in the portable
-  // copy.
+  // variant.
   void (*winograd)(const Plan& p, const float* staged, float* v, float* m, float* comp);
   // Pointwise path: the kept channels of the pixel under each computed
   // position of image x, packed into out ([npos][k]).
@@ -293,16 +295,11 @@ struct Ops {
   void (*epilogue)(const Plan& p, const float* comp, int64_t comp_ld, const float* bias, const float* residual,
                    float* y, int64_t c0, int64_t c1);
 };
-// Null when the copy is not compiled for this architecture.
+// Null when the variant is not compiled for this architecture.
 const Ops* ops_for(simd::KernelIsa isa);
-const Ops& portable_ops();
-#if defined(__x86_64__)
-const Ops& avx2_ops();
-const Ops& avx512_ops();
-#endif
 
-// The bf16 knob's loops (Plan::bf16), compiled for AVX-512 with AVX512-BF16
-// (knob_conv_compact_bf16.cc).
+// The bf16 knob's loops (Plan::bf16): the avx512 variant's tiles with
+// vdpbf16ps (knob_tiles.cc), for CPUs with AVX512-BF16.
 struct Bf16Ops {
   // n floats rounded to bfloat16 codes, to nearest even (as vcvtneps2bf16
   // and oneDNN's reorders do: denormal inputs become zero).
@@ -315,8 +312,5 @@ struct Bf16Ops {
 };
 // Null unless isa is avx512 and the CPU probe reports AVX512-BF16.
 const Bf16Ops* bf16_ops(simd::KernelIsa isa);
-#if defined(__x86_64__)
-const Bf16Ops& avx512_bf16_ops();
-#endif
 
-}  // namespace caliprox::onednn::compact
+}  // namespace caliprox::kernels::compact

@@ -1,8 +1,8 @@
 #pragma once
-// Shared by both compiled copies of the knob kernels' own loops
-// (knob_conv_compact_loops.h): the project builds for baseline x86-64, so
-// the loops are compiled once for AVX-512 (picked at run time when the CPU
-// has it) and once portably.
+// The knob kernels' variants (the project's own perforation, sampling and
+// low-precision loops, src/kernels/): written once over Highway and
+// compiled per target (knob_loops.cc, knob_tiles.cc), picked at run time
+// from the CPU probe, and the scalar helpers every variant shares.
 #include <cmath>
 #include <cstdint>
 #include <string_view>
@@ -17,15 +17,17 @@
 // tile's body grew (2x slower).
 #define CP_KNOB_UNROLL _Pragma("GCC unroll 16")
 
-namespace caliprox::onednn::simd {
+namespace caliprox::kernels::simd {
 
-// The compiled copies of the loops, narrowest first: portable (baseline
-// x86-64, or any other architecture), avx2 (AVX2, FMA, F16C) and avx512
-// (AVX-512 F/BW/DQ/VL: the tiled kernel and Winograd paths exist only
-// there). Which copy a kernel runs is chosen explicitly (KnobConvSetup::isa,
-// by default the widest the CPU probe allows), so tests run every copy
-// this CPU can execute against the reference in one process.
-enum class KernelIsa { portable, avx2, avx512 };
+// The compiled variants, narrowest first, each one Highway target:
+// portable (HWY_SCALAR: scalar loops, any CPU of any architecture), avx2
+// (HWY_AVX2: AVX2, FMA, F16C, BMI2), avx512 (HWY_AVX3: AVX-512 F/BW/DQ/VL,
+// plus the bf16 tiles where the CPU has AVX512-BF16) and neon (HWY_NEON,
+// aarch64). Which variant a kernel runs is chosen explicitly
+// (KnobConvSetup::isa, by default the widest the CPU probe allows), so
+// tests run every variant this CPU can execute against the reference in
+// one process.
+enum class KernelIsa { portable, avx2, avx512, neon };
 std::string_view kernel_isa_name(KernelIsa isa);
 // Copies compiled into this build for this architecture.
 std::vector<KernelIsa> compiled_kernel_isas();
@@ -33,6 +35,16 @@ std::vector<KernelIsa> compiled_kernel_isas();
 bool kernel_isa_runs(KernelIsa isa);
 // The widest copy that runs here.
 KernelIsa best_kernel_isa();
+// What the plan sizes its register tiles by: fp32 lanes per vector and
+// vector registers (1 and 0 for portable, which has no tiles).
+int kernel_lanes(KernelIsa isa);
+int vector_registers(KernelIsa isa);
+// Whether the variant has the register-tiled kernel and the Winograd paths
+// (every vector variant).
+bool has_tiles(KernelIsa isa);
+// Whether the avx512 variant's bf16 tiles run here (AVX512-BF16, as the
+// probe reports it with any cap).
+bool bf16_tiles_run();
 
 using act::ActivationKind;
 
@@ -92,4 +104,4 @@ CP_KNOB_INLINE float activate(float x, float alpha, float beta) {
       break;                                                      \
   }
 
-}  // namespace caliprox::onednn::simd
+}  // namespace caliprox::kernels::simd

@@ -71,6 +71,7 @@ void probe_x86(Features& f) {
   f.fma = avx && bit(l1.c, 12);
   f.f16c = avx && bit(l1.c, 29);
   f.avx2 = avx && bit(l7.b, 5);
+  f.bmi2 = bit(l7.b, 3) && bit(l7.b, 8);  // BMI1 and BMI2
   f.avx_vnni = f.avx2 && bit(l71.a, 4);
   f.avx512f = os_avx512 && bit(l7.b, 16);
   f.avx512dq = f.avx512f && bit(l7.b, 17);
@@ -157,7 +158,7 @@ Features capped(Features f, Level level) {
   // oneDNN's AVX2_VNNI sits between AVX2 and AVX512_CORE: a cap at AVX512_CORE
   // keeps it, one at AVX2 does not.
   if (level < Level::avx2_vnni) f.avx_vnni = false;
-  if (level < Level::avx2) f.avx2 = f.fma = f.f16c = false;
+  if (level < Level::avx2) f.avx2 = f.fma = f.f16c = f.bmi2 = false;
   return f;
 }
 
@@ -224,6 +225,7 @@ std::string describe(const Features& f) {
     add(f.avx2, "avx2");
     add(f.fma, "fma");
     add(f.f16c, "f16c");
+    add(f.bmi2, "bmi2");
     add(f.avx_vnni, "avx_vnni");
     add(f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl, "avx512f/bw/dq/vl");
     add(f.avx512_vnni, "avx512_vnni");

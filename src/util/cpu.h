@@ -29,6 +29,7 @@ struct Features {
 
   // x86-64: each true only when the OS also saves the registers it uses.
   bool sse41 = false, avx2 = false, fma = false, f16c = false;
+  bool bmi2 = false;  // BMI1 and BMI2 (Highway's AVX2 target assumes both)
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx_vnni = false, avx512_vnni = false, avx512_bf16 = false, avx512_fp16 = false;
   bool amx = false;  // AMX tile, int8 and bf16, with the OS's permission for tile data
@@ -45,7 +46,7 @@ struct Features {
   std::string cap, cap_source, cap_error;
 
   // The project's x86 vector tiers.
-  bool avx2_tier() const { return avx2 && fma && f16c; }
+  bool avx2_tier() const { return avx2 && fma && f16c && bmi2; }
   bool avx512_tier() const { return avx2_tier() && avx512f && avx512bw && avx512dq && avx512vl; }
 };
 

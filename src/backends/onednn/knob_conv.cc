@@ -10,53 +10,11 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "backends/onednn/knob_conv_compact.h"
-#include "backends/onednn/knob_conv_simd.h"
 #include "ir/op_registry.h"
+#include "kernels/knob_plan.h"
 #include "util/cpu.h"
 
 namespace caliprox::onednn {
-
-namespace simd {
-
-std::string_view kernel_isa_name(KernelIsa isa) {
-  switch (isa) {
-    case KernelIsa::portable: return "portable";
-    case KernelIsa::avx2: return "avx2";
-    case KernelIsa::avx512: break;
-  }
-  return "avx512";
-}
-
-std::vector<KernelIsa> compiled_kernel_isas() {
-#if defined(__x86_64__)
-  return {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512};
-#else
-  return {KernelIsa::portable};
-#endif
-}
-
-bool kernel_isa_runs(KernelIsa isa) {
-  const cpu::Features& f = cpu::features();
-  switch (isa) {
-    case KernelIsa::portable: return true;
-    case KernelIsa::avx2: return f.arch == cpu::Arch::x86_64 && f.avx2_tier();
-    case KernelIsa::avx512: return f.arch == cpu::Arch::x86_64 && f.avx512_tier();
-  }
-  return false;
-}
-
-KernelIsa best_kernel_isa() {
-  static const KernelIsa best = [] {
-    KernelIsa b = KernelIsa::portable;
-    for (KernelIsa isa : compiled_kernel_isas())
-      if (kernel_isa_runs(isa)) b = isa;
-    return b;
-  }();
-  return best;
-}
-
-}  // namespace simd
 
 bool lowp_native(KnobKind kind) {
   const cpu::Features& f = cpu::features();
@@ -71,8 +29,8 @@ KnobSupport onednn_knob_support(KnobKind kind) {
     case KnobKind::exact: return {KnobRun::native, "oneDNN convolution"};
     case KnobKind::perforation:
     case KnobKind::sampling:
-      return {KnobRun::native, simd::best_kernel_isa() == simd::KernelIsa::avx512
-                                   ? "compact kernel: avx512 register tiles, Winograd, oneDNN 1x1"
+      return {KnobRun::native, simd::has_tiles(simd::best_kernel_isa())
+                                   ? fmt::format("compact kernel: {} register tiles, Winograd, oneDNN 1x1", isa)
                                    : fmt::format("compact kernel: {} gather + oneDNN sgemm, direct loops", isa)};
     case KnobKind::fp16:
       return {KnobRun::emulated, "no kernel computes in half precision: operands rounded around the fp32 convolution"};

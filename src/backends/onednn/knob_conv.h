@@ -5,11 +5,12 @@
 //
 //   * perforation and sampling (fp32 or with IEEE-half rounding): a compact
 //     convolution over only the computed output positions and only the kept
-//     filter elements (knob_conv_compact*: a register-tiled AVX-512 kernel,
-//     Winograd rows or tiles for perforated 3x3 layers, oneDNN's 1x1
-//     convolution on packed pixels, im2col + sgemm, or a direct loop for
-//     depthwise layers), and where the compact loops run without AVX-512,
-//     fp32 perforation as strided oneDNN convolutions (knob_conv_strided.cc);
+//     filter elements (knob_conv_compact*, driving the project's own loops
+//     in src/kernels/: a register-tiled kernel, Winograd rows or tiles for
+//     perforated 3x3 layers, oneDNN's 1x1 convolution on packed pixels,
+//     im2col + sgemm, or a direct loop for depthwise layers), and where the
+//     loops run without AVX-512, fp32 perforation as strided oneDNN
+//     convolutions too (knob_conv_strided.cc), timed against them;
 //   * bf16 and int8: oneDNN convolutions on bfloat16 / 8-bit data with the
 //     fused bias, residual and activation as post-ops (knob_conv_lowp.cc),
 //     and for bf16 also the compact kernel's tiles on bfloat16 pairs
@@ -34,11 +35,16 @@
 #include <vector>
 
 #include "backends/onednn/common.h"
-#include "backends/onednn/knob_conv_simd.h"
 #include "ir/ops/activation.h"
 #include "ir/ops/conv_geometry.h"
+#include "kernels/knob_plan.h"
+#include "kernels/knob_simd.h"
 
 namespace caliprox::onednn {
+
+// The project's own knob kernels (src/kernels/), by their short names.
+namespace simd = kernels::simd;
+namespace compact = kernels::compact;
 
 // What every knob kernel reads from the node, validated once.
 struct KnobConvSetup {
@@ -53,7 +59,7 @@ struct KnobConvSetup {
   const Tensor* weights = nullptr;  // constant W (kernels need it at prepare time)
   const Tensor* bias = nullptr;     // constant B, or null (absent, or fed at run time)
   std::optional<ValueRange> input_range;  // int8 calibration of X
-  simd::KernelIsa isa = simd::KernelIsa::portable;  // the copy of the compact loops to run (best_kernel_isa())
+  simd::KernelIsa isa = simd::KernelIsa::portable;  // the variant of the compact loops to run (best_kernel_isa())
 };
 
 // How this CPU (cpu::features()) runs each knob kind on this backend:

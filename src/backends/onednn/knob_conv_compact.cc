@@ -1,5 +1,5 @@
 // Perforation and sampling on the compact im2col + GEMM kernel (plan and
-// loops in knob_conv_compact.h / knob_conv_compact_loops.h): the plan is
+// loops in src/kernels/: knob_plan.h, knob_loops-inl.h): the plan is
 // built here at prepare time, and the driver spreads the work over the
 // OpenMP team: items of one or more images (small layers batch images so
 // that each GEMM call has work enough to hide its overhead), or, below one
@@ -20,7 +20,6 @@
 #include "backends/onednn/conv.h"
 #include "backends/onednn/knob_conv.h"
 #include "backends/onednn/knob_conv_compact_plan.h"
-#include "backends/onednn/knob_conv_simd.h"
 #include "util/cpu.h"
 #include "util/log.h"
 
@@ -50,7 +49,7 @@ class CompactConvKernel final : public OnednnKernel {
   CompactConvKernel(std::shared_ptr<const Runtime> rt, int threads, Plan plan, const KnobConvSetup& s)
       : OnednnKernel(std::move(rt), threads), p_(std::move(plan)), ops_(*compact::ops_for(p_.isa)), team_(threads) {
     // NHWC epilogues read the bias repeated along a row of positions.
-    bias_.assign(static_cast<size_t>(p_.oc * (p_.layout == Layout::nhwc ? p_.ow : 1)), 0.f);
+    bias_.assign(static_cast<size_t>(p_.oc * (p_.nhwc ? p_.ow : 1)), 0.f);
     bias_runtime_ = s.has_bias && s.bias == nullptr;
     if (s.bias != nullptr) set_bias(s.bias->data<float>());
     items_ = (p_.n + p_.images - 1) / p_.images;
@@ -74,7 +73,7 @@ class CompactConvKernel final : public OnednnKernel {
     }
     // A separate compact buffer when the computed values cannot go straight
     // into the output: perforation, or NCHW planes of several images.
-    if (p_.perforated || (p_.layout == Layout::nchw && p_.images > 1))
+    if (p_.perforated || (!p_.nhwc && p_.images > 1))
       comp_.assign(buffers, std::vector<float>(static_cast<size_t>(p_.oc * p_.npos * p_.images)));
     if (p_.winograd) {
       const int64_t maps = p_.wr > 0 ? (p_.wr + 2) * 6 : 6;
@@ -213,12 +212,12 @@ class CompactConvKernel final : public OnednnKernel {
     const int64_t len = m1 - m0;
     for (int64_t m = m0; m < m1;) {
       const int64_t img = m / p_.npos, local = m % p_.npos, end = std::min(m1, (img + 1) * p_.npos);
-      float* dst = p_.layout == Layout::nchw ? col + (m - m0) : col + (m - m0) * p_.k;
+      float* dst = !p_.nhwc ? col + (m - m0) : col + (m - m0) * p_.k;
       ops_.gather(p_, xb + img * p_.in_image(), g, local, local + (end - m), dst, len);
       m = end;
     }
     dnnl_status_t st;
-    if (p_.layout == Layout::nchw) {
+    if (!p_.nhwc) {
       const float* a = p_.weights.data() + g * p_.ocg * p_.k;
       st = dnnl_sgemm('N', 'N', p_.ocg, len, p_.k, 1.f, a, p_.k, col, len, 0.f, comp + g * p_.ocg * comp_ld + m0,
                       comp_ld);
@@ -251,7 +250,7 @@ class CompactConvKernel final : public OnednnKernel {
     }
     for (int64_t i = 0; i < count; ++i) {
       // Without a separate buffer, ci is this image's output itself.
-      const float* ci = p_.layout == Layout::nchw ? comp + i * p_.npos : comp + i * p_.npos * p_.oc;
+      const float* ci = !p_.nhwc ? comp + i * p_.npos : comp + i * p_.npos * p_.oc;
       const int64_t off = (n0 + i) * p_.out_image();
       ops_.epilogue(p_, ci, comp_ld, bias_.data(), res ? res + off : nullptr, y + off, 0, p_.oc);
     }
@@ -423,32 +422,6 @@ double compact_flops(const KnobConvSetup& s) {
   return conv_layer_flops(s.g) / layer_nominal_speedup(*s.knob, s.g) * (s.knob->half ? 2.0 : 1.0);
 }
 
-namespace compact {
-
-const Ops* ops_for(simd::KernelIsa isa) {
-  switch (isa) {
-    case simd::KernelIsa::portable: return &portable_ops();
-#if defined(__x86_64__)
-    case simd::KernelIsa::avx2: return &avx2_ops();
-    case simd::KernelIsa::avx512: return &avx512_ops();
-#else
-    default: break;
-#endif
-  }
-  return nullptr;
-}
-
-const Bf16Ops* bf16_ops(simd::KernelIsa isa) {
-#if defined(__x86_64__)
-  if (isa == simd::KernelIsa::avx512 && simd::kernel_isa_runs(isa) && cpu::features().avx512_bf16)
-    return &avx512_bf16_ops();
-#endif
-  (void)isa;
-  return nullptr;
-}
-
-}  // namespace compact
-
 namespace {
 
 // The kernel of one candidate (its plan, and the pointwise path's oneDNN
@@ -457,7 +430,7 @@ namespace {
 Result<std::unique_ptr<CompactConvKernel>> build_kernel(const KnobConvSetup& s, std::shared_ptr<const Runtime> rt,
                                                         int team, const KernelChoice& c, bool codes_out = false) {
   if (compact::ops_for(s.isa) == nullptr || !simd::kernel_isa_runs(s.isa))
-    return unsupported("knob '{}': the compact loops' {} copy does not run on this CPU ({})", s.knob->name,
+    return unsupported("knob '{}': the compact loops' {} variant does not run on this CPU ({})", s.knob->name,
                        simd::kernel_isa_name(s.isa), cpu::describe(cpu::features()));
   if (s.knob->kind == KnobKind::bf16) {
     CP_TRY(check_compact_bf16(s, codes_out));
@@ -567,15 +540,19 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   if (strided && !timed_strided)
     if (auto k = make_strided_perforation(ctx, s, rt, threads); k.ok()) return std::move(*k);
   CP_ASSIGN_OR_RETURN(std::unique_ptr<CompactConvKernel> first, build_kernel(s, rt, team, {}));
-  const int64_t widest = (s.g.c_out + 15) / 16 * 16;
+  // The narrower tile candidates: half the default width (32 channels
+  // with AVX-512, 8 with AVX2 or NEON) with more positions.
+  const int64_t lanes = simd::kernel_lanes(s.isa);
+  const int64_t narrow = lanes * (simd::vector_registers(s.isa) >= 32 ? 2 : 1);
+  const int64_t widest = (s.g.c_out + lanes - 1) / lanes * lanes;
   const int64_t row = s.knob->kind == KnobKind::perforation && !s.knob->rows
                           ? static_cast<int64_t>(perforation_kept(*s.knob, s.g.out_spatial[1]).size())
                           : s.g.out_spatial[1];
   std::vector<KernelChoice> field;
   if (flops >= 4e6 && conv_tuning_enabled()) {
-    if (first->tiled() && widest > 32 && row < 14) {
-      field.push_back({32, 0});
-      if (row < 12) field.push_back({32, row});
+    if (first->tiled() && widest > narrow && row < 14) {
+      field.push_back({narrow, 0});
+      if (row < 12) field.push_back({narrow, row});
     }
     if (first->tiled() && winograd_applies(s, team)) {
       field.push_back({64, 0, CompactPath::winograd_rows});

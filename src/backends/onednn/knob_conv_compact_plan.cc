@@ -1,4 +1,4 @@
-// The compact kernel's plan (knob_conv_compact.h), built at prepare time:
+// The compact kernel's plan (kernels/knob_plan.h), built at prepare time:
 // the layer's geometry, which rows / columns / taps the knob keeps, the
 // weights packed for the chosen path (im2col + GEMM, direct loops, the
 // tiled kernel, Winograd rows or tiles, the pointwise path), and how the
@@ -9,7 +9,6 @@
 
 #include "backends/onednn/knob_conv.h"
 #include "backends/onednn/knob_conv_compact_plan.h"
-#include "backends/onednn/knob_conv_simd.h"
 
 namespace caliprox::onednn {
 
@@ -130,11 +129,16 @@ void set_tiles(Plan& p) {
   const bool gaps = p.sh > 1 || p.sw > 1 || p.perforated;
   if (p.kh == 1 && p.kw == 1 && !p.staged_input && gaps && !p.codes_out) p.prefetch_floats = p.c;
   // The tile: tile_n output channels (the requested width, at most the
-  // layer's channels rounded up to a vector) by as many positions as the
-  // registers hold with it (24 accumulators). Tiles run on across row
-  // ends, so only an image's last tile is short.
-  p.tile_n = std::min<int64_t>(p.tile_n, (p.oc + 15) / 16 * 16);
-  const int64_t most = p.tile_n > 48 ? 6 : p.tile_n > 32 ? 8 : 12;
+  // layer's channels rounded up to a vector, and at most 4 vectors, or 2
+  // with 16 registers) by as many positions as the registers hold with it
+  // (the loops' kMaxMr: with 32 registers 64 x 6, 48 x 8, 32 x 12; with
+  // AVX2's 16, 16 x 6). Tiles run on across row ends, so only an image's
+  // last tile is short.
+  const int64_t lanes = simd::kernel_lanes(p.isa), regs = simd::vector_registers(p.isa);
+  const int64_t widest = (regs >= 32 ? 4 : 2) * lanes;
+  p.tile_n = std::min({p.tile_n, widest, (p.oc + lanes - 1) / lanes * lanes});
+  const int64_t nv = (p.tile_n + lanes - 1) / lanes;
+  const int64_t most = std::min<int64_t>((regs - nv - 1) / nv, nv <= 2 ? 12 : nv == 3 ? 8 : 6);
   p.tile_m = p.tile_m > 0 ? std::min(p.tile_m, most) : most;
   // Weight blocks of at most ~32 KB (tile_n channels of the block's taps);
   // plain tiles, which write codes, take the layer's taps in one block.
@@ -171,19 +175,19 @@ void set_taps(Plan& p, const std::vector<bool>& keep, int64_t rate) {
   };
   const int64_t kept_count = std::count(keep.begin(), keep.end(), true);
   p.depthwise = p.cg == 1 && p.ocg == 1 && p.group > 1;
-  // The tiled kernel (AVX-512): NHWC, one group; it also beats the direct
+  // The tiled kernel (vector variants): NHWC, one group; it also beats the direct
   // loop on layers with few taps. The direct loop takes depthwise layers
   // and few-tap layers the tiled kernel cannot.
-  p.tiled = !p.pointwise && p.isa == simd::KernelIsa::avx512 && p.layout == Layout::nhwc && p.group == 1;
+  p.tiled = !p.pointwise && simd::has_tiles(p.isa) && p.nhwc && p.group == 1;
   p.direct = !p.pointwise && (p.depthwise || (!p.tiled && p.group == 1 && kept_count <= compact::kDirectTaps));
   // NHWC gather with sampling: channels grouped by residue class (what
   // sampling drops per kernel position) so that the kept ones form
   // contiguous runs. (The tiled kernel addresses every tap on its own.)
-  const bool permuted = p.layout == Layout::nhwc && p.sampled && !p.direct && !p.tiled && !p.pointwise;
+  const bool permuted = p.nhwc && p.sampled && !p.direct && !p.tiled && !p.pointwise;
   if (permuted)
     for (int64_t r = 0; r < rate; ++r)
       for (int64_t c = r; c < p.cg; c += rate) p.channel_perm.push_back(static_cast<int32_t>(c));
-  if (p.layout == Layout::nchw || p.direct) {
+  if (!p.nhwc || p.direct) {
     for (int64_t c = 0; c < p.cg; ++c)
       for (int64_t kh = 0; kh < p.kh; ++kh)
         for (int64_t kw = 0; kw < p.kw; ++kw)
@@ -265,7 +269,7 @@ void set_weights(Plan& p, const KnobConvSetup& s) {
         if (p.sampled) v *= scale;
         if (p.half) v = round_half_value(v);
         int64_t index = 0;
-        if (p.layout == Layout::nchw) index = oc * p.k + t;
+        if (!p.nhwc) index = oc * p.k + t;
         else if (p.tiled) index = panel_index(p, p.k, oc, t);
         else if (p.depthwise) index = t * p.oc + oc;
         else index = (gi * p.k + t) * p.ocg + o;
@@ -374,9 +378,9 @@ bool pointwise_applies(const KnobConvSetup& s) {
 // Whether perforation of this layer can run as Winograd rows (columns).
 bool winograd_applies(const KnobConvSetup& s, int team) {
   const ConvGeometry& g = s.g;
-  return s.knob->kind == KnobKind::perforation && s.isa == simd::KernelIsa::avx512 &&
-         s.layout == Layout::nhwc && g.group == 1 && g.kernel[0] == 3 && g.kernel[1] == 3 && g.strides[0] == 1 &&
-         g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 && (g.n >= team || team == 1);
+  return s.knob->kind == KnobKind::perforation && simd::has_tiles(s.isa) && s.layout == Layout::nhwc && g.group == 1 &&
+         g.kernel[0] == 3 && g.kernel[1] == 3 && g.strides[0] == 1 && g.strides[1] == 1 && g.dilations[0] == 1 &&
+         g.dilations[1] == 1 && (g.n >= team || team == 1);
 }
 
 // The tiled kernel's tile: tile_n channels (64, 48 or 32) by tile_m
@@ -400,7 +404,7 @@ Plan build_plan(const KnobConvSetup& s, int team, int64_t tile_n, int64_t tile_m
     p.c /= 2;  // channel pairs
     p.cg /= 2;
   }
-  p.layout = s.layout;
+  p.nhwc = s.layout == Layout::nhwc;
   p.isa = s.isa;
   p.half = knob.half;
   p.residual = s.residual;

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "backends/onednn/knob_conv.h"
-#include "backends/onednn/knob_conv_compact.h"
+#include "kernels/knob_plan.h"
 
 namespace caliprox::onednn {
 
