@@ -46,11 +46,12 @@ CP_KNOB_INLINE MF first_lanes(int64_t n) {
 }
 
 // Loads and stores of the lanes of a prefix mask that touch no memory past
-// them: x86's masked moves, else (NEON's masked ops load and store whole
-// vectors) a whole vector when the mask is full and a copy through the
-// stack when it is not (only a block's last vector may be partial).
+// them: x86's masked moves (AVX2's vmaskmovps, AVX-512's masked moves:
+// masked-off lanes never fault), else (NEON's masked ops load and store
+// whole vectors) a whole vector when the mask is full and a copy through
+// the stack when it is not (only a block's last vector may be partial).
 CP_KNOB_INLINE VF load(MF m, const float* p) {
-#if HWY_MEM_OPS_MIGHT_FAULT
+#if !HWY_ARCH_X86
   const DF d;
   const size_t n = hn::CountTrue(d, m);
   if (n == static_cast<size_t>(kL)) return hn::LoadU(d, p);
@@ -62,7 +63,7 @@ CP_KNOB_INLINE VF load(MF m, const float* p) {
 #endif
 }
 CP_KNOB_INLINE void store(VF v, MF m, float* p) {
-#if HWY_MEM_OPS_MIGHT_FAULT
+#if !HWY_ARCH_X86
   const DF d;
   const size_t n = hn::CountTrue(d, m);
   if (n == static_cast<size_t>(kL)) return hn::StoreU(v, d, p);
