@@ -42,6 +42,16 @@ int vector_registers(KernelIsa isa);
 // Whether the variant has the register-tiled kernel and the Winograd paths
 // (every vector variant).
 bool has_tiles(KernelIsa isa);
+// The register tiles' shapes, shared by the plan and the loops that
+// instantiate them: at most 4 vectors of channels (2 with 16 registers),
+// and for nv vectors as many positions as leave room for the weights and
+// the broadcast input (nv * rows + nv + 1 registers), at most the
+// instantiated 12, 12, 8, 6 for nv 1..4.
+constexpr int max_tile_vectors(int regs) { return regs >= 32 ? 4 : 2; }
+constexpr int max_tile_rows(int nv, int regs) {
+  const int fit = (regs - nv - 1) / nv, cap = nv <= 2 ? 12 : nv == 3 ? 8 : 6;
+  return fit < cap ? fit : cap;
+}
 // Whether the avx512 variant's bf16 tiles run here (AVX512-BF16, as the
 // probe reports it with any cap).
 bool bf16_tiles_run();

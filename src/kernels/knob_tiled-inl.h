@@ -32,12 +32,10 @@ CP_KNOB_INLINE __m256i to_bf16_codes(VF v) {
 }
 #endif
 
-// The most positions a tile of NV vectors takes: its accumulators, one
-// vector of weights per channel vector and the broadcast input fit in the
-// registers (the plan sizes tiles by simd::vector_registers alike), and no
-// more than the instantiated shapes (12, 12, 8, 6 for NV 1..4).
+// The most positions a tile of NV vectors takes (the plan sizes tiles by
+// the same rule).
 template <int NV>
-inline constexpr int kMaxMr = std::min((kRegs - NV - 1) / NV, NV <= 2 ? 12 : NV == 3 ? 8 : 6);
+inline constexpr int kMaxMr = simd::max_tile_rows(NV, kRegs);
 
 // One tap: its weights (NV vectors at wk, the last masked by `tail`) times
 // the MR positions' input at offset o, into acc. kBf16 (Plan::bf16): a tap
@@ -381,16 +379,17 @@ CP_KNOB_INLINE void tile_run_of(int64_t mr, const TileBlock& b, int64_t m0, int6
 template <ActivationKind K, bool kBf16 = false, bool kCodesOut = false>
 CP_KNOB_INLINE void tile_runs(const TileBlock& b, int64_t m0, int64_t m1) {
   const int64_t whole = m0 + (m1 - m0) / b.p.tile_m * b.p.tile_m;
-  // (With 16 registers the plan's tiles are at most 2 vectors wide.)
+  // (With 16 registers the plan's tiles are at most 2 vectors wide:
+  // simd::max_tile_vectors.)
   const auto run = [&](int64_t mr, int64_t from, int64_t to) {
     switch (b.cb.nv) {
       case 1: tile_run_of<K, 1, kBf16, kCodesOut>(mr, b, from, to); break;
       case 2: tile_run_of<K, 2, kBf16, kCodesOut>(mr, b, from, to); break;
       case 3:
-        if constexpr (kRegs >= 32) tile_run_of<K, 3, kBf16, kCodesOut>(mr, b, from, to);
+        if constexpr (simd::max_tile_vectors(kRegs) >= 3) tile_run_of<K, 3, kBf16, kCodesOut>(mr, b, from, to);
         break;
       default:
-        if constexpr (kRegs >= 32) tile_run_of<K, 4, kBf16, kCodesOut>(mr, b, from, to);
+        if constexpr (simd::max_tile_vectors(kRegs) >= 4) tile_run_of<K, 4, kBf16, kCodesOut>(mr, b, from, to);
         break;
     }
   };

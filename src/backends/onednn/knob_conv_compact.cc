@@ -543,7 +543,7 @@ Result<std::unique_ptr<Kernel>> make_compact_conv(const NodeContext& ctx, const 
   // The narrower tile candidates: half the default width (32 channels
   // with AVX-512, 8 with AVX2 or NEON) with more positions.
   const int64_t lanes = simd::kernel_lanes(s.isa);
-  const int64_t narrow = lanes * (simd::vector_registers(s.isa) >= 32 ? 2 : 1);
+  const int64_t narrow = lanes * simd::max_tile_vectors(simd::vector_registers(s.isa)) / 2;
   const int64_t widest = (s.g.c_out + lanes - 1) / lanes * lanes;
   const int64_t row = s.knob->kind == KnobKind::perforation && !s.knob->rows
                           ? static_cast<int64_t>(perforation_kept(*s.knob, s.g.out_spatial[1]).size())

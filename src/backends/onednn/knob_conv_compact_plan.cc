@@ -134,11 +134,12 @@ void set_tiles(Plan& p) {
   // (the loops' kMaxMr: with 32 registers 64 x 6, 48 x 8, 32 x 12; with
   // AVX2's 16, 16 x 6). Tiles run on across row ends, so only an image's
   // last tile is short.
-  const int64_t lanes = simd::kernel_lanes(p.isa), regs = simd::vector_registers(p.isa);
-  const int64_t widest = (regs >= 32 ? 4 : 2) * lanes;
+  const int64_t lanes = simd::kernel_lanes(p.isa);
+  const int regs = simd::vector_registers(p.isa);
+  const int64_t widest = simd::max_tile_vectors(regs) * lanes;
   p.tile_n = std::min({p.tile_n, widest, (p.oc + lanes - 1) / lanes * lanes});
   const int64_t nv = (p.tile_n + lanes - 1) / lanes;
-  const int64_t most = std::min<int64_t>((regs - nv - 1) / nv, nv <= 2 ? 12 : nv == 3 ? 8 : 6);
+  const int64_t most = simd::max_tile_rows(static_cast<int>(nv), regs);
   p.tile_m = p.tile_m > 0 ? std::min(p.tile_m, most) : most;
   // Weight blocks of at most ~32 KB (tile_n channels of the block's taps);
   // plain tiles, which write codes, take the layer's taps in one block.
