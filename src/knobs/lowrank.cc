@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -12,10 +15,12 @@ namespace {
 
 // Eigen-decomposition of a symmetric n x n matrix (row-major) by cyclic
 // Jacobi rotations: eigenvalues in `w`, eigenvectors in the columns of `v`.
+// (The rotations update V's columns p and q as rows of V^T, which are
+// contiguous: the same arithmetic, read from cache lines it uses whole.)
 void jacobi_eigen(std::vector<double> a, int64_t n, std::vector<double>& w, std::vector<double>& v) {
   auto at = [n](std::vector<double>& m, int64_t i, int64_t j) -> double& { return m[static_cast<size_t>(i * n + j)]; };
-  v.assign(static_cast<size_t>(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i) at(v, i, i) = 1;
+  std::vector<double> vt(static_cast<size_t>(n * n), 0.0);  // V^T
+  for (int64_t i = 0; i < n; ++i) at(vt, i, i) = 1;
   for (int sweep = 0; sweep < 100; ++sweep) {
     double off = 0, total = 0;
     for (int64_t i = 0; i < n; ++i)
@@ -39,14 +44,87 @@ void jacobi_eigen(std::vector<double> a, int64_t n, std::vector<double>& w, std:
           at(a, q, k) = s * apk + c * aqk;
         }
         for (int64_t k = 0; k < n; ++k) {  // V <- V J
-          const double vkp = at(v, k, p), vkq = at(v, k, q);
-          at(v, k, p) = c * vkp - s * vkq;
-          at(v, k, q) = s * vkp + c * vkq;
+          const double vkp = at(vt, p, k), vkq = at(vt, q, k);
+          at(vt, p, k) = c * vkp - s * vkq;
+          at(vt, q, k) = s * vkp + c * vkq;
         }
       }
   }
   w.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = at(a, i, i);
+  v.assign(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) at(v, i, j) = at(vt, j, i);
+}
+
+// The eigen-decomposition of a matrix's Gram matrix (A^T A when right,
+// else A A^T), as jacobi_eigen gives it.
+struct GramEigen {
+  std::vector<double> w, e;
+};
+
+// gram_eigen's memory: the matrices whose Gram matrix it decomposed, most
+// recently used first, within a byte budget.
+class GramEigenCache {
+ public:
+  std::shared_ptr<const GramEigen> find(const std::vector<double>& a, int64_t m, int64_t n) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->m == m && it->n == n && it->a == a) {
+        entries_.splice(entries_.begin(), entries_, it);
+        return entries_.front().eigen;
+      }
+    return nullptr;
+  }
+
+  void add(const std::vector<double>& a, int64_t m, int64_t n, std::shared_ptr<const GramEigen> eigen) {
+    const size_t bytes = (a.size() + eigen->w.size() + eigen->e.size()) * sizeof(double);
+    if (bytes > kBudget / 4) return;  // (one layer would crowd out the rest)
+    const std::lock_guard<std::mutex> lock(mutex_);
+    entries_.push_front({m, n, a, std::move(eigen), bytes});
+    used_ += bytes;
+    while (used_ > kBudget) {
+      used_ -= entries_.back().bytes;
+      entries_.pop_back();
+    }
+  }
+
+ private:
+  static constexpr size_t kBudget = size_t{128} << 20;
+  struct Entry {
+    int64_t m, n;
+    std::vector<double> a;
+    std::shared_ptr<const GramEigen> eigen;
+    size_t bytes;
+  };
+  std::mutex mutex_;
+  std::list<Entry> entries_;
+  size_t used_ = 0;
+};
+
+// The eigen-decomposition of row-major m x n `a`'s smaller Gram matrix.
+// Remembered for the process: every rank a layer is factorised at (tune's
+// and calibrate's candidates, export, the tests) starts from the same
+// decomposition, the O(k^3) part of truncated_svd.
+std::shared_ptr<const GramEigen> gram_eigen(const std::vector<double>& a, int64_t m, int64_t n) {
+  static GramEigenCache cache;
+  if (auto known = cache.find(a, m, n)) return known;
+  const bool right = n <= m;
+  const int64_t k = right ? n : m;
+  std::vector<double> g(static_cast<size_t>(k * k), 0.0);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i; j < k; ++j) {
+      double sum = 0;
+      if (right)
+        for (int64_t t = 0; t < m; ++t) sum += a[static_cast<size_t>(t * n + i)] * a[static_cast<size_t>(t * n + j)];
+      else
+        for (int64_t t = 0; t < n; ++t) sum += a[static_cast<size_t>(i * n + t)] * a[static_cast<size_t>(j * n + t)];
+      g[static_cast<size_t>(i * k + j)] = g[static_cast<size_t>(j * k + i)] = sum;
+    }
+  auto eigen = std::make_shared<GramEigen>();
+  jacobi_eigen(std::move(g), k, eigen->w, eigen->e);
+  cache.add(a, m, n, eigen);
+  return eigen;
 }
 
 // Drops initializer `name` when no node reads it any more.
@@ -74,18 +152,9 @@ TruncatedSvd truncated_svd(const std::vector<double>& a, int64_t m, int64_t n, i
   // Work on the smaller Gram matrix: A^T A (n x n) when n <= m, else A A^T.
   const bool right = n <= m;
   const int64_t k = right ? n : m;
-  std::vector<double> g(static_cast<size_t>(k * k), 0.0);
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = i; j < k; ++j) {
-      double sum = 0;
-      if (right)
-        for (int64_t t = 0; t < m; ++t) sum += a[static_cast<size_t>(t * n + i)] * a[static_cast<size_t>(t * n + j)];
-      else
-        for (int64_t t = 0; t < n; ++t) sum += a[static_cast<size_t>(i * n + t)] * a[static_cast<size_t>(j * n + t)];
-      g[static_cast<size_t>(i * k + j)] = g[static_cast<size_t>(j * k + i)] = sum;
-    }
-  std::vector<double> w, e;
-  jacobi_eigen(g, k, w, e);
+  const std::shared_ptr<const GramEigen> eigen = gram_eigen(a, m, n);
+  const std::vector<double>& w = eigen->w;
+  const std::vector<double>& e = eigen->e;
   std::vector<int64_t> order(static_cast<size_t>(k));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return w[static_cast<size_t>(x)] > w[static_cast<size_t>(y)]; });

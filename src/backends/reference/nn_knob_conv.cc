@@ -49,13 +49,13 @@ Precision precision_of(const Knob& knob) {
 
 float round_half(float v) { return half_to_float(float_to_half(v)); }
 
-// One kept filter element: input channel within the group, kernel row and
-// column, and its index in the flattened filter [C_in/group][KH][KW].
+// One kept filter element: its index in the flattened filter
+// [C_in/group][KH][KW], and where it reads relative to its window's origin
+// (in the group's first input channel): row and column offset (dilated) and
+// flat offset.
 struct Tap {
-  int64_t c = 0;
-  int64_t kh = 0;
-  int64_t kw = 0;
   int64_t index = 0;
+  int64_t dh = 0, dw = 0, offset = 0;
 };
 
 std::vector<int64_t> all_positions(int64_t extent) {
@@ -89,7 +89,9 @@ class KnobConvKernel final : public Kernel {
       for (int64_t i = 0; i < kh; ++i)
         for (int64_t j = 0; j < kw; ++j) {
           const int64_t index = (c * kh + i) * kw + j;
-          if (keep[static_cast<size_t>(index)]) taps_.push_back({c, i, j, index});
+          if (!keep[static_cast<size_t>(index)]) continue;
+          const int64_t dh = i * g_.dilations[0], dw = j * g_.dilations[1];
+          taps_.push_back({index, dh, dw, (c * g_.in_spatial[0] + dh) * g_.in_spatial[1] + dw});
         }
 
     const size_t weights = static_cast<size_t>(g_.c_out) * taps_.size();
@@ -217,42 +219,49 @@ class KnobConvKernel final : public Kernel {
   // plane_ = conv + bias at the computed positions of output channel oc.
   void convolve_plane(const float* x, int64_t n, int64_t oc) {
     const int64_t ow_count = g_.out_spatial[1];
+    // The first input element of oc's group in image n.
+    const int64_t ic0 = (oc / g_.c_out_per_group()) * g_.c_in_per_group();
+    const int64_t group = (n * g_.c_in + ic0) * g_.in_spatial[0] * g_.in_spatial[1];
     for (int64_t oh : rows_)
       for (int64_t ow : cols_) {
-        const float acc = precision_ == Precision::int8 ? dot_int8(n, oc, oh, ow) : dot_f32(x, n, oc, oh, ow);
+        const Window at{oh * g_.strides[0] - g_.pads_begin[0], ow * g_.strides[1] - g_.pads_begin[1], group};
+        const float acc = precision_ == Precision::int8 ? dot_int8(at, oc) : dot_f32(x, at, oc);
         plane_[static_cast<size_t>(oh * ow_count + ow)] = acc + bias_[static_cast<size_t>(oc)];
       }
   }
 
-  // Flat index of input element (n, channel ic of oc's group, row ih, col iw)
-  // read by tap t at output (oh, ow); -1 where the tap falls in the padding.
-  int64_t input_index(const Tap& t, int64_t n, int64_t oc, int64_t oh, int64_t ow) const {
-    const int64_t ih = oh * g_.strides[0] - g_.pads_begin[0] + t.kh * g_.dilations[0];
-    const int64_t iw = ow * g_.strides[1] - g_.pads_begin[1] + t.kw * g_.dilations[1];
-    const int64_t in_h = g_.in_spatial[0], in_w = g_.in_spatial[1];
-    if (ih < 0 || ih >= in_h || iw < 0 || iw >= in_w) return -1;
-    const int64_t ic = (oc / g_.c_out_per_group()) * g_.c_in_per_group() + t.c;
-    return ((n * g_.c_in + ic) * in_h + ih) * in_w + iw;
+  // One output position's window: its origin in the input (row, column; may
+  // lie in the padding) and the flat index of its group's first channel.
+  struct Window {
+    int64_t ih = 0, iw = 0, group = 0;
+  };
+
+  // Flat index of the input element tap t reads in window `at`; -1 where
+  // the tap falls in the padding.
+  int64_t input_index(const Tap& t, const Window& at) const {
+    const int64_t ih = at.ih + t.dh, iw = at.iw + t.dw;
+    if (ih < 0 || ih >= g_.in_spatial[0] || iw < 0 || iw >= g_.in_spatial[1]) return -1;
+    return at.group + (at.ih * g_.in_spatial[1] + at.iw) + t.offset;
   }
 
   // Summed in filter order (channel, row, column), as the exact reference
   // Conv does, so knobs that only skip outputs reproduce it bit for bit.
-  float dot_f32(const float* x, int64_t n, int64_t oc, int64_t oh, int64_t ow) const {
+  float dot_f32(const float* x, const Window& at, int64_t oc) const {
     const float* w = w_.data() + static_cast<size_t>(oc) * taps_.size();
     float acc = 0;
     for (size_t t = 0; t < taps_.size(); ++t) {
-      const int64_t i = input_index(taps_[t], n, oc, oh, ow);
+      const int64_t i = input_index(taps_[t], at);
       if (i >= 0) acc += w[t] * x[i];
     }
     return acc;
   }
 
   // int32 accumulation of codes, dequantised with the input and channel scales.
-  float dot_int8(int64_t n, int64_t oc, int64_t oh, int64_t ow) const {
+  float dot_int8(const Window& at, int64_t oc) const {
     const int32_t* w = qw_.data() + static_cast<size_t>(oc) * taps_.size();
     int32_t acc = 0;
     for (size_t t = 0; t < taps_.size(); ++t) {
-      const int64_t i = input_index(taps_[t], n, oc, oh, ow);
+      const int64_t i = input_index(taps_[t], at);
       if (i >= 0) acc += w[t] * x_codes_[static_cast<size_t>(i)];
     }
     return static_cast<float>(acc) * x_scale_ * w_scale_[static_cast<size_t>(oc)];
