@@ -27,7 +27,12 @@ if [[ ! -f "$root/bench/node_modules/onnxruntime-node/package.json" ]] && comman
     echo "run-tests: npm ci in bench/ failed; the ONNX Runtime export test will be skipped" >&2
 fi
 
-meson test -C "$BUILD" --print-errorlogs --num-processes 1
+# Suites run side by side, one per core (TEST_JOBS overrides): most of
+# them are one process on one core at a time (the unit tests, the CLI
+# scripts, ONNX Runtime's runs), and OMP_WAIT_POLICY=passive keeps the
+# oneDNN teams of two suites from spinning against each other.
+jobs=${TEST_JOBS:-$(nproc)}
+meson test -C "$BUILD" --print-errorlogs --num-processes "$jobs"
 status=$?
 logs=("$logdir/testlog.txt")
 
@@ -39,7 +44,7 @@ has_avx512=0
 if [[ "${cpu_line%%;*}" == *" avx512f/bw/dq/vl"* ]]; then has_avx512=1; fi
 if [[ $has_avx512 -eq 1 && -z "${CALIPROX_MAX_ISA:-}${ONEDNN_MAX_CPU_ISA:-}${DNNL_MAX_CPU_ISA:-}" ]]; then
   echo "== the unit and conformance suites again, with the ISA capped at AVX2 (CALIPROX_MAX_ISA=avx2)"
-  CALIPROX_MAX_ISA=avx2 meson test -C "$BUILD" --print-errorlogs --num-processes 1 --logbase testlog-avx2 \
+  CALIPROX_MAX_ISA=avx2 meson test -C "$BUILD" --print-errorlogs --num-processes "$jobs" --logbase testlog-avx2 \
     unit conformance
   capped=$?
   [[ $capped -ne 0 ]] && status=$capped
