@@ -74,7 +74,10 @@ class ConvSpatialSvd final : public LowRankRewrite {
 // Truncated SVD of a row-major m x n matrix: the r largest singular values
 // (decreasing) with their left (m x r, row-major) and right (n x r,
 // row-major) singular vectors, by Jacobi rotations on the smaller Gram
-// matrix. Plain reference code: deterministic, double precision.
+// matrix. Plain reference code: deterministic, double precision. The Gram
+// matrix's decomposition is remembered per matrix for the process (at most
+// 128 MiB, least recently used out), so every rank a layer is factorised at
+// starts from it.
 struct TruncatedSvd {
   std::vector<double> s;
   std::vector<double> u;  // [m, r]
