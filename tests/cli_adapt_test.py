@@ -83,7 +83,9 @@ def adapt_sim_measures_levels_simulates_strategies_and_writes_the_table():
             assert abs(r["savings_vs_exact"] - (1 - r["mean_latency_ms"] / by["static-0"]["mean_latency_ms"])) < 1e-9
         with open(os.path.join(out, "adapt-traces.json")) as f:
             traces = json.load(f)
-        assert len(traces["persistent-20"]["confidence"]) == 600
+        walk = traces["persistent-20"]["confidence"]
+        assert len(walk["levels"]) == 600 and len(walk["confidence"]) == 600
+        assert all(0 < c <= 1 for c in walk["confidence"]) and set(walk["levels"]) <= {0, 1, 2}
         # The same seeds give the same streams and simulations (latencies aside).
         again = sim(tmp)
         with open(os.path.join(out, "adapt-traces.json")) as f:

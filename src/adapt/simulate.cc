@@ -35,6 +35,7 @@ class Tally {
     if (have_energy_) energy_j_ += *costs_.at(l).energy_j;
     if (!result_.trace.empty() && result_.trace.back() != level) ++result_.switches;
     result_.trace.push_back(level);
+    result_.confidence.push_back(o.top1);
     ++result_.level_counts.at(l);
     return o;
   }

@@ -28,6 +28,7 @@ struct LevelCost {
 struct SimulationResult {
   std::string strategy;
   std::vector<int> trace;          // level used for each input
+  std::vector<double> confidence;  // for each input, the top-1 probability the level in use gave it
   double accuracy = 0;             // against the labels, fraction
   double agreement = 0;            // argmax equal to the exact network's (level 0), fraction
   double mean_latency_ms = 0;      // per inference, switches included

@@ -84,7 +84,7 @@ Result<StreamReport> simulate_stream(const Experiment& exp, const StreamSpec& sp
       if (s.accuracy >= r.accuracy && (!best || s.mean_latency_ms < *best)) best = s.mean_latency_ms;
     }
     rows.push_back(result_json(r, exact_ms, best));
-    out.traces[r.strategy] = r.trace;
+    out.traces[r.strategy] = {{"levels", r.trace}, {"confidence", r.confidence}};
   }
   out.json = {{"name", spec.name},
               {"kind", spec.kind == StreamKind::persistent ? "persistent"
