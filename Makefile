@@ -1,5 +1,5 @@
 # Thin wrapper over Meson. The two commands a fresh Debian 12 machine needs:
-#   make demo   install missing packages, build, run the main job on the default experiment
+#   make demo   install missing packages, build, run the main job on the default experiment, draw its report
 #   make test   install missing packages, build, run the whole test suite
 BUILD ?= build
 DEMO_EXPERIMENT ?= configs/fashion-resnet.yaml
@@ -23,6 +23,7 @@ build: deps $(BUILD)/build.ninja
 demo: build
 	$(CALIPROX) check $(DEMO_EXPERIMENT)
 	$(CALIPROX) tune $(DEMO_EXPERIMENT)
+	$(CALIPROX) report runs/$(basename $(notdir $(DEMO_EXPERIMENT)))
 
 test: build
 	bash scripts/run-tests.sh $(BUILD)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages caliprox needs to build, test and run its demo.
+# Installs the Debian packages caliprox needs to build, test and run its demo,
+# and the plotting libraries `caliprox report` inlines into its pages (npm ci
+# in src/report/web/; the build embeds them into the binary).
 # Idempotent: only missing packages are installed; waits for the apt lock held by
 # other sessions instead of failing. Installs by package name only.
 set -euo pipefail
@@ -18,7 +20,9 @@ DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # scripts/run-tests.sh with `npm ci` in bench/).
 # PoCL: an OpenCL device on the CPU, so the OpenCL backend is tested everywhere;
 # openssh-server: the deploy tests start an sshd of their own on 127.0.0.1.
-TEST_PKGS=(python3-numpy nodejs npm pocl-opencl-icd openssh-server)
+# chromium: the report test opens the pages `caliprox report` writes in headless
+# Chromium (driven by playwright-core from tests/browser/, which run-tests.sh installs).
+TEST_PKGS=(python3-numpy nodejs npm pocl-opencl-icd openssh-server chromium)
 # (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers; the OpenCL
 # backend builds on them and CLBlast.)
 # The benchmark drives ONNX Runtime from Node; the model trainers need torch
@@ -45,8 +49,24 @@ for pkg in "${BUILD_PKGS[@]}" "${DATA_PKGS[@]}" "${TEST_PKGS[@]}" "${EXTRA_PKGS[
   [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done
 
+# Vega and Vega-Lite, pinned by src/report/web/package-lock.json. Without them
+# (no npm, no registry) caliprox still builds and its report pages carry the
+# data and tables without plots, saying why.
+install_plot_libraries() {
+  local web
+  web="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/report/web"
+  [[ -f "$web/node_modules/vega-lite/build/vega-lite.min.js" ]] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: no npm: caliprox report will write pages without plots" >&2
+    return 0
+  fi
+  (cd "$web" && npm ci --no-audit --no-fund >&2) ||
+    echo "install-deps: npm ci in src/report/web failed: caliprox report will write pages without plots" >&2
+}
+
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all packages present" >&2
+  install_plot_libraries
   exit 0
 fi
 
@@ -56,3 +76,4 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+install_plot_libraries

@@ -27,6 +27,14 @@ if [[ ! -f "$root/bench/node_modules/onnxruntime-node/package.json" ]] && comman
     echo "run-tests: npm ci in bench/ failed; the ONNX Runtime export test will be skipped" >&2
 fi
 
+# The report test drives Debian's chromium with playwright-core
+# (tests/browser/package.json; no browser is downloaded). Without it that
+# test's browser part reports SKIP with the reason.
+if [[ ! -f "$root/tests/browser/node_modules/playwright-core/package.json" ]] && command -v npm >/dev/null 2>&1; then
+  (cd "$root/tests/browser" && npm ci --no-audit --no-fund >&2) ||
+    echo "run-tests: npm ci in tests/browser/ failed; the report test's browser checks will be skipped" >&2
+fi
+
 # Suites run side by side, one per core (TEST_JOBS overrides): most of
 # them are one process on one core at a time (the unit tests, the CLI
 # scripts, ONNX Runtime's runs), and OMP_WAIT_POLICY=passive keeps the

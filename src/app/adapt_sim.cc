@@ -225,6 +225,7 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
   if (s.common.json) {
     fmt::print("{}\n", nlohmann::json{{"adaptation", dir + "/adaptation.json"}, {"report", dir + "/adapt-sim.json"},
                                       {"traces", dir + "/adapt-traces.json"}}.dump());
+    log_report_hint(dir);
     return {};
   }
   fmt::print("levels (batch 1, {} rounds; switch {:.4f} ms):\n", costs.rounds, costs.switch_ms);
@@ -234,6 +235,7 @@ Status run_adapt_sim(const AdaptSimSettings& s) {
   if (table.energy_unavailable) fmt::print("energy: not measured ({})\n", *table.energy_unavailable);
   for (const auto& st : report) print_stream(st, costs.energy->available());
   fmt::print("written: {}/adaptation.json, adapt-sim.json, adapt-traces.json\n", dir);
+  log_report_hint(dir);
   return {};
 }
 

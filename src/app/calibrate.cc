@@ -203,6 +203,7 @@ Status run_calibrate(CalibrateSettings& s) {
     fmt::print("  valid region {:.1f} % of the box ({} boxes), uncertain {:.1f} %\n",
                100 * r.region.valid_fraction(), budgets["region"]["boxes"].size(), 100 * r.region.unknown_fraction());
   }
+  log_report_hint(dir);
   return {};
 }
 

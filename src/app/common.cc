@@ -57,6 +57,10 @@ void warn_left_out(const KnobSpace& ks, std::string_view command) {
 }
 
 // --goal 0.02 (absolute, the metric's unit) or --goal 1% (relative).
+void log_report_hint(const std::string& dir) {
+  log_info("artifacts in {}/: `caliprox report {}` draws them into one page", dir, dir);
+}
+
 Status apply_goal_override(Experiment& exp, const std::string& text) {
   const bool relative = !text.empty() && text.back() == '%';
   const std::string number = relative ? text.substr(0, text.size() - 1) : text;

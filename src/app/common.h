@@ -44,6 +44,10 @@ nlohmann::json latency_json(const LatencyStats& s);
 // Writes `value` (pretty, trailing newline) atomically, creating the folder.
 Status write_json_file(const std::string& path, const nlohmann::json& value);
 
+// The closing line of a long subcommand (in the log, on stderr): where its
+// artifacts are, and that `caliprox report` draws them.
+void log_report_hint(const std::string& dir);
+
 // An info line in the log, for what the runtime reports on its own
 // (Evaluator::Notice).
 void log_notice(const std::string& text);

@@ -119,6 +119,7 @@ Status run_inject(const InjectSettings& s) {
     fmt::print("{}: {} candidate(s) ({} replayed) on {} samples of the {} split\n", dir + "/errors.json",
                candidates.size(), replayed, base.samples, s.split);
   }
+  log_report_hint(dir);
   return {};
 }
 

@@ -269,6 +269,7 @@ Status run_profile(const ProfileSettings& settings) {
     if (!settings.common.json) print_profile(batch, base_median, doc, energy, path);
   }
   if (settings.common.json) fmt::print("{}\n", nlohmann::json{{"profiles", summaries}}.dump());
+  log_report_hint(dir);
   return {};
 }
 

@@ -140,6 +140,13 @@ struct DeploySettings {
   std::vector<std::string> command;  // after --: the subcommand and its arguments
 };
 
+struct ReportSettings {
+  CommonSettings common;              // (no output folder: -o names the page)
+  std::string run_dir;                // the run folder to draw
+  std::optional<std::string> output;  // -o/--output: default RUN_DIR/report.html
+  bool plots = true;                  // --no-plots: tables only
+};
+
 // Each returns the process exit status class via Status (the CLI maps it).
 Status run_check(const CheckSettings& settings);
 Status run_infer(const InferSettings& settings);
@@ -155,5 +162,6 @@ Status run_serve(const ServeSettings& settings);
 Status run_adapt_sim(const AdaptSimSettings& settings);
 Status run_export(const ExportSettings& settings);
 Status run_deploy(const DeploySettings& settings);
+Status run_report(const ReportSettings& settings);
 
 }  // namespace caliprox

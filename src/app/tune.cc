@@ -158,6 +158,7 @@ Status run_tune(const TuneSettings& settings) {
   log_model_errors(c, doc);
   if (settings.export_hpvm) CP_TRY(export_hpvm(c, doc, *settings.export_hpvm));
   print_frontier(c, doc, pareto_path, settings.common.json, t_start);
+  log_report_hint(dir);
   if (doc.configurations.size() == 1)
     return Status(Errc::goal_not_met, fmt::format("no approximate configuration met the goal on both the tune and "
                                                   "the test split (the frontier holds the exact network only: {})",

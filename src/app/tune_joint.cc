@@ -241,6 +241,7 @@ Status run_tune_joint(const TuneSettings& s) {
                                       {"search", doc["search"]}}
                            .dump());
   else print_summary(t, counts, outcome, doc, path);
+  log_report_hint(t.setup().dir);
   if (!outcome.chosen && outcome.finalists.empty())
     return Status(Errc::goal_not_met,
                   fmt::format("no finalist: the search discarded all {} candidates it evaluated ({}; {})",

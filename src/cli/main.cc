@@ -46,7 +46,7 @@ std::pair<std::string, std::string> split_input_arg(const std::string& arg) {
   return {arg.substr(0, eq), arg.substr(eq + 1)};
 }
 
-int report(const Status& st) {
+int exit_status(const Status& st) {
   if (st.ok()) return 0;
   fmt::print(stderr, "caliprox: {}{}\n", st.code() == Errc::interrupted ? "" : "error: ", st.message());
   return exit_code_for(st.code());
@@ -244,6 +244,20 @@ int main(int argc, char** argv) {
   deploy_cmd->add_flag("-q,--quiet", deploy.common.quiet, "Only errors on stderr");
   deploy_cmd->add_flag("-v,--verbose", deploy.common.verbose, "Also debug details");
 
+  ReportSettings report;
+  auto* report_cmd = app.add_subcommand("report", "Draw a run folder's artifacts into one self-contained HTML page");
+  report_cmd
+      ->add_option("run_dir", report.run_dir,
+                   "Run folder (the -o folder of tune, profile, calibrate, inject, adapt-sim)")
+      ->required();
+  report_cmd->add_option("-o,--output", report.output, "The page to write (default RUN_DIR/report.html)");
+  report_cmd->add_flag(
+      "--no-plots", [&report](int64_t) { report.plots = false; },
+      "Tables only, without the inlined plotting libraries (a small page)");
+  report_cmd->add_flag("--json", report.common.json, "Print one JSON summary object on stdout");
+  auto* report_quiet = report_cmd->add_flag("-q,--quiet", report.common.quiet, "Only warnings and errors on stderr");
+  report_cmd->add_flag("-v,--verbose", report.common.verbose, "Also debug details on stderr")->excludes(report_quiet);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -299,6 +313,9 @@ int main(int argc, char** argv) {
     } else if (*deploy_cmd) {
       set_log_level(log_level_of(deploy.common));
       st = run_deploy(deploy);
+    } else if (*report_cmd) {
+      set_log_level(log_level_of(report.common));
+      st = run_report(report);
     } else if (*calibrate_cmd) {
       set_log_level(log_level_of(calibrate.common));
       st = run_calibrate(calibrate);
@@ -310,5 +327,5 @@ int main(int argc, char** argv) {
     // Library exceptions are caught inside the modules; reaching here is a bug.
     st = runtime_error("internal error: {}", e.what());
   }
-  return report(st);
+  return exit_status(st);
 }
