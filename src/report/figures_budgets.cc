@@ -89,6 +89,20 @@ const std::vector<std::string> kCategories = {
 const std::vector<std::string> kColors = {"#2e8b57", "#c0392b", "#e0a800", "#1f5fa8", "#7f3c8d",
                                           "#17becf", "#ff7f0e", "#8c564b", "#999999"};
 
+// The categories the rows use, with their colours, in the fixed order (a legend of what is there).
+json present_categories(const json& rows) {
+  json domain = json::array(), range = json::array();
+  for (size_t k = 0; k < kCategories.size(); ++k) {
+    bool used = false;
+    for (const json& r : rows) used = used || r.value("category", "") == kCategories[k];
+    if (used) {
+      domain.push_back(kCategories[k]);
+      range.push_back(kColors[k]);
+    }
+  }
+  return {{"domain", domain}, {"range", range}};
+}
+
 Figure view(const BudgetSpace& space, const json& doc, size_t i, size_t j, const std::vector<Candidate>& candidates,
             const std::vector<std::string>& sources) {
   const BudgetAxis& ax = space.axes()[i];
@@ -136,7 +150,7 @@ Figure view(const BudgetSpace& space, const json& doc, size_t i, size_t j, const
   const json color = {{"field", "category"},
                       {"type", "nominal"},
                       {"title", nullptr},
-                      {"scale", {{"domain", kCategories}, {"range", kColors}}}};
+                      {"scale", present_categories(f.data)}};
   auto layer = [](const char* filter, json mark, json enc) {
     return json{{"transform", json::array({{{"filter", filter}}})},
                 {"mark", std::move(mark)},

@@ -209,14 +209,17 @@ Figure heat_map(const Artifact& a) {
     for (const auto& [knob, m] : knobs.items())
       if (knob != "fp32") add(node, knob, exact / m.at("latency_ms").at("median").get<double>());
   }
-  for (const auto& [node, knobs] : d.value("reshape", json::object()).items())
+  const json reshape = d.value("reshape", json::object());  // (items() of a temporary would dangle)
+  for (const auto& [node, knobs] : reshape.items())
     for (const auto& [knob, m] : knobs.items()) add(node, knob, m.at("speedup").get<double>());
-  f.caption =
+  const json& ctx = d.value("context", json::object());
+  f.caption = fmt::format(
       "Each cell: the layer's measured speedup under the knob (exact fp32 latency over the knob's, medians) divided "
       "by the knob's nominal speedup (r/(r-1) for perforation and sampling, 32/bits for precision, the catalogue's "
-      "figure for pruning and low rank): 1 means the knob pays what it promises. The tooltip gives both speedups.";
-  f.spec = {{"data", {{"name", "rows"}}},
-            {"mark", {{"type", "rect"}}},
+      "figure for pruning and low rank): 1 means the knob pays what it promises. The tooltip gives both speedups. "
+      "Measured with {} thread(s) on {}.",
+      ctx.value("threads", 0), ctx.value("cpu", std::string("an unrecorded CPU")));
+  f.spec = {{"mark", {{"type", "rect"}}},
             {"width", {{"step", 13}}},
             {"height", {{"step", 16}}},
             {"encoding",

@@ -139,9 +139,15 @@ std::string mismatch(const Recogniser& r, const json& doc) {
 
 // The experiment an artifact names (empty for adapt-traces.json).
 std::string experiment_of(const Artifact& a) {
-  const json& d = a.kind == ArtifactKind::tune_records ? a.doc["header"].value("info", json::object()) : a.doc;
-  if (a.kind == ArtifactKind::adapt_traces || !d.contains("experiment") || !d["experiment"].is_string()) return {};
-  return d["experiment"].get<std::string>();
+  if (a.kind == ArtifactKind::adapt_traces) return {};
+  const json* d = &a.doc;
+  if (a.kind == ArtifactKind::tune_records) {
+    const json& h = a.doc.at("header");
+    if (!h.contains("info") || !h.at("info").is_object()) return {};
+    d = &h.at("info");
+  }
+  if (!d->contains("experiment") || !(*d)["experiment"].is_string()) return {};
+  return (*d)["experiment"].get<std::string>();
 }
 
 // Reads one file into out.artifacts, or a Problem where it cannot be used.
