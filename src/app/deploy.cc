@@ -220,7 +220,7 @@ Status Deployer::pull(const std::string& remote_out) {
   fs::remove_all(local, ec);
   fs::rename(tmp, local, ec);
   if (ec) return runtime_error("moving the pulled artifacts to {}: {}", local, ec.message());
-  log_info("deploy: artifacts in {}", local);
+  log_report_hint(local);  // (the remote subcommand named its own folder on the target, now pulled here)
   return {};
 }
 
