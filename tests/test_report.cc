@@ -72,6 +72,12 @@ TEST_CASE("report: a truncated artifact is named with its line, column and byte;
   CHECK(run->problems[1].path == "budgets.json");
   CHECK(run->problems[1].what.find("found \"something-else\"") != std::string::npos);
   CHECK(run->artifacts.size() == 1);
+  // A header key of the wrong type is a problem too, not a crash.
+  put(dir.path / "records.jsonl", R"({"format": 3})"
+                                  "\n");
+  auto again = read_run_folder(dir.path.string());
+  REQUIRE(again.ok());
+  CHECK(again->problems.size() == 3);
 }
 
 TEST_CASE("report: an empty folder, a folder of unusable files and mixed experiments are refused, naming why") {

@@ -56,11 +56,11 @@ void warn_left_out(const KnobSpace& ks, std::string_view command) {
              knob_kind_name(l.kind), knob_run_name(l.support.run), l.support.how, fmt::join(l.knobs, " "));
 }
 
-// --goal 0.02 (absolute, the metric's unit) or --goal 1% (relative).
 void log_report_hint(const std::string& dir) {
   log_info("artifacts in {}/: `caliprox report {}` draws them into one page", dir, dir);
 }
 
+// --goal 0.02 (absolute, the metric's unit) or --goal 1% (relative).
 Status apply_goal_override(Experiment& exp, const std::string& text) {
   const bool relative = !text.empty() && text.back() == '%';
   const std::string number = relative ? text.substr(0, text.size() - 1) : text;

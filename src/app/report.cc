@@ -16,7 +16,7 @@ namespace caliprox {
 Status run_report(const ReportSettings& s) {
   report::PageOptions options;
   options.plots = s.plots;
-  options.generator = "caliprox 0.1.0";
+  options.generator = "caliprox " + s.version;
   CP_ASSIGN_OR_RETURN(report::Report r, report::build_report(s.run_dir, options));
   const std::string path = s.output.value_or((std::filesystem::path(s.run_dir) / "report.html").string());
   CP_TRY(write_file_atomic(path, r.html));

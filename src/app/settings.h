@@ -145,6 +145,7 @@ struct ReportSettings {
   std::string run_dir;                // the run folder to draw
   std::optional<std::string> output;  // -o/--output: default RUN_DIR/report.html
   bool plots = true;                  // --no-plots: tables only
+  std::string version;                // caliprox's, named in the page (the CLI fills it in)
 };
 
 // Each returns the process exit status class via Status (the CLI maps it).

@@ -1,6 +1,7 @@
 #include "report/page.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include <fmt/format.h>

@@ -194,8 +194,13 @@ void scan(const fs::path& dir, const std::string& prefix, const std::string& net
       if (depth == 0 && name != "requests") scan(e.path(), prefix + name + "/", name, out, depth + 1);
       continue;
     }
-    if (const Recogniser* r = recogniser_for(name); r && e.is_regular_file(ec))
+    const Recogniser* r = recogniser_for(name);
+    if (!r || !e.is_regular_file(ec)) continue;
+    try {
       read_one(e.path(), *r, prefix + name, network, out);
+    } catch (const json::exception& x) {  // a key of the wrong type, say ("format": 3)
+      out.problems.push_back({prefix + name, fmt::format("not {} ({})", r->what, x.what())});
+    }
   }
 }
 
