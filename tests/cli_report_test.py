@@ -158,7 +158,12 @@ def report_draws_every_artifact_and_embeds_their_data():
     assert sorted(r["name"] for r in err) == sorted(c["name"] for c in errors["candidates"])
     assert [r["mean_abs"] for r in err] == sorted(c["errors"]["vs_exact"]["mean_abs"] for c in errors["candidates"])
 
-    # Adaptation: per strategy the simulation's accuracy and savings; the walks' levels and confidences.
+    # Adaptation: the levels; per strategy the simulation's accuracy and savings; the walks' levels and confidences.
+    table = load(os.path.join(out, "adaptation.json"))
+    levels = figs["adapt-levels"]["data"]
+    assert [r["id"] for r in levels] == [l["id"] for l in table["levels"]]
+    for r, l in zip(levels, table["levels"]):
+        assert close(r["speedup"], 1 / l["time_proxy"]) and close(r["accuracy"], 100 * l["accuracy"]), (r, l)
     sim = load(os.path.join(out, "adapt-sim.json"))
     stream = sim["streams"][0]
     outcome = figs["adapt-outcomes-" + stream["name"]]["data"]
