@@ -20,7 +20,7 @@ Figure distributions(const Artifact& a) {
   f.id = "errors-" + (a.network.empty() ? std::string("network") : a.network);
   f.section = "Output errors";
   f.title =
-      fmt::format("Output errors of {} candidates of {} against the exact network", d.at("candidates").size(), network);
+      fmt::format("Output errors of {} candidate(s) of {} against the exact network", d.at("candidates").size(), network);
   f.sources = {a.path};
   struct Row {
     json row;
