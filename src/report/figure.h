@@ -44,6 +44,8 @@ void adaptation_figures(const RunFolder& run, Figures& out);
 
 // Shared by the builders: a number or null (NaN, missing) for a data row.
 nlohmann::json number_or_null(const nlohmann::json& v);
+// A Vega-Lite layer over the rows that pass `filter` (an expression on `datum`).
+nlohmann::json layer_of(const std::string& filter, nlohmann::json mark, nlohmann::json encoding);
 // Counts, for Figure::marks, the rows with a non-null value at each key.
 int count_rows(const nlohmann::json& rows, const std::string& kind_key, const std::string& kind,
                const std::vector<std::string>& non_null);

@@ -151,32 +151,26 @@ Figure view(const BudgetSpace& space, const json& doc, size_t i, size_t j, const
                       {"type", "nominal"},
                       {"title", nullptr},
                       {"scale", present_categories(f.data)}};
-  auto layer = [](const char* filter, json mark, json enc) {
-    return json{{"transform", json::array({{{"filter", filter}}})},
-                {"mark", std::move(mark)},
-                {"encoding", std::move(enc)}};
-  };
   f.spec = {
       {"width", one_axis ? 520 : 300},
       {"height", one_axis ? 90 : 300},
       {"layer",
-       {layer("datum.kind === 'region'", {{"type", "rect"}, {"color", "#2e8b57"}, {"opacity", 0.08}, {"clip", true}},
-              {{"x", x}, {"x2", {{"field", "x2"}}}, {"y", y}, {"y2", {{"field", "y2"}}}}),
-        layer("datum.kind === 'point'", {{"type", "point"}, {"filled", true}, {"size", 22}, {"clip", true}},
-              {{"x", x}, {"y", y}, {"color", color}, {"tooltip", {{{"field", "category"}}, {{"field", "passes"}}}}}),
-        layer("datum.kind === 'candidate'",
-              {{"type", "point"},
-               {"shape", "diamond"},
-               {"filled", true},
-               {"size", 90},
-               {"stroke", "black"},
-               {"strokeWidth", 0.8},
-               {"clip", true}},
-              {{"x", x}, {"y", y}, {"color", color}, {"tooltip", {{{"field", "name"}}, {{"field", "category"}}}}})}}};
-  f.marks = {{"rect", boxes},
-             {"symbol",
-              count_rows(f.data, "kind", "point", {"x", "y"}) + count_rows(f.data, "kind", "candidate", {"x", "y"})}};
+       {layer_of("datum.kind === 'region'", {{"type", "rect"}, {"color", "#2e8b57"}, {"opacity", 0.08}, {"clip", true}},
+                 {{"x", x}, {"x2", {{"field", "x2"}}}, {"y", y}, {"y2", {{"field", "y2"}}}}),
+        layer_of("datum.kind === 'point'", {{"type", "point"}, {"filled", true}, {"size", 22}, {"clip", true}},
+                 {{"x", x}, {"y", y}, {"color", color}, {"tooltip", {{{"field", "category"}}, {{"field", "passes"}}}}}),
+        layer_of(
+            "datum.kind === 'candidate'",
+            {{"type", "point"},
+             {"shape", "diamond"},
+             {"filled", true},
+             {"size", 90},
+             {"stroke", "black"},
+             {"strokeWidth", 0.8},
+             {"clip", true}},
+            {{"x", x}, {"y", y}, {"color", color}, {"tooltip", {{{"field", "name"}}, {{"field", "category"}}}}})}}};
   const int cands = count_rows(f.data, "kind", "candidate", {"x", "y"});
+  f.marks = {{"rect", boxes}, {"symbol", count_rows(f.data, "kind", "point", {"x", "y"}) + cands}};
   f.caption = fmt::format(
       "{} calibration points judged by the application ({} error model, {}), the region where it holds (shaded: the "
       "union of the region's {} boxes{}){}.",

@@ -15,6 +15,12 @@ json number_or_null(const json& v) {
   return std::isfinite(x) ? json(x) : json(nullptr);
 }
 
+json layer_of(const std::string& filter, json mark, json encoding) {
+  return {{"transform", json::array({{{"filter", filter}}})},
+          {"mark", std::move(mark)},
+          {"encoding", std::move(encoding)}};
+}
+
 int count_rows(const json& rows, const std::string& kind_key, const std::string& kind,
                const std::vector<std::string>& non_null) {
   int n = 0;

@@ -20,12 +20,6 @@ json quantitative(const char* field, const std::string& title, json extra = json
   return e;
 }
 
-json layer_of(const std::string& filter, json mark, json encoding) {
-  return {{"transform", json::array({{{"filter", filter}}})},
-          {"mark", std::move(mark)},
-          {"encoding", std::move(encoding)}};
-}
-
 // The loss the goal allows, in loss units (a relative goal scales the exact value).
 double goal_loss(const json& goal, double baseline) {
   const double max = goal.at("max_loss").get<double>();
@@ -39,8 +33,8 @@ const char* kPredicted = "predicted";
 Figure frontier(const Artifact& a) {
   const json& d = a.doc;
   const std::string unit = d.at("loss_unit").get<std::string>() == "pp" ? "pp" : d.at("metric").get<std::string>();
-  const auto metric = metric_from_name(d.at("metric").get<std::string>());
-  const bool higher_better = !metric || metric_higher_is_better(*metric);
+  // (An unknown metric name reads as an accuracy: higher is better.)
+  const Metric metric = metric_from_name(d.at("metric").get<std::string>()).value_or(Metric::top1);
   const json& base = d.at("baseline").at("qos");
   Figure f;
   f.id = "frontier" + (a.network.empty() ? "" : "-" + a.network);
@@ -67,8 +61,7 @@ Figure frontier(const Artifact& a) {
     json predicted_loss = nullptr;
     const json& qp = c.at("qos_predicted");
     if (qp.is_number() && base.at("tune").is_number())
-      predicted_loss =
-          higher_better ? base["tune"].get<double>() - qp.get<double>() : qp.get<double>() - base["tune"].get<double>();
+      predicted_loss = qos_loss(metric, base["tune"].get<double>(), qp.get<double>());
     if (level == 0) predicted_loss = 0.0;
     row(kPredicted, sp.at("predicted"), predicted_loss);
     const json& last = f.data.back();
@@ -177,9 +170,7 @@ Figure progress(const Artifact& records, const Artifact* pareto) {
                            {{"domain", {"within the goal", "over the goal"}}, {"range", {"#1f5fa8", "#c9c9c9"}}}}}}}),
               layer_of("datum.best !== null", {{"type", "line"}, {"interpolate", "step-after"}, {"color", "#b8322a"}},
                        {{"x", x}, {"y", quantitative("best", "speedup (x)")}})}}};
-  int symbols = 0;
-  for (const json& r : f.data) symbols += r["speedup"].is_number() ? 1 : 0;
-  f.marks = {{"symbol", symbols}, {"line", within > 0 ? 1 : 0}};
+  f.marks = {{"symbol", count_rows(f.data, "", "", {"speedup"})}, {"line", within > 0 ? 1 : 0}};
   return f;
 }
 

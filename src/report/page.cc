@@ -110,6 +110,14 @@ std::string figure_html(const Figure& f, bool plots, const std::string& plots_mi
   return out;
 }
 
+// The figures' sections, each once, in the order the figures come.
+std::vector<std::string> sections_of(const std::vector<Figure>& figures) {
+  std::vector<std::string> out;
+  for (const Figure& f : figures)
+    if (std::find(out.begin(), out.end(), f.section) == out.end()) out.push_back(f.section);
+  return out;
+}
+
 // Figure ids made safe and unique.
 void settle_ids(std::vector<Figure>& figures) {
   std::set<std::string> seen;
@@ -160,9 +168,7 @@ std::string render_page(const RunFolder& run, const Figures& figures, const Page
       out += fmt::format("<li><code>{}</code>: {}</li>\n", escape_html(p.path), escape_html(p.what));
     out += "</ul></section>\n";
   }
-  std::vector<std::string> sections;
-  for (const Figure& f : figures.figures)
-    if (std::find(sections.begin(), sections.end(), f.section) == sections.end()) sections.push_back(f.section);
+  const std::vector<std::string> sections = sections_of(figures.figures);
   out += "<nav><ul>\n";
   for (const Figure& f : figures.figures)
     out += fmt::format("<li><a href=\"#fig-{}\">{}</a></li>\n", f.id, escape_html(f.title));
@@ -218,8 +224,7 @@ Result<Report> build_report(const std::string& dir, const PageOptions& options) 
         fmt::format("this caliprox was built without the plotting libraries: {}", plot_libraries().missing);
   r.html = render_page(run, figures, options, r.plots_missing);
   r.figures = figures.figures.size();
-  for (const Figure& f : figures.figures)
-    if (std::find(r.sections.begin(), r.sections.end(), f.section) == r.sections.end()) r.sections.push_back(f.section);
+  r.sections = sections_of(figures.figures);
   r.problems = std::move(figures.problems);
   return r;
 }

@@ -70,9 +70,9 @@ const std::vector<Recogniser>& recognisers() {
 }
 
 const Recogniser* recogniser_for(const std::string& name) {
+  const bool per_batch_profile = name.starts_with("profile-b") && name.ends_with(".json");
   for (const Recogniser& r : recognisers())
-    if (name == r.file) return &r;
-  if (name.starts_with("profile-b") && name.ends_with(".json")) return &recognisers()[2];
+    if (name == r.file || (per_batch_profile && r.kind == ArtifactKind::profile)) return &r;
   return nullptr;
 }
 
