@@ -22,18 +22,23 @@ logdir="$BUILD/meson-logs"
 # SKIP with the reason. The package ships the CPU runtime; its install
 # script would only fetch optional GPU libraries.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ ! -f "$root/bench/node_modules/onnxruntime-node/package.json" ]] && command -v npm >/dev/null 2>&1; then
-  (cd "$root/bench" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund >&2) ||
-    echo "run-tests: npm ci in bench/ failed; the ONNX Runtime export test will be skipped" >&2
-fi
+# npm_ci DIR PACKAGE CONSEQUENCE [VAR=VALUE ...]: `npm ci` in DIR once (until
+# DIR/node_modules/PACKAGE exists), with the given environment; a failure
+# only says what it costs.
+npm_ci() {
+  local dir=$1 package=$2 consequence=$3
+  shift 3
+  [[ -f "$root/$dir/node_modules/$package/package.json" ]] && return 0
+  command -v npm >/dev/null 2>&1 || return 0
+  (cd "$root/$dir" && env "$@" npm ci --no-audit --no-fund >&2) ||
+    echo "run-tests: npm ci in $dir/ failed; $consequence" >&2
+}
+npm_ci bench onnxruntime-node "the ONNX Runtime export test will be skipped" ONNXRUNTIME_NODE_INSTALL=skip
 
 # The report test drives Debian's chromium with playwright-core
 # (tests/browser/package.json; no browser is downloaded). Without it that
 # test's browser part reports SKIP with the reason.
-if [[ ! -f "$root/tests/browser/node_modules/playwright-core/package.json" ]] && command -v npm >/dev/null 2>&1; then
-  (cd "$root/tests/browser" && npm ci --no-audit --no-fund >&2) ||
-    echo "run-tests: npm ci in tests/browser/ failed; the report test's browser checks will be skipped" >&2
-fi
+npm_ci tests/browser playwright-core "the report test's browser checks will be skipped"
 
 # Suites run side by side, one per core (TEST_JOBS overrides): most of
 # them are one process on one core at a time (the unit tests, the CLI
