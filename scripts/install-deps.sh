@@ -12,6 +12,7 @@ BUILD_PKGS=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libdnnl-dev ocl-icd-opencl-dev opencl-headers libclblast-dev zlib1g-dev doctest-dev
   libhwy-dev
+  libopenmpi-dev openmpi-bin
 )
 DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # The tests run the Python client of `caliprox serve` (clients/python), which
@@ -23,6 +24,8 @@ DATA_PKGS=(dataset-fashion-mnist libonnx-testdata)
 # chromium: the report test opens the pages `caliprox report` writes in headless
 # Chromium (driven by playwright-core from tests/browser/, which run-tests.sh installs).
 TEST_PKGS=(python3-numpy nodejs npm pocl-opencl-icd openssh-server chromium)
+# Open MPI (libopenmpi-dev, openmpi-bin): the MPI scale-out of tune, calibrate
+# and inject (meson option mpi, auto), tested with mpirun on this machine.
 # (oneDNN's CMake package looks up OpenCL, hence the OpenCL headers; the OpenCL
 # backend builds on them and CLBlast.)
 # The benchmark drives ONNX Runtime from Node; the model trainers need torch

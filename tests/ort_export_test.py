@@ -87,22 +87,9 @@ def skip(reason):
 
 def rowfollow_experiment(root, tmp):
     """The row-following experiment on 96 rendered frames (its data is not committed)."""
-    example = os.path.join(root, "examples", "rowfollow")
-    data = os.path.join(tmp, "rowfollow-data")
-    subprocess.run(["/usr/bin/python3", os.path.join(example, "make_dataset.py"), "--out", data, "--n", "96",
-                    "--seed", "5"], check=True, capture_output=True)
-    with open(os.path.join(example, "rowfollow.yaml")) as f:
-        text = f.read()
-    for old, new in [("models/", os.path.join(example, "models") + "/"), ("data/", data + "/"),
-                     ("[/usr/bin/python3, sim.py]", f"[/usr/bin/python3, {os.path.join(example, 'sim.py')}]"),
-                     ("{calibrate: [0, 500], tune: [500, 1500], test: [1500, 2000]}",
-                      "{calibrate: [0, 16], tune: [16, 32], test: [32, 96]}")]:
-        assert old in text, f"rowfollow.yaml no longer contains {old!r}"
-        text = text.replace(old, new)
-    path = os.path.join(tmp, "rowfollow.yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    sys.path.insert(0, os.path.join(root, "examples", "rowfollow"))
+    from shrunk import shrunk_experiment
+    return shrunk_experiment(tmp, frames=96, splits=(16, 32))
 
 
 def read_floats(path):

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/cluster.h"
 #include "experiment/schema_validator.h"
 #include "tune/measure.h"
 #include "tune/pareto.h"
@@ -292,6 +293,7 @@ EvalRecord sample_record(int64_t iteration) {
   r.speedup_predicted = 1.0 + 1.0 / 7.0;
   r.seconds = 0.002;
   r.origin = "mutation";
+  r.host = "worker-7";  // as a record from another rank comes
   return r;
 }
 
@@ -307,6 +309,7 @@ TEST_CASE("tune: records append, reload and keep doubles exact") {
     for (int64_t i = 0; i < 3; ++i) REQUIRE(store->append(sample_record(i)).ok());
     EvalRecord failed = sample_record(3);
     failed.qos["tune"] = std::numeric_limits<double>::quiet_NaN();
+    failed.host.clear();  // one of this process: named after this host
     REQUIRE(store->append_all({failed}).ok());
   }
   auto store = RecordStore::open(path, "abc123");
@@ -322,6 +325,9 @@ TEST_CASE("tune: records append, reload and keep doubles exact") {
   CHECK(*r1.speedup_predicted == *want.speedup_predicted);
   CHECK(!r1.speedup_measured.has_value());
   CHECK(r1.origin == "mutation");
+  CHECK(r1.host == "worker-7");
+  CHECK(store->records()[3].host == this_host_name());
+  CHECK_FALSE(this_host_name().empty());
   CHECK(std::isnan(store->records()[3].qos.at("tune")));
   REQUIRE(store->find("search", 2) != nullptr);
   CHECK(store->find("search", 2)->iteration == 2);

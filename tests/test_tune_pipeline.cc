@@ -194,7 +194,7 @@ TEST_CASE("tune: the pipeline's shared phases run on their own and resume from r
   auto exp = load_experiment(small_lenet_experiment(dir));
   REQUIRE_MESSAGE(exp.ok(), exp.status().message());
   CountingReporter reporter;
-  auto opened = open_pipeline({*exp, "reference", 2, 2, (dir / "run").string(), "calibrate"}, &reporter);
+  auto opened = open_pipeline({*exp, "reference", 2, 2, (dir / "run").string(), "calibrate", nullptr}, &reporter);
   REQUIRE_MESSAGE(opened.ok(), opened.status().message());
   PipelineContext& c = **opened;
   CHECK(c.evaluators.size() == 2);

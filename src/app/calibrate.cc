@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "app/common.h"
+#include "app/distributed.h"
 #include "tune/budget_space.h"
 #include "tune/calibrate_run.h"
 #include "util/atomic_file.h"
@@ -160,6 +161,12 @@ Status run_calibrate(CalibrateSettings& s) {
     return invalid_input("{}: calibrate needs a calibrate section (error_model and the axes to search)",
                          exp.source_path);
   if (s.points) exp.calibrate->points = *s.points;
+  std::unique_ptr<WorkerPool> ranks;  // an MPI job's: one worker per rank
+  if (Cluster* cl = cluster()) {
+    CP_ASSIGN_OR_RETURN(ranks, distribute(*cl, exp));
+    log_info("calibrate: one application run at a time on each of the {} ranks (application.jobs is for local runs)",
+             cl->size());
+  }
   const std::string dir = run_directory(s.common, exp);
   CP_TRY(ensure_directory(dir));
   const nlohmann::json identity = calibration_identity(exp);
@@ -183,7 +190,7 @@ Status run_calibrate(CalibrateSettings& s) {
     served.emplace(exp, target.backend, target.threads);
   }
   CP_ASSIGN_OR_RETURN(CalibrationResult r, run_calibration(exp, records, dir + "/requests", progress,
-                                                           served ? &*served : nullptr));
+                                                           served ? &*served : nullptr, ranks.get()));
   if (tty) fmt::print(stderr, "\n");
   if (r.stop == CalibrationStop::interrupted)
     return interrupted_status("calibrate", records.path(), records.records().size());
@@ -205,6 +212,24 @@ Status run_calibrate(CalibrateSettings& s) {
   }
   log_report_hint(dir);
   return {};
+}
+
+Status run_calibrate_worker(const CalibrateSettings& s) {
+  Cluster& cl = *cluster();
+  CP_ASSIGN_OR_RETURN(Experiment exp, join_experiment(cl));
+  if (!exp.application || !exp.calibrate)
+    return runtime_error("{}: no application or calibrate section", exp.source_path);
+  CP_ASSIGN_OR_RETURN(std::string scratch, worker_scratch(cl));
+  std::optional<ServedApplication> served;
+  if (exp.application->serve) {
+    const ResolvedTarget target = resolve_target(exp, s.common);
+    served.emplace(exp, target.backend, target.threads);
+  }
+  const Status st = cl.serve(
+      [&](const nlohmann::json& task) { return run_calibrate_task(exp, task, scratch, served ? &*served : nullptr); });
+  std::error_code ec;
+  std::filesystem::remove_all(scratch, ec);
+  return st;
 }
 
 }  // namespace caliprox

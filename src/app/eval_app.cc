@@ -84,11 +84,12 @@ Status run_eval_application(const EvalSettings& s) {
     if (const EvalRecord* rec = records.find("application", repeat)) return rec->data;
     return std::nullopt;
   };
-  hooks.on_run = [&](int repeat, const nlohmann::json& run, double seconds) -> Status {
+  hooks.on_run = [&](int repeat, const nlohmann::json& run, double seconds, const std::string& host) -> Status {
     EvalRecord rec;
     rec.phase = "application";
     rec.iteration = repeat;
     rec.seconds = seconds;
+    rec.host = host;
     rec.data = run;
     return records.append(rec);
   };

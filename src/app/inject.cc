@@ -6,11 +6,14 @@
 // candidate goes to records.jsonl and is replayed on a re-run.
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 
 #include <fmt/format.h>
 
 #include "app/common.h"
+#include "app/distributed.h"
 #include "eval/evaluator.h"
+#include "eval/interrupt.h"
 #include "qos/error_stats.h"
 #include "tune/pareto.h"
 #include "tune/records.h"
@@ -46,15 +49,63 @@ Result<std::vector<InjectCandidate>> candidates_of(const InjectSettings& s, Eval
   return out;
 }
 
+// The exact network's outputs on the split, and each candidate's errors
+// against them: what every rank of an MPI job computes alike.
+struct InjectEval {
+  const Experiment& exp;
+  std::string split;
+  std::unique_ptr<Evaluator> ev;
+  std::vector<float> exact;
+  SplitResult base;
+  int64_t row = 0;
+  std::optional<Tensor> labels;
+
+  static Result<std::unique_ptr<InjectEval>> open(const Experiment& exp, const InjectSettings& s) {
+    const ResolvedTarget target = resolve_target(exp, s.common);
+    auto e = std::make_unique<InjectEval>(InjectEval{exp, s.split, nullptr, {}, {}, 0, std::nullopt});
+    CP_ASSIGN_OR_RETURN(e->ev, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
+    CP_ASSIGN_OR_RETURN(SplitRange range, e->ev->dataset().split(s.split));
+    CP_ASSIGN_OR_RETURN(e->base, e->ev->run_split(s.split, &e->exact));
+    e->row = e->base.samples > 0 ? static_cast<int64_t>(e->exact.size()) / e->base.samples : 0;
+    e->labels = e->ev->dataset().label_batch(range.begin, range.end);  // class labels or targets
+    return e;
+  }
+
+  nlohmann::json errors_of(const std::vector<float>& outputs, double qos) const {
+    nlohmann::json errors = output_errors(outputs, exact, row, labels ? &*labels : nullptr);
+    errors["qos"] = {{"metric", metric_name(exp.qos.metric)}, {"value", qos}, {"exact", base.qos}};
+    return errors;
+  }
+
+  // {"kind": "inject-candidate", "name", "config"} -> {"errors", "seconds", "host"}.
+  Result<nlohmann::json> run(const nlohmann::json& task) {
+    if (task.value("kind", "") != "inject-candidate") return runtime_error("not an inject task: {}", task.dump());
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string name = task.value("name", std::string());
+    CP_TRY(ev->configure(task.at("config").get<KnobConfig>()).with_context(name));
+    std::vector<float> approx;
+    CP_ASSIGN_OR_RETURN(SplitResult r, ev->run_split(split, &approx));
+    ev->release_idle_kernels();
+    return nlohmann::json{{"errors", errors_of(approx, r.qos)},
+                          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+                          {"host", this_host_name()}};
+  }
+};
+
 }  // namespace
 
 Status run_inject(const InjectSettings& s) {
   CP_ASSIGN_OR_RETURN(Experiment exp, load_experiment(s.experiment_path));
   CP_TRY(select_network(exp, s.common.network, "inject"));
   const ResolvedTarget target = resolve_target(exp, s.common);
-  CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(exp, target.backend, target.threads, false, log_notice));
-  CP_TRY(ev->dataset().split(s.split).status());
-  CP_ASSIGN_OR_RETURN(std::vector<InjectCandidate> candidates, candidates_of(s, *ev));
+  std::unique_ptr<WorkerPool> pool;  // an MPI job's ranks, else this process
+  if (Cluster* cl = cluster()) {
+    CP_ASSIGN_OR_RETURN(pool, distribute(*cl, exp));
+  } else {
+    pool = std::make_unique<LocalWorkerPool>(1);
+  }
+  CP_ASSIGN_OR_RETURN(std::unique_ptr<InjectEval> eval, InjectEval::open(exp, s));
+  CP_ASSIGN_OR_RETURN(std::vector<InjectCandidate> candidates, candidates_of(s, *eval->ev));
 
   const std::string dir = run_directory(s.common, exp, true);
   CP_TRY(ensure_directory(dir));
@@ -64,50 +115,55 @@ Status run_inject(const InjectSettings& s) {
   CP_ASSIGN_OR_RETURN(RecordStore records, RecordStore::open(dir + "/inject-records.jsonl",
                                                              fingerprint_of(identity.dump()), identity.dump()));
   for (const auto& w : records.warnings()) log_warn("{}", w);
-
-  std::vector<float> exact;
-  CP_ASSIGN_OR_RETURN(SplitResult base, ev->run_split(s.split, &exact));
-  const int64_t row = base.samples > 0 ? static_cast<int64_t>(exact.size()) / base.samples : 0;
-  const Dataset& data = ev->dataset();
-  CP_ASSIGN_OR_RETURN(SplitRange range, data.split(s.split));
-  const std::optional<Tensor> labels = data.label_batch(range.begin, range.end);  // class labels or targets
   log_info("inject: {} candidate(s) on the {} split ({} samples, rows of {})", candidates.size(), s.split,
-           base.samples, row);
-  nlohmann::json results = nlohmann::json::array();
+           eval->base.samples, eval->row);
+  std::vector<nlohmann::json> errors(candidates.size());
+  std::mutex mu;  // records and the counter
   int replayed = 0;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    if (interrupt_requested()) return interrupted_status("inject", records.path(), records.records().size());
-    const InjectCandidate& c = candidates[i];
-    nlohmann::json errors;
-    if (const EvalRecord* rec = records.find("inject", static_cast<int64_t>(i))) {
-      errors = rec->data.at("errors");
-      ++replayed;
-    } else {
-      const auto t0 = std::chrono::steady_clock::now();
-      CP_TRY(ev->configure(c.config).with_context(c.name));
-      std::vector<float> approx;
-      CP_ASSIGN_OR_RETURN(SplitResult r, ev->run_split(s.split, &approx));
-      errors = output_errors(approx, exact, row, labels ? &*labels : nullptr);
-      errors["qos"] = {{"metric", metric_name(exp.qos.metric)}, {"value", r.qos}, {"exact", base.qos}};
-      ev->release_idle_kernels();
-      EvalRecord fresh;
-      fresh.phase = "inject";
-      fresh.iteration = static_cast<int64_t>(i);
-      fresh.knobs = c.config;
-      fresh.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      fresh.data = {{"candidate", c.name}, {"errors", errors}};
-      CP_TRY(records.append(fresh));
-    }
-    results.push_back({{"name", c.name}, {"config", nlohmann::json(c.config)}, {"errors", errors}});
-  }
+  const WorkerPool::TaskFn local = [&](const nlohmann::json& task) { return eval->run(task); };
+  const Status ran = pool->run(
+      candidates.size(),
+      [&](size_t i, int worker) -> Status {
+        const InjectCandidate& c = candidates[i];
+        {
+          std::lock_guard lock(mu);
+          if (const EvalRecord* rec = records.find("inject", static_cast<int64_t>(i))) {
+            errors[i] = rec->data.at("errors");
+            ++replayed;
+            return {};
+          }
+        }
+        const nlohmann::json task = {{"kind", "inject-candidate"}, {"name", c.name}, {"config", c.config}};
+        CP_ASSIGN_OR_RETURN(nlohmann::json done, pool->run_task(worker, task, local));
+        EvalRecord fresh;
+        fresh.phase = "inject";
+        fresh.iteration = static_cast<int64_t>(i);
+        fresh.knobs = c.config;
+        fresh.seconds = done.value("seconds", 0.0);
+        fresh.host = done.value("host", std::string());
+        fresh.data = {{"candidate", c.name}, {"errors", done.at("errors")}};
+        std::lock_guard lock(mu);
+        CP_TRY(records.append(fresh));
+        errors[i] = std::move(done["errors"]);
+        return {};
+      },
+      interrupt_requested);
+  if (interrupt_requested()) return interrupted_status("inject", records.path(), records.records().size());
+  CP_TRY(ran);
+  nlohmann::json results = nlohmann::json::array();
+  for (size_t i = 0; i < candidates.size(); ++i)
+    results.push_back(
+        {{"name", candidates[i].name}, {"config", nlohmann::json(candidates[i].config)}, {"errors", errors[i]}});
   // The exact network's own errors against the ground truth: where it
   // sits in the budget space before any approximation.
-  nlohmann::json exact_errors = output_errors(exact, exact, row, labels ? &*labels : nullptr);
-  exact_errors["qos"] = {{"metric", metric_name(exp.qos.metric)}, {"value", base.qos}, {"exact", base.qos}};
-  const nlohmann::json doc = {{"format", "caliprox-errors"},       {"version", 1},
-                              {"experiment", exp.name},            {"network", exp.network.name},
-                              {"split", s.split},                  {"samples", base.samples},
-                              {"output", ev->io().output},         {"exact", exact_errors},
+  const nlohmann::json doc = {{"format", "caliprox-errors"},
+                              {"version", 1},
+                              {"experiment", exp.name},
+                              {"network", exp.network.name},
+                              {"split", s.split},
+                              {"samples", eval->base.samples},
+                              {"output", eval->ev->io().output},
+                              {"exact", eval->errors_of(eval->exact, eval->base.qos)},
                               {"candidates", results}};
   CP_TRY(write_json_file(dir + "/errors.json", doc));
   if (s.common.json) {
@@ -117,10 +173,18 @@ Status run_inject(const InjectSettings& s) {
                            .dump());
   } else {
     fmt::print("{}: {} candidate(s) ({} replayed) on {} samples of the {} split\n", dir + "/errors.json",
-               candidates.size(), replayed, base.samples, s.split);
+               candidates.size(), replayed, eval->base.samples, s.split);
   }
   log_report_hint(dir);
   return {};
+}
+
+Status run_inject_worker(const InjectSettings& s) {
+  Cluster& cl = *cluster();
+  CP_ASSIGN_OR_RETURN(Experiment exp, join_experiment(cl));
+  CP_TRY(select_network(exp, s.common.network, "inject"));
+  CP_ASSIGN_OR_RETURN(std::unique_ptr<InjectEval> eval, InjectEval::open(exp, s));
+  return cl.serve([&](const nlohmann::json& task) { return eval->run(task); });
 }
 
 }  // namespace caliprox

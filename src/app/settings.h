@@ -159,6 +159,11 @@ Status run_tune_joint(const TuneSettings& settings);
 Status run_profile(const ProfileSettings& settings);
 Status run_calibrate(CalibrateSettings& settings);
 Status run_inject(const InjectSettings& settings);
+// The other ranks of an MPI job (app/distributed.h): they answer rank 0's
+// tasks for the same subcommand until it ends the job.
+Status run_calibrate_worker(const CalibrateSettings& settings);
+Status run_inject_worker(const InjectSettings& settings);
+Status run_tune_worker(const TuneSettings& settings);
 Status run_serve(const ServeSettings& settings);
 Status run_adapt_sim(const AdaptSimSettings& settings);
 Status run_export(const ExportSettings& settings);

@@ -7,12 +7,16 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
+#include "app/distributed.h"
 #include "app/tune_reporter.h"
+#include "tune/app_check.h"
 #include "tune/measure.h"
 #include "tune/tune_pipeline.h"
 #include "util/atomic_file.h"
@@ -112,10 +116,16 @@ Status run_tune(const TuneSettings& settings) {
   CP_ASSIGN_OR_RETURN(Experiment exp, tune_experiment(settings));
   const ResolvedTarget target = resolve_target(exp, settings.common);
   const std::string dir = run_directory(settings.common, exp, true);
+  std::unique_ptr<WorkerPool> ranks;  // an MPI job's: one worker per rank
+  if (Cluster* cl = cluster()) {
+    CP_ASSIGN_OR_RETURN(ranks, distribute(*cl, exp));
+    if (settings.jobs != 1) log_info("tune: --jobs {} is for local runs: one worker per MPI rank", settings.jobs);
+  }
   TuneReporter reporter(progress_enabled() && !settings.common.quiet);
   const auto t_start = Clock::now();
-  CP_ASSIGN_OR_RETURN(auto pipeline,
-                      open_pipeline({std::move(exp), target.backend, target.threads, settings.jobs, dir}, &reporter));
+  CP_ASSIGN_OR_RETURN(auto pipeline, open_pipeline({std::move(exp), target.backend, target.threads, settings.jobs, dir,
+                                                    "tune", std::move(ranks)},
+                                                   &reporter));
   PipelineContext& c = *pipeline;
   const TuneSpec& spec = c.exp.tune;
   warn_left_out(c.ks, "tune");
@@ -127,7 +137,7 @@ Status run_tune(const TuneSettings& settings) {
   // Baselines.
   log_info("{}: {} layers, {} knob choices; {} search, {} QoS, {} cost; {} job(s) x {} thread(s)", c.exp.name,
            c.ks.space.layers.size(), knob_choices(c.ks.space), strategy_name(spec.strategy),
-           qos_mode_name(spec.qos_mode), cost_mode_name(spec.cost_mode), settings.jobs, c.worker_threads);
+           qos_mode_name(spec.qos_mode), cost_mode_name(spec.cost_mode), c.pool->workers(), c.worker_threads);
   CP_TRY(run_baselines(c, spec.qos_mode == QosMode::p1));
   log_info("exact network: {} {:.4f} on tune, {:.4f} on test; goal: loss <= {:.4f} {}", metric_name(c.exp.qos.metric),
            c.base.qos_tune, c.base.qos_test, c.base.max_loss, loss_unit(c.exp.qos.metric));
@@ -164,6 +174,42 @@ Status run_tune(const TuneSettings& settings) {
                                                   "the test split (the frontier holds the exact network only: {})",
                                                   pareto_path));
   return {};
+}
+
+Status run_tune_worker(const TuneSettings& settings) {
+  Cluster& cl = *cluster();
+  CP_ASSIGN_OR_RETURN(Experiment exp, join_experiment(cl));
+  const ResolvedTarget target = resolve_target(exp, settings.common);
+  // Each network's evaluator with the target's threads, as rank 0's worker
+  // has them (open_pipeline); made on its first task.
+  std::map<std::string, std::unique_ptr<Evaluator>> evaluators;
+  auto evaluator = [&](const std::string& network) -> Result<Evaluator*> {
+    auto& ev = evaluators[network];
+    if (!ev) {
+      Experiment one = exp;
+      CP_TRY(select_network(one, network, "tune"));
+      CP_ASSIGN_OR_RETURN(ev, Evaluator::create(one, target.backend, target.threads, false, log_notice));
+    }
+    return ev.get();
+  };
+  // Guided and joint tunes check candidates with the application: this
+  // rank's own server for its repeats.
+  std::optional<ServedApplication> served;
+  std::string scratch;
+  if (settings.guide || settings.joint) {
+    served.emplace(exp, target.backend, target.threads);
+    CP_ASSIGN_OR_RETURN(scratch, worker_scratch(cl));
+  }
+  const Status st = cl.serve([&](const nlohmann::json& task) -> Result<nlohmann::json> {
+    if (task.value("kind", "") == "app-check-run" && served) return run_app_check_task(exp, *served, task, scratch);
+    CP_ASSIGN_OR_RETURN(Evaluator * ev, evaluator(task.value("network", exp.network.name)));
+    return run_empirical_task(*ev, task);
+  });
+  if (!scratch.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(scratch, ec);
+  }
+  return st;
 }
 
 }  // namespace caliprox

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "app/common.h"
+#include "app/distributed.h"
 #include "app/tune_reporter.h"
 #include "eval/reshape.h"
 #include "tune/joint_walk.h"
@@ -146,6 +147,10 @@ Status run_tune_joint(const TuneSettings& s) {
   CP_TRY(apply_tune_overrides(exp.tune, {s.iterations, s.time_s, s.strategy, std::nullopt, s.seed}));
   if (s.goal) CP_TRY(apply_goal_override(exp, *s.goal));
   JointSetup setup;
+  if (Cluster* cl = cluster()) {  // an MPI job: stage the files, then the ranks evaluate
+    CP_TRY(distribute(*cl, exp).status());
+    setup.ranks = cl;
+  }
   if (s.guide) {
     CP_ASSIGN_OR_RETURN(setup.budgets, BudgetSpace::load(*s.guide));
   }

@@ -8,7 +8,10 @@
 #include <fmt/format.h>
 
 #include "app/common.h"
+#include "app/distributed.h"
 #include "app/settings.h"
+#include "build_id.h"
+#include "dist/cluster.h"
 #include "util/cpu.h"
 #include "util/log.h"
 #include "util/process_policy.h"
@@ -54,10 +57,33 @@ int exit_status(const Status& st) {
 
 }  // namespace
 
+// What the ranks of an MPI job compare: the same caliprox build on the
+// same command line.
+std::string rank_identity(int argc, char** argv) {
+  std::string id = fmt::format("caliprox {} ({})", kVersion, CALIPROX_BUILD_ID);
+  for (int i = 1; i < argc; ++i) id += fmt::format(" '{}'", argv[i]);
+  return id;
+}
+
+std::string version_text() {
+  const std::string mpi = mpi_library_version();
+  return fmt::format("caliprox {} ({})\nmpi: {}\ncpu: {}", kVersion, CALIPROX_BUILD_ID,
+                     mpi.empty() ? "not built in (mpirun with several ranks is refused)" : mpi,
+                     cpu::describe(cpu::features()));
+}
+
+// A worker rank's exit: quiet when rank 0 ended the job (it reported why),
+// else its own error, naming the rank.
+int worker_exit(const Cluster& c, const Status& st) {
+  if (st.ok() || c.ended()) return st.ok() ? 0 : exit_code_for(st.code());
+  fmt::print(stderr, "caliprox: rank {} ({}): error: {}\n", c.rank(), c.host(c.rank()), st.message());
+  return exit_code_for(st.code());
+}
+
 int main(int argc, char** argv) {
   apply_process_policy(argv);  // may re-execute: before anything else
   CLI::App app{"caliprox: application-aware tuning of neural-network approximations"};
-  app.set_version_flag("--version", fmt::format("caliprox {}\ncpu: {}", kVersion, cpu::describe(cpu::features())));
+  app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
   app.fallthrough();
 
@@ -278,7 +304,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   install_interrupt_handler();
-  Status st;
+  // Under mpirun: rank 0 runs the subcommand, the others answer its tasks.
+  std::unique_ptr<Cluster> mpi;
+  Status st = enter_cluster(&argc, &argv, app.get_subcommands().front()->get_name(), rank_identity(argc, argv), mpi);
+  const bool worker = mpi && mpi->rank() != 0;
+  if (!st.ok()) {
+    if (mpi && !worker) mpi->finish(st);
+    if (worker) return worker_exit(*mpi, st);
+    if (launch_of_environment().rank != 0) return exit_code_for(st.code());  // rank 0 says it
+    return exit_status(st);
+  }
   try {
     if (*check_cmd) {
       set_log_level(log_level_of(check.common));
@@ -297,8 +332,9 @@ int main(int argc, char** argv) {
       set_log_level(log_level_of(knobs.common));
       st = run_knobs(knobs);
     } else if (*tune_cmd) {
-      set_log_level(log_level_of(tune.common));
-      st = tune.guide || tune.joint ? run_tune_joint(tune) : run_tune(tune);
+      set_log_level(worker ? LogLevel::warning : log_level_of(tune.common));
+      if (worker) st = run_tune_worker(tune);
+      else st = tune.guide || tune.joint ? run_tune_joint(tune) : run_tune(tune);
     } else if (*profile_cmd) {
       set_log_level(log_level_of(profile.common));
       st = run_profile(profile);
@@ -309,8 +345,8 @@ int main(int argc, char** argv) {
       set_log_level(log_level_of(adapt.common));
       st = run_adapt_sim(adapt);
     } else if (*inject_cmd) {
-      set_log_level(log_level_of(inject.common));
-      st = run_inject(inject);
+      set_log_level(worker ? LogLevel::warning : log_level_of(inject.common));
+      st = worker ? run_inject_worker(inject) : run_inject(inject);
     } else if (*deploy_cmd) {
       set_log_level(log_level_of(deploy.common));
       st = run_deploy(deploy);
@@ -318,9 +354,10 @@ int main(int argc, char** argv) {
       set_log_level(log_level_of(report.common));
       st = run_report(report);
     } else if (*calibrate_cmd) {
-      set_log_level(log_level_of(calibrate.common));
-      st = run_calibrate(calibrate);
-      if (st.ok()) return calibrate.query_exit;
+      set_log_level(worker ? LogLevel::warning : log_level_of(calibrate.common));
+      st = worker ? run_calibrate_worker(calibrate) : run_calibrate(calibrate);
+      if (mpi && !worker) mpi->finish(st);
+      if (st.ok() && !worker) return calibrate.query_exit;
     }
   } catch (const std::bad_alloc&) {
     st = runtime_error("out of memory");
@@ -328,5 +365,7 @@ int main(int argc, char** argv) {
     // Library exceptions are caught inside the modules; reaching here is a bug.
     st = runtime_error("internal error: {}", e.what());
   }
+  if (mpi && !worker) mpi->finish(st);
+  if (worker) return worker_exit(*mpi, st);
   return exit_status(st);
 }

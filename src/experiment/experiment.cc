@@ -96,6 +96,7 @@ std::string ExperimentReader::existing_file(const json& j, const KeyPath& path) 
   const std::string given = j.get<std::string>();
   fs::path p(given);
   if (p.is_relative()) p = base_dir_ / p;
+  else if (!mirror_.empty()) p = mirror_ / p.relative_path();
   p = p.lexically_normal();
   std::string origin = fs::path(given).is_relative()
                            ? fmt::format(" ('{}' relative to {})", given, base_dir_.string())
@@ -330,7 +331,9 @@ void ExperimentReader::read_tune(const json& j, const KeyPath& at, TuneSpec& out
   out.min_loss_step = j.value("min_loss_step", out.min_loss_step);
 }
 
-Result<Experiment> load_experiment(const std::string& path) {
+Result<Experiment> load_experiment(const std::string& path) { return load_experiment(path, ""); }
+
+Result<Experiment> load_experiment(const std::string& path, const std::string& mirror) {
   CP_ASSIGN_OR_RETURN(YamlDocument doc, read_yaml_file(path));
   const Result<SchemaValidator>& validator = experiment_validator();
   if (!validator.ok()) return validator.status();
@@ -339,7 +342,7 @@ Result<Experiment> load_experiment(const std::string& path) {
   fs::path source = fs::absolute(path, ec).lexically_normal();
   if (ec) return invalid_input("{}: cannot make the path absolute: {}", path, ec.message());
   try {
-    return ExperimentReader(doc, source).read();
+    return ExperimentReader(doc, source, mirror).read();
   } catch (const nlohmann::json::exception& e) {
     // Only reachable if the schema and the reader disagree about a key's type.
     return runtime_error("{}: experiment schema and reader disagree: {}", path, e.what());

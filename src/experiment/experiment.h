@@ -139,6 +139,10 @@ struct Experiment {
 // and checks that referenced files exist. Errors (Errc::invalid_input) name the
 // file, line:column, the key path, what was expected and what was found.
 Result<Experiment> load_experiment(const std::string& path);
+// The same on an MPI worker, from its mirror of rank 0's files
+// (dist/stage.h): `path` is inside `mirror`, and absolute paths in the file
+// (rank 0's) resolve under `mirror` too.
+Result<Experiment> load_experiment(const std::string& path, const std::string& mirror);
 
 // Makes network `name` the one single-network work uses (and its labels the
 // dataset's). Without a name: the only network, or invalid_input listing

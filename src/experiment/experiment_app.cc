@@ -108,6 +108,9 @@ void ExperimentReader::read_application(const json& j, const KeyPath& at, AppSpe
   out.serve = j.value("serve", false);
   if (j.contains("env")) out.env = j.at("env").get<std::map<std::string, std::string>>();
   if (j.contains("record")) out.record = j.at("record").get<std::vector<std::string>>();
+  if (j.contains("files"))
+    for (size_t i = 0; i < j.at("files").size(); ++i)
+      out.files.push_back(existing_file(j.at("files")[i], at.key("files").index(i)));
   const json& goal = j.at("goal");
   for (size_t i = 0; i < goal.size(); ++i) {
     const KeyPath here = at.key("goal").index(i);

@@ -25,8 +25,8 @@ namespace caliprox {
 class ExperimentReader {
  public:
   using json = nlohmann::json;
-  ExperimentReader(const YamlDocument& doc, const std::filesystem::path& source)
-      : doc_(doc), source_(source), base_dir_(source.parent_path()) {}
+  ExperimentReader(const YamlDocument& doc, const std::filesystem::path& source, std::filesystem::path mirror = {})
+      : doc_(doc), source_(source), base_dir_(source.parent_path()), mirror_(std::move(mirror)) {}
 
   Result<Experiment> read();
 
@@ -71,6 +71,9 @@ class ExperimentReader {
   const YamlDocument& doc_;
   std::filesystem::path source_;
   std::filesystem::path base_dir_;
+  // An MPI worker's mirror of rank 0's files (dist/stage.h): absolute paths
+  // in the file resolve under it. Empty: none.
+  std::filesystem::path mirror_;
   std::vector<SchemaError> problems_;
 };
 

@@ -49,6 +49,7 @@ struct AppSpec {
   bool serve = false;                         // start a server for inject-mode runs too
   std::map<std::string, std::string> env;     // added to the inherited allow-list
   std::vector<std::string> record;            // metrics recorded but not judged
+  std::vector<std::string> files;             // further files it reads (resolved): staged to MPI workers
   AppGoal goal;
 };
 

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/served_app.h"
+#include "tune/worker_pool.h"
 
 namespace caliprox {
 
@@ -37,15 +38,23 @@ struct AppCheck {
 struct AppCheckHooks {
   // The recorded run of a repeat (a resumed job), or nullopt.
   std::function<std::optional<nlohmann::json>(int repeat)> recorded;
-  // A fresh run finished (never called concurrently): record it.
-  std::function<Status(int repeat, const nlohmann::json& run, double seconds)> on_run;
+  // A fresh run finished on `host` (never called concurrently): record it.
+  std::function<Status(int repeat, const nlohmann::json& run, double seconds, const std::string& host)> on_run;
 };
 
-// app.repeats runs on app.jobs workers, each through `served`; request
-// files go to `work_dir` tagged `tag`-<repeat>. Errc::interrupted when a
-// signal stopped it before every repeat had run (what ran was recorded).
+// app.repeats runs on app.jobs workers (on `pool`'s, an MPI job's ranks,
+// when given), each through `served` (the rank's own); request files go to
+// `work_dir` tagged `tag`-<repeat>. Errc::interrupted when a signal stopped
+// it before every repeat had run (what ran was recorded).
 Result<AppCheck> check_application(const Experiment& exp, const AppSpec& app, ServedApplication& served,
                                    const std::map<std::string, ServedState>& states, uint64_t seed,
-                                   const std::string& work_dir, const std::string& tag, const AppCheckHooks& hooks);
+                                   const std::string& work_dir, const std::string& tag, const AppCheckHooks& hooks,
+                                   WorkerPool* pool = nullptr);
+
+// One repeat of a check as a task any rank can run: {"kind":
+// "app-check-run", "configs": {network: config}, "seed", "repeat", "tag"}
+// in; {"run": app_run_json, "seconds", "host"} out.
+Result<nlohmann::json> run_app_check_task(const Experiment& exp, ServedApplication& served, const nlohmann::json& task,
+                                          const std::string& work_dir);
 
 }  // namespace caliprox

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "dist/cluster.h"
 #include "eval/interrupt.h"
 #include "tune/worker_pool.h"
 
@@ -91,20 +92,18 @@ std::string_view calibration_stop_name(CalibrationStop s) {
 namespace {
 
 // One application run of a calibration: replayed from the records when
-// there, else run (with a server when `served`) and appended.
+// there, else run as a task on one of the pool's workers and appended.
 struct RunOne {
   const Experiment& exp;
   RecordStore& records;
-  const std::string& work_dir;
-  ServedApplication* served;
+  WorkerPool& pool;
+  const WorkerPool::TaskFn& local;
   CalibrationResult& r;
   std::mutex mu;  // records and counters, shared by parallel runs
 
   // passed: 1 or 0 when the run ended (fresh or replayed).
-  Status operator()(int64_t point, const std::vector<double>& x, int repeat, int& passed) {
-    const CalibrateSpec& spec = *exp.calibrate;
-    const AppSpec& app = *exp.application;
-    const int64_t iteration = point * app.repeats + repeat;
+  Status operator()(int64_t point, const std::vector<double>& x, int repeat, int worker, int& passed) {
+    const int64_t iteration = point * exp.application->repeats + repeat;
     const nlohmann::json request = request_for(exp, x, repeat);
     {
       std::lock_guard lock(mu);
@@ -118,24 +117,20 @@ struct RunOne {
         return {};
       }
     }
-    const auto t = Clock::now();
-    const std::string tag = fmt::format("{}-{}", point, repeat);
-    AppRun run;
-    if (served) {
-      std::map<std::string, ServedState> states;
-      for (auto& [name, model] : error_models_at(spec, x)) states[name].error_model = model;
-      CP_ASSIGN_OR_RETURN(run, served->run(app, request, states, request["seed"].get<uint64_t>(), work_dir, tag));
-    } else {
-      CP_ASSIGN_OR_RETURN(run, run_application(app, request, work_dir, tag));
-    }
+    CP_ASSIGN_OR_RETURN(nlohmann::json done, pool.run_task(worker, calibrate_task(point, x, repeat), local));
+    if (done.value("run", nlohmann::json()).value("request", nlohmann::json()) != request)
+      return runtime_error("calibration point {} repeat {}: {} ran another request than this job asks for; do all "
+                           "ranks run the same caliprox?",
+                           point, repeat, done.value("host", std::string("a worker")));
     std::lock_guard lock(mu);
     EvalRecord rec;
     rec.phase = "calibrate";
     rec.iteration = iteration;
-    rec.seconds = std::chrono::duration<double>(Clock::now() - t).count();
-    rec.data = app_run_json(run);
+    rec.seconds = done.value("seconds", 0.0);
+    rec.host = done.value("host", std::string());
+    rec.data = std::move(done["run"]);
     CP_TRY(records.append(rec));
-    passed = run.passed ? 1 : 0;
+    passed = rec.data.value("passed", false) ? 1 : 0;
     ++r.fresh;
     return {};
   }
@@ -143,9 +138,39 @@ struct RunOne {
 
 }  // namespace
 
+nlohmann::json calibrate_task(int64_t point, const std::vector<double>& x, int repeat) {
+  return {{"kind", "calibrate-run"}, {"point", point}, {"x", x}, {"repeat", repeat}};
+}
+
+Result<nlohmann::json> run_calibrate_task(const Experiment& exp, const nlohmann::json& task,
+                                          const std::string& work_dir, ServedApplication* served) {
+  if (task.value("kind", "") != "calibrate-run" || !task.contains("x") || !task.contains("repeat"))
+    return runtime_error("not a calibration task: {}", task.dump());
+  const CalibrateSpec& spec = *exp.calibrate;
+  const AppSpec& app = *exp.application;
+  const auto x = task["x"].get<std::vector<double>>();
+  const int repeat = task["repeat"].get<int>();
+  if (x.size() != spec.axes.size())
+    return runtime_error("calibration task with {} values for {} axes", x.size(), spec.axes.size());
+  const nlohmann::json request = request_for(exp, x, repeat);
+  const auto t = Clock::now();
+  const std::string tag = fmt::format("{}-{}", task.value("point", int64_t{0}), repeat);
+  AppRun run;
+  if (served) {
+    std::map<std::string, ServedState> states;
+    for (auto& [name, model] : error_models_at(spec, x)) states[name].error_model = model;
+    CP_ASSIGN_OR_RETURN(run, served->run(app, request, states, request["seed"].get<uint64_t>(), work_dir, tag));
+  } else {
+    CP_ASSIGN_OR_RETURN(run, run_application(app, request, work_dir, tag));
+  }
+  return nlohmann::json{{"run", app_run_json(run)},
+                        {"seconds", std::chrono::duration<double>(Clock::now() - t).count()},
+                        {"host", this_host_name()}};
+}
+
 Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& records, const std::string& work_dir,
                                           const std::function<void(const CalibrationProgress&)>& progress,
-                                          ServedApplication* served) {
+                                          ServedApplication* served, WorkerPool* pool) {
   const CalibrateSpec& spec = *exp.calibrate;
   const AppSpec& app = *exp.application;
   std::vector<CalibrationAxis> axes;
@@ -154,8 +179,12 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
   CalibrationResult r{std::move(region), {}, {}, 0, 0, CalibrationStop::budget};
   AdaptiveCalibration search(r.region);
   const auto t0 = Clock::now();
-  RunOne run_one{exp, records, work_dir, served, r, {}};
-  LocalWorkerPool pool(app.jobs);
+  const WorkerPool::TaskFn local = [&](const nlohmann::json& task) {
+    return run_calibrate_task(exp, task, work_dir, served);
+  };
+  LocalWorkerPool threads(app.jobs);
+  if (!pool) pool = &threads;
+  RunOne run_one{exp, records, *pool, local, r, {}};
   // Rounds of `batch` points; their runs (points x repeats) share the pool.
   // The proposals depend on the region and the batch, never on `jobs`.
   for (int64_t point = 0; point < spec.points;) {
@@ -179,10 +208,14 @@ Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& re
     }
     const size_t reps = static_cast<size_t>(app.repeats);
     std::vector<int> passed(round.size() * reps, -1);
-    CP_TRY(pool.run(passed.size(), [&](size_t task, int /*worker*/) {
-      const size_t k = task / reps;
-      return run_one(point + static_cast<int64_t>(k), round[k], static_cast<int>(task % reps), passed[task]);
-    }, interrupt_requested));
+    CP_TRY(pool->run(
+        passed.size(),
+        [&](size_t task, int worker) {
+          const size_t k = task / reps;
+          return run_one(point + static_cast<int64_t>(k), round[k], static_cast<int>(task % reps), worker,
+                         passed[task]);
+        },
+        interrupt_requested));
     if (std::count(passed.begin(), passed.end(), -1) > 0) {  // interrupted between runs
       r.stop = CalibrationStop::interrupted;
       break;

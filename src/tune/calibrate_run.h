@@ -15,6 +15,7 @@
 #include "experiment/experiment.h"
 #include "tune/calibrate_search.h"
 #include "tune/records.h"
+#include "tune/worker_pool.h"
 
 namespace caliprox {
 
@@ -45,13 +46,24 @@ struct CalibrationResult {
 };
 
 // Runs the search to its budget. `work_dir` receives the request files;
-// `records` is open with calibration_identity's fingerprint; `served`, when
+// The runs go to `pool`'s workers (an MPI job's ranks), or to
+// application.jobs threads when null. `records` is open with
+// calibration_identity's fingerprint; `served`, when
 // given (application.serve), serves each run the exact outputs perturbed
 // by the point's error models. Errors: the application cannot be started, a
 // record does not match the run it stands for, or writing fails.
 Result<CalibrationResult> run_calibration(const Experiment& exp, RecordStore& records, const std::string& work_dir,
                                           const std::function<void(const CalibrationProgress&)>& progress,
-                                          ServedApplication* served = nullptr);
+                                          ServedApplication* served = nullptr, WorkerPool* pool = nullptr);
+
+// One application run of a calibration as a task any rank can run
+// (`pool` in run_calibration): {"kind": "calibrate-run", "point", "x",
+// "repeat"} in; {"run": app_run_json, "seconds", "host"} out. The request
+// is a function of the experiment, x and the repeat only, so every rank
+// asks the application the same question.
+nlohmann::json calibrate_task(int64_t point, const std::vector<double>& x, int repeat);
+Result<nlohmann::json> run_calibrate_task(const Experiment& exp, const nlohmann::json& task,
+                                          const std::string& work_dir, ServedApplication* served);
 
 // budgets.json: axes, every point, the region (the maximal valid points'
 // boxes), its volume fraction, the uncertain volume and the runs spent.

@@ -35,12 +35,6 @@ Status check_budgets(const Experiment& exp, const BudgetSpace& b) {
   return {};
 }
 
-// The nominal FLOPs of what the evaluator runs now.
-Result<double> current_flops(Evaluator& ev, int64_t batch) {
-  CP_ASSIGN_OR_RETURN(Session * s, ev.session(batch));
-  return configured_flops(ev.current_graph(), s->knob_sites(), ev.kernel_configuration(), batch);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<JointTuner>> JointTuner::open(JointSetup setup, PipelineReporter* reporter) {
@@ -68,9 +62,11 @@ Status JointTuner::open_network(const std::string& name, PipelineReporter* repor
   CP_TRY(select_network(exp, name, "tune"));
   JointNetwork n;
   n.name = name;
-  CP_ASSIGN_OR_RETURN(n.ctx,
-                      open_pipeline({std::move(exp), setup_.backend, setup_.threads, setup_.jobs, setup_.dir, "tune"},
-                                    reporter));
+  std::unique_ptr<WorkerPool> ranks;
+  if (setup_.ranks) ranks = std::make_unique<ClusterWorkerPool>(*setup_.ranks);
+  CP_ASSIGN_OR_RETURN(n.ctx, open_pipeline({std::move(exp), setup_.backend, setup_.threads, setup_.jobs, setup_.dir,
+                                            "tune", std::move(ranks)},
+                                           reporter));
   PipelineContext& c = *n.ctx;
   CP_ASSIGN_OR_RETURN(n.exact_ms, median_batch_ms(c.main(), c.batch(), 15));
   const Dataset& data = c.main().dataset();
@@ -117,10 +113,10 @@ Result<JointTuner::Part> JointTuner::run_part(JointNetwork& n, const KnobConfig&
     p.errors = n.exact_errors;
   } else {
     std::vector<float> outputs;
-    CP_ASSIGN_OR_RETURN(SplitResult r, empirical(*n.ctx, worker, config, n.range, &outputs));
+    double flops = 0;
+    CP_ASSIGN_OR_RETURN(SplitResult r, empirical(*n.ctx, worker, config, n.range, &outputs, false, &flops));
     p.errors = output_errors(outputs, n.exact, n.row, n.labels ? &*n.labels : nullptr);
     p.loss = qos_loss(n.ctx->exp.qos.metric, n.exact_qos, r.qos);
-    CP_ASSIGN_OR_RETURN(double flops, current_flops(*n.ctx->evaluators[static_cast<size_t>(worker)], n.ctx->batch()));
     p.speedup = flops > 0 ? n.exact_flops / flops : 1.0;
   }
   std::lock_guard lock(cache_mu_);

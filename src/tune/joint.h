@@ -45,6 +45,9 @@ struct JointSetup {
   std::optional<BudgetSpace> budgets;  // guided; none: each network's QoS goal
   double margin = 0.05;                // guided: in units of each axis's range
   int checks = 10;                     // application checks at most
+  // An MPI job (dist/cluster.h): the candidates' network runs and the
+  // application checks' repeats go to its ranks (worker r: rank r).
+  Cluster* ranks = nullptr;
 };
 
 // One network of a joint tune: its own pipeline (workers, knob space).

@@ -87,11 +87,13 @@ Result<JointSearch> run_joint_search(JointTuner& t, RecordStore& records, const 
   CP_ASSIGN_OR_RETURN(auto strategy, make_strategy(space, search_settings(t)));
   std::mutex mu;
   std::map<int64_t, JointEval> evals;
+  std::map<int64_t, std::string> hosts;  // where each fresh evaluation's networks ran
   SearchHooks hooks;
   hooks.evaluate = [&](const Proposal& p, int64_t it, int w) -> Result<Evaluation> {
     CP_ASSIGN_OR_RETURN(JointEval e, t.evaluate(p.candidate, w));
     std::lock_guard lock(mu);
     evals[it] = e;
+    hosts[it] = t.pool().host(w);
     return Evaluation{e.search_loss, e.speedup};
   };
   hooks.recorded = [&](int64_t it) -> std::optional<RecordedEvaluation> {
@@ -114,6 +116,7 @@ Result<JointSearch> run_joint_search(JointTuner& t, RecordStore& records, const 
     r.seconds = secs;
     r.origin = p.origin;
     r.data = eval_json(evals.at(it));
+    if (auto h = hosts.find(it); h != hosts.end()) r.host = h->second;
     return records.append(r);
   };
   hooks.on_progress = [&](const SearchProgress& pr) { reporter.search_progress(pr); };
@@ -232,17 +235,20 @@ Result<AppCheck> check(JointTuner& t, RecordStore& records, ServedApplication& s
     if (!r) return std::nullopt;
     return r->data.at("run");
   };
-  hooks.on_run = [&](int repeat, const nlohmann::json& run, double seconds) -> Status {
+  hooks.on_run = [&](int repeat, const nlohmann::json& run, double seconds, const std::string& host) -> Status {
     EvalRecord r;
     r.phase = "check";
     r.iteration = records.next_iteration("check");
     r.knobs = f.config;
     r.seconds = seconds;
+    r.host = host;
     r.data = {{"key", key}, {"repeat", repeat}, {"run", run}};
     return records.append(r);
   };
+  std::unique_ptr<WorkerPool> ranks;  // an MPI job's: the repeats on its ranks
+  if (t.setup().ranks) ranks = std::make_unique<ClusterWorkerPool>(*t.setup().ranks);
   return check_application(exp, app, served, states, seed, t.setup().dir + "/requests", fmt::format("check-{}", index),
-                           hooks);
+                           hooks, ranks.get());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/interrupt.h"
+#include "eval/reshape.h"
 #include "util/atomic_file.h"
 
 namespace caliprox {
@@ -35,14 +36,17 @@ Result<std::unique_ptr<PipelineContext>> open_pipeline(PipelineSetup setup, Pipe
   c->dir = std::move(setup.dir);
   c->job_name = std::move(setup.job_name);
   c->reporter = reporter ? reporter : &silent_reporter();
-  c->pool = std::make_unique<LocalWorkerPool>(setup.jobs);
+  c->pool = setup.pool ? std::move(setup.pool) : std::make_unique<LocalWorkerPool>(setup.jobs);
 
-  // Workers share the target's threads; each has its own sessions.
+  // Local workers share the target's threads; each has its own sessions.
+  // An MPI job's ranks each run with all of them, as `--jobs 1` does
+  // locally (reduction order follows the thread count: same threads, same
+  // results), one rank per machine or per set of cores.
   const int jobs = c->pool->workers();
-  c->worker_threads = std::max(1, c->threads / jobs);
+  c->worker_threads = c->pool->local(jobs - 1) ? std::max(1, c->threads / jobs) : c->threads;
   PipelineReporter* r = c->reporter;
   const Evaluator::Notice notice = [r](const std::string& text) { r->info(text); };
-  for (int w = 0; w < jobs; ++w) {
+  for (int w = 0; w < jobs && c->pool->local(w); ++w) {
     CP_ASSIGN_OR_RETURN(auto ev, Evaluator::create(c->exp, c->backend, c->worker_threads, w == 0, notice));
     c->evaluators.push_back(std::move(ev));
   }
@@ -92,10 +96,66 @@ Status run_phase(PipelineContext& c, PipelinePhase phase, size_t count, const Wo
 }
 
 Result<SplitResult> empirical(PipelineContext& c, int worker, const KnobConfig& config, SplitRange range,
-                              std::vector<float>* outputs) {
-  Evaluator& ev = *c.evaluators[static_cast<size_t>(worker)];
-  CP_TRY(ev.configure(config));
-  return ev.run_range(range.begin, range.end, outputs);
+                              std::vector<float>* outputs, bool once, double* flops) {
+  if (c.pool->local(worker)) {
+    Evaluator& ev = *c.evaluators[static_cast<size_t>(worker)];
+    CP_TRY(ev.configure(config));
+    Result<SplitResult> r = ev.run_range(range.begin, range.end, outputs);
+    if (r.ok() && flops) {
+      CP_ASSIGN_OR_RETURN(*flops, current_flops(ev, c.batch()));
+    }
+    if (once) ev.release_idle_kernels();
+    return r;
+  }
+  nlohmann::json task = {{"kind", "empirical"}, {"network", c.exp.network.name},
+                         {"config", config},    {"begin", range.begin},
+                         {"end", range.end},    {"outputs", outputs != nullptr},
+                         {"once", once}};
+  if (flops) task["flops_batch"] = c.batch();
+  CP_ASSIGN_OR_RETURN(nlohmann::json done, c.pool->run_task(worker, task, {}));
+  // NaN travels as null.
+  auto number = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
+  SplitResult r;
+  try {
+    r.qos = number(done.at("qos"));
+    for (const auto& [name, v] : done.at("metrics").items()) r.metrics[name] = number(v);
+    r.samples = done.at("samples").get<int64_t>();
+    if (flops) *flops = done.at("flops").get<double>();
+    if (outputs) {
+      const auto& outs = done.at("outputs");
+      outputs->reserve(outputs->size() + outs.size());
+      for (const auto& v : outs) outputs->push_back(v.get<float>());
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return runtime_error("{}: unreadable result of an empirical run: {}", c.pool->host(worker), e.what());
+  }
+  return r;
+}
+
+Result<double> current_flops(Evaluator& ev, int64_t batch) {
+  CP_ASSIGN_OR_RETURN(Session * s, ev.session(batch));
+  return configured_flops(ev.current_graph(), s->knob_sites(), ev.kernel_configuration(), batch);
+}
+
+Result<nlohmann::json> run_empirical_task(Evaluator& ev, const nlohmann::json& task) {
+  if (task.value("kind", "") != "empirical") return runtime_error("not an empirical task: {}", task.dump());
+  try {
+    CP_TRY(ev.configure(task.at("config").get<KnobConfig>()));
+    std::vector<float> outputs;
+    const bool want = task.value("outputs", false);
+    CP_ASSIGN_OR_RETURN(SplitResult r, ev.run_range(task.at("begin").get<int64_t>(), task.at("end").get<int64_t>(),
+                                                    want ? &outputs : nullptr));
+    nlohmann::json out = {{"qos", r.qos}, {"metrics", r.metrics}, {"samples", r.samples}};
+    if (task.contains("flops_batch")) {
+      CP_ASSIGN_OR_RETURN(double flops, current_flops(ev, task["flops_batch"].get<int64_t>()));
+      out["flops"] = flops;
+    }
+    if (task.value("once", false)) ev.release_idle_kernels();
+    if (want) out["outputs"] = outputs;
+    return out;
+  } catch (const nlohmann::json::exception& e) {
+    return runtime_error("unreadable empirical task: {}", e.what());
+  }
 }
 
 Status run_baselines(PipelineContext& c, bool keep_predictor_outputs) {

@@ -58,6 +58,9 @@ struct PipelineSetup {
   int jobs = 1;           // workers, each with its own Evaluator and sessions
   std::string dir;        // the run directory (records.jsonl and the artifacts)
   std::string job_name = "tune";  // in messages: "interrupted during tune; ..."
+  // An MPI job's ranks (ClusterWorkerPool) in place of `jobs` threads: the
+  // evaluations of worker r > 0 run on rank r (run_empirical_task there).
+  std::unique_ptr<WorkerPool> pool;
 };
 
 // The exact network on the splits the phases compare against.
@@ -78,7 +81,9 @@ struct PipelineContext {
   std::string job_name;
   PipelineReporter* reporter = nullptr;  // never null once opened
   std::unique_ptr<WorkerPool> pool;
-  std::vector<std::unique_ptr<Evaluator>> evaluators;  // [worker]: never shared between workers
+  // [worker]: never shared between workers; only worker 0's when the pool
+  // is an MPI job's (the other workers' are on their ranks).
+  std::vector<std::unique_ptr<Evaluator>> evaluators;
   KnobSpace ks;
   SplitRange tune_range;
   SplitRange test_range;
@@ -115,9 +120,18 @@ Status interrupted(const PipelineContext& c);
 Status run_phase(PipelineContext& c, PipelinePhase phase, size_t count, const WorkerPool::Job& job);
 
 // One empirical QoS run of `config` on samples [range.begin, range.end) on
-// worker w (outputs appended when given).
+// worker w (outputs appended when given); `once`: a configuration run only
+// this time, whose kernels are released after it.
+// `flops`: also the nominal FLOPs of what it ran (current_flops).
 Result<SplitResult> empirical(PipelineContext& c, int worker, const KnobConfig& config, SplitRange range,
-                              std::vector<float>* outputs = nullptr);
+                              std::vector<float>* outputs = nullptr, bool once = false, double* flops = nullptr);
+// The same as a task for another rank: {"kind": "empirical", "network",
+// "config", "begin", "end", "outputs", "once", "flops_batch"?} in; {"qos",
+// "metrics", "samples", "outputs"?, "flops"?} out, run on `ev` (the named
+// network's evaluator there) by run_empirical_task.
+Result<nlohmann::json> run_empirical_task(Evaluator& ev, const nlohmann::json& task);
+// The nominal FLOPs of what the evaluator runs now, at `batch`.
+Result<double> current_flops(Evaluator& ev, int64_t batch);
 
 // The goal of `qos` as an absolute loss in the metric's unit, for an exact
 // network whose QoS is `baseline` (a relative goal scales with it).

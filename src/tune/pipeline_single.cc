@@ -54,10 +54,9 @@ Result<SingleRuns> run_single_knobs(PipelineContext& c, const std::vector<std::v
       qos = rec->qos.at("tune");
     } else {
       const auto ts = Clock::now();
-      auto r = empirical(c, w, config, c.predictor_range, with_outputs ? &outs : nullptr);
       // Each (layer, knob) runs once here: keep only its kernel, so memory
       // does not grow with the size of the knob space.
-      c.evaluators[static_cast<size_t>(w)]->release_idle_kernels();
+      auto r = empirical(c, w, config, c.predictor_range, with_outputs ? &outs : nullptr, true);
       if (!r.ok()) return r.status().with_context(fmt::format("{} with {}", node, knob));
       qos = r->qos;
       {
@@ -74,6 +73,7 @@ Result<SingleRuns> run_single_knobs(PipelineContext& c, const std::vector<std::v
         er.speedup_predicted = speedups[l][k];
         er.seconds = seconds_since(ts);
         er.origin = "single";
+        er.host = c.pool->host(w);
         CP_TRY(append_record(c, er));
       }
     }

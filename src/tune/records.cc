@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/cluster.h"
 #include "util/log.h"
 
 namespace caliprox {
@@ -91,10 +92,11 @@ std::string record_to_json_line(const EvalRecord& r) {
             {"qos_predicted", optional_number(r.qos_predicted)},
             {"qos_loss", optional_number(r.qos_loss)},
             {"cost", optional_number(r.cost)},
-            {"speedup", {{"predicted", optional_number(r.speedup_predicted)},
-                         {"measured", optional_number(r.speedup_measured)}}},
+            {"speedup",
+             {{"predicted", optional_number(r.speedup_predicted)}, {"measured", optional_number(r.speedup_measured)}}},
             {"seconds", number_or_null(r.seconds)},
-            {"origin", r.origin}};
+            {"origin", r.origin},
+            {"host", r.host}};
   if (!r.data.is_null()) j["data"] = r.data;
   // Node names come from the ONNX file: replace invalid UTF-8 rather than throw.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -137,6 +139,7 @@ Result<EvalRecord> record_from_json_line(std::string_view line, std::string_view
   CP_ASSIGN_OR_RETURN(auto seconds, read_optional(j, "seconds", where));
   r.seconds = seconds.value_or(0.0);
   if (auto o = j.find("origin"); o != j.end() && o->is_string()) r.origin = o->get<std::string>();
+  if (auto h = j.find("host"); h != j.end() && h->is_string()) r.host = h->get<std::string>();
   if (auto d = j.find("data"); d != j.end()) r.data = *d;
   return r;
 }
@@ -329,10 +332,15 @@ Status RecordStore::append(const EvalRecord& record) { return append_all({record
 Status RecordStore::append_all(const std::vector<EvalRecord>& batch) {
   if (batch.empty()) return {};
   CP_TRY(ensure_writable());
+  // Every record names the host that produced it: this one, unless the
+  // evaluation ran on another rank (which filled it in).
+  std::vector<EvalRecord> named(batch);
+  for (auto& r : named)
+    if (r.host.empty()) r.host = this_host_name();
   std::string bytes;
-  for (const auto& r : batch) bytes += record_to_json_line(r) + "\n";
+  for (const auto& r : named) bytes += record_to_json_line(r) + "\n";
   CP_TRY(write_all(fd_, bytes, path_));
-  for (const auto& r : batch) {
+  for (const auto& r : named) {
     records_.push_back(r);
     index_.emplace(std::make_pair(r.phase, r.iteration), records_.size() - 1);
   }

@@ -50,6 +50,9 @@ struct EvalRecord {
   std::optional<double> speedup_measured;
   double seconds = 0;                    // wall time of this evaluation
   std::string origin;                    // strategy operator that proposed it ("mutation", ...)
+  // The host it ran on (speedups: the target host); append() fills in this
+  // one when empty, so every record names one. "" in records written before.
+  std::string host;
   // Free-form payload of phases that are not knob searches (calibrate: one
   // application run: request, reply, exit status, stderr tail); null when none.
   nlohmann::json data;

@@ -1,5 +1,7 @@
 #include "tune/worker_pool.h"
 
+#include "dist/cluster.h"
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -37,5 +39,26 @@ Status LocalWorkerPool::run(size_t count, const Job& job, const StopFn& stop) {
   for (auto& t : threads) t.join();
   return failure;
 }
+
+Result<nlohmann::json> WorkerPool::run_task(int /*worker*/, const nlohmann::json& task, const TaskFn& local) {
+  return local(task);
+}
+
+std::string WorkerPool::host(int /*worker*/) const { return this_host_name(); }
+
+ClusterWorkerPool::ClusterWorkerPool(Cluster& cluster) : cluster_(cluster), threads_(cluster.size()) {}
+
+int ClusterWorkerPool::workers() const { return cluster_.size(); }
+
+Status ClusterWorkerPool::run(size_t count, const Job& job, const StopFn& stop) {
+  return threads_.run(count, job, stop);
+}
+
+Result<nlohmann::json> ClusterWorkerPool::run_task(int worker, const nlohmann::json& task, const TaskFn& local) {
+  if (worker == 0) return local(task);
+  return cluster_.call(worker, task);
+}
+
+std::string ClusterWorkerPool::host(int worker) const { return cluster_.host(worker); }
 
 }  // namespace caliprox

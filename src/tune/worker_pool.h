@@ -6,13 +6,17 @@
 // queue in order as workers become free; results go where the job puts them
 // (by its number), so completion order does not matter.
 //
-// The seam: LocalWorkerPool runs the workers as threads of this process. A
-// pool over MPI ranks would implement the same interface (each rank one
-// worker with its own Evaluator); jobs would then have to send their results
-// back instead of writing them into shared memory.
+// The seam: LocalWorkerPool runs the workers as threads of this process;
+// ClusterWorkerPool has one worker per MPI rank (dist/cluster.h). A job's
+// work that may run on another rank goes through run_task(): a JSON task
+// and a JSON result, computed by the same function on whichever rank runs
+// it, so the job writes only the result it gets back into shared memory.
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "util/status.h"
 
@@ -34,6 +38,16 @@ class WorkerPool {
   // undone: the caller knows why it stopped (an interruption, a clock).
   // Returns when every worker is idle.
   virtual Status run(size_t count, const Job& job, const StopFn& stop = {}) = 0;
+
+  // Runs `task` for worker `worker`: `local(task)` when the worker is a
+  // thread of this process, else on the worker's rank, whose handler for
+  // this job computes it with the same function.
+  using TaskFn = std::function<Result<nlohmann::json>(const nlohmann::json& task)>;
+  virtual Result<nlohmann::json> run_task(int worker, const nlohmann::json& task, const TaskFn& local);
+  // The host a worker's tasks run on (records name it).
+  virtual std::string host(int worker) const;
+  // Whether the worker is a thread of this process (its state is here).
+  virtual bool local(int /*worker*/) const { return true; }
 };
 
 // Threads of this process: worker 0 is the calling thread, workers 1..N-1
@@ -46,6 +60,25 @@ class LocalWorkerPool final : public WorkerPool {
 
  private:
   int workers_;
+};
+
+class Cluster;
+
+// One worker per rank of an MPI job: worker 0 is rank 0 itself (a thread
+// of this process, like LocalWorkerPool's worker 0), worker r sends its
+// tasks to rank r and waits for the result.
+class ClusterWorkerPool final : public WorkerPool {
+ public:
+  explicit ClusterWorkerPool(Cluster& cluster);
+  int workers() const override;
+  Status run(size_t count, const Job& job, const StopFn& stop = {}) override;
+  Result<nlohmann::json> run_task(int worker, const nlohmann::json& task, const TaskFn& local) override;
+  std::string host(int worker) const override;
+  bool local(int worker) const override { return worker == 0; }
+
+ private:
+  Cluster& cluster_;
+  LocalWorkerPool threads_;
 };
 
 }  // namespace caliprox

@@ -5,7 +5,8 @@
 # Answers exceed = P(|N(bias, std)| > 1), exactly (deterministic), after a
 # short pause ($CALIPROX_TEST_PAUSE seconds, default 0.02) so that tests can
 # interrupt a job between runs. $CALIPROX_TEST_TRACE, when set, names a file
-# that gets each run's start and end time.
+# that gets each run's start and end time and its request file (which
+# says where the run ran: an MPI worker writes requests in its own folder).
 import json, math, os, time
 with open(os.environ["CALIPROX_REQUEST"]) as f:
     req = json.load(f)
@@ -17,5 +18,5 @@ start = time.time()
 time.sleep(float(os.environ.get("CALIPROX_TEST_PAUSE", "0.02")))
 if os.environ.get("CALIPROX_TEST_TRACE"):  # when this run started and ended: tests count overlapping runs
     with open(os.environ["CALIPROX_TEST_TRACE"], "a") as f:
-        f.write(f"{start} {time.time()}\n")
+        f.write(f"{start} {time.time()} {os.environ['CALIPROX_REQUEST']}\n")
 print(json.dumps({"metrics": {"exceed": p}}))
