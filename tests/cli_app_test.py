@@ -16,8 +16,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "rowfollow"))
 from shrunk import shrunk_experiment  # noqa: E402
-from cli_support import (CALIPROX, LENET, ROOT, SkipTest, conforms, expect_error, experiment, finish, lenet_input,
-                         run, serve_request, start_server, test, write)
+from cli_support import (CALIPROX, LENET, ROOT, SkipTest, calibrate_experiment, conforms, expect_error, experiment,
+                         finish, lenet_input, run, serve_request, start_server, test, write)
 
 
 @test
@@ -37,19 +37,6 @@ def check_application_section():
         with open(exp, "w") as f:
             f.write(open(experiment(tmp)).read() + section.replace(app, plain))
         expect_error(run("check", exp), 2, "application.command[0]", "is not executable")
-
-
-def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml", jobs=1, batch=1, trace=""):
-    app = os.path.join(ROOT, "tests", "data", "apps", "closed_form.py")
-    exp = experiment(tmp)
-    with open(exp) as f:
-        text = f.read()
-    text += (f"application:\n  command: [{app}]\n"
-             f"  env: {{CALIPROX_TEST_PAUSE: '{pause}', CALIPROX_TEST_TRACE: '{trace}'}}\n"
-             f"  goal: [{{metric: exceed, max: 0.05}}]\n  jobs: {jobs}\n"
-             f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
-             f"  points: {points}\n  batch: {batch}\n")
-    return write(os.path.join(tmp, name), text)
 
 
 def exceed(b, s):

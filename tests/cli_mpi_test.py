@@ -18,7 +18,7 @@ import tempfile
 import sys
 import time
 
-from cli_support import CALIPROX, ENV, ROOT, SkipTest, expect_error, experiment, finish, run, test, write
+from cli_support import CALIPROX, ENV, ROOT, SkipTest, calibrate_experiment, expect_error, finish, run, test, write
 
 sys.path.insert(0, os.path.join(ROOT, "examples", "rowfollow"))
 from shrunk import shrunk_experiment  # noqa: E402
@@ -45,15 +45,7 @@ def mpirun(n, *args, stage, timeout=600, extra=()):
 
 
 def closed_form_experiment(tmp, points=12, pause="0.2", trace="", name="calibrate.yaml"):
-    app = os.path.join(ROOT, "tests", "data", "apps", "closed_form.py")
-    with open(experiment(tmp)) as f:
-        text = f.read()
-    text += (f"application:\n  command: [{app}]\n"
-             f"  env: {{CALIPROX_TEST_PAUSE: '{pause}', CALIPROX_TEST_TRACE: '{trace}'}}\n"
-             f"  goal: [{{metric: exceed, max: 0.05}}]\n"
-             f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
-             f"  points: {points}\n  batch: 3\n")
-    return write(os.path.join(tmp, name), text)
+    return calibrate_experiment(tmp, points=points, pause=pause, name=name, batch=3, trace=trace)
 
 
 def records(folder, name="records.jsonl"):
@@ -247,6 +239,22 @@ def a_killed_worker_ends_the_job_and_the_same_command_resumes():
         p = run("calibrate", exp, "-o", os.path.join(tmp, "local"))
         assert p.returncode == 0, p.stderr
         assert budgets(job) == budgets(os.path.join(tmp, "local"))
+
+
+@test
+def a_hanging_application_run_on_a_worker_ends_at_its_timeout():
+    need_mpi()
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = closed_form_experiment(tmp, points=3, pause="30")
+        with open(exp) as f:
+            text = f.read()
+        write(exp, text.replace("  goal: [{metric: exceed", "  timeout: 1\n  retries: 0\n  goal: [{metric: exceed"))
+        t0 = time.time()
+        p = mpirun(3, "calibrate", exp, "-o", os.path.join(tmp, "out"), "--json", stage=os.path.join(tmp, "stage"))
+        assert p.returncode == 0, p.stderr
+        assert time.time() - t0 < 25, "a run outlived its timeout"
+        recs = records(os.path.join(tmp, "out"))
+        assert len(recs) == 3 and all(not r["data"]["ok"] and "timed out" in r["data"]["failure"] for r in recs), recs
 
 
 @test

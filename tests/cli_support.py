@@ -168,6 +168,20 @@ def experiment(tmp, **overrides):
     return write(os.path.join(tmp, "exp.yaml"), text)
 
 
+def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml", jobs=1, batch=1, trace=""):
+    """The LeNet experiment judged by tests/data/apps/closed_form.py, whose valid region is known."""
+    app = os.path.join(ROOT, "tests", "data", "apps", "closed_form.py")
+    exp = experiment(tmp)
+    with open(exp) as f:
+        text = f.read()
+    text += (f"application:\n  command: [{app}]\n"
+             f"  env: {{CALIPROX_TEST_PAUSE: '{pause}', CALIPROX_TEST_TRACE: '{trace}'}}\n"
+             f"  goal: [{{metric: exceed, max: 0.05}}]\n  jobs: {jobs}\n"
+             f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
+             f"  points: {points}\n  batch: {batch}\n")
+    return write(os.path.join(tmp, name), text)
+
+
 def finish():
     print(f"{results['passed']} passed, {results['failed']} failed, {results['skipped']} skipped")
     sys.exit(1 if results["failed"] else 0)
