@@ -13,67 +13,16 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from cli_support import CALIPROX, ENV, LENET, ROOT, SkipTest, expect_error, finish, lenet_input, run, test, write
+from cli_support import (CALIPROX, ENV, LENET, ROOT, SSHD, SkipTest, Sshd, expect_error, finish, free_port, lenet_input,
+                         run, test, write)
 
 AARCH64 = sys.argv[3] if len(sys.argv) > 4 else None
 SYSROOT = sys.argv[4] if len(sys.argv) > 4 else None
-SSHD = "/usr/sbin/sshd"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Sshd:
-    """An sshd on 127.0.0.1 that accepts one throwaway key for the current user."""
-
-    def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "sshd")
-        os.makedirs(self.dir)
-        for key in ("host", "user"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(self.dir, key)],
-                           check=True)
-        shutil.copy(os.path.join(self.dir, "user.pub"), os.path.join(self.dir, "authorized_keys"))
-        self.port = free_port()
-        config = write(os.path.join(self.dir, "sshd_config"), "\n".join([
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.dir}/host",
-            f"AuthorizedKeysFile {self.dir}/authorized_keys", f"PidFile {self.dir}/sshd.pid",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
-            "PermitRootLogin prohibit-password", ""]))
-        os.makedirs("/run/sshd", exist_ok=True) if os.geteuid() == 0 else None
-        # -D: in the foreground, so the test owns the process and stops it.
-        self.proc = subprocess.Popen([SSHD, "-D", "-f", config, "-E", os.path.join(self.dir, "log")])
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self.proc.poll() is not None:
-                raise SkipTest("sshd did not start: " + open(os.path.join(self.dir, "log")).read()[-500:])
-            time.sleep(0.05)
-        raise SkipTest("sshd did not listen within 10 s")
-
-    def target(self, name, workdir, **extra):
-        user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-        keys = {"transport": "ssh", "host": f"{user}@127.0.0.1", "port": self.port, "identity": f"{self.dir}/user",
-                "ssh_options": ["-o", f"UserKnownHostsFile={self.dir}/known_hosts", "-o",
-                                "StrictHostKeyChecking=accept-new"],
-                "workdir": workdir, **extra}
-        return f"  - name: {name}\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in keys.items())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def deploy_experiment(tmp, targets, test_split="test: [5000, 5320]", name="exp.yaml"):
     """configs/fashion-lenet.yaml with absolute paths, a short test split and `targets` first."""
     with open(os.path.join(ROOT, "configs", "fashion-lenet.yaml")) as f:

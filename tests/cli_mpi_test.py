@@ -18,7 +18,8 @@ import tempfile
 import sys
 import time
 
-from cli_support import CALIPROX, ENV, ROOT, SkipTest, calibrate_experiment, expect_error, finish, run, test, write
+from cli_support import (CALIPROX, ENV, ROOT, SSHD, SkipTest, Sshd, calibrate_experiment, expect_error, finish, run,
+                         test, write)
 
 sys.path.insert(0, os.path.join(ROOT, "examples", "rowfollow"))
 from shrunk import shrunk_experiment  # noqa: E402
@@ -207,6 +208,34 @@ def rank_pids(rank, marker):
                 f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
             pids.append(int(pid))
     return pids
+
+
+@test
+def workers_started_over_ssh_from_a_hostfile():
+    """Two worker ranks on "another host": 127.0.0.2, which Open MPI does not take for this machine, so
+    mpirun starts its daemon there through ssh (an sshd of the test's own), as on a cluster."""
+    need_mpi()
+    if not os.path.exists(SSHD):
+        raise SkipTest(f"{SSHD} missing (Debian's openssh-server)")
+    with tempfile.TemporaryDirectory() as tmp:
+        sshd = Sshd(tmp, address="127.0.0.2")
+        try:
+            exp = closed_form_experiment(tmp, points=9, pause="0.1")
+            hosts = write(os.path.join(tmp, "hosts"), "localhost slots=1\n127.0.0.2 slots=2\n")
+            ssh = (f"-p {sshd.port} -i {sshd.dir}/user -l {Sshd.user()} -o StrictHostKeyChecking=accept-new "
+                   f"-o UserKnownHostsFile={sshd.dir}/known_hosts")
+            extra = ("--hostfile", hosts, "--mca", "plm_rsh_args", ssh, "-x", "CALIPROX_STAGE_DIR", "-x",
+                     "OMPI_ALLOW_RUN_AS_ROOT", "-x", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")
+            ranks = os.path.join(tmp, "ranks")
+            p = mpirun(3, "calibrate", exp, "-o", ranks, stage=os.path.join(tmp, "stage"), extra=extra)
+            assert p.returncode == 0, p.stderr
+            with open(os.path.join(sshd.dir, "log")) as f:
+                assert "Accepted publickey" in f.read(), "mpirun did not start the workers through ssh"
+            p = run("calibrate", exp, "-o", os.path.join(tmp, "local"))
+            assert p.returncode == 0, p.stderr
+            assert budgets(ranks) == budgets(os.path.join(tmp, "local"))
+        finally:
+            sshd.stop()
 
 
 @test

@@ -5,6 +5,7 @@ helpers that start it, write inputs and check errors.
 """
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -180,6 +181,61 @@ def calibrate_experiment(tmp, points=25, pause="0.02", name="exp.yaml", jobs=1, 
              f"calibrate:\n  axes: [{{param: bias, lo: 0, hi: 1.5}}, {{param: std, lo: 0, hi: 1}}]\n"
              f"  points: {points}\n  batch: {batch}\n")
     return write(os.path.join(tmp, name), text)
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sshd:
+    """An sshd on 127.0.0.1 (or another loopback `address`) that accepts one throwaway key for the current user."""
+
+    def __init__(self, tmp, address="127.0.0.1"):
+        self.dir = os.path.join(tmp, "sshd")
+        os.makedirs(self.dir)
+        for key in ("host", "user"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(self.dir, key)],
+                           check=True)
+        shutil.copy(os.path.join(self.dir, "user.pub"), os.path.join(self.dir, "authorized_keys"))
+        self.port = free_port()
+        config = write(os.path.join(self.dir, "sshd_config"), "\n".join([
+            f"Port {self.port}", f"ListenAddress {address}", f"HostKey {self.dir}/host",
+            f"AuthorizedKeysFile {self.dir}/authorized_keys", f"PidFile {self.dir}/sshd.pid",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
+            "PermitRootLogin prohibit-password", ""]))
+        os.makedirs("/run/sshd", exist_ok=True) if os.geteuid() == 0 else None
+        # -D: in the foreground, so the test owns the process and stops it.
+        self.proc = subprocess.Popen([SSHD, "-D", "-f", config, "-E", os.path.join(self.dir, "log")])
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex((address, self.port)) == 0:
+                    return
+            if self.proc.poll() is not None:
+                raise SkipTest("sshd did not start: " + open(os.path.join(self.dir, "log")).read()[-500:])
+            time.sleep(0.05)
+        raise SkipTest("sshd did not listen within 10 s")
+
+    @staticmethod
+    def user():
+        return os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+
+    def target(self, name, workdir, **extra):
+        user = self.user()
+        keys = {"transport": "ssh", "host": f"{user}@127.0.0.1", "port": self.port, "identity": f"{self.dir}/user",
+                "ssh_options": ["-o", f"UserKnownHostsFile={self.dir}/known_hosts", "-o",
+                                "StrictHostKeyChecking=accept-new"],
+                "workdir": workdir, **extra}
+        return f"  - name: {name}\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in keys.items())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def finish():
