@@ -55,8 +55,6 @@ int exit_status(const Status& st) {
   return exit_code_for(st.code());
 }
 
-}  // namespace
-
 // What the ranks of an MPI job compare: the same caliprox build on the
 // same command line.
 std::string rank_identity(int argc, char** argv) {
@@ -79,6 +77,8 @@ int worker_exit(const Cluster& c, const Status& st) {
   fmt::print(stderr, "caliprox: rank {} ({}): error: {}\n", c.rank(), c.host(c.rank()), st.message());
   return exit_code_for(st.code());
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   apply_process_policy(argv);  // may re-execute: before anything else
