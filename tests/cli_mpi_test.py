@@ -316,6 +316,21 @@ def launches_that_are_refused_or_run_locally():
         expect_error(p, 1, "staging the experiment's files to the workers failed", "rank 1", "rank 2",
                      "/proc/caliprox-no-stage")
         assert not os.path.exists(bad)
+        # A target that names its machine: a tune measures speed on rank 0, so
+        # rank 0 must run there; elsewhere it is refused before anything is written.
+        with open(exp) as f:
+            text = f.read()
+        assert "  - name: host\n" in text
+        for host, code in [("caliprox-elsewhere", 2), (socket.gethostname(), 0)]:
+            named = write(os.path.join(tmp, f"target-{code}.yaml"), text.replace("  - name: host\n",
+                                                                                 f"  - name: host\n    host: {host}\n"))
+            p = mpirun(2, "tune", named, "--iterations", "4", "-o", os.path.join(tmp, f"tune-{code}"), "-q",
+                       stage=stage)
+            if code:
+                expect_error(p, 2, "target 'host' is host caliprox-elsewhere, and no rank of this MPI job runs there")
+                assert not os.path.exists(os.path.join(tmp, f"tune-{code}"))
+            else:
+                assert p.returncode == 0, p.stderr
         # A host that cannot be reached: MPI's own launch error; no rank starts.
         hostfile = write(os.path.join(tmp, "hosts"), "caliprox-unreachable.invalid slots=2\n")
         p = mpirun(2, "calibrate", exp, "-o", bad, stage=stage, extra=("--hostfile", hostfile))

@@ -84,6 +84,24 @@ std::vector<std::string> experiment_files(const Experiment& exp) {
   return files;
 }
 
+Status check_speed_host(const Cluster& cl, const TargetSpec& target) {
+  const std::string& want = target.remote.host;
+  if (!target.remote.transport.empty() || want.empty()) return {};
+  // "node7" names node7.example.org too.
+  auto is = [&](const std::string& host) { return host == want || host.substr(0, host.find('.')) == want; };
+  if (is(cl.host(0))) return {};
+  std::vector<int> there;
+  for (int r = 1; r < cl.size(); ++r)
+    if (is(cl.host(r))) there.push_back(r);
+  if (there.empty())
+    return invalid_input("target '{}' is host {}, and no rank of this MPI job runs there (ranks on {}): speedups are "
+                         "measured on the target host only",
+                         target.name, want, fmt::join(cl.hosts(), ", "));
+  return invalid_input("target '{}' is host {}, where rank(s) {} run, but speedups are measured on rank 0, which runs "
+                       "on {}: list {} first in the hostfile",
+                       target.name, want, fmt::join(there, ", "), cl.host(0), want);
+}
+
 Result<std::unique_ptr<WorkerPool>> distribute(Cluster& cl, const Experiment& exp) {
   CP_ASSIGN_OR_RETURN(StageManifest m, make_manifest(experiment_files(exp)));
   m.primary = exp.source_path;

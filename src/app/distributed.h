@@ -36,6 +36,13 @@ std::vector<std::string> experiment_files(const Experiment& exp);
 // is rank r. Call before anything is written.
 Result<std::unique_ptr<WorkerPool>> distribute(Cluster& cluster, const Experiment& exp);
 
+// tune: speedups are measured on rank 0 alone. A target without a transport
+// may name its machine (`host`); then rank 0 must run there. invalid_input
+// naming the ranks that do (list that host first in the hostfile), or
+// saying none does. A target naming no host: rank 0's machine, as a local
+// tune measures the machine it runs on.
+Status check_speed_host(const Cluster& cluster, const TargetSpec& target);
+
 // A worker: receives the files, loads the experiment from its copy (the
 // application command's arguments that name staged files point there too).
 Result<Experiment> join_experiment(Cluster& cluster);

@@ -118,6 +118,7 @@ Status run_tune(const TuneSettings& settings) {
   const std::string dir = run_directory(settings.common, exp, true);
   std::unique_ptr<WorkerPool> ranks;  // an MPI job's: one worker per rank
   if (Cluster* cl = cluster()) {
+    CP_TRY(check_speed_host(*cl, exp.default_target()));
     CP_ASSIGN_OR_RETURN(ranks, distribute(*cl, exp));
     if (settings.jobs != 1) log_info("tune: --jobs {} is for local runs: one worker per MPI rank", settings.jobs);
   }

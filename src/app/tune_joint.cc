@@ -148,6 +148,7 @@ Status run_tune_joint(const TuneSettings& s) {
   if (s.goal) CP_TRY(apply_goal_override(exp, *s.goal));
   JointSetup setup;
   if (Cluster* cl = cluster()) {  // an MPI job: stage the files, then the ranks evaluate
+    CP_TRY(check_speed_host(*cl, exp.default_target()));
     CP_TRY(distribute(*cl, exp).status());
     setup.ranks = cl;
   }
