@@ -329,8 +329,9 @@ def launches_that_are_refused_or_run_locally():
             if code:
                 expect_error(p, 2, "target 'host' is host caliprox-elsewhere, and no rank of this MPI job runs there")
                 assert not os.path.exists(os.path.join(tmp, f"tune-{code}"))
-            else:
-                assert p.returncode == 0, p.stderr
+            else:  # 4 iterations may find nothing within the goal (exit 3): it ran and wrote its frontier
+                assert p.returncode in (0, 3), p.stderr
+                assert os.path.exists(os.path.join(tmp, f"tune-{code}", "pareto.json"))
         # A host that cannot be reached: MPI's own launch error; no rank starts.
         hostfile = write(os.path.join(tmp, "hosts"), "caliprox-unreachable.invalid slots=2\n")
         p = mpirun(2, "calibrate", exp, "-o", bad, stage=stage, extra=("--hostfile", hostfile))

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <exception>
 
 #include <fmt/format.h>
 
@@ -103,7 +104,13 @@ Status Cluster::serve(const TaskHandler& handler) {
     if (task.is_discarded()) {
       reply = {{"error", status_json(runtime_error("unreadable task"))}};
     } else {
-      Result<nlohmann::json> r = handler(task);
+      // A task this rank cannot read is answered as an error, not a crash.
+      Result<nlohmann::json> r = runtime_error("unanswered task");
+      try {
+        r = handler(task);
+      } catch (const std::exception& e) {
+        r = runtime_error("internal error on a task {}: {}", task.dump(), e.what());
+      }
       reply = r.ok() ? nlohmann::json{{"result", std::move(*r)}} : nlohmann::json{{"error", status_json(r.status())}};
     }
     CP_TRY(send(0, kReply, reply.dump()));

@@ -147,6 +147,9 @@ Result<StageOutcome> stage_as_root(Cluster& c, const StageManifest& m) {
     }
   }
   CP_TRY(reports(c).status());
+  // Every worker placed its files: release them (a failure above ends the
+  // job instead, so that no worker exits before rank 0 has said why).
+  for (int r = 1; r < c.size(); ++r) CP_TRY(c.send(r, Cluster::kStage, "ready"));
   return out;
 }
 
@@ -170,6 +173,7 @@ Result<StageOutcome> stage_as_worker(Cluster& c, const std::string& dir) {
   for (size_t i = 0; st.ok() && i < m.files.size(); ++i)
     st = place(dir + "/objects/" + m.files[i].sha256, out.mirror + m.files[i].path);
   CP_TRY(c.send(0, Cluster::kStage, outcome_json(st).dump()));
+  CP_TRY(c.from_root(Cluster::kStage).status());  // ready; rank 0's end when any rank failed
   CP_TRY(st);
   return out;
 }
