@@ -113,7 +113,8 @@ Result<SplitResult> empirical(PipelineContext& c, int worker, const KnobConfig& 
                          {"once", once}};
   if (flops) task["flops_batch"] = c.batch();
   CP_ASSIGN_OR_RETURN(nlohmann::json done, c.pool->run_task(worker, task, {}));
-  // NaN travels as null.
+  // NaN (and infinity) travel as null: a diverged configuration's outputs
+  // come back as NaN, as they are for the search (the worst loss).
   auto number = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
   SplitResult r;
   try {
@@ -124,7 +125,7 @@ Result<SplitResult> empirical(PipelineContext& c, int worker, const KnobConfig& 
     if (outputs) {
       const auto& outs = done.at("outputs");
       outputs->reserve(outputs->size() + outs.size());
-      for (const auto& v : outs) outputs->push_back(v.get<float>());
+      for (const auto& v : outs) outputs->push_back(static_cast<float>(number(v)));
     }
   } catch (const nlohmann::json::exception& e) {
     return runtime_error("{}: unreadable result of an empirical run: {}", c.pool->host(worker), e.what());
