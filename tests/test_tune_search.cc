@@ -219,7 +219,7 @@ TEST_CASE("tune: search results do not depend on the number of workers") {
     SearchOutcome one = run(toy, s, budget, 1, toy_hooks(toy));
     std::vector<int64_t> completion;
     SearchHooks hooks = toy_hooks(toy, true);
-    hooks.on_evaluated = [&](int64_t it, const Proposal&, const Evaluation&, double) {
+    hooks.on_evaluated = [&](int64_t it, const Proposal&, const Evaluation&, double, int) {
       completion.push_back(it);
       return Status();
     };
@@ -247,7 +247,7 @@ TEST_CASE("tune: replaying records.jsonl continues exactly like an uninterrupted
       auto store = RecordStore::open(path, "toy");
       REQUIRE(store.ok());
       SearchHooks hooks = toy_hooks(toy, true);
-      hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double seconds) {
+      hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double seconds, int) {
         EvalRecord r;
         r.iteration = it;
         r.knobs = toy.space.to_config(p.candidate);

@@ -219,17 +219,15 @@ Status run_calibrate_worker(const CalibrateSettings& s) {
   CP_ASSIGN_OR_RETURN(Experiment exp, join_experiment(cl));
   if (!exp.application || !exp.calibrate)
     return runtime_error("{}: no application or calibrate section", exp.source_path);
-  CP_ASSIGN_OR_RETURN(std::string scratch, worker_scratch(cl));
+  CP_ASSIGN_OR_RETURN(std::unique_ptr<WorkerScratch> scratch, worker_scratch(cl));
   std::optional<ServedApplication> served;
   if (exp.application->serve) {
     const ResolvedTarget target = resolve_target(exp, s.common);
     served.emplace(exp, target.backend, target.threads);
   }
-  const Status st = cl.serve(
-      [&](const nlohmann::json& task) { return run_calibrate_task(exp, task, scratch, served ? &*served : nullptr); });
-  std::error_code ec;
-  std::filesystem::remove_all(scratch, ec);
-  return st;
+  return cl.serve([&](const nlohmann::json& task) {
+    return run_calibrate_task(exp, task, scratch->path, served ? &*served : nullptr);
+  });
 }
 
 }  // namespace caliprox

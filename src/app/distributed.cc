@@ -127,10 +127,16 @@ Result<Experiment> join_experiment(Cluster& cl) {
   return exp;
 }
 
-Result<std::string> worker_scratch(Cluster& cl) {
-  const std::string dir = fmt::format("{}/work/rank{}-{}", default_stage_dir(), cl.rank(), ::getpid());
-  CP_TRY(ensure_directory(dir));
-  return dir;
+WorkerScratch::~WorkerScratch() {
+  std::error_code ec;
+  if (!path.empty()) fs::remove_all(path, ec);
+}
+
+Result<std::unique_ptr<WorkerScratch>> worker_scratch(Cluster& cl) {
+  auto s = std::make_unique<WorkerScratch>();
+  s->path = fmt::format("{}/work/rank{}-{}", default_stage_dir(), cl.rank(), ::getpid());
+  CP_TRY(ensure_directory(s->path));
+  return s;
 }
 
 }  // namespace caliprox

@@ -47,8 +47,15 @@ Status check_speed_host(const Cluster& cluster, const TargetSpec& target);
 // application command's arguments that name staged files point there too).
 Result<Experiment> join_experiment(Cluster& cluster);
 
-// A worker's scratch folder for request files: under the stage folder,
-// per process; created.
-Result<std::string> worker_scratch(Cluster& cluster);
+// A worker's scratch folder for request files: under the stage folder, per
+// process; made by worker_scratch, removed with its contents on destruction.
+struct WorkerScratch {
+  std::string path;
+  WorkerScratch() = default;
+  WorkerScratch(const WorkerScratch&) = delete;
+  WorkerScratch& operator=(const WorkerScratch&) = delete;
+  ~WorkerScratch();
+};
+Result<std::unique_ptr<WorkerScratch>> worker_scratch(Cluster& cluster);
 
 }  // namespace caliprox

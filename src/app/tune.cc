@@ -196,21 +196,17 @@ Status run_tune_worker(const TuneSettings& settings) {
   // Guided and joint tunes check candidates with the application: this
   // rank's own server for its repeats.
   std::optional<ServedApplication> served;
-  std::string scratch;
+  std::unique_ptr<WorkerScratch> scratch;
   if (settings.guide || settings.joint) {
     served.emplace(exp, target.backend, target.threads);
     CP_ASSIGN_OR_RETURN(scratch, worker_scratch(cl));
   }
-  const Status st = cl.serve([&](const nlohmann::json& task) -> Result<nlohmann::json> {
-    if (task.value("kind", "") == "app-check-run" && served) return run_app_check_task(exp, *served, task, scratch);
+  return cl.serve([&](const nlohmann::json& task) -> Result<nlohmann::json> {
+    if (task.value("kind", "") == "app-check-run" && served)
+      return run_app_check_task(exp, *served, task, scratch->path);
     CP_ASSIGN_OR_RETURN(Evaluator * ev, evaluator(task.value("network", exp.network.name)));
     return run_empirical_task(*ev, task);
   });
-  if (!scratch.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(scratch, ec);
-  }
-  return st;
 }
 
 }  // namespace caliprox

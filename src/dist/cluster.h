@@ -70,7 +70,6 @@ class Cluster {
   // has reported it: the worker exits with its code, quietly).
   Result<std::string> from_root(int tag);
   bool ended() const { return ended_; }
-  const Status& end_status() const { return end_status_; }
   // Rank 0 collects one text per worker (index: rank; [0] empty).
   Result<std::vector<std::string>> collect(int tag);
 

@@ -7,7 +7,6 @@
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -110,12 +109,15 @@ Result<std::unique_ptr<Cluster>> start_cluster(int* argc, char*** argv) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  std::vector<char> all(static_cast<size_t>(size) * sizeof name);
-  MPI_Allgather(name, sizeof name, MPI_CHAR, all.data(), sizeof name, MPI_CHAR, MPI_COMM_WORLD);
+  // Every rank's host name, in fixed-size slots (NUL-terminated).
+  constexpr size_t kSlot = 256;
+  std::string name = this_host_name();
+  name.resize(kSlot - 1);
+  name.push_back('\0');
+  std::vector<char> all(static_cast<size_t>(size) * kSlot);
+  MPI_Allgather(name.data(), kSlot, MPI_CHAR, all.data(), kSlot, MPI_CHAR, MPI_COMM_WORLD);
   std::vector<std::string> hosts;
-  for (int r = 0; r < size; ++r) hosts.emplace_back(all.data() + static_cast<size_t>(r) * sizeof name);
+  for (int r = 0; r < size; ++r) hosts.emplace_back(all.data() + static_cast<size_t>(r) * kSlot);
   return std::unique_ptr<Cluster>(new MpiCluster(rank, std::move(hosts)));
 }
 

@@ -24,11 +24,6 @@ namespace {
 
 constexpr size_t kChunk = size_t{4} << 20;
 
-bool same_inode(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 // Whether the cache holds `f` intact (its hash is checked on every use).
 bool cached(const std::string& object, const StagedFile& f) {
   std::error_code ec;
@@ -68,7 +63,8 @@ Status receive_object(Cluster& c, const StagedFile& f, const std::string& object
 // A worker: the file's place in the mirror, a hard link to its object (a
 // copy where links cannot be made), replaced atomically.
 Status place(const std::string& object, const std::string& at) {
-  if (same_inode(object, at)) return {};
+  std::error_code same;
+  if (fs::equivalent(object, at, same)) return {};  // already this object's link
   CP_TRY(ensure_directory(fs::path(at).parent_path().string()));
   const std::string tmp = fmt::format("{}.link-{}", at, ::getpid());
   std::remove(tmp.c_str());

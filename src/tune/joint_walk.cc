@@ -87,13 +87,11 @@ Result<JointSearch> run_joint_search(JointTuner& t, RecordStore& records, const 
   CP_ASSIGN_OR_RETURN(auto strategy, make_strategy(space, search_settings(t)));
   std::mutex mu;
   std::map<int64_t, JointEval> evals;
-  std::map<int64_t, std::string> hosts;  // where each fresh evaluation's networks ran
   SearchHooks hooks;
   hooks.evaluate = [&](const Proposal& p, int64_t it, int w) -> Result<Evaluation> {
     CP_ASSIGN_OR_RETURN(JointEval e, t.evaluate(p.candidate, w));
     std::lock_guard lock(mu);
     evals[it] = e;
-    hosts[it] = t.pool().host(w);
     return Evaluation{e.search_loss, e.speedup};
   };
   hooks.recorded = [&](int64_t it) -> std::optional<RecordedEvaluation> {
@@ -105,7 +103,7 @@ Result<JointSearch> run_joint_search(JointTuner& t, RecordStore& records, const 
     evals[it] = eval_of(t, *r);
     return RecordedEvaluation{*cand, {*r->qos_loss, *r->speedup_predicted}};
   };
-  hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double secs) -> Status {
+  hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double secs, int w) -> Status {
     std::lock_guard lock(mu);
     EvalRecord r;
     r.phase = "search";
@@ -116,7 +114,7 @@ Result<JointSearch> run_joint_search(JointTuner& t, RecordStore& records, const 
     r.seconds = secs;
     r.origin = p.origin;
     r.data = eval_json(evals.at(it));
-    if (auto h = hosts.find(it); h != hosts.end()) r.host = h->second;
+    r.host = t.pool().host(w);
     return records.append(r);
   };
   hooks.on_progress = [&](const SearchProgress& pr) { reporter.search_progress(pr); };

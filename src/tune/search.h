@@ -172,7 +172,9 @@ struct SearchHooks {
   std::function<std::optional<RecordedEvaluation>(int64_t iteration)> recorded;
   // Optional: called once per fresh evaluation as soon as it finishes (in
   // completion order, never concurrently) — append to records.jsonl here.
-  std::function<Status(int64_t iteration, const Proposal& proposal, const Evaluation& result, double seconds)>
+  // `worker` is the one that evaluated it (a record names its host).
+  std::function<Status(int64_t iteration, const Proposal& proposal, const Evaluation& result, double seconds,
+                       int worker)>
       on_evaluated;
   std::function<void(const SearchProgress&)> on_progress;  // after each batch
   std::function<bool()> should_stop;                      // polled before each evaluation (SIGINT)

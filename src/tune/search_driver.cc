@@ -108,7 +108,7 @@ Result<SearchOutcome> run_search(SearchStrategy& strategy, const SearchBudget& b
       if (!r.ok()) return r.status().with_context(fmt::format("search iteration {}", iteration));
       std::lock_guard<std::mutex> lock(mu);
       results[i] = *r;
-      return hooks.on_evaluated ? hooks.on_evaluated(iteration, batch[i], *r, dt) : Status();
+      return hooks.on_evaluated ? hooks.on_evaluated(iteration, batch[i], *r, dt, w) : Status();
     };
     CP_TRY(pool.run(todo.size(), evaluate, halt));
     bool complete = true;

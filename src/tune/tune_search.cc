@@ -4,8 +4,6 @@
 // (tune/tune_pipeline.h).
 #include <chrono>
 #include <cstring>
-#include <map>
-#include <mutex>
 
 #include "eval/interrupt.h"
 #include "tune/tune_pipeline.h"
@@ -69,16 +67,10 @@ Result<SearchPhase> run_search_phase(PipelineContext& c, const CostModel& cost, 
     CP_ASSIGN_OR_RETURN(out.predicted_reference, p1_on_outputs(singles.p1->exact_kept()));
   }
   SearchHooks hooks;
-  std::mutex hosts_mu;
-  std::map<int64_t, std::string> hosts;  // iteration -> where its empirical run ran
-  hooks.evaluate = [&](const Proposal& p, int64_t it, int w) -> Result<Evaluation> {
+  hooks.evaluate = [&](const Proposal& p, int64_t, int w) -> Result<Evaluation> {
     const double speedup = cost.speedup(p.candidate);
     switch (spec.qos_mode) {
       case QosMode::empirical: {
-        {
-          std::lock_guard lock(hosts_mu);
-          hosts[it] = c.pool->host(w);
-        }
         CP_ASSIGN_OR_RETURN(SplitResult r, empirical(c, w, space.to_config(p.candidate), c.tune_range));
         return Evaluation{qos_loss(metric, c.base.qos_tune, r.qos), speedup};
       }
@@ -100,7 +92,7 @@ Result<SearchPhase> run_search_phase(PipelineContext& c, const CostModel& cost, 
     if (!cand.ok()) return std::nullopt;
     return RecordedEvaluation{*cand, {*r->qos_loss, *r->speedup_predicted}};
   };
-  hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double secs) -> Status {
+  hooks.on_evaluated = [&](int64_t it, const Proposal& p, const Evaluation& e, double secs, int w) -> Status {
     EvalRecord r;
     r.phase = "search";
     r.iteration = it;
@@ -112,10 +104,7 @@ Result<SearchPhase> run_search_phase(PipelineContext& c, const CostModel& cost, 
     r.cost = cost.cost(p.candidate);
     r.seconds = secs;
     r.origin = p.origin;
-    {
-      std::lock_guard lock(hosts_mu);
-      if (auto h = hosts.find(it); h != hosts.end()) r.host = h->second;
-    }
+    if (spec.qos_mode == QosMode::empirical) r.host = c.pool->host(w);  // predictions run here
     return append_record(c, r);
   };
   hooks.on_progress = [&](const SearchProgress& pr) { c.reporter->search_progress(pr); };
